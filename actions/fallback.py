@@ -1,0 +1,52 @@
+"""Fallback handling: ask to rephrase once, then offer a human after two consecutive failures."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+NLU_FALLBACK_INTENT = "nlu_fallback"
+FAILURES_BEFORE_OFFERING_HUMAN = 2
+ACTION_NAME = "action_fallback"
+
+
+def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
+    """Count the customer's latest turns in a row that the bot failed, including the current one.
+
+    A turn failed when NLU fell back (``nlu_fallback``) or when the bot answered it with ``action_fallback``
+    (the dialogue policy could not decide). The current turn is being handled by ``action_fallback``.
+    """
+    turns: List[bool] = []
+    for event in events:
+        if event.get("event") == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            turns.append(intent == NLU_FALLBACK_INTENT)
+        elif event.get("event") == "action" and event.get("name") == ACTION_NAME and turns:
+            turns[-1] = True
+        elif event.get("event") == "session_started":
+            turns = []
+    if turns:
+        turns[-1] = True
+    count = 0
+    for failed in reversed(turns):
+        if not failed:
+            break
+        count += 1
+    return count
+
+
+class ActionFallback(Action):
+    """First failure: rephrase prompt. Second failure in a row: offer a human agent."""
+
+    def name(self) -> Text:
+        return ACTION_NAME
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        if consecutive_failures(tracker.events) >= FAILURES_BEFORE_OFFERING_HUMAN:
+            dispatcher.utter_message(response="utter_offer_human")
+        else:
+            dispatcher.utter_message(response="utter_rephrase")
+        return []

@@ -1,0 +1,28 @@
+"""Acknowledge an order number the customer typed, or explain the format when it is malformed."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.patterns import normalize_order_number
+
+class ActionAcknowledgeOrderNumber(Action):
+    """Stores a valid order number for the rest of the conversation; never echoes an invalid one back."""
+
+    def name(self) -> Text:
+        return "action_acknowledge_order_number"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        candidates = [e.get("value") for e in tracker.latest_message.get("entities", []) if e.get("entity") == "order_number"]
+        for raw in candidates:
+            number = normalize_order_number(str(raw))
+            if number:
+                dispatcher.utter_message(response="utter_order_number_noted", order_number=number)
+                return [SlotSet("order_number", number)]
+        dispatcher.utter_message(response="utter_order_number_invalid")
+        return []

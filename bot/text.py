@@ -1,0 +1,47 @@
+"""Pure-Python text helpers shared by the Rasa side (3.10) and the services (3.11).
+
+Nothing here imports Rasa, so the action server and the gateway use the very same rules as the NLU pipeline.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Optional
+
+ZH = "zh"
+EN = "en"
+SUPPORTED_LANGUAGES = (ZH, EN)
+
+# CJK Unified Ideographs (+ extension A and compatibility ideographs): what a Simplified Chinese message is made of.
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# A Latin word of 2+ letters that is not glued to digits, so "DM2026110512" or "SF123..." do not count as English.
+_LATIN_WORD_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,}(?![A-Za-z0-9])")
+# C0/C1 control characters except tab and newline.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_FULLWIDTH[0x3000] = 0x20  # ideographic space
+
+
+def to_halfwidth(text: str) -> str:
+    """Map full-width ASCII (typed by Chinese IMEs, e.g. "ＤＭ２０２６") to ASCII, keeping string length."""
+    return text.translate(_FULLWIDTH)
+
+
+def clean_text(text: str, max_chars: int = 2000) -> str:
+    """Normalise a customer message: drop control characters, unify whitespace, truncate."""
+    text = _CONTROL_RE.sub(" ", unicodedata.normalize("NFC", text))
+    text = re.sub(r"[ \t\u00a0]+", " ", text).strip()
+    return text[:max_chars]
+
+
+def detect_language(text: str) -> Optional[str]:
+    """Return "zh" or "en" for the message, or None when it carries no language (emoji, digits, empty).
+
+    A Chinese character carries roughly half a word, so mixed messages are decided by comparing
+    ``cjk_chars / 2`` with the number of Latin words: "我的order到哪了" is Chinese, "where is my 订单" English.
+    """
+    cjk = len(_CJK_RE.findall(text))
+    latin = len(_LATIN_WORD_RE.findall(to_halfwidth(text)))
+    if cjk == 0 and latin == 0:
+        return None
+    return ZH if cjk / 2 >= latin else EN

@@ -1,0 +1,57 @@
+"""The one client for the Rasa server: REST channel for messages, token-protected HTTP API for trackers."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import httpx
+
+
+class RasaError(Exception):
+    """Rasa did not answer usably (down, timed out, or a non-2xx status)."""
+
+
+class RasaClient:
+    """Thin async wrapper; one instance per process, created at start-up, closed at shutdown."""
+
+    def __init__(self, base_url: str, token: str = "", timeout_s: float = 20.0) -> None:
+        self._token = token
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def send_message(
+        self, sender_id: str, text: str, metadata: Optional[Dict[str, Any]] = None
+    ) -> List[Dict[str, Any]]:
+        """Send one customer message through Rasa's REST channel and return the bot's messages."""
+        payload = {"sender": sender_id, "message": text, "metadata": metadata or {}}
+        try:
+            response = await self._http.post("/webhooks/rest/webhook", json=payload)
+        except httpx.HTTPError as exc:
+            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise RasaError(f"Rasa answered HTTP {response.status_code}")
+        body = response.json()
+        if not isinstance(body, list):
+            raise RasaError("Rasa answered with an unexpected body")
+        return body
+
+    async def get_tracker(self, sender_id: str) -> Dict[str, Any]:
+        """Read a conversation's tracker through the HTTP API (needs the auth token)."""
+        try:
+            response = await self._http.get(
+                f"/conversations/{sender_id}/tracker", params={"token": self._token}
+            )
+        except httpx.HTTPError as exc:
+            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise RasaError(f"Rasa answered HTTP {response.status_code}")
+        return response.json()
+
+    async def is_ready(self) -> bool:
+        """True when the server is up and has a model loaded."""
+        try:
+            response = await self._http.get("/status", params={"token": self._token})
+        except httpx.HTTPError:
+            return False
+        return 200 <= response.status_code < 300 and bool(response.json().get("model_file"))

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Idempotent setup: environments (keyed by lock-file hash), system packages for tests, model, KB index, Rasa model.
+# A second run with nothing changed takes seconds.  Usage: scripts/setup.sh [--for-tests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FOR_TESTS=0; [ "${1:-}" = "--for-tests" ] && FOR_TESTS=1
+PY310=${CSBOT_PYTHON310:-/root/.pyenv/versions/3.10.13/bin/python}
+PY311=${CSBOT_PYTHON311:-$(command -v python3.11 || command -v python3)}
+VENV_ROOT=${CSBOT_VENV_ROOT:-$HOME/.cache/csbot/venvs}
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+ensure_venv() {  # name python lockfile link
+  local name=$1 py=$2 lock=$3 link=$4
+  local dir="$VENV_ROOT/$name-$(hash_of "$lock")"
+  if [ ! -f "$dir/.complete" ]; then
+    log "creating $name environment in $dir (first time for this lock file)"
+    rm -rf "$dir"; mkdir -p "$VENV_ROOT"
+    "$py" -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    "$dir/bin/pip" install -q --no-deps -r "$lock" 2>&1 | grep -v "^WARNING: Location" || true
+    "$dir/bin/pip" check >/dev/null 2>&1 || "$dir/bin/pip" check | grep -v "^WARNING" | head -5 || true
+    "$dir/bin/python" -c "import sys; print(sys.version)" >/dev/null
+    touch "$dir/.complete"
+  fi
+  ln -sfn "$dir" "$link"
+}
+
+ensure_venv rasa "$PY310" requirements/rasa.lock .venv-rasa
+ensure_venv app "$PY311" requirements/app.lock .venv-app
+mkdir -p var/logs models
+
+if [ "$FOR_TESTS" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian chromium for browser tests"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+fi
+
+# Rasa model: retrain only when training data, config or custom components changed.
+FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/rules.yml data/stories.yml bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
+MODEL="models/csbot-$FP.tar.gz"
+if [ ! -f "$MODEL" ]; then
+  log "training the Rasa model (data or config changed) ..."
+  start=$(date +%s)
+  PYTHONPATH=$ROOT TF_CPP_MIN_LOG_LEVEL=2 .venv-rasa/bin/python -m rasa train --fixed-model-name "csbot-$FP" \
+      --out models --config config.yml --domain domain.yml --data data/nlu data/rules.yml data/stories.yml \
+      > var/logs/train.log 2>&1 || { tail -30 var/logs/train.log; exit 1; }
+  log "trained $MODEL in $(( $(date +%s) - start )) s"
+  find models -name 'csbot-*.tar.gz' ! -name "csbot-$FP.tar.gz" -delete
+fi
+echo "csbot-$FP.tar.gz" > models/CURRENT
+log "ready (model $MODEL)"
