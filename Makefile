@@ -1,0 +1,21 @@
+# The two commands of the README:  `make run` (set up + run everything)  and  `make test` (whole test suite).
+.PHONY: setup run test bench kb lint lock
+
+setup:            ## environments, models, indexes, database (idempotent; seconds when nothing changed)
+	scripts/setup.sh
+
+run: setup        ## start Redis, Rasa, action server, web chat; Ctrl-C stops everything
+	.venv-app/bin/python scripts/stack.py
+
+test:             ## the whole suite, as CI runs it
+	scripts/test.sh
+
+bench: setup      ## throughput/latency of this bot vs a plain `rasa init` bot, through the same kind of API
+	.venv-app/bin/python scripts/bench.py
+
+lint:
+	.venv-app/bin/ruff check .
+
+lock:             ## refresh requirements/*.lock from the current environments after editing requirements/*.in
+	.venv-rasa/bin/pip freeze | grep -v '^-e' > requirements/rasa.lock
+	.venv-app/bin/pip freeze | grep -v '^-e' > requirements/app.lock

