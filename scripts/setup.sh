@@ -32,14 +32,14 @@ ensure_venv rasa "$PY310" requirements/rasa.lock .venv-rasa
 ensure_venv app "$PY311" requirements/app.lock .venv-app
 mkdir -p var/logs models
 
-if [ "$FOR_TESTS" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; }; then
   log "installing Debian chromium for browser tests"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi
 fi
 
 # Rasa model: retrain only when training data, config or custom components changed.
-FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/rules.yml data/stories.yml bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
+FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/rules.yml data/stories.yml bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
 MODEL="models/csbot-$FP.tar.gz"
 if [ ! -f "$MODEL" ]; then
   log "training the Rasa model (data or config changed) ..."

@@ -91,7 +91,10 @@ def test_odd_messages_get_a_sensible_reply(stack, text: str) -> None:
 def test_malformed_json_is_a_4xx_and_the_stack_survives(stack) -> None:
     r = httpx.post(f"{stack.web_url}/api/webchat/messages", content=b"\xff\xfe{",
                    headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "Invalid request" in r.json()["detail"]
+    assert 400 <= r.status_code < 500 and r.json()["detail"]
+    r = httpx.post(f"{stack.web_url}/api/webchat/messages", content=b'{"text": "hi",',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON decode error" in r.json()["detail"]
     assert texts(say(stack, "hi"))
 
 
@@ -111,5 +114,5 @@ def test_conversations_live_in_persistent_redis(stack) -> None:
     cid = say(stack, "hello")["conversation_id"]
     client = redis.Redis.from_url(stack.env()["REDIS_URL"])
     assert client.config_get("appendonly")["appendonly"] == "yes"
-    assert client.exists(f"csbottracker:{cid}") == 1
+    assert client.exists(f"csbottracker:tracker:{cid}") == 1
     assert client.xlen(f"csbot:conv:{cid}:messages") == 2
