@@ -39,13 +39,13 @@ if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-m
 fi
 
 # Rasa model: retrain only when training data, config or custom components changed.
-FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/rules.yml data/stories.yml bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
+FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/dialogue bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
 MODEL="models/csbot-$FP.tar.gz"
 if [ ! -f "$MODEL" ]; then
   log "training the Rasa model (data or config changed) ..."
   start=$(date +%s)
   PYTHONPATH=$ROOT TF_CPP_MIN_LOG_LEVEL=2 .venv-rasa/bin/python -m rasa train --fixed-model-name "csbot-$FP" \
-      --out models --config config.yml --domain domain.yml --data data/nlu data/rules.yml data/stories.yml \
+      --out models --config config.yml --domain domain.yml --data data/nlu data/dialogue \
       > var/logs/train.log 2>&1 || { tail -30 var/logs/train.log; exit 1; }
   log "trained $MODEL in $(( $(date +%s) - start )) s"
   find models -name 'csbot-*.tar.gz' ! -name "csbot-$FP.tar.gz" -delete
