@@ -29,6 +29,8 @@ DUPLICATE_WAIT_S = 25.0
 
 class InboundMetadata(BaseModel):
     ui_lang: Optional[Literal["zh", "en"]] = None
+    # Signed customer token issued by the store's website for a logged-in customer (verified by the actions).
+    customer_token: Optional[str] = Field(default=None, max_length=2048)
 
 
 class InboundMessage(BaseModel):
@@ -93,7 +95,7 @@ async def post_message(body: InboundMessage, store: StoreDep, rasa: RasaDep, set
         await store.release_client_message(conversation_id, body.message_id)
         raise
 
-    replies = await _answer(conversation_id, text, ui_lang, store, rasa, settings)
+    replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings)
     stored = [await store.append(conversation_id, m) for m in replies]
     payload = [m.to_dict() for m in stored]
     await store.store_reply(conversation_id, body.message_id, payload)
@@ -101,16 +103,19 @@ async def post_message(body: InboundMessage, store: StoreDep, rasa: RasaDep, set
 
 
 async def _answer(
-    conversation_id: str, text: str, ui_lang: Optional[str], store: StoreDep, rasa: RasaDep, settings: SettingsDep
+    conversation_id: str, text: str, metadata: InboundMetadata, store: StoreDep, rasa: RasaDep, settings: SettingsDep
 ) -> List[ChatMessage]:
     """Ask whoever owns the conversation. The bot never answers a conversation an agent owns."""
+    ui_lang = metadata.ui_lang
     if not text:
         return [ChatMessage(role="system", text=say("empty", text, ui_lang))]
     if await store.owner(conversation_id) != BOT:
         return [ChatMessage(role="system", text=say("agent_owns", text, ui_lang))]
     try:
         rasa_messages = await rasa.send_message(
-            conversation_id, text[: settings.web_nlu_chars], {"ui_lang": ui_lang, "channel": CHANNEL}
+            conversation_id,
+            text[: settings.web_nlu_chars],
+            {**metadata.model_dump(exclude_none=True), "ui_lang": ui_lang, "channel": CHANNEL},
         )
     except RasaError as exc:
         logger.warning("bot unavailable for %s: %s", conversation_id, exc)

@@ -78,3 +78,22 @@ def test_heldout_intent_macro_f1_and_entities(agent, language: str) -> None:
           f"{len(errors)} errors (var/reports/nlu_heldout_{language}.json)")
     assert macro >= MIN_MACRO_F1, f"{language} macro-F1 {macro:.3f} < {MIN_MACRO_F1}"
     assert entity_recall >= MIN_ENTITY_RECALL
+
+
+MAX_CONFIDENT_OUT_OF_SCOPE = 0.10
+
+
+def test_unrelated_requests_do_not_get_a_confident_store_answer(agent) -> None:
+    """CLINC150's out-of-scope validation utterances (never trained on) must end in out_of_scope or the
+    rephrase fallback, not in a confident store intent such as order_status."""
+    utterances = json.loads((ROOT / "tests" / "nlu" / "clinc150_oos_val.json").read_text())["utterances"]
+    loop = asyncio.new_event_loop()
+    try:
+        intents = [loop.run_until_complete(agent.parse_message(u))["intent"]["name"] for u in utterances]
+    finally:
+        loop.close()
+    wrong = [(u, i) for u, i in zip(utterances, intents) if i not in ("out_of_scope", "nlu_fallback")]
+    rate = len(wrong) / len(utterances)
+    print(f"\nCLINC150 oos_val: {rate:.1%} answered with a store intent ({len(wrong)}/{len(utterances)}); "
+          f"{intents.count('nlu_fallback')} fell back, {intents.count('out_of_scope')} out_of_scope")
+    assert rate <= MAX_CONFIDENT_OUT_OF_SCOPE, wrong[:20]
