@@ -17,5 +17,5 @@ lint:
 	.venv-app/bin/ruff check .
 
 lock:             ## refresh requirements/*.lock from the current environments after editing requirements/*.in
-	.venv-rasa/bin/pip freeze | grep -v '^-e' > requirements/rasa.lock
-	.venv-app/bin/pip freeze | grep -v '^-e' > requirements/app.lock
+	.venv-rasa/bin/pip freeze --all | grep -v '^-e\|^pip==' > requirements/rasa.lock
+	.venv-app/bin/pip freeze --all | grep -v '^-e\|^pip==' > requirements/app.lock

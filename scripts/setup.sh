@@ -39,7 +39,7 @@ if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-m
 fi
 
 # Rasa model: retrain only when training data, config or custom components changed.
-FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/dialogue bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
+FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/spacy data/dialogue bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
 MODEL="models/csbot-$FP.tar.gz"
 if [ ! -f "$MODEL" ]; then
   log "training the Rasa model (data or config changed) ..."

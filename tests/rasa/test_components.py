@@ -75,3 +75,28 @@ def test_tokenizer_persists_store_dictionary_and_drops_blank_tokens(storage, con
     assert "无理由退货" in tokens or "七天无理由" in tokens
     assert " " not in tokens and "" not in tokens
     assert tokens[-4:] == ["where", "is", "my", "ORDER"]
+
+
+def test_catalog_entities_train_persist_load_round_trip(storage, context) -> None:
+    from bot.components.catalog_entities import CatalogEntityExtractor
+
+    resource = Resource("catalog")
+    config = {"terms_path": str(ROOT / "data" / "spacy" / "catalog_terms.yml")}
+    trained = CatalogEntityExtractor.create(config, storage, resource, context)
+    trained.train(TrainingData([Message(data={TEXT: "hi"})]))
+    loaded = CatalogEntityExtractor.load(config, storage, resource, context)
+
+    texts = ["我的顺丰快递还没到，买的是车厘子", "my SF Express parcel with the sneakers is late",
+             "the brand new facebook page", "ＺＴＯ lost my jacket"]
+    outputs = []
+    for component in (trained, loaded):
+        messages = [Message(data={TEXT: t}) for t in texts]
+        component.process(messages)
+        outputs.append([sorted((e["entity"], e["value"]) for e in m.get(ENTITIES, [])) for m in messages])
+    assert outputs[0] == outputs[1]
+    assert outputs[1] == [
+        [("carrier", "sf"), ("product_category", "fresh_food")],
+        [("carrier", "sf"), ("product_category", "shoes")],
+        [],
+        [("carrier", "zto"), ("product_category", "apparel")],
+    ]
