@@ -6,6 +6,9 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.kb_feedback import get_feedback_store
+from actions.knowledge import answer_from_kb
+
 NLU_FALLBACK_INTENT = "nlu_fallback"
 FAILURES_BEFORE_OFFERING_HUMAN = 2
 ACTION_NAME = "action_fallback"
@@ -36,8 +39,15 @@ def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
     return count
 
 
+def _looks_like_a_question(tracker: Tracker) -> bool:
+    """Worth a knowledge-base lookup: an NLU fallback on real text (not a button payload or a one-word reply)."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    text = (tracker.latest_message.get("text") or "").strip()
+    return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4
+
+
 class ActionFallback(Action):
-    """First failure: rephrase prompt. Second failure in a row: offer a human agent."""
+    """A confident knowledge-base answer if there is one; else rephrase prompt, then (2nd failure) offer a human."""
 
     def name(self) -> Text:
         return ACTION_NAME
@@ -45,6 +55,10 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        if _looks_like_a_question(tracker):
+            events = await answer_from_kb(dispatcher, tracker, get_feedback_store(), allow_none=False)
+            if events is not None:
+                return events
         if consecutive_failures(tracker.events) >= FAILURES_BEFORE_OFFERING_HUMAN:
             dispatcher.utter_message(response="utter_offer_human")
         else:

@@ -1,0 +1,59 @@
+"""Where knowledge-base feedback goes: Redis streams that editors read (`python -m actions.kb_report`)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+FEEDBACK_STREAM = "csbot:kb:feedback"      # every "did this help?" answer
+UNANSWERED_STREAM = "csbot:kb:unanswered"  # questions the KB could not answer
+STREAM_MAXLEN = 100_000
+
+
+class FeedbackStore:
+    """Append-only records for editors; a Redis outage is logged and never breaks the conversation."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def _add(self, stream: str, fields: Dict[str, Any]) -> None:
+        try:
+            await self._redis.xadd(stream, {k: "" if v is None else str(v) for k, v in fields.items()},
+                                   maxlen=STREAM_MAXLEN, approximate=True)
+        except RedisError as exc:
+            logger.warning("could not record KB feedback in %s: %s", stream, exc)
+
+    async def record_feedback(self, conversation_id: str, article_id: str, helpful: bool, language: str,
+                              question: str, ts: float) -> None:
+        await self._add(FEEDBACK_STREAM, {"conversation_id": conversation_id, "article_id": article_id,
+                                          "helpful": int(helpful), "language": language, "question": question,
+                                          "ts": ts})
+
+    async def record_unanswered(self, conversation_id: str, question: str, language: str,
+                                best_score: Optional[float]) -> None:
+        await self._add(UNANSWERED_STREAM, {"conversation_id": conversation_id, "question": question,
+                                            "language": language, "best_score": best_score, "ts": time.time()})
+
+    async def read(self, stream: str, count: int = 1000) -> List[Dict[str, str]]:
+        entries = await self._redis.xrevrange(stream, count=count)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+_store: Optional[FeedbackStore] = None
+
+
+def get_feedback_store() -> Optional[FeedbackStore]:
+    """Built at first use from REDIS_URL (set by the launcher); None when no Redis is configured."""
+    global _store
+    if _store is None:
+        url = os.environ.get("REDIS_URL")
+        if not url:
+            return None
+        _store = FeedbackStore(Redis.from_url(url))
+    return _store

@@ -1,0 +1,170 @@
+"""Knowledge-base answers: policy and how-to questions answered by embedding retrieval (kb_index).
+
+Confident match: the article's answer in the customer's language, then "did this help?". Middling: "did you
+mean" with up to three article titles as buttons. No match: an honest "I don't know" and the offer of a human.
+Unanswered and unhelpful questions are recorded in Redis for editors (`python -m actions.kb_report`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.kb_feedback import FeedbackStore, get_feedback_store
+from bot.text import EN, ZH
+
+logger = logging.getLogger(__name__)
+
+KB_ARTICLE_ENTITY = "kb_article"
+MAX_SUGGESTIONS = 3
+
+_retriever: Optional[Any] = None
+_retriever_lock = threading.Lock()
+
+
+class KnowledgeBaseDown(Exception):
+    """The index or model cannot be loaded; the message says how to fix it."""
+
+
+def get_retriever() -> Any:
+    """The process-wide retriever, loaded at first use and swapped when an editor rebuilds the index."""
+    global _retriever
+    from kb_index.errors import KBUnavailable
+    from kb_index.retriever import Retriever
+
+    with _retriever_lock:
+        try:
+            if _retriever is None:
+                _retriever = Retriever.from_settings()
+            elif _retriever.index_changed():
+                _retriever.reload()
+        except KBUnavailable as exc:
+            logger.error("knowledge base unavailable: %s", exc)
+            if _retriever is None:
+                raise KnowledgeBaseDown(str(exc)) from exc
+        return _retriever
+
+
+def reset_retriever() -> None:
+    """Forget the loaded retriever (tests, or after changing KB_* settings)."""
+    global _retriever
+    with _retriever_lock:
+        _retriever = None
+
+
+def customer_language(tracker: Tracker) -> str:
+    return ZH if tracker.get_slot("language") == ZH else EN
+
+
+def _search(question: str, language: str) -> List[Any]:
+    retriever = get_retriever()
+    hits = retriever.search(question, k=MAX_SUGGESTIONS)
+    return [(hit, retriever.classify(hit.score).value) for hit in hits]
+
+
+def _article(article_id: str, language: str) -> Optional[Any]:
+    retriever = get_retriever()
+    for article in retriever._snapshot.articles:  # noqa: SLF001 - read-only lookup of the loaded build
+        if str(article["id"]) == article_id:
+            return {"id": article_id, "title": article["title"][language], "answer": article["answer"][language]}
+    return None
+
+
+def feedback_buttons(language: str) -> List[Dict[str, str]]:
+    yes, no = ("有帮助", "没帮助") if language == ZH else ("Yes, it helped", "No")
+    return [
+        {"title": yes, "payload": '/kb_feedback{"kb_helpful":"yes"}'},
+        {"title": no, "payload": '/kb_feedback{"kb_helpful":"no"}'},
+    ]
+
+
+async def answer_from_kb(
+    dispatcher: CollectingDispatcher, tracker: Tracker, store: Optional[FeedbackStore], *, allow_none: bool = True
+) -> Optional[List[Dict[Text, Any]]]:
+    """Answer the latest message from the KB. Returns events, or None when the KB had nothing (allow_none=False)."""
+    language = customer_language(tracker)
+    question = (tracker.latest_message.get("text") or "").strip()
+    requested = next(
+        (e.get("value") for e in tracker.latest_message.get("entities", []) if e.get("entity") == KB_ARTICLE_ENTITY),
+        None,
+    )
+    try:
+        if requested:
+            article = await asyncio.to_thread(_article, str(requested), language)
+            if article:
+                return _give_answer(dispatcher, article["id"], article["title"], article["answer"], 1.0, language,
+                                    question)
+        hits = await asyncio.to_thread(_search, question, language)
+    except KnowledgeBaseDown:
+        dispatcher.utter_message(response="utter_kb_unavailable")
+        return [SlotSet("kb_last_article", None)]
+
+    if hits and hits[0][1] == "confident":
+        hit = hits[0][0]
+        return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, question)
+    suggestions = [hit for hit, level in hits if level in ("confident", "middling")]
+    if suggestions:
+        dispatcher.utter_message(
+            response="utter_kb_did_you_mean",
+            buttons=[
+                {"title": hit.title, "payload": "/ask_policy" + json.dumps({KB_ARTICLE_ENTITY: hit.id})}
+                for hit in suggestions[:MAX_SUGGESTIONS]
+            ],
+        )
+        return [SlotSet("kb_last_article", None), SlotSet("kb_last_question", question)]
+    if not allow_none:
+        return None
+    if store is not None:
+        await store.record_unanswered(tracker.sender_id, question, language, hits[0][0].score if hits else None)
+    dispatcher.utter_message(response="utter_kb_no_answer")
+    return [SlotSet("kb_last_article", None)]
+
+
+def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, answer: str, score: float,
+                 language: str, question: str) -> List[Dict[Text, Any]]:
+    dispatcher.utter_message(text=answer, json_message={"kb_article": article_id, "kb_score": score})
+    dispatcher.utter_message(response="utter_kb_did_it_help", buttons=feedback_buttons(language))
+    return [SlotSet("kb_last_article", article_id), SlotSet("kb_last_question", question),
+            SlotSet("kb_last_score", float(score))]
+
+
+class ActionAnswerPolicy(Action):
+    """Answers `ask_policy` (and suggestions the customer picked) from the knowledge base."""
+
+    def name(self) -> Text:
+        return "action_answer_policy"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        return await answer_from_kb(dispatcher, tracker, get_feedback_store()) or []
+
+
+class ActionKbFeedback(Action):
+    """Stores the customer's "did this help?" answer; an unhelpful answer offers a human."""
+
+    def name(self) -> Text:
+        return "action_kb_feedback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        article = tracker.get_slot("kb_last_article")
+        helpful_raw = tracker.get_slot("kb_helpful")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        helpful = helpful_raw == "yes" if helpful_raw in ("yes", "no") else intent == "affirm"
+        store = get_feedback_store()
+        if article and store is not None:
+            await store.record_feedback(
+                tracker.sender_id, article, helpful, customer_language(tracker),
+                tracker.get_slot("kb_last_question") or "", time.time(),
+            )
+        dispatcher.utter_message(response="utter_kb_thanks_helpful" if helpful else "utter_kb_sorry_unhelpful")
+        return [SlotSet("kb_helpful", None), SlotSet("kb_last_article", None)]
