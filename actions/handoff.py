@@ -1,0 +1,212 @@
+"""`action_handoff_to_human`: step aside for a person, with the reason, the priority and the feelings first.
+
+Decides the reason and priority with the same escalation engine the Rasa policy uses (bot/frustration, pure
+Python), records repeat/group complaints in Redis, acknowledges the customer's feeling ("先共情再解决"), asks the
+handoff service to queue the conversation (or open a ticket out of hours) and tells the customer what happens next.
+If the handoff service cannot be reached the request is kept in a Redis stream and the customer is told honestly.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Text
+
+import httpx
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
+from bot.frustration.escalation import Escalation, EscalationEngine
+from bot.text import EN, ZH
+
+logger = logging.getLogger(__name__)
+
+PENDING_STREAM = "csbot:handoffs:undelivered"  # handoffs the service could not take; re-sent by the service
+SENSITIVE_PREFIX = "sensitive_"
+
+
+class HandoffSettings(BaseSettings):
+    """Environment variables of the handoff client in the action server.
+
+    | variable | default | meaning |
+    |---|---|---|
+    | HANDOFF_URL | http://127.0.0.1:8000 | the gateway/handoff service |
+    | HANDOFF_INTERNAL_TOKEN | (empty) | shared secret for its /internal endpoints |
+    | HANDOFF_TIMEOUT_S | 3 | how long to wait for the handoff service |
+    | REDIS_URL | redis://127.0.0.1:6379/0 | complaints tracking and undelivered handoffs |
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+    handoff_url: str = "http://127.0.0.1:8000"
+    handoff_internal_token: str = ""
+    handoff_timeout_s: float = 3.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+@lru_cache
+def settings() -> HandoffSettings:
+    return HandoffSettings()
+
+
+@lru_cache
+def engine() -> EscalationEngine:
+    return EscalationEngine.from_yaml()
+
+
+_complaints: Optional[ComplaintTracker] = None
+
+
+def complaints() -> ComplaintTracker:
+    global _complaints
+    if _complaints is None:
+        import redis
+
+        _complaints = ComplaintTracker(
+            redis.Redis.from_url(settings().redis_url), ComplaintConfig.from_dict(engine().config.complaints)
+        )
+    return _complaints
+
+
+def frustration_curve(events: List[Dict[str, Any]]) -> List[Dict[str, float]]:
+    """Per-message frustration scores (written by the FrustrationScorer NLU component) with their times."""
+    curve = []
+    for event in events:
+        if event.get("event") == "session_started":
+            curve = []
+        elif event.get("event") == "user":
+            score = ((event.get("parse_data") or {}).get("frustration") or {}).get("score")
+            if score is not None:
+                curve.append({"ts": float(event.get("timestamp") or 0), "score": float(score)})
+    return curve
+
+
+def _customer(tracker: Tracker) -> Dict[str, Any]:
+    verified = tracker.get_slot("verified_orders") or {}
+    return {
+        "id": tracker.get_slot("customer_id"),
+        "tier": tracker.get_slot("customer_tier") or "regular",
+        "verified": bool(verified) or bool(tracker.get_slot("customer_id")),
+    }
+
+
+def _decide(tracker: Tracker, intent: Optional[str], repeat_complaint: bool) -> Escalation:
+    decision = engine().assess_events(
+        tracker.events, tier=tracker.get_slot("customer_tier"), repeat_complaint=repeat_complaint
+    )
+    if decision.should_escalate:
+        return decision
+    # Reached through a rule or a button without any escalation rule firing: the customer asked for a person.
+    reason = "complaint" if intent == "complaint" else "explicit_request"
+    return Escalation(True, reason, engine().config.priorities[reason], decision.signals)
+
+
+def _record_complaint(tracker: Tracker) -> bool:
+    """Repeat complaints (same customer + order, 7 days) and group incidents (same carrier/product, 1 hour)."""
+    customer = tracker.get_slot("customer_id") or tracker.sender_id
+    order = tracker.get_slot("order_number")
+    tracker_ = complaints()
+    flagged = False
+    if order:
+        flagged = tracker_.record_complaint(str(customer), order).flagged
+    carrier, product = tracker.get_slot("carrier"), tracker.get_slot("product_category")
+    if carrier:
+        tracker_.report_problem(str(customer), ProblemKey("carrier_hub", carrier))
+    if product:
+        tracker_.report_problem(str(customer), ProblemKey("product", product))
+    return flagged
+
+
+class ActionHandoffToHuman(Action):
+    """Hands the conversation to a person with its reason and priority (tooling depends on this name)."""
+
+    def name(self) -> Text:
+        return "action_handoff_to_human"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        language = ZH if tracker.get_slot("language") == ZH else EN
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        repeat = False
+        if intent == "complaint":
+            try:
+                repeat = await asyncio.to_thread(_record_complaint, tracker)
+            except Exception as exc:  # noqa: BLE001 - complaint statistics must never block the handoff
+                logger.warning("complaint tracking failed: %s", exc)
+        decision = _decide(tracker, intent, repeat)
+        reason = decision.reason_code or "explicit_request"
+
+        # Feelings first, then what happens next.
+        if reason.startswith(SENSITIVE_PREFIX):
+            dispatcher.utter_message(response="utter_handoff_empathy_serious")
+        elif reason in ("high_frustration", "complaint", "repeated_failure"):
+            dispatcher.utter_message(response="utter_handoff_empathy_upset")
+        else:
+            dispatcher.utter_message(response="utter_handoff_empathy_request")
+
+        body = {
+            "conversation_id": tracker.sender_id,
+            "channel": (tracker.get_latest_input_channel() or "webchat"),
+            "reason_code": reason,
+            "priority": decision.priority,
+            "language": language,
+            "customer": _customer(tracker),
+            "frustration": {"score": float(decision.signals.get("frustration", 0) or 0),
+                            "curve": frustration_curve(tracker.events)},
+            "signals": {k: v for k, v in decision.signals.items() if isinstance(v, (str, int, float, bool, list))},
+            "summary": None,
+        }
+        result = await self._send(body)
+        if result is None:
+            dispatcher.utter_message(response="utter_handoff_recorded")
+        elif result.get("status") == "queued":
+            wait_min = max(1, round((result.get("expected_wait_s") or 60) / 60))
+            dispatcher.utter_message(response="utter_handoff_queued", wait_minutes=wait_min)
+        else:
+            dispatcher.utter_message(response="utter_handoff_ticket", ticket_id=result.get("ticket_id") or "-",
+                                     next_contact=_format_time(result.get("next_contact"), language))
+        return [SlotSet("handoff_active", True), SlotSet("handoff_reason", reason),
+                SlotSet("handoff_priority", float(decision.priority))]
+
+    async def _send(self, body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        cfg = settings()
+        try:
+            async with httpx.AsyncClient(timeout=cfg.handoff_timeout_s) as http:
+                response = await http.post(f"{cfg.handoff_url.rstrip('/')}/internal/handoffs", json=body,
+                                           headers={"X-Internal-Token": cfg.handoff_internal_token})
+            if 200 <= response.status_code < 300:
+                return response.json()
+            logger.error("handoff service answered HTTP %s", response.status_code)
+        except httpx.HTTPError as exc:
+            logger.error("handoff service unreachable: %s", exc)
+        await asyncio.to_thread(self._keep_undelivered, body)
+        return None
+
+    @staticmethod
+    def _keep_undelivered(body: Dict[str, Any]) -> None:
+        import json
+
+        import redis
+
+        try:
+            redis.Redis.from_url(settings().redis_url).xadd(
+                PENDING_STREAM, {"body": json.dumps(body, ensure_ascii=False), "ts": time.time()}
+            )
+        except redis.RedisError as exc:
+            logger.error("could not keep the undelivered handoff either: %s", exc)
+
+
+def _format_time(iso: Optional[str], language: str) -> str:
+    if not iso:
+        return "明天 10:00 前" if language == ZH else "by 10:00 tomorrow"
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.strftime("%m月%d日 %H:%M 前") if language == ZH else moment.strftime("by %H:%M on %b %d")

@@ -1,0 +1,296 @@
+"""Escalation rules: decides whether the bot hands over to a human, with a reason code and a queue priority.
+
+All thresholds, word lists and priorities live in ``data/escalation.yml``; this module only applies them.
+Rules (any one escalates): a sensitive topic (safety, fraud, legal, regulator, media) at once; an explicit
+request for a person; a complaint; conversation frustration at or above the tier's threshold; too many bot
+failures in a row. Gold/Platinum members get a lower threshold and a higher priority.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import yaml
+
+from bot.frustration.conversation import (
+    ConversationConfig,
+    ConversationScore,
+    FailureSignals,
+    Turn,
+    score_conversation,
+    turns_from_events,
+)
+from bot.frustration.lexicon import TermMatcher, compile_terms, normalize
+from bot.frustration.paths import DEFAULT_ESCALATION_PATH
+
+EXPLICIT_REQUEST = "explicit_request"
+HIGH_FRUSTRATION = "high_frustration"
+REPEATED_FAILURE = "repeated_failure"
+SENSITIVE_LEGAL = "sensitive_legal"
+SENSITIVE_REGULATOR = "sensitive_regulator"
+SENSITIVE_MEDIA = "sensitive_media"
+SENSITIVE_SAFETY = "sensitive_safety"
+SENSITIVE_FRAUD = "sensitive_fraud"
+COMPLAINT = "complaint"
+REASON_CODES: Tuple[str, ...] = (
+    EXPLICIT_REQUEST,
+    HIGH_FRUSTRATION,
+    REPEATED_FAILURE,
+    SENSITIVE_LEGAL,
+    SENSITIVE_REGULATOR,
+    SENSITIVE_MEDIA,
+    SENSITIVE_SAFETY,
+    SENSITIVE_FRAUD,
+    COMPLAINT,
+)
+SENSITIVE_REASONS = (SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL, SENSITIVE_REGULATOR, SENSITIVE_MEDIA)
+REGULAR_TIER = "regular"
+_CLAUSE_BREAK = re.compile(r"[.,!?;:，。！？；：\n]")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The decision. ``priority`` 1 is the most urgent queue, 4 the least (also used when not escalating)."""
+
+    should_escalate: bool
+    reason_code: str | None
+    priority: int
+    signals: Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EscalationRequest:
+    """What the rules look at for the latest customer message."""
+
+    text: str
+    frustration: int
+    consecutive_failures: int = 0
+    tier: str | None = None
+    intent: str | None = None
+    repeat_complaint: bool = False
+    conversation_signals: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhraseMatcher:
+    """Terms with protected look-alikes and optional negators (negation = a negator ending close before a hit)."""
+
+    terms: TermMatcher | None
+    protect: TermMatcher | None = None
+    negators: TermMatcher | None = None
+    negation_window_chars: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PhraseMatcher:
+        terms = compile_terms(raw.get("terms") or [])
+        if terms is None:
+            raise ValueError("a phrase list needs at least one term")
+        return cls(
+            terms=terms,
+            protect=compile_terms(raw.get("protect") or []),
+            negators=compile_terms(raw.get("negators") or []),
+            negation_window_chars=int(raw.get("negation_window_chars", 0)),
+        )
+
+    def find(self, normalized_text: str) -> List[str]:
+        """Non-negated matches in text that went through :func:`bot.frustration.lexicon.normalize`."""
+        text = normalized_text
+        if self.protect is not None:
+            text = self.protect.sub(lambda m: " " * len(m.group(0)), text)
+        if self.terms is None:
+            return []
+        return [m.group(0) for m in self.terms.finditer(text) if not self._negated(text, m.start())]
+
+    def _negated(self, text: str, start: int) -> bool:
+        if self.negators is None:
+            return False
+        prefix = text[:start]
+        breaks = list(_CLAUSE_BREAK.finditer(prefix))
+        if breaks:
+            prefix = prefix[breaks[-1].end():]
+        return any(len(prefix) - m.end() <= self.negation_window_chars for m in self.negators.finditer(prefix))
+
+
+@dataclass(frozen=True)
+class TierRule:
+    threshold_offset: float = 0.0
+    priority_boost: int = 0
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    """Parsed ``data/escalation.yml``."""
+
+    frustration_threshold: float
+    failure_threshold: int
+    tiers: Mapping[str, TierRule]
+    priorities: Mapping[str, int]
+    no_escalation_priority: int
+    repeat_complaint_priority_boost: int
+    precedence: Tuple[str, ...]
+    intents: Mapping[str, frozenset[str]]
+    topics: Mapping[str, PhraseMatcher]
+    explicit_request: PhraseMatcher
+    complaint: PhraseMatcher
+    conversation: ConversationConfig
+    failures: FailureSignals
+    complaints: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EscalationConfig:
+        """Validate and compile; a missing reason or priority outside 1-4 is an error, not a silent default."""
+        priorities = {str(k): int(v) for k, v in raw["priorities"].items()}
+        missing = set(REASON_CODES) - set(priorities)
+        if missing:
+            raise ValueError(f"priorities missing for {sorted(missing)}")
+        if any(not 1 <= p <= 4 for p in priorities.values()):
+            raise ValueError("priorities must be between 1 (most urgent) and 4")
+        precedence = tuple(raw["precedence"])
+        if sorted(precedence) != sorted(REASON_CODES):
+            raise ValueError("precedence must list every reason code exactly once")
+        topics = {name: PhraseMatcher.from_dict(spec) for name, spec in raw["topics"].items()}
+        if set(topics) != set(SENSITIVE_REASONS):
+            raise ValueError(f"topics must be exactly {SENSITIVE_REASONS}")
+        tiers = {
+            str(name).lower(): TierRule(float(spec.get("threshold_offset", 0)), int(spec.get("priority_boost", 0)))
+            for name, spec in raw["tiers"].items()
+        }
+        thresholds = raw["thresholds"]
+        return cls(
+            frustration_threshold=float(thresholds["frustration"]),
+            failure_threshold=int(thresholds["consecutive_failures"]),
+            tiers=tiers,
+            priorities=priorities,
+            no_escalation_priority=int(raw.get("no_escalation_priority", 4)),
+            repeat_complaint_priority_boost=int(raw.get("repeat_complaint_priority_boost", 0)),
+            precedence=precedence,
+            intents={k: frozenset(v) for k, v in (raw.get("intents") or {}).items()},
+            topics=topics,
+            explicit_request=PhraseMatcher.from_dict(raw["explicit_request"]),
+            complaint=PhraseMatcher.from_dict(raw["complaint"]),
+            conversation=ConversationConfig.from_dict(raw.get("conversation") or {}),
+            failures=FailureSignals.from_dict(raw.get("failures") or {}),
+            complaints=dict(raw.get("complaints") or {}),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: Path = DEFAULT_ESCALATION_PATH) -> EscalationConfig:
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(yaml.safe_load(handle))
+
+    def tier_rule(self, tier: str | None) -> TierRule:
+        """Rule of a membership tier; unknown or missing tiers are treated as regular."""
+        return self.tiers.get((tier or REGULAR_TIER).lower(), self.tiers.get(REGULAR_TIER, TierRule()))
+
+
+class EscalationEngine:
+    """Applies the escalation rules; built once from the config and shared (it holds no per-user state)."""
+
+    def __init__(self, config: EscalationConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_yaml(cls, path: Path = DEFAULT_ESCALATION_PATH) -> EscalationEngine:
+        return cls(EscalationConfig.from_yaml(path))
+
+    def sensitive_topics(self, text: str) -> Dict[str, List[str]]:
+        """Sensitive topics mentioned in a message, with the words that matched."""
+        normalized = normalize(text)
+        found = {}
+        for name, matcher in self.config.topics.items():
+            hits = matcher.find(normalized)
+            if hits:
+                found[name] = hits
+        return found
+
+    def evaluate(self, request: EscalationRequest) -> Escalation:
+        """Decide for the latest message; see the module docstring for the rules."""
+        cfg = self.config
+        normalized = normalize(request.text)
+        tier_rule = cfg.tier_rule(request.tier)
+        threshold = cfg.frustration_threshold + tier_rule.threshold_offset
+        matches: Dict[str, List[str]] = dict(self.sensitive_topics(request.text))
+
+        explicit = cfg.explicit_request.find(normalized)
+        if request.intent in cfg.intents.get(EXPLICIT_REQUEST, ()):
+            explicit.append(f"intent:{request.intent}")
+        if explicit:
+            matches[EXPLICIT_REQUEST] = explicit
+        complaint = cfg.complaint.find(normalized)
+        if request.intent in cfg.intents.get(COMPLAINT, ()):
+            complaint.append(f"intent:{request.intent}")
+        if complaint:
+            matches[COMPLAINT] = complaint
+        if request.frustration >= threshold:
+            matches[HIGH_FRUSTRATION] = [f"score {request.frustration} >= {threshold:g}"]
+        if request.consecutive_failures >= cfg.failure_threshold:
+            matches[REPEATED_FAILURE] = [f"{request.consecutive_failures} failures in a row"]
+
+        fired = [reason for reason in cfg.precedence if reason in matches]
+        signals: Dict[str, Any] = {
+            "fired": fired,
+            "matches": matches,
+            "frustration": request.frustration,
+            "threshold": threshold,
+            "tier": (request.tier or REGULAR_TIER).lower(),
+            "consecutive_failures": request.consecutive_failures,
+            "repeat_complaint": request.repeat_complaint,
+            "conversation": dict(request.conversation_signals),
+        }
+        if not fired:
+            return Escalation(False, None, cfg.no_escalation_priority, signals)
+
+        def priority_of(reason: str) -> int:
+            boost = cfg.repeat_complaint_priority_boost if reason == COMPLAINT and request.repeat_complaint else 0
+            return cfg.priorities[reason] - boost
+
+        priority = max(1, min(priority_of(r) for r in fired) - tier_rule.priority_boost)
+        return Escalation(True, fired[0], priority, signals)
+
+    def assess_conversation(
+        self,
+        turns: Sequence[Turn],
+        *,
+        consecutive_failures: int = 0,
+        tier: str | None = None,
+        wait_seconds: float = 0.0,
+        repeat_complaint: bool = False,
+    ) -> Escalation:
+        """Score the conversation (turns with message scores) and decide for its latest message."""
+        if not turns:
+            return Escalation(False, None, self.config.no_escalation_priority, {"fired": [], "turns": 0})
+        conversation: ConversationScore = score_conversation(
+            turns, consecutive_failures=consecutive_failures, wait_seconds=wait_seconds, config=self.config.conversation
+        )
+        latest = turns[-1]
+        return self.evaluate(
+            EscalationRequest(
+                text=latest.text,
+                frustration=conversation.score,
+                consecutive_failures=consecutive_failures,
+                tier=tier,
+                intent=latest.intent,
+                repeat_complaint=repeat_complaint,
+                conversation_signals=conversation.signals,
+            )
+        )
+
+    def assess_events(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        tier: str | None = None,
+        wait_seconds: float = 0.0,
+        repeat_complaint: bool = False,
+    ) -> Escalation:
+        """Entry point for actions: decide from rasa-sdk ``tracker.events`` of the current conversation."""
+        turns, failures = turns_from_events(events, self.config.failures)
+        return self.assess_conversation(
+            turns,
+            consecutive_failures=failures,
+            tier=tier,
+            wait_seconds=wait_seconds,
+            repeat_complaint=repeat_complaint,
+        )

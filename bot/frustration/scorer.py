@@ -1,0 +1,265 @@
+"""Scores one customer message for frustration, 0 (calm) to 100 (furious).
+
+Evidence from the wording lists (insults, anger, threats, "useless bot", impatience), sarcasm and the trained
+n-gram classifier is combined by noisy-OR; shouting (!!!, ???, CAPS, "whyyyy") only amplifies evidence that is
+already there, and praise without any negative wording damps the score. That keeps "THANK YOU SO MUCH!!!" calm
+while "WHERE IS MY ORDER???" is not.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Tuple
+
+import yaml
+
+from bot.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background, load_training_data
+from bot.frustration.lexicon import Lexicon, normalize
+from bot.frustration.paths import DEFAULT_SCORING_PATH, DEFAULT_TRAIN_PATH, resolve_data_path
+from bot.text import detect_language, to_halfwidth
+
+SCORING_FILE = "scoring.json"
+# Per category, only the first hits count (a second hit at half weight): ten mild words are not an insult.
+_MAX_HITS_PER_CATEGORY = 2
+_CAPS_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{3,}(?![A-Za-z0-9])")
+_CJK_CHAR = "\u4e00-\u9fff"
+
+
+@dataclass(frozen=True)
+class MessageScore:
+    """Frustration of one message: ``score`` 0-100 and the evidence behind it (JSON-serialisable)."""
+
+    score: int
+    signals: Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """Everything scoring needs, built once at start-up: compiled wording and the trained classifier."""
+
+    lexicon: Lexicon
+    classifier: NgramClassifier | None = None
+
+    def preprocess(self, text: str) -> Tuple[str, List[str]]:
+        """Normalised text with protected names blanked (the classifier sees the same text as the rules)."""
+        return self.lexicon.mask_protected(normalize(text))
+
+
+def _blank(text: str, spans: List[Tuple[int, int]]) -> str:
+    """Replace the given spans by spaces (same length)."""
+    for start, end in spans:
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
+
+
+def _longest_run(text: str, char: str) -> int:
+    runs = re.findall(re.escape(char) + "+", text)
+    return max((len(r) for r in runs), default=0)
+
+
+def _step(table: Mapping[Any, float], value: int) -> float:
+    """Value of the largest threshold not above ``value`` in a {threshold: part} table (keys may be strings)."""
+    best = 0.0
+    for key, part in table.items():
+        if value >= int(key):
+            best = max(best, float(part))
+    return best
+
+
+def intensity_of(text: str, lexicon: Lexicon) -> Tuple[float, Dict[str, float]]:
+    """Shouting intensity 0-1 from punctuation runs, ALL-CAPS words and stretched letters/characters."""
+    cfg = lexicon.intensity
+    half = to_halfwidth(text)
+    parts: Dict[str, float] = {}
+    exclamation = _step(cfg.get("exclamation_run", {}), _longest_run(half, "!"))
+    if exclamation:
+        parts["exclamation"] = exclamation
+    question = _step(cfg.get("question_run", {}), _longest_run(half, "?"))
+    if question:
+        parts["question"] = question
+    if "?!" in half or "!?" in half:
+        parts["interrobang"] = float(cfg.get("interrobang", 0.0))
+    words = _CAPS_WORD.findall(half)
+    caps = [w for w in words if w.isupper() and w.upper() not in lexicon.caps_ignore]
+    if words and len(caps) >= int(cfg.get("caps_min_words", 2)) and len(caps) / len(words) >= float(
+        cfg.get("caps_ratio", 0.5)
+    ):
+        parts["caps"] = float(cfg.get("caps", 0.0))
+    repeat = int(cfg.get("elongation_min_repeat", 4))
+    if re.search(r"([a-z])\1{" + str(repeat - 1) + ",}", half.lower()):
+        parts["elongation"] = float(cfg.get("elongation", 0.0))
+    cjk_min = int(cfg.get("cjk_repeat_min", 3))
+    ignore = set(str(cfg.get("cjk_repeat_ignore", "")))
+    for match in re.finditer("([" + _CJK_CHAR + r"])\1{" + str(cjk_min - 1) + ",}", half):
+        if match.group(1) not in ignore:
+            parts["cjk_repeat"] = float(cfg.get("cjk_repeat", 0.0))
+            break
+    remaining = 1.0
+    for part in parts.values():
+        remaining *= 1.0 - min(max(part, 0.0), 1.0)
+    return 1.0 - remaining, parts
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The parts of a message score before they are combined (kept separate so calibration can re-combine)."""
+
+    wording: float  # 0-1, noisy-OR of wording hits and sarcasm
+    anger: float | None  # classifier's expected anger 0-1, None without classifier
+    intensity: float  # 0-1 shouting
+    positive: bool  # praise or reassurance present
+    negative_wording: bool  # any wording hit or sarcasm
+
+
+def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[float, float, bool]:
+    """Combine evidence into a 0-1 score; returns (score, shouting evidence, damped by praise)."""
+    classifier_evidence = 0.0
+    if evidence.anger is not None:
+        floor = combine.get("classifier_floor", 0.12)
+        classifier_evidence = combine.get("classifier_weight", 0.75) * max(
+            0.0, (evidence.anger - floor) / (1.0 - floor)
+        )
+        if not evidence.negative_wording:
+            # Without a single angry word the small classifier is often wrong with confidence (unusual praise,
+            # new topics), so on its own it may raise a message but not to the escalation level.
+            classifier_evidence = min(classifier_evidence, combine.get("classifier_alone_cap", 1.0))
+    negative = 1.0 - (1.0 - evidence.wording) * (1.0 - classifier_evidence)
+    # Shouting without praise ("WHERE IS MY ORDER???") is evidence by itself; with other evidence it amplifies.
+    shouting = 0.0 if evidence.positive else evidence.intensity * combine.get("shouting_weight", 0.0)
+    gate = min(1.0, negative / max(combine.get("intensity_gate", 0.25), 1e-6))
+    negative = 1.0 - (1.0 - negative) * (1.0 - shouting)
+    value = negative + (1.0 - negative) * evidence.intensity * combine.get("intensity_weight", 0.6) * gate
+    damped = evidence.positive and not evidence.negative_wording
+    if damped:
+        value *= combine.get("positive_damping", 0.35)
+    return min(max(value, 0.0), 1.0), shouting, damped
+
+
+def score_message(text: str, *, context: ScoringContext) -> MessageScore:
+    """Score one message 0-100 for frustration.
+
+    Args:
+        text: the customer's message as typed.
+        context: compiled wording and the trained classifier (see :func:`build_scoring_context`).
+
+    Returns:
+        ``MessageScore`` whose ``signals`` say which words, sarcasm, shouting and classifier output produced it.
+    """
+    lexicon = context.lexicon
+    combine = lexicon.combine
+    masked, protected = context.preprocess(text)
+
+    hits, negated_spans = lexicon.scan(masked)
+    hits_by_category: Dict[str, List[str]] = {}
+    for hit in hits:
+        hits_by_category.setdefault(hit.category, []).append(hit.term)
+    remaining = 1.0
+    for category, terms in hits_by_category.items():
+        weight = lexicon.category_weights[category] / 100.0
+        for rank, _term in enumerate(terms[:_MAX_HITS_PER_CATEGORY]):
+            remaining *= 1.0 - (weight if rank == 0 else weight / 2)
+
+    markers = lexicon.any_match(lexicon.sarcasm_markers, masked, negatable=False)
+    praise = lexicon.any_match(lexicon.sarcasm_praise, masked)
+    sarcasm = bool(markers)
+    if praise and not sarcasm:
+        failures = lexicon.any_match(lexicon.sarcasm_failures, masked, negatable=False)
+        sarcasm = bool(failures) and not lexicon.any_match(lexicon.sarcasm_resolved, masked, negatable=False)
+    if sarcasm:
+        remaining *= 1.0 - combine.get("sarcasm_points", 45.0) / 100.0
+    wording = 1.0 - remaining
+
+    anger, probs = None, {}
+    if context.classifier is not None:
+        # The classifier cannot read negation, so words the rules found negated ("不是骗子") are hidden from it.
+        anger, probs = context.classifier.expected_anger(_blank(masked, negated_spans))
+    positive = lexicon.any_match(lexicon.positive, masked)
+    intensity, intensity_parts = intensity_of(text, lexicon)
+    evidence = Evidence(wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm)
+    value, shouting, damped = combine_evidence(evidence, combine)
+
+    signals: Dict[str, Any] = {
+        "lang": detect_language(text),
+        "hits": hits_by_category,
+        "wording": round(wording * 100, 1),
+        "sarcasm": sarcasm,
+        "positive": bool(positive),
+        "damped": damped,
+        "intensity": round(intensity, 3),
+        "shouting": round(shouting, 3),
+        "intensity_parts": intensity_parts,
+        "classifier": None if anger is None else round(anger, 3),
+        "classifier_probs": probs,
+        "protected": protected,
+    }
+    return MessageScore(score=int(round(value * 100)), signals=signals)
+
+
+def train_classifier(
+    examples: List[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any
+) -> NgramClassifier:
+    """Train the classifier on examples preprocessed exactly like scoring input."""
+
+    def preprocess(text: str) -> str:
+        return lexicon.mask_protected(normalize(text))[0]
+
+    return NgramClassifier.train(examples, preprocess=preprocess, **train_kwargs)
+
+
+def background_examples(lexicon: Lexicon) -> List[LabelledMessage]:
+    """Calm background examples from the NLU files named in scoring.yml (``background``); none if not configured."""
+    spec = lexicon.raw.get("background") or {}
+    paths = [resolve_data_path(p) for p in spec.get("nlu_files") or []]
+    return load_nlu_background(paths, spec.get("calm_intents") or [], weight=float(spec.get("weight", 0.5)))
+
+
+def build_scoring_context(
+    scoring_path: Path = DEFAULT_SCORING_PATH,
+    train_path: Path | None = DEFAULT_TRAIN_PATH,
+    *,
+    use_background: bool = True,
+    **train_kwargs: Any,
+) -> ScoringContext:
+    """Compile the wording and train the classifier (a few seconds); ``train_path=None`` means wording only."""
+    lexicon = Lexicon.from_yaml(scoring_path)
+    classifier = None
+    if train_path is not None:
+        examples = load_training_data(train_path)
+        if use_background:
+            examples = examples + background_examples(lexicon)
+        classifier = train_classifier(examples, lexicon, **train_kwargs)
+    return ScoringContext(lexicon=lexicon, classifier=classifier)
+
+
+def save_scoring_context(context: ScoringContext, directory: Path) -> None:
+    """Persist wording (as JSON) and classifier into ``directory`` so a model never depends on later edits."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / SCORING_FILE, "w", encoding="utf-8") as handle:
+        json.dump(_jsonable(context.lexicon.raw), handle, ensure_ascii=False)
+    if context.classifier is not None:
+        context.classifier.save(directory)
+
+
+def load_scoring_context(directory: Path) -> ScoringContext:
+    """Load what :func:`save_scoring_context` wrote."""
+    with open(directory / SCORING_FILE, encoding="utf-8") as handle:
+        lexicon = Lexicon.from_dict(json.load(handle))
+    classifier = NgramClassifier.load(directory) if (directory / "classifier.json").exists() else None
+    return ScoringContext(lexicon=lexicon, classifier=classifier)
+
+
+def load_scoring_yaml(path: Path) -> Dict[str, Any]:
+    """Parse scoring.yml (used to fingerprint and copy it)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _jsonable(value: Any) -> Any:
+    """YAML allows int keys ({2: 0.25}); JSON needs strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,163 @@
+"""Message scoring: anger wording, shouting, sarcasm and the traps that must stay calm."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.frustration.lexicon import Lexicon
+from bot.frustration.paths import DEFAULT_SCORING_PATH
+from bot.frustration.scorer import (
+    ScoringContext,
+    intensity_of,
+    load_scoring_context,
+    save_scoring_context,
+    score_message,
+)
+
+
+def score(text: str, ctx: ScoringContext) -> int:
+    return score_message(text, context=ctx).score
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tmd 什么破快递",
+        "sb客服，听不懂人话",
+        "你们这个service真的trash",
+        "what the fuck is wrong with you",
+        "傻逼机器人",
+        "给你们差评",
+    ],
+)
+def test_insults_and_threats_score_high_in_both_languages(text: str, scoring_context: ScoringContext) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.score >= 70
+    assert result.signals["hits"], "the wording rules must explain a high score"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "THANK YOU SO MUCH!!!",
+        "太好了！！！终于收到了！！！",
+        "哈哈哈哈",
+        "wow it arrived already!!! so fast!!!",
+        "Great, it finally arrived after the delay!!",
+    ],
+)
+def test_excited_happy_customers_stay_calm(text: str, scoring_context: ScoringContext) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.score < 30
+    assert result.signals["sarcasm"] is False
+
+
+def test_shouting_raises_a_neutral_question(scoring_context: ScoringContext) -> None:
+    calm = score_message("where is my order", context=scoring_context)
+    shouted = score_message("WHERE IS MY ORDER???", context=scoring_context)
+    assert calm.score < 30
+    assert shouted.score >= calm.score + 30
+    assert {"caps", "question"} <= set(shouted.signals["intensity_parts"])
+
+
+@pytest.mark.parametrize("text", ["great, another delay 🙂", "真是太棒了，又延迟了", "呵呵，效率真高"])
+def test_sarcasm_is_detected_and_counts_as_frustration(text: str, scoring_context: ScoringContext) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.signals["sarcasm"] is True
+    assert result.score >= 45
+
+
+@pytest.mark.parametrize(
+    ("text", "protected"),
+    [
+        ("傻瓜相机还有货吗", "傻瓜相机"),
+        ("Dick's Sporting Goods gift card?", "dick's sporting goods"),
+        ("我想买几卷垃圾袋", "垃圾袋"),
+        ("do you sell trash cans with lids", "trash cans"),
+        ("2B铅笔有没有整盒卖的", "2b铅笔"),
+    ],
+)
+def test_rude_looking_words_inside_names_are_not_insults(
+    text: str, protected: str, scoring_context: ScoringContext
+) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.signals["hits"] == {}
+    assert protected in result.signals["protected"]
+    assert result.score < 30
+
+
+def test_scunthorpe_does_not_match_an_embedded_word(scoring_context: ScoringContext) -> None:
+    result = score_message("I live in Scunthorpe, can you deliver?", context=scoring_context)
+    assert result.signals["hits"] == {}
+    assert result.score < 30
+
+
+def test_protected_product_name_does_not_hide_a_real_insult_next_to_it(scoring_context: ScoringContext) -> None:
+    result = score_message("垃圾袋质量太垃圾了", context=scoring_context)
+    assert result.signals["hits"] == {"anger_strong": ["垃圾"]}
+    assert result.signals["protected"] == ["垃圾袋"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我不生气，只是问问",
+        "I'm not angry, just asking",
+        "你们不是骗子吧？",
+        "包装什么破损都没有",
+        "还没用过，可以退吗",
+    ],
+)
+def test_negated_or_look_alike_wording_is_not_a_hit(text: str, scoring_context: ScoringContext) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.signals["hits"] == {}
+    assert result.score < 70  # the classifier may still find it tense, but never at escalation level alone
+
+
+def test_explicit_negative_feedback_about_the_bot(scoring_context: ScoringContext) -> None:
+    for text in ("useless", "答非所问", "没用"):
+        assert "negative_feedback" in score_message(text, context=scoring_context).signals["hits"]
+
+
+def test_intensity_parts() -> None:
+    lexicon = Lexicon.from_yaml(DEFAULT_SCORING_PATH)
+    assert "elongation" in intensity_of("whyyyy", lexicon)[1]
+    assert "question" in intensity_of("？？？", lexicon)[1]  # full-width question marks
+    assert "cjk_repeat" in intensity_of("快快快", lexicon)[1]
+    assert "cjk_repeat" not in intensity_of("哈哈哈哈", lexicon)[1]  # laughter is not anger
+    assert "caps" not in intensity_of("SF JD ZTO VIP", lexicon)[1]  # codes are not shouting
+    assert intensity_of("ok", lexicon) == (0.0, {})
+
+
+def test_signals_are_json_serialisable_and_scores_bounded(scoring_context: ScoringContext) -> None:
+    for text in ["", "😀", "？", "a" * 3000, "什么破服务！！！垃圾！！！骗子！！！", "DM2026110512"]:
+        result = score_message(text, context=scoring_context)
+        assert 0 <= result.score <= 100
+        json.dumps(result.signals, ensure_ascii=False)
+
+
+def test_saved_context_scores_exactly_like_the_trained_one(
+    scoring_context: ScoringContext, tmp_path: Path
+) -> None:
+    save_scoring_context(scoring_context, tmp_path)
+    loaded = load_scoring_context(tmp_path)
+    texts = ["什么破服务！！！", "THANK YOU!!!", "great, another delay 🙂", "where is my refund", "你们有病吧"]
+    assert [score(t, loaded) for t in texts] == [score(t, scoring_context) for t in texts]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classifier.json", "classifier_bias.npy", "classifier_weights.npy", "scoring.json"
+    ]
+
+
+def test_wording_only_context_works_without_classifier() -> None:
+    ctx = ScoringContext(Lexicon.from_yaml(DEFAULT_SCORING_PATH), None)
+    assert score_message("你们这些骗子", context=ctx).score >= 50
+    assert score_message("请问几点发货", context=ctx).score == 0
+
+
+def test_malformed_scoring_config_is_rejected() -> None:
+    with pytest.raises(ValueError, match="weight"):
+        Lexicon.from_dict({"categories": {"anger": {"weight": 0, "terms": ["x"]}}})
+    with pytest.raises(ValueError, match="no terms"):
+        Lexicon.from_dict({"categories": {"anger": {"weight": 10, "terms": []}}})
