@@ -32,11 +32,21 @@ ensure_venv rasa "$PY310" requirements/rasa.lock .venv-rasa
 ensure_venv app "$PY311" requirements/app.lock .venv-app
 mkdir -p var/logs models
 
-if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; }; then
-  log "installing Debian chromium for browser tests"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi
+if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei postgresql >/dev/null 2>&1; }; then
+  log "installing Debian chromium + CJK font (browser tests) and postgresql (data-layer tests)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql >/dev/null; fi
 fi
+
+# Order database (DATABASE_URL, default var/store.db): apply migrations, load the demo store when it is empty.
+.venv-app/bin/python -m actions.orders.db upgrade >/dev/null
+.venv-app/bin/python -m actions.orders.demo_data | head -1
+
+# Knowledge base: the offline multilingual embedding model (built from packaged weights once) and the FAISS index
+# (rebuilt only when articles or model changed).
+PYTHONPATH=$ROOT .venv-app/bin/python -m kb_index provision-model > var/logs/kb.log 2>&1 || { tail -20 var/logs/kb.log; exit 1; }
+PYTHONPATH=$ROOT .venv-app/bin/python -m kb_index build >> var/logs/kb.log 2>&1 || { tail -20 var/logs/kb.log; exit 1; }
+log "knowledge base index ready"
 
 # Rasa model: retrain only when training data, config or custom components changed.
 FP=$(hash_of config.yml domain.yml requirements/rasa.lock $(find data/nlu data/jieba data/spacy data/dialogue bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))

@@ -11,7 +11,7 @@ step "lint"
 .venv-app/bin/ruff check .
 
 step "Rasa side (Python 3.10): custom components + held-out NLU evaluation"
-.venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/rasa -s
+.venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/rasa tests/frustration/test_component.py -s
 
 step "conversation tests (every flow, both languages)"
 rm -rf var/results

@@ -14,7 +14,9 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.patterns import find_identifiers
+from bot.patterns import ORDER_NUMBER, PHONE, TRACKING_NUMBER, find_identifiers
+
+_OWN_ENTITIES = {ORDER_NUMBER, TRACKING_NUMBER, PHONE}
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
@@ -38,9 +40,7 @@ class IdentifierExtractor(GraphComponent, EntityExtractorMixin):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
-            entities = [
-                e for e in message.get(ENTITIES, []) if e.get("entity") not in {"order_number", "tracking_number", "phone"}
-            ]
+            entities = [e for e in message.get(ENTITIES, []) if e.get("entity") not in _OWN_ENTITIES]
             for match in find_identifiers(text):
                 entities.append(
                     {

@@ -49,7 +49,7 @@ def test_chinese_greeting_and_switching_language(stack) -> None:
 def test_button_payload_keeps_the_customers_language(stack) -> None:
     cid = say(stack, "你好")["conversation_id"]
     reply = say(stack, "/request_human", cid)
-    assert has_cjk(texts(reply)[0])
+    assert texts(reply)[0] == "好的，我这就为您转接人工客服。"
 
 
 def test_order_number_is_extracted_and_remembered(stack) -> None:
@@ -61,20 +61,44 @@ def test_order_number_is_extracted_and_remembered(stack) -> None:
     assert tracker["slots"]["language"] == "zh"
 
 
-def test_holding_answers_are_honest(stack) -> None:
+def test_order_questions_ask_for_verification_first(stack) -> None:
+    # Order flows (tests/e2e/test_order_flows.py): no order detail before the customer is verified.
     reply = say(stack, "where is my order DM2026091234?")
-    assert "can't look up" in texts(reply)[0]
+    assert "last 4 digits" in texts(reply)[0]
     reply = say(stack, "退款什么时候到账")
-    assert "暂时还不能查询退款" in texts(reply)[0]
+    assert "订单号" in texts(reply)[0]
 
 
-def test_two_failures_lead_to_the_offer_of_a_human(stack) -> None:
+def test_two_failures_in_a_row_hand_over_to_a_human(stack) -> None:
     cid = say(stack, "hello")["conversation_id"]
     first = say(stack, "/nlu_fallback", cid)
     assert "rephrase" in texts(first)[0]
     second = say(stack, "/nlu_fallback", cid)
-    assert "human agent" in texts(second)[0]
-    assert [b["payload"] for b in second["messages"][0]["buttons"]] == ["/affirm", "/deny"]
+    assert "frustrating" in texts(second)[0]  # feelings first
+    assert any("queue" in t or "ticket" in t or "recorded your request" in t for t in texts(second))
+
+
+def test_sensitive_topic_goes_to_a_human_at_once(stack) -> None:
+    reply = say(stack, "你们卖的充电宝起火了，把我手烫伤了")
+    assert "专人" in texts(reply)[0]
+    tracker = httpx.get(f"{stack.rasa_url}/conversations/{reply['conversation_id']}/tracker",
+                        params={"token": stack.rasa_token}).json()
+    assert tracker["slots"]["handoff_reason"] == "sensitive_safety"
+    assert tracker["slots"]["handoff_priority"] == 1
+
+
+def test_happy_customer_shouting_thanks_is_not_escalated(stack) -> None:
+    reply = say(stack, "THANK YOU SO MUCH!!! You guys are AMAZING!!!")
+    assert texts(reply) == ["You're welcome! Anything else I can help with?"]
+
+
+def test_angry_customer_is_acknowledged_and_handed_over(stack) -> None:
+    cid = say(stack, "where is my parcel")["conversation_id"]
+    reply = say(stack, "this is ridiculous!!! useless garbage service, I have asked THREE times already!!!", cid)
+    assert "frustrating" in texts(reply)[0]
+    tracker = httpx.get(f"{stack.rasa_url}/conversations/{cid}/tracker", params={"token": stack.rasa_token}).json()
+    assert tracker["slots"]["handoff_active"] is True
+    assert tracker["latest_message"]["frustration"]["score"] >= 70
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from handoff import keys
 from handoff.app import create_app
@@ -55,7 +54,8 @@ async def test_new_conversation_gets_bot_reply_with_buttons_and_history(client) 
     cid = body["conversation_id"]
     assert body["messages"][0]["text"] == "echo:hello"
     assert body["messages"][0]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
-    assert client.stub.calls[-1] == {"sender": cid, "text": "hello", "metadata": {"ui_lang": "en", "channel": "webchat"}}
+    expected_metadata = {"ui_lang": "en", "channel": "webchat"}
+    assert client.stub.calls[-1] == {"sender": cid, "text": "hello", "metadata": expected_metadata}
     history = (await client.get(f"/api/webchat/conversations/{cid}/messages")).json()["messages"]
     assert [(m["role"], m["text"]) for m in history] == [("customer", "hello"), ("bot", "echo:hello")]
     after = (await client.get(f"/api/webchat/conversations/{cid}/messages", params={"after": history[0]["id"]})).json()

@@ -39,8 +39,7 @@ async def test_confident_answer_in_english_with_feedback_buttons(store) -> None:
     assert SlotSet("kb_last_article", "shipping-remote-regions") in events
     assert "7-10 business days" in dispatcher.messages[0]["text"]
     assert dispatcher.messages[1]["response"] == "utter_kb_did_it_help"
-    assert [b["payload"] for b in dispatcher.messages[1]["buttons"]] == [
-        '/kb_feedback{"kb_helpful":"yes"}', '/kb_feedback{"kb_helpful":"no"}']
+    assert [b["payload"] for b in dispatcher.messages[1]["buttons"]] == ["/affirm", "/deny"]
 
 
 async def test_answer_follows_the_customers_language(store) -> None:
@@ -70,10 +69,10 @@ async def test_unrelated_question_gets_honest_no_answer_and_is_recorded(store) -
 
 async def test_unhelpful_feedback_is_stored_and_offers_a_human(store) -> None:
     dispatcher = CollectingDispatcher()
-    t = tracker('/kb_feedback{"kb_helpful":"no"}', "zh", intent="kb_feedback",
-                slots={"kb_last_article": "refunds-bank-card", "kb_helpful": "no", "kb_last_question": "退款多久"})
+    t = tracker("/deny", "zh", intent="deny",
+                slots={"kb_last_article": "refunds-bank-card", "kb_last_question": "退款多久"})
     events = await knowledge.ActionKbFeedback().run(dispatcher, t, {})
-    assert events == [SlotSet("kb_helpful", None), SlotSet("kb_last_article", None)]
+    assert events == [SlotSet("kb_last_article", None)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_kb_sorry_unhelpful"]
     (row,) = await store.read(FEEDBACK_STREAM)
     assert (row["article_id"], row["helpful"], row["language"], row["question"]) == (
