@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Text
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
@@ -169,8 +169,9 @@ class ActionHandoffToHuman(Action):
         else:
             dispatcher.utter_message(response="utter_handoff_ticket", ticket_id=result.get("ticket_id") or "-",
                                      next_contact=_format_time(result.get("next_contact"), language))
-        return [SlotSet("handoff_active", True), SlotSet("handoff_reason", reason),
-                SlotSet("handoff_priority", float(decision.priority))]
+        # A form the bot was filling (e.g. asking for the order number) stops: the person takes it from here.
+        return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", True),
+                SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(decision.priority))]
 
     async def _send(self, body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         cfg = settings()

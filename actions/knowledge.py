@@ -65,23 +65,20 @@ def customer_language(tracker: Tracker) -> str:
 
 def _search(question: str, language: str) -> List[Any]:
     retriever = get_retriever()
-    hits = retriever.search(question, k=MAX_SUGGESTIONS)
+    hits = retriever.search(question, k=MAX_SUGGESTIONS, lang=language)
     return [(hit, retriever.classify(hit.score).value) for hit in hits]
 
 
 def _article(article_id: str, language: str) -> Optional[Any]:
-    retriever = get_retriever()
-    for article in retriever._snapshot.articles:  # noqa: SLF001 - read-only lookup of the loaded build
-        if str(article["id"]) == article_id:
-            return {"id": article_id, "title": article["title"][language], "answer": article["answer"][language]}
-    return None
+    found = get_retriever().article(article_id, language)
+    return {"id": found.id, "title": found.title, "answer": found.answer} if found else None
 
 
 def feedback_buttons(language: str) -> List[Dict[str, str]]:
     yes, no = ("有帮助", "没帮助") if language == ZH else ("Yes, it helped", "No")
     return [
-        {"title": yes, "payload": '/kb_feedback{"kb_helpful":"yes"}'},
-        {"title": no, "payload": '/kb_feedback{"kb_helpful":"no"}'},
+        {"title": yes, "payload": "/affirm"},
+        {"title": no, "payload": "/deny"},
     ]
 
 
@@ -157,9 +154,7 @@ class ActionKbFeedback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         article = tracker.get_slot("kb_last_article")
-        helpful_raw = tracker.get_slot("kb_helpful")
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        helpful = helpful_raw == "yes" if helpful_raw in ("yes", "no") else intent == "affirm"
+        helpful = (tracker.latest_message.get("intent") or {}).get("name") == "affirm"
         store = get_feedback_store()
         if article and store is not None:
             await store.record_feedback(
@@ -167,4 +162,4 @@ class ActionKbFeedback(Action):
                 tracker.get_slot("kb_last_question") or "", time.time(),
             )
         dispatcher.utter_message(response="utter_kb_thanks_helpful" if helpful else "utter_kb_sorry_unhelpful")
-        return [SlotSet("kb_helpful", None), SlotSet("kb_last_article", None)]
+        return [SlotSet("kb_last_article", None)]

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/setup.sh --for-tests
-export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2
+export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2 LOG_LEVEL=WARNING LOG_LEVEL_LIBRARIES=ERROR
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "lint"

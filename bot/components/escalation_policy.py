@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
+from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -95,4 +95,8 @@ class EscalationPolicy(Policy):
             and self.assess(tracker).should_escalate
         ):
             probabilities[domain.index_for_action(HANDOFF_ACTION)] = 1.0
-        return self._prediction(probabilities)
+        else:
+            return self._prediction(probabilities)
+        # Marked as a "no user" prediction so that it also overrides an active form's happy path (the ensemble
+        # lets such predictions outrank everything else; our priority then wins among them).
+        return self._prediction(probabilities, is_no_user_prediction=True)
