@@ -84,6 +84,14 @@ def frustration_curve(events: List[Dict[str, Any]]) -> List[Dict[str, float]]:
     return curve
 
 
+def _channel(tracker: Tracker) -> str:
+    """The customer's own channel as the gateway named it (Rasa itself only sees its REST channel)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return str((event.get("metadata") or {}).get("channel") or tracker.get_latest_input_channel() or "webchat")
+    return "webchat"
+
+
 def _customer(tracker: Tracker) -> Dict[str, Any]:
     verified = tracker.get_slot("verified_orders") or {}
     return {
@@ -150,7 +158,7 @@ class ActionHandoffToHuman(Action):
 
         body = {
             "conversation_id": tracker.sender_id,
-            "channel": (tracker.get_latest_input_channel() or "webchat"),
+            "channel": _channel(tracker),
             "reason_code": reason,
             "priority": decision.priority,
             "language": language,

@@ -126,7 +126,8 @@ async def answer_from_kb(
 
 def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, answer: str, score: float,
                  language: str, question: str) -> List[Dict[Text, Any]]:
-    dispatcher.utter_message(text=answer, json_message={"kb_article": article_id, "kb_score": score})
+    # `kb` lands in the bot message's metadata: the handoff context lists the articles shown and their scores.
+    dispatcher.utter_message(text=answer, kb={"id": article_id, "title": title, "score": score})
     dispatcher.utter_message(response="utter_kb_did_it_help", buttons=feedback_buttons(language))
     return [SlotSet("kb_last_article", article_id), SlotSet("kb_last_question", question),
             SlotSet("kb_last_score", float(score))]

@@ -1,31 +1,41 @@
 """The gateway service: every customer channel enters here (the website chat now, messaging apps later).
 
-It stores each message in Redis, asks the conversation's owner (bot or human agent) and relays the answer.
+It stores each message in Redis, asks the conversation's owner (bot or human agent) and relays the answer; the
+agent desk (queue, claims, console at /agent) lives in the same service so ownership has one source of truth.
 Create with ``uvicorn handoff.app:create_app --factory``.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Optional
+from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from handoff.agents import AgentStore
+from handoff.canned import CannedAnswers
+from handoff.clock import Clock
+from handoff.handoffs import HandoffService
+from handoff.policy import DeskPolicy
 from handoff.rasa_client import RasaClient
-from handoff.routers import webchat
+from handoff.routers import agent, internal, webchat
 from handoff.settings import GatewaySettings, get_settings
 from handoff.store import ConversationStore
+from handoff.webhook import WebhookPusher
 
 STATIC_DIR = Path(__file__).parent / "static"
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Optional[GatewaySettings] = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -35,14 +45,34 @@ def create_app(settings: Optional[GatewaySettings] = None) -> FastAPI:
         app.state.redis = redis
         app.state.store = ConversationStore(redis, settings.web_conversation_ttl_s)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s)
+        app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
+                                      settings.handoff_agent_max_concurrent)
+        app.state.clock = Clock.from_setting(settings.handoff_clock)
+        app.state.desk = HandoffService(
+            redis, app.state.store, app.state.agents, app.state.rasa, DeskPolicy.load(settings.handoff_policy_path),
+            app.state.clock, settings.handoff_sla_pickup_s, settings.handoff_earlier_conversations,
+        )
+        app.state.canned = CannedAnswers(settings.handoff_kb_dir)
+        app.state.webhook = WebhookPusher(redis, settings.handoff_webhook_url, settings.handoff_webhook_attempts,
+                                          settings.handoff_webhook_backoff_s, settings.handoff_webhook_timeout_s)
+        tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s))]
+        if app.state.webhook.enabled:
+            tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await app.state.webhook.close()
             await app.state.rasa.close()
             await redis.aclose()
 
-    app = FastAPI(title="Customer-service gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Customer-service gateway", version="0.2.0", lifespan=lifespan)
     app.include_router(webchat.router)
+    app.include_router(internal.router)
+    app.include_router(agent.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -56,9 +86,23 @@ def create_app(settings: Optional[GatewaySettings] = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "webchat" / "index.html")
 
+    @app.get("/agent", include_in_schema=False)
+    async def agent_console() -> FileResponse:
+        return FileResponse(STATIC_DIR / "agent" / "index.html")
+
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict:
         await request.app.state.redis.ping()
         return {"status": "ok"}
 
     return app
+
+
+async def _sla_loop(app: FastAPI, interval_s: float) -> None:
+    """Raise pickup-SLA alerts; the state lives in Redis, so any number of gateway processes may run this."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await app.state.desk.check_sla()
+        except (RedisError, OSError) as exc:
+            logger.warning("SLA check skipped: %s", exc)

@@ -22,3 +22,123 @@ def owner(conversation_id: str) -> str:
 def dedupe(conversation_id: str, client_message_id: str) -> str:
     """String: the reply to a client message id, so a retried request is answered once."""
     return f"{PREFIX}:conv:{conversation_id}:dedupe:{client_message_id}"
+
+
+def conversation_handoff(conversation_id: str) -> str:
+    """String: id of the conversation's open handoff (present only while one is open: idempotency anchor)."""
+    return f"{PREFIX}:conv:{conversation_id}:handoff"
+
+
+def notice(conversation_id: str, owner_value: str) -> str:
+    """String flag: the customer already got the one "an agent will answer" notice for this owner phase."""
+    return f"{PREFIX}:conv:{conversation_id}:notice:{owner_value}"
+
+
+def rate(conversation_id: str, window: int) -> str:
+    """Counter: customer messages of one conversation in one rate-limit window."""
+    return f"{PREFIX}:conv:{conversation_id}:rate:{window}"
+
+
+def rate_notice(conversation_id: str, window: int) -> str:
+    """String flag: the polite "slow down" message was already sent in this window."""
+    return f"{PREFIX}:conv:{conversation_id}:rate_notice:{window}"
+
+
+def csat_pending(conversation_id: str) -> str:
+    """String: handoff id whose CSAT question is waiting for the customer's stars."""
+    return f"{PREFIX}:conv:{conversation_id}:csat"
+
+
+def handoff(handoff_id: str) -> str:
+    """Hash: one handoff (status, reason, priority, agent, timestamps, context package JSON)."""
+    return f"{PREFIX}:handoff:{handoff_id}"
+
+
+def queue() -> str:
+    """Sorted set: queued handoff ids, score = effective priority * 1e13 + created ms (lowest first)."""
+    return f"{PREFIX}:queue"
+
+
+def pickup_waits() -> str:
+    """List: recent pickup waits in seconds (newest first), for the expected-wait estimate."""
+    return f"{PREFIX}:stats:pickup_waits"
+
+
+def handoffs_by_customer(customer_id: str) -> str:
+    """Sorted set: handoff ids of one customer by creation time (earlier conversations in the context)."""
+    return f"{PREFIX}:customer:{customer_id}:handoffs"
+
+
+def tickets() -> str:
+    """Sorted set: open ticket ids by creation time."""
+    return f"{PREFIX}:tickets"
+
+
+def ticket(ticket_id: str) -> str:
+    """Hash: one ticket (handoff id, conversation id, next contact time, status)."""
+    return f"{PREFIX}:ticket:{ticket_id}"
+
+
+def ticket_counter(day: str) -> str:
+    """Counter: tickets created on one day (ticket ids are T<yyyymmdd>-<n>)."""
+    return f"{PREFIX}:ticket_counter:{day}"
+
+
+def sla_alerted(handoff_id: str) -> str:
+    """String flag: the pickup SLA alert of this handoff was raised (once, even with several gateways)."""
+    return f"{PREFIX}:sla_alerted:{handoff_id}"
+
+
+def alerts() -> str:
+    """Sorted set: open alert ids by time (visible to supervisors)."""
+    return f"{PREFIX}:alerts"
+
+
+def alert(alert_id: str) -> str:
+    """Hash: one alert (kind, handoff id, conversation id, raised at)."""
+    return f"{PREFIX}:alert:{alert_id}"
+
+
+def desk_events() -> str:
+    """Stream: queue and assignment changes pushed live to every agent console."""
+    return f"{PREFIX}:desk:events"
+
+
+def audit() -> str:
+    """Stream: every agent and supervisor action (who, what, which conversation, when)."""
+    return f"{PREFIX}:audit"
+
+
+def agent(agent_id: str) -> str:
+    """Hash: one agent account (username, role, password hash, concurrency limit)."""
+    return f"{PREFIX}:agent:{agent_id}"
+
+
+def agent_usernames() -> str:
+    """Hash: username -> agent id."""
+    return f"{PREFIX}:agents:by_username"
+
+
+def agent_active(agent_id: str) -> str:
+    """Set: conversation ids an agent owns now (its size is checked against the concurrency limit)."""
+    return f"{PREFIX}:agent:{agent_id}:active"
+
+
+def agents_online() -> str:
+    """Sorted set: agent id -> last time seen (requests and live connections)."""
+    return f"{PREFIX}:agents:online"
+
+
+def session(token_hash: str) -> str:
+    """String: agent id of a login session, keyed by the SHA-256 of the token (tokens never stored)."""
+    return f"{PREFIX}:session:{token_hash}"
+
+
+def agent_dedupe(conversation_id: str, client_message_id: str) -> str:
+    """String: stream id of an agent message already stored under this client id (retries are not doubled)."""
+    return f"{PREFIX}:conv:{conversation_id}:agent_dedupe:{client_message_id}"
+
+
+def webhook_outbox() -> str:
+    """Stream: context packages waiting to be pushed to the external helpdesk (survives restarts)."""
+    return f"{PREFIX}:webhook:outbox"

@@ -1,8 +1,6 @@
 """Texts the gateway itself says (when the bot cannot be asked), in both languages."""
 from __future__ import annotations
 
-from typing import Optional
-
 from bot.text import EN, ZH, detect_language
 
 TEXTS = {
@@ -18,10 +16,43 @@ TEXTS = {
         ZH: "您的消息已转给正在为您服务的人工客服。",
         EN: "Your message has been passed to the agent helping you.",
     },
+    "queued": {
+        ZH: "您的消息已保存，人工客服接入后会看到您发送的全部内容，请稍候。",
+        EN: "Your messages are saved; the agent who picks up your conversation will see all of them. Please hold on.",
+    },
+    "rate_limited": {
+        ZH: "您发送得有点快，消息都已保存。请稍等片刻，我们会逐条查看。",
+        EN: "You're sending messages very quickly. All of them are saved; please give us a moment to catch up.",
+    },
+    "handed_back": {
+        ZH: "人工客服已将对话交回智能助手，您可以继续提问。",
+        EN: "The agent has handed you back to the assistant. Feel free to keep asking.",
+    },
+    "csat_question": {
+        ZH: "本次人工服务已结束。请为本次服务打分（1-5 星）：",
+        EN: "This conversation with our agent has ended. How would you rate the service (1-5 stars)?",
+    },
+    "csat_thanks": {
+        ZH: "感谢您的评价！",
+        EN: "Thank you for your rating!",
+    },
+    "csat_reopened": {
+        ZH: "很抱歉这次没有让您满意，主管会尽快跟进您的问题。",
+        EN: "We're sorry we didn't get this right. A supervisor will follow up on your case.",
+    },
+    "csat_none": {
+        ZH: "这次对话没有待评价的服务，感谢您的反馈。",
+        EN: "There is no service waiting for a rating here, but thank you for the feedback.",
+    },
 }
 
 
-def say(key: str, text: str = "", ui_lang: Optional[str] = None) -> str:
+def say(key: str, text: str = "", ui_lang: str | None = None) -> str:
     """Pick the customer's language: the message's own language, else the page's UI language, else Chinese."""
     language = detect_language(text) or (ui_lang if ui_lang in (ZH, EN) else ZH)
     return TEXTS[key][language]
+
+
+def say_in(key: str, language: str | None) -> str:
+    """A text in a known language (the handoff's), Chinese when unknown."""
+    return TEXTS[key][language if language in (ZH, EN) else ZH]

@@ -1,7 +1,7 @@
 """The one client for the Rasa server: REST channel for messages, token-protected HTTP API for trackers."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import httpx
 
@@ -21,7 +21,7 @@ class RasaClient:
         await self._http.aclose()
 
     async def send_message(
-        self, sender_id: str, text: str, metadata: Optional[Dict[str, Any]] = None
+        self, sender_id: str, text: str, metadata: Dict[str, Any] | None = None
     ) -> List[Dict[str, Any]]:
         """Send one customer message through Rasa's REST channel and return the bot's messages."""
         payload = {"sender": sender_id, "message": text, "metadata": metadata or {}}
@@ -47,6 +47,19 @@ class RasaClient:
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         return response.json()
+
+    async def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        """Append events to a tracker (e.g. ``resume`` when an agent hands a conversation back to the bot)."""
+        try:
+            response = await self._http.post(
+                f"/conversations/{sender_id}/tracker/events",
+                params={"token": self._token, "include_events": "NONE"},
+                json=events,
+            )
+        except httpx.HTTPError as exc:
+            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise RasaError(f"Rasa answered HTTP {response.status_code}")
 
     async def is_ready(self) -> bool:
         """True when the server is up and has a model loaded."""

@@ -1,10 +1,13 @@
-"""Settings of the gateway service (web chat API now; agent desk later). One class, read from the environment."""
+"""Settings of the gateway service (web chat API + agent desk). One class, read from the environment."""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class GatewaySettings(BaseSettings):
@@ -12,13 +15,32 @@ class GatewaySettings(BaseSettings):
 
     | variable | default | meaning |
     |---|---|---|
-    | REDIS_URL | redis://127.0.0.1:6379/0 | Redis holding conversations, message streams and ownership |
+    | REDIS_URL | redis://127.0.0.1:6379/0 | Redis: conversations, message streams, ownership, queue, agents |
     | RASA_URL | http://127.0.0.1:5005 | Rasa server (REST channel + HTTP API) |
     | RASA_TOKEN | (empty) | token for Rasa's HTTP API (`rasa run --auth-token`) |
     | RASA_TIMEOUT_S | 20 | seconds to wait for the bot's answer |
     | WEB_MAX_MESSAGE_CHARS | 10000 | longer customer messages are rejected with 413 |
     | WEB_NLU_CHARS | 2000 | how much of a message the bot reads (the rest is kept for agents) |
     | WEB_CONVERSATION_TTL_S | 2592000 | conversations expire 30 days after the last message |
+    | WEB_RATE_LIMIT_MESSAGES | 5 | customer messages per conversation and window that are answered (more: stored) |
+    | WEB_RATE_LIMIT_WINDOW_S | 2 | length of that window in seconds |
+    | WEB_SSE_BLOCK_MS | 10000 | how long one XREAD BLOCK of a Server-Sent Events stream waits before a keep-alive |
+    | HANDOFF_INTERNAL_TOKEN | (empty = API off) | shared secret the action server sends as X-Internal-Token |
+    | HANDOFF_WEBHOOK_URL | (empty = off) | external helpdesk URL that receives every context package (POST JSON) |
+    | HANDOFF_WEBHOOK_ATTEMPTS | 5 | delivery attempts per package before it is parked as failed |
+    | HANDOFF_WEBHOOK_BACKOFF_S | 1.0 | first retry delay; doubles per attempt |
+    | HANDOFF_WEBHOOK_TIMEOUT_S | 5.0 | timeout of one webhook request |
+    | HANDOFF_CONTEXT_REFRESH_S | 2.0 | re-read the tracker this long after a handoff (Rasa saves that turn late) |
+    | HANDOFF_SLA_PICKUP_S | 60 | a handoff not claimed this many seconds after queuing (service hours): alert |
+    | HANDOFF_SLA_CHECK_INTERVAL_S | 5 | how often the SLA checker runs |
+    | HANDOFF_AGENT_MAX_CONCURRENT | 3 | conversations one agent may own at once (per-account override possible) |
+    | HANDOFF_SESSION_TTL_S | 28800 | agent login sessions expire after this many seconds of inactivity |
+    | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
+    | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
+    | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
+    | HANDOFF_KB_DIR | data/kb | knowledge-base articles used as canned answers |
+    | HANDOFF_CLOCK | (empty = real time) | ISO datetime with offset: the desk's clock starts there (tests, demos) |
+    | HANDOFF_ADMIN_PASSWORD | (prompted) | password for `python -m handoff.admin create-supervisor` when not typed in |
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -30,6 +52,24 @@ class GatewaySettings(BaseSettings):
     web_max_message_chars: int = Field(default=10_000, ge=100)
     web_nlu_chars: int = Field(default=2_000, ge=50)
     web_conversation_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    web_rate_limit_messages: int = Field(default=5, ge=1)
+    web_rate_limit_window_s: int = Field(default=2, ge=1)
+    web_sse_block_ms: int = Field(default=10_000, ge=100)
+    handoff_internal_token: str = ""
+    handoff_webhook_url: str = ""
+    handoff_webhook_attempts: int = Field(default=5, ge=1)
+    handoff_webhook_backoff_s: float = Field(default=1.0, ge=0)
+    handoff_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    handoff_context_refresh_s: float = Field(default=2.0, ge=0)
+    handoff_sla_pickup_s: int = Field(default=60, ge=1)
+    handoff_sla_check_interval_s: float = Field(default=5.0, gt=0)
+    handoff_agent_max_concurrent: int = Field(default=3, ge=1)
+    handoff_session_ttl_s: int = Field(default=8 * 3600, ge=1)
+    handoff_presence_ttl_s: int = Field(default=90, ge=5)
+    handoff_earlier_conversations: int = Field(default=10, ge=0)
+    handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
+    handoff_kb_dir: Path = ROOT / "data" / "kb"
+    handoff_clock: str | None = None
 
 
 @lru_cache

@@ -1,7 +1,9 @@
 """Conversation storage in Redis: message streams, ownership and idempotent message handling.
 
 A stream per conversation keeps every message in order with a monotonic id, so the web page can fetch "everything
-after id X" and nothing is lost when a browser reloads. Ownership (bot or agent) is read here and only here.
+after id X" and nothing is lost when a browser reloads. Ownership (bot, queue or agent) is read here and only here.
+A customer message and its idempotency marker are written by one Lua script, so a Redis restart can never leave
+one without the other (which would lose or double the message on the client's retry).
 """
 from __future__ import annotations
 
@@ -9,14 +11,38 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Tuple
 
 from redis.asyncio import Redis
 
 from handoff import keys
 
 BOT = "bot"
+QUEUE = "queue"
+AGENT_PREFIX = "agent:"
 STREAM_MAXLEN = 5_000
+PENDING = "pending:"
+
+# KEYS: dedupe, stream, conversation hash. ARGV: ttl, lease_until, maxlen, then stream field/value pairs.
+# Returns {1, stream id} when stored now, {0, marker} when this client message id was seen before.
+_APPEND_ONCE = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return {0, seen} end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+redis.call('SET', KEYS[1], 'pending:' .. ARGV[2], 'EX', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return {1, id}
+"""
+
+# KEYS: dedupe. ARGV: now, new lease_until, ttl. Takes over a message whose processing died (lease expired).
+_TAKE_OVER = """
+local seen = redis.call('GET', KEYS[1])
+if not seen or string.sub(seen, 1, 8) ~= 'pending:' then return 0 end
+if tonumber(string.sub(seen, 9)) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], 'pending:' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 @dataclass
@@ -32,6 +58,27 @@ class ChatMessage:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    def fields(self, author: str = "") -> Dict[str, str]:
+        out = {"role": self.role, "text": self.text, "buttons": json.dumps(self.buttons, ensure_ascii=False),
+               "ts": repr(self.ts)}
+        if author:
+            out["author"] = author
+        return out
+
+
+def decode_entry(entry_id: Any, data: Dict[Any, Any]) -> Tuple[ChatMessage, str]:
+    """A stream entry as a message plus its author (agent id for agent messages, else empty)."""
+    d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in data.items()}
+    message = ChatMessage(
+        role=d.get("role", "system"),
+        text=d.get("text", ""),
+        buttons=json.loads(d.get("buttons") or "[]"),
+        ts=float(d.get("ts") or 0),
+        id=entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+    )
+    return message, d.get("author", "")
+
 
 class ConversationStore:
     """All conversation state of the gateway; built from a Redis client at start-up."""
@@ -39,11 +86,17 @@ class ConversationStore:
     def __init__(self, redis: Redis, ttl_s: int) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
+        self._append_once = redis.register_script(_APPEND_ONCE)
+        self._take_over = redis.register_script(_TAKE_OVER)
+
+    @property
+    def ttl_s(self) -> int:
+        return self._ttl_s
 
     async def exists(self, conversation_id: str) -> bool:
         return bool(await self._redis.exists(keys.conversation(conversation_id)))
 
-    async def create(self, channel: str, ui_lang: Optional[str]) -> str:
+    async def create(self, channel: str, ui_lang: str | None) -> str:
         conversation_id = uuid.uuid4().hex
         await self._redis.hset(
             keys.conversation(conversation_id),
@@ -52,52 +105,67 @@ class ConversationStore:
         await self._redis.expire(keys.conversation(conversation_id), self._ttl_s)
         return conversation_id
 
+    async def meta(self, conversation_id: str) -> Dict[str, str]:
+        raw = await self._redis.hgetall(keys.conversation(conversation_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
     async def owner(self, conversation_id: str) -> str:
-        """Who answers this conversation: ``bot`` unless an agent took it over."""
+        """Who answers this conversation: ``bot``, ``queue`` (waiting for an agent, bot silent) or ``agent:<id>``."""
         value = await self._redis.get(keys.owner(conversation_id))
         return value.decode() if value else BOT
 
-    async def append(self, conversation_id: str, message: ChatMessage) -> ChatMessage:
-        fields = {
-            "role": message.role,
-            "text": message.text,
-            "buttons": json.dumps(message.buttons, ensure_ascii=False),
-            "ts": repr(message.ts),
-        }
+    async def append(self, conversation_id: str, message: ChatMessage, author: str = "") -> ChatMessage:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(keys.messages(conversation_id), fields, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(keys.messages(conversation_id), message.fields(author), maxlen=STREAM_MAXLEN,
+                      approximate=True)
             pipe.expire(keys.messages(conversation_id), self._ttl_s)
             pipe.expire(keys.conversation(conversation_id), self._ttl_s)
             stream_id, _, _ = await pipe.execute()
         message.id = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
         return message
 
-    async def history(self, conversation_id: str, after: Optional[str] = None) -> List[ChatMessage]:
-        start = f"({after}" if after else "-"
-        entries = await self._redis.xrange(keys.messages(conversation_id), min=start, max="+")
-        out = []
-        for entry_id, data in entries:
-            d = {k.decode(): v.decode() for k, v in data.items()}
-            out.append(
-                ChatMessage(
-                    role=d["role"],
-                    text=d["text"],
-                    buttons=json.loads(d.get("buttons") or "[]"),
-                    ts=float(d.get("ts") or 0),
-                    id=entry_id.decode(),
-                )
-            )
-        return out
-
-    async def claim_client_message(self, conversation_id: str, client_message_id: str) -> Optional[str]:
-        """Reserve a client message id. Returns None when new, else what is stored ("pending" or the reply JSON)."""
-        key = keys.dedupe(conversation_id, client_message_id)
-        if await self._redis.set(key, "pending", nx=True, ex=self._ttl_s):
+    async def append_customer_once(
+        self, conversation_id: str, client_message_id: str, message: ChatMessage, lease_s: float
+    ) -> str | None:
+        """Store a customer message unless its client id was seen. Returns None when stored now (``message.id`` is
+        set), else the stored marker: ``pending:<lease end>`` while being answered, or the reply JSON."""
+        args: List[Any] = [self._ttl_s, repr(time.time() + lease_s), STREAM_MAXLEN]
+        for k, v in message.fields().items():
+            args += [k, v]
+        stored, value = await self._append_once(
+            keys=[keys.dedupe(conversation_id, client_message_id), keys.messages(conversation_id),
+                  keys.conversation(conversation_id)],
+            args=args,
+        )
+        value = value.decode() if isinstance(value, bytes) else str(value)
+        if int(stored):
+            message.id = value
             return None
-        value = await self._redis.get(key)
-        return value.decode() if value else None
+        return value
 
-    async def client_message_state(self, conversation_id: str, client_message_id: str) -> Optional[str]:
+    async def take_over(self, conversation_id: str, client_message_id: str, lease_s: float) -> bool:
+        """Claim the answering of a stored message whose first attempt died (its lease ran out)."""
+        now = time.time()
+        return bool(await self._take_over(
+            keys=[keys.dedupe(conversation_id, client_message_id)], args=[repr(now), repr(now + lease_s), self._ttl_s]
+        ))
+
+    async def expire_lease(self, conversation_id: str, client_message_id: str) -> None:
+        """Mark an unanswered stored message as free to be answered by the client's retry."""
+        key = keys.dedupe(conversation_id, client_message_id)
+        value = await self._redis.get(key)
+        if value and value.decode().startswith(PENDING):
+            await self._redis.set(key, PENDING + "0", ex=self._ttl_s)
+
+    async def history(self, conversation_id: str, after: str | None = None) -> List[ChatMessage]:
+        return [m for m, _ in await self.entries(conversation_id, after)]
+
+    async def entries(self, conversation_id: str, after: str | None = None) -> List[Tuple[ChatMessage, str]]:
+        start = f"({after}" if after else "-"
+        raw = await self._redis.xrange(keys.messages(conversation_id), min=start, max="+")
+        return [decode_entry(entry_id, data) for entry_id, data in raw]
+
+    async def client_message_state(self, conversation_id: str, client_message_id: str) -> str | None:
         value = await self._redis.get(keys.dedupe(conversation_id, client_message_id))
         return value.decode() if value else None
 
@@ -106,6 +174,18 @@ class ConversationStore:
             keys.dedupe(conversation_id, client_message_id), json.dumps(reply, ensure_ascii=False), ex=self._ttl_s
         )
 
-    async def release_client_message(self, conversation_id: str, client_message_id: str) -> None:
-        """Forget a reservation whose processing failed, so the client's retry is processed."""
-        await self._redis.delete(keys.dedupe(conversation_id, client_message_id))
+    async def notice_once(self, conversation_id: str, phase: str) -> bool:
+        """True the first time per phase (e.g. one handoff's queue wait): at most one notice, not one per message."""
+        return bool(await self._redis.set(keys.notice(conversation_id, phase), "1", nx=True, ex=self._ttl_s))
+
+    async def over_rate_limit(self, conversation_id: str, limit: int, window_s: int) -> Tuple[bool, bool]:
+        """Counts a customer message; returns (over the limit, first time over in this window)."""
+        window = int(time.time() // window_s)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(keys.rate(conversation_id, window))
+            pipe.expire(keys.rate(conversation_id, window), window_s * 2)
+            count, _ = await pipe.execute()
+        if int(count) <= limit:
+            return False, False
+        first = await self._redis.set(keys.rate_notice(conversation_id, window), "1", nx=True, ex=window_s * 2)
+        return True, bool(first)

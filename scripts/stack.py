@@ -65,6 +65,9 @@ class Stack:
     var_dir: Path = ROOT / "var"
     log_dir: Optional[Path] = None
     rasa_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Shared secret of the gateway's internal API (the action server opens handoffs with it).
+    internal_token: str = field(default_factory=lambda: os.environ.get("HANDOFF_INTERNAL_TOKEN")
+                                or secrets.token_urlsafe(24))
     extra_env: Dict[str, str] = field(default_factory=dict)
     procs: List[subprocess.Popen] = field(default_factory=list)
 
@@ -76,6 +79,11 @@ class Stack:
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def agent_url(self) -> str:
+        """The agent console (served by the gateway)."""
+        return f"{self.web_url}/agent"
 
     @property
     def rasa_url(self) -> str:
@@ -108,6 +116,8 @@ class Stack:
                 "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
                 "RASA_URL": self.rasa_url,
                 "RASA_TOKEN": self.rasa_token,
+                "HANDOFF_INTERNAL_TOKEN": self.internal_token,
+                "HANDOFF_URL": self.web_url,
                 "PYTHONPATH": str(ROOT),
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
@@ -207,8 +217,10 @@ def main() -> None:
     print("Starting Redis, Rasa (loading the model takes ~30 s), action server and web chat ...", flush=True)
     try:
         stack.start()
-        print(f"\n  Web chat:      {stack.web_url}/\n  Rasa (local):  {stack.rasa_url}  (HTTP API token in this process only)"
-              f"\n  Action server: {stack.action_url}\n  Redis:         {stack.env()['REDIS_URL']}\n  Logs:          var/logs/\n"
+        print(f"\n  Web chat:      {stack.web_url}/\n  Agent console: {stack.agent_url}"
+              f"\n  Rasa (local):  {stack.rasa_url}  (HTTP API token in this process only)"
+              f"\n  Action server: {stack.action_url}\n  Redis:         {stack.env()['REDIS_URL']}"
+              "\n  Logs:          var/logs/\n"
               "\nPress Ctrl-C to stop everything.", flush=True)
         while all(p.poll() is None for p in stack.procs):
             time.sleep(1)

@@ -1,40 +1,49 @@
 """Website chat API: where a web customer's message enters the system.
 
-POST /api/webchat/messages stores the message, asks the conversation's owner (the bot unless an agent took over)
-and returns the bot's replies. GET .../messages returns the history (used after page reloads and to poll for
-agent messages).
+POST /api/webchat/messages stores the message, asks the conversation's owner (the bot unless the conversation waits
+for or belongs to an agent) and returns the bot's replies. GET .../messages returns the history (after page reloads
+and as the polling fallback); GET .../events streams new messages (agent replies) as Server-Sent Events.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from typing import Any, Dict, List, Literal, Optional
+import re
+import time
+from typing import Any, Dict, List, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from bot.text import clean_text
-from handoff.deps import RasaDep, SettingsDep, StoreDep
-from handoff.messages import say
+from handoff import keys
+from handoff.deps import DeskDep, RasaDep, RedisDep, SettingsDep, StoreDep
+from handoff.messages import say, say_in
 from handoff.rasa_client import RasaError
-from handoff.store import BOT, ChatMessage
+from handoff.sse import SSE_HEADERS, STREAM_ID, stream_events
+from handoff.store import BOT, PENDING, QUEUE, ChatMessage, decode_entry
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/webchat", tags=["webchat"])
 CHANNEL = "webchat"
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DUPLICATE_WAIT_S = 25.0
+LEASE_MARGIN_S = 5.0
+CSAT_RE = re.compile(r'^/csat\{"stars":\s*([1-5])\}$')
 
 
 class InboundMetadata(BaseModel):
-    ui_lang: Optional[Literal["zh", "en"]] = None
+    ui_lang: Literal["zh", "en"] | None = None
     # Signed customer token issued by the store's website for a logged-in customer (verified by the actions).
-    customer_token: Optional[str] = Field(default=None, max_length=2048)
+    customer_token: str | None = Field(default=None, max_length=2048)
 
 
 class InboundMessage(BaseModel):
-    conversation_id: Optional[str] = Field(default=None, max_length=64)
+    conversation_id: str | None = Field(default=None, max_length=64)
     message_id: str = Field(pattern=_ID_PATTERN, description="client-generated id; a retry reuses it")
     text: str = Field(max_length=100_000)
     metadata: InboundMetadata = Field(default_factory=InboundMetadata)
@@ -73,7 +82,9 @@ def _bot_messages(rasa_messages: List[Dict[str, Any]]) -> List[ChatMessage]:
 
 
 @router.post("/messages", response_model=ReplyOut)
-async def post_message(body: InboundMessage, store: StoreDep, rasa: RasaDep, settings: SettingsDep) -> ReplyOut:
+async def post_message(
+    body: InboundMessage, store: StoreDep, rasa: RasaDep, settings: SettingsDep, desk: DeskDep
+) -> ReplyOut:
     if len(body.text) > settings.web_max_message_chars:
         raise HTTPException(
             status_code=413,
@@ -84,18 +95,32 @@ async def post_message(body: InboundMessage, store: StoreDep, rasa: RasaDep, set
     if not conversation_id or not await store.exists(conversation_id):
         conversation_id = await store.create(CHANNEL, ui_lang)
 
-    previous = await store.claim_client_message(conversation_id, body.message_id)
-    if previous is not None:
-        return await _replay(store, conversation_id, body.message_id, previous)
-
     text = clean_text(body.text, max_chars=settings.web_max_message_chars)
+    # Message and idempotency marker are written together: a retry never stores it twice, nor loses it.
+    previous = await store.append_customer_once(
+        conversation_id, body.message_id, ChatMessage(role="customer", text=text), _lease_s(settings)
+    )
+    if previous is not None:
+        return await _replay(store, conversation_id, body, previous, text, rasa, settings, desk)
     try:
-        await store.append(conversation_id, ChatMessage(role="customer", text=text))
-    except Exception:
-        await store.release_client_message(conversation_id, body.message_id)
+        return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk)
+    except RedisError:
+        # Stored but not answered (Redis went away meanwhile): let the client's retry answer at once.
+        with contextlib.suppress(RedisError, OSError):
+            await store.expire_lease(conversation_id, body.message_id)
         raise
 
-    replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings)
+
+def _lease_s(settings: SettingsDep) -> float:
+    """How long one attempt may take to answer before a retry of the same message takes over."""
+    return settings.rasa_timeout_s + LEASE_MARGIN_S
+
+
+async def _answer_and_store(
+    conversation_id: str, body: InboundMessage, text: str, store: StoreDep, rasa: RasaDep, settings: SettingsDep,
+    desk: DeskDep,
+) -> ReplyOut:
+    replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings, desk)
     stored = [await store.append(conversation_id, m) for m in replies]
     payload = [m.to_dict() for m in stored]
     await store.store_reply(conversation_id, body.message_id, payload)
@@ -103,14 +128,29 @@ async def post_message(body: InboundMessage, store: StoreDep, rasa: RasaDep, set
 
 
 async def _answer(
-    conversation_id: str, text: str, metadata: InboundMetadata, store: StoreDep, rasa: RasaDep, settings: SettingsDep
+    conversation_id: str, text: str, metadata: InboundMetadata, store: StoreDep, rasa: RasaDep, settings: SettingsDep,
+    desk: DeskDep,
 ) -> List[ChatMessage]:
-    """Ask whoever owns the conversation. The bot never answers a conversation an agent owns."""
+    """Ask whoever owns the conversation. The bot never answers a conversation that waits for or has an agent."""
     ui_lang = metadata.ui_lang
     if not text:
         return [ChatMessage(role="system", text=say("empty", text, ui_lang))]
-    if await store.owner(conversation_id) != BOT:
-        return [ChatMessage(role="system", text=say("agent_owns", text, ui_lang))]
+    csat = CSAT_RE.match(text)
+    if csat:
+        return await _record_csat(conversation_id, int(csat.group(1)), ui_lang, desk)
+    over, first_over = await store.over_rate_limit(
+        conversation_id, settings.web_rate_limit_messages, settings.web_rate_limit_window_s
+    )
+    if over:
+        # Stored (agents see it in the transcript) but not answered; one polite notice per window.
+        return [ChatMessage(role="system", text=say("rate_limited", text, ui_lang))] if first_over else []
+    owner = await store.owner(conversation_id)
+    if owner != BOT:
+        handoff_id = await desk.open_for(conversation_id) or ""
+        if await store.notice_once(conversation_id, f"{handoff_id}:{owner}"):
+            key = "queued" if owner == QUEUE else "agent_owns"
+            return [ChatMessage(role="system", text=say(key, text, ui_lang))]
+        return []
     try:
         rasa_messages = await rasa.send_message(
             conversation_id,
@@ -123,14 +163,31 @@ async def _answer(
     return _bot_messages(rasa_messages)
 
 
-async def _replay(store: StoreDep, conversation_id: str, message_id: str, previous: str) -> ReplyOut:
-    """A retried message: return the reply already given instead of answering twice."""
+async def _record_csat(conversation_id: str, stars: int, ui_lang: str | None, desk: DeskDep) -> List[ChatMessage]:
+    result = await desk.record_csat(conversation_id, stars)
+    if result is None:
+        return [ChatMessage(role="system", text=say("csat_none", "", ui_lang))]
+    handoff_id, reopened = result
+    handoff = await desk.get(handoff_id) or {}
+    language = handoff.get("language") or ui_lang
+    return [ChatMessage(role="system", text=say_in("csat_reopened" if reopened else "csat_thanks", language))]
+
+
+async def _replay(
+    store: StoreDep, conversation_id: str, body: InboundMessage, previous: str, text: str, rasa: RasaDep,
+    settings: SettingsDep, desk: DeskDep,
+) -> ReplyOut:
+    """A retried message: return the reply already given instead of answering twice. If the first attempt died
+    before answering (its lease ran out), answer now; the message itself is stored exactly once either way."""
     waited = 0.0
-    while previous == "pending" and waited < DUPLICATE_WAIT_S:
+    while previous.startswith(PENDING) and waited < DUPLICATE_WAIT_S:
+        lease_over = float(previous[len(PENDING):]) < time.time()
+        if lease_over and await store.take_over(conversation_id, body.message_id, _lease_s(settings)):
+            return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk)
         await asyncio.sleep(0.2)
         waited += 0.2
-        previous = await store.client_message_state(conversation_id, message_id) or "pending"
-    if previous == "pending":
+        previous = await store.client_message_state(conversation_id, body.message_id) or previous
+    if previous.startswith(PENDING):
         raise HTTPException(status_code=409, detail="This message is still being processed; retry shortly.")
     return ReplyOut(conversation_id=conversation_id, messages=[MessageOut(**m) for m in json.loads(previous)])
 
@@ -139,9 +196,35 @@ async def _replay(store: StoreDep, conversation_id: str, message_id: str, previo
 async def get_messages(
     conversation_id: str,
     store: StoreDep,
-    after: Optional[str] = Query(default=None, pattern=r"^(\d+-\d+)?$"),
+    after: str | None = Query(default=None, pattern=r"^(\d+-\d+)?$"),
 ) -> ReplyOut:
     if not await store.exists(conversation_id):
         raise HTTPException(status_code=404, detail="Unknown conversation.")
     messages = await store.history(conversation_id, after=after or None)
     return ReplyOut(conversation_id=conversation_id, messages=[MessageOut(**m.to_dict()) for m in messages])
+
+
+@router.get("/conversations/{conversation_id}/events")
+async def message_events(
+    conversation_id: str,
+    request: Request,
+    store: StoreDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    after: str | None = Query(default=None, pattern=r"^(\d+-\d+)?$"),
+) -> StreamingResponse:
+    """Server-Sent Events: every message after ``after`` (or Last-Event-ID on reconnect), live, via XREAD BLOCK."""
+    if not await store.exists(conversation_id):
+        raise HTTPException(status_code=404, detail="Unknown conversation.")
+    last_event_id = request.headers.get("last-event-id") or ""
+    cursor = last_event_id if re.match(STREAM_ID, last_event_id) else (after or "0-0")
+
+    async def format_entry(key: str, entry_id: bytes, data: Dict[bytes, bytes], _: Dict[str, str]):
+        message, _author = decode_entry(entry_id, data)
+        return None, message.to_dict()
+
+    return StreamingResponse(
+        stream_events(request, redis, {keys.messages(conversation_id): cursor}, settings.web_sse_block_ms,
+                      format_entry),
+        media_type="text/event-stream", headers=SSE_HEADERS,
+    )

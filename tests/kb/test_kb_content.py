@@ -31,7 +31,7 @@ EXPECTED_CATEGORIES = (
     "account_service",
 )
 MIN_ARTICLES = 85
-MIN_QUESTIONS, MAX_QUESTIONS = 3, 5
+MIN_QUESTIONS, MAX_QUESTIONS = 3, 12
 MAX_SENTENCES = 4
 ARTICLE_KEYS_REQUIRED = {"id", "title", "answer", "questions", "last_reviewed"}
 ARTICLE_KEYS_OPTIONAL = {"tags"}

@@ -2,7 +2,9 @@
  * Web chat client for the handoff gateway (no framework, no build step).
  *
  * Contract: POST {api}/messages sends one customer message and returns the bot's replies;
- * GET {api}/conversations/{id}/messages?after=<id> returns the history (or what came after <id>).
+ * GET {api}/conversations/{id}/messages?after=<id> returns the history (or what came after <id>);
+ * GET {api}/conversations/{id}/events?after=<id> streams new messages (agent replies) as Server-Sent Events.
+ * Live updates come through EventSource; the poll stays as the fallback (slower while the stream is open).
  * Security rule: every piece of message text reaches the DOM through textContent / text nodes only,
  * because customer and agent text may contain markup.
  */
@@ -12,6 +14,8 @@
   const STORAGE_CONVERSATION = "webchat.conversation_id";
   const STORAGE_LANG = "webchat.lang";
   const POLL_INTERVAL_MS = 3000;
+  /** While the event stream is open the poll is only a safety net. */
+  const POLL_INTERVAL_WITH_EVENTS_MS = 5000;
   const REQUEST_TIMEOUT_MS = 30000;
   const NEAR_LIMIT_RATIO = 0.9;
   const MAX_DETAIL_CHARS = 200;
@@ -215,6 +219,12 @@
       pollTimer: 0,
       polling: false,
       typingEl: null,
+      /** EventSource for the current conversation, its conversation id and whether it is connected. */
+      events: null,
+      eventsConversation: null,
+      eventsOpen: false,
+      /** Streamed messages held back while a send is in flight, so the POST's own copy is rendered first. */
+      heldEvents: [],
     };
 
     function t(key) {
@@ -620,8 +630,9 @@
         job.status = "sent";
         job.bubble.classList.remove("msg--pending");
         clearSendError(job);
-        // The cursor only moves on GET results, so agent messages that raced this POST are still fetched.
+        // The cursor only moves on GET/stream results, so agent messages that raced this POST are still fetched.
         applyServerMessages(data.messages, false);
+        openEvents();
         schedulePoll();
       } catch (err) {
         if (job.generation !== state.generation) {
@@ -639,6 +650,7 @@
           state.inFlight -= 1;
           if (state.inFlight === 0) {
             setTyping(false);
+            flushHeldEvents();
           }
         }
       }
@@ -647,8 +659,76 @@
     // ------------------------------------------------------------ history and polling
 
     function forgetConversation() {
+      closeEvents();
       setConversation(null);
       state.lastServerId = null;
+    }
+
+    // ------------------------------------------------------------ live events (Server-Sent Events)
+
+    function closeEvents() {
+      if (state.events) {
+        state.events.close();
+      }
+      state.events = null;
+      state.eventsConversation = null;
+      state.eventsOpen = false;
+      state.heldEvents = [];
+    }
+
+    function flushHeldEvents() {
+      const held = state.heldEvents;
+      state.heldEvents = [];
+      if (held.length) {
+        applyServerMessages(held, false);
+      }
+    }
+
+    /**
+     * One stream per conversation, from the last polled id; the browser resumes it with Last-Event-ID.
+     * Streamed messages do not move the poll cursor: the fallback poll re-reads them (shown once, by id).
+     */
+    function openEvents() {
+      if (typeof window.EventSource !== "function" || !state.conversationId) {
+        return;
+      }
+      if (state.events && state.eventsConversation === state.conversationId) {
+        return;
+      }
+      closeEvents();
+      const conversationId = state.conversationId;
+      const url = `${apiBase}/conversations/${encodeURIComponent(conversationId)}/events?after=${encodeURIComponent(state.lastServerId || "")}`;
+      const source = new EventSource(url);
+      state.events = source;
+      state.eventsConversation = conversationId;
+      source.onopen = () => {
+        state.eventsOpen = true;
+      };
+      source.onmessage = (event) => {
+        if (state.events !== source || conversationId !== state.conversationId) {
+          return;
+        }
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch (err) {
+          console.warn("webchat: unreadable event", err);
+          return;
+        }
+        if (state.inFlight > 0) {
+          state.heldEvents.push(message);
+        } else {
+          applyServerMessages([message], false);
+        }
+      };
+      source.onerror = () => {
+        state.eventsOpen = false;
+        if (source.readyState === EventSource.CLOSED && state.events === source) {
+          // Refused (e.g. 404): the poll carries on and reports; a later send reopens the stream.
+          state.events = null;
+          state.eventsConversation = null;
+        }
+      };
     }
 
     async function poll() {
@@ -687,7 +767,7 @@
           await poll();
         }
         schedulePoll();
-      }, POLL_INTERVAL_MS);
+      }, state.eventsOpen ? POLL_INTERVAL_WITH_EVENTS_MS : POLL_INTERVAL_MS);
     }
 
     async function loadHistory() {
@@ -697,6 +777,9 @@
       const ok = await poll();
       if (!ok && state.conversationId) {
         renderNotice("historyError");
+      }
+      if (ok) {
+        openEvents();
       }
     }
 

@@ -1,0 +1,62 @@
+"""Account administration: ``python -m handoff.admin create-supervisor --username X`` creates the first account.
+
+The password is read from HANDOFF_ADMIN_PASSWORD or prompted (twice, without echo); it never appears in argv.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from typing import List
+
+from redis.asyncio import Redis
+
+from handoff.agents import AccountError, AgentStore
+from handoff.settings import get_settings
+
+
+def _password() -> str:
+    from_env = os.environ.get("HANDOFF_ADMIN_PASSWORD")
+    if from_env:
+        return from_env
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise AccountError("passwords do not match")
+    return first
+
+
+async def _create(username: str, role: str, display_name: str | None, max_concurrent: int | None) -> str:
+    settings = get_settings()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        store = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
+                           settings.handoff_agent_max_concurrent)
+        agent = await store.create(username, _password(), role, display_name, max_concurrent)
+        return agent.id
+    finally:
+        await redis.aclose()
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handoff.admin", description="Agent desk accounts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in ("create-supervisor", "create-agent"):
+        p = sub.add_parser(command)
+        p.add_argument("--username", required=True)
+        p.add_argument("--display-name")
+        p.add_argument("--max-concurrent", type=int)
+    args = parser.parse_args(argv)
+    role = "supervisor" if args.command == "create-supervisor" else "agent"
+    try:
+        agent_id = asyncio.run(_create(args.username, role, args.display_name, args.max_concurrent))
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {role} {args.username} (id {agent_id})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Agent accounts, passwords, login sessions and presence, all in Redis.
+
+Passwords are stored as salted scrypt hashes; a session is an opaque random token whose SHA-256 is the Redis key
+(a copy of the database does not hand out live sessions), sliding-expiring after HANDOFF_SESSION_TTL_S.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Dict, List
+
+from redis.asyncio import Redis
+
+from handoff import keys
+
+ROLES = ("agent", "supervisor")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+MIN_PASSWORD_CHARS = 8
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,40}$"
+
+
+class AccountError(ValueError):
+    """An account cannot be created (duplicate username, weak password, unknown role)."""
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(
+        password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=int(p), dklen=len(digest_hex) // 2
+    )
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Agent:
+    id: str
+    username: str
+    display_name: str
+    role: str
+    max_concurrent: int
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+    def public(self) -> Dict[str, object]:
+        return {"id": self.id, "username": self.username, "display_name": self.display_name, "role": self.role,
+                "max_concurrent": self.max_concurrent}
+
+
+def _decode(raw: Dict[bytes, bytes]) -> Dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+class AgentStore:
+    """Accounts and sessions; one instance per process."""
+
+    def __init__(self, redis: Redis, session_ttl_s: int, presence_ttl_s: int, default_max_concurrent: int) -> None:
+        self._redis = redis
+        self._session_ttl_s = session_ttl_s
+        self._presence_ttl_s = presence_ttl_s
+        self._default_max = default_max_concurrent
+
+    async def create(self, username: str, password: str, role: str, display_name: str | None = None,
+                     max_concurrent: int | None = None) -> Agent:
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {ROLES}")
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise AccountError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        agent_id = uuid.uuid4().hex[:12]
+        if not await self._redis.hsetnx(keys.agent_usernames(), username, agent_id):
+            raise AccountError(f"username {username!r} is taken")
+        await self._redis.hset(keys.agent(agent_id), mapping={
+            "username": username, "display_name": display_name or username, "role": role,
+            "password": hash_password(password), "max_concurrent": max_concurrent or self._default_max,
+            "created_at": time.time(),
+        })
+        agent = await self.get(agent_id)
+        assert agent is not None
+        return agent
+
+    async def get(self, agent_id: str) -> Agent | None:
+        raw = _decode(await self._redis.hgetall(keys.agent(agent_id)))
+        if not raw:
+            return None
+        return Agent(id=agent_id, username=raw["username"], display_name=raw.get("display_name", raw["username"]),
+                     role=raw["role"], max_concurrent=int(raw.get("max_concurrent") or self._default_max))
+
+    async def all(self) -> List[Agent]:
+        ids = [v.decode() for v in (await self._redis.hgetall(keys.agent_usernames())).values()]
+        agents = [await self.get(i) for i in ids]
+        return sorted((a for a in agents if a), key=lambda a: a.username)
+
+    async def login(self, username: str, password: str) -> str | None:
+        """Returns a new session token, or None (same answer for unknown user and wrong password)."""
+        agent_id = await self._redis.hget(keys.agent_usernames(), username)
+        stored = await self._redis.hget(keys.agent(agent_id.decode()), "password") if agent_id else None
+        if not verify_password(password, stored.decode() if stored else hash_password("timing-equaliser")):
+            return None
+        assert agent_id is not None
+        token = secrets.token_urlsafe(32)
+        await self._redis.set(keys.session(_token_hash(token)), agent_id, ex=self._session_ttl_s)
+        await self.touch(agent_id.decode())
+        return token
+
+    async def authenticate(self, token: str) -> Agent | None:
+        """The agent behind a token; slides the expiry. Forged, expired and logged-out tokens give None."""
+        if not token or len(token) > 200:
+            return None
+        key = keys.session(_token_hash(token))
+        agent_id = await self._redis.getex(key, ex=self._session_ttl_s)
+        if not agent_id:
+            return None
+        agent = await self.get(agent_id.decode())
+        if agent is not None:
+            await self.touch(agent.id)
+        return agent
+
+    async def logout(self, token: str, agent_id: str) -> None:
+        await self._redis.delete(keys.session(_token_hash(token)))
+        await self._redis.zrem(keys.agents_online(), agent_id)
+
+    async def touch(self, agent_id: str) -> None:
+        await self._redis.zadd(keys.agents_online(), {agent_id: time.time()})
+
+    async def online_ids(self) -> List[str]:
+        since = time.time() - self._presence_ttl_s
+        return [v.decode() for v in await self._redis.zrangebyscore(keys.agents_online(), since, "+inf")]
+
+    async def active_count(self, agent_id: str) -> int:
+        return int(await self._redis.scard(keys.agent_active(agent_id)))

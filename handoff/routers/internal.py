@@ -1,0 +1,85 @@
+"""Internal API for the action server: ``action_handoff_to_human`` opens a handoff here.
+
+Protected by a shared secret (X-Internal-Token = HANDOFF_INTERNAL_TOKEN); an empty setting disables the route.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any, Dict, List, Literal, Set
+
+from fastapi import APIRouter, Header, HTTPException
+from pydantic import BaseModel, Field
+
+from handoff.deps import DeskDep, SettingsDep, StoreDep, WebhookDep
+from handoff.handoffs import REASON_CODES
+
+router = APIRouter(prefix="/internal", tags=["internal"])
+_background: Set[asyncio.Task[None]] = set()
+INBOUND_REASONS = tuple(c for c in REASON_CODES if c != "csat_low")  # csat_low is raised by the desk itself
+ReasonCode = Literal[INBOUND_REASONS]  # type: ignore[valid-type]
+
+
+class CustomerIn(BaseModel):
+    id: str | None = Field(default=None, max_length=128)
+    tier: Literal["regular", "gold", "platinum"] = "regular"
+    verified: bool = False
+
+
+class CurvePoint(BaseModel):
+    ts: Any
+    score: float = Field(ge=0, le=100)
+
+
+class FrustrationIn(BaseModel):
+    score: float = Field(ge=0, le=100)
+    curve: List[CurvePoint] = Field(default_factory=list, max_length=1000)
+
+
+class HandoffRequest(BaseModel):
+    conversation_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    channel: str = Field(default="webchat", max_length=32)
+    reason_code: ReasonCode
+    priority: int = Field(ge=1, le=4)
+    language: Literal["zh", "en"]
+    customer: CustomerIn = Field(default_factory=CustomerIn)
+    frustration: FrustrationIn = Field(default_factory=lambda: FrustrationIn(score=0))
+    signals: Dict[str, Any] = Field(default_factory=dict)
+    summary: str | None = Field(default=None, max_length=2000)
+
+
+class HandoffOut(BaseModel):
+    handoff_id: str
+    status: Literal["queued", "ticket"]
+    queue_position: int | None
+    expected_wait_s: int | None
+    in_service_hours: bool
+    ticket_id: str | None
+    next_contact: str | None
+
+
+def _check_token(settings: SettingsDep, token: str | None) -> None:
+    expected = settings.handoff_internal_token
+    if not expected or not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail="Missing or wrong X-Internal-Token.")
+
+
+@router.post("/handoffs", response_model=HandoffOut)
+async def create_handoff(
+    body: HandoffRequest, desk: DeskDep, store: StoreDep, settings: SettingsDep, webhook: WebhookDep,
+    x_internal_token: str | None = Header(default=None),
+) -> HandoffOut:
+    """Open a handoff (idempotent per conversation: while one is open, the open one is returned)."""
+    _check_token(settings, x_internal_token)
+    if not await store.exists(body.conversation_id):
+        raise HTTPException(status_code=404, detail="Unknown conversation.")
+    outcome, created = await desk.create(body.model_dump(mode="json"))
+    if created:
+        # Rasa saves the escalating turn only after the action returns: re-read the tracker shortly after,
+        # before the package is pushed to an external helpdesk.
+        delay_s = settings.handoff_context_refresh_s
+        task = asyncio.create_task(desk.refresh_later(outcome.handoff_id, delay_s))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        await webhook.enqueue(outcome.handoff_id, delay_s=delay_s * 1.5)
+    return HandoffOut(**outcome.to_dict())

