@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.patterns import normalize_order_number
 
+
 class ActionAcknowledgeOrderNumber(Action):
     """Stores a valid order number for the rest of the conversation; never echoes an invalid one back."""
 
@@ -18,7 +19,8 @@ class ActionAcknowledgeOrderNumber(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        candidates = [e.get("value") for e in tracker.latest_message.get("entities", []) if e.get("entity") == "order_number"]
+        entities = tracker.latest_message.get("entities", [])
+        candidates = [e.get("value") for e in entities if e.get("entity") == "order_number"]
         for raw in candidates:
             number = normalize_order_number(str(raw))
             if number:

@@ -74,6 +74,15 @@ class EscalationPolicy(Policy):
         events = [event.as_dict() for event in tracker.events]
         return self._engine.assess_events(events, tier=tracker.get_slot(self.config["tier_slot"]))
 
+    def _should_escalate(self, tracker: DialogueStateTracker) -> bool:
+        decision = self.assess(tracker)
+        if not decision.should_escalate:
+            return False
+        # Inside a form, answers such as a bare order number or phone digits often look like NLU fallbacks; the
+        # form validates them itself, so failures alone do not count there (feelings and risks still do).
+        fired = set(decision.signals.get("fired") or [decision.reason_code])
+        return not (tracker.active_loop_name and fired <= {"repeated_failure"})
+
     def predict_action_probabilities(
         self,
         tracker: DialogueStateTracker,
@@ -92,7 +101,7 @@ class EscalationPolicy(Policy):
             and tracker.latest_message is not None
             and tracker.latest_message.text
             and not tracker.get_slot(self.config["handoff_slot"])
-            and self.assess(tracker).should_escalate
+            and self._should_escalate(tracker)
         ):
             probabilities[domain.index_for_action(HANDOFF_ACTION)] = 1.0
         else:

@@ -13,7 +13,13 @@ from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.patterns import PATTERNS
 from bot.text import to_halfwidth
+
+# Identifiers become placeholder tokens for the intent features: "DM2026110512" and "dm2026031488" then look the
+# same to the classifier (a bare order number is an order number, whatever its digits). Entities are extracted
+# from the raw text by IdentifierExtractor, so nothing is lost.
+_PLACEHOLDERS = {"order_number": "__order_number__", "tracking_number": "__tracking_number__", "phone": "__phone__"}
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=True)
@@ -24,5 +30,12 @@ class BilingualTokenizer(JiebaTokenizer):
         import jieba
 
         text = to_halfwidth(message.get(attribute) or "")
-        tokens = [Token(word, start) for word, start, _ in jieba.tokenize(text) if word.strip()]
+        tokens = [Token(_placeholder(word), start, end) for word, start, end in jieba.tokenize(text) if word.strip()]
         return self._apply_token_pattern(tokens)
+
+
+def _placeholder(word: str) -> str:
+    for entity, pattern in PATTERNS:
+        if pattern.fullmatch(word):
+            return _PLACEHOLDERS[entity]
+    return "__number__" if word.isdigit() else word

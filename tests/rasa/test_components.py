@@ -100,3 +100,49 @@ def test_catalog_entities_train_persist_load_round_trip(storage, context) -> Non
         [],
         [("carrier", "zto"), ("product_category", "apparel")],
     ]
+
+
+def _user(text: str, intent: str, score: float):
+    from rasa.shared.core.events import UserUttered
+
+    parse = {"intent": {"name": intent, "confidence": 0.9}, "entities": [], "text": text,
+             "frustration": {"score": score}}
+    return UserUttered(text, parse["intent"], [], parse_data=parse)
+
+
+def test_escalation_policy_round_trip_and_decisions(storage, context) -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, ActiveLoop
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.components.escalation_policy import EscalationPolicy
+
+    domain = Domain.from_dict({"intents": ["greet", "complaint", "nlu_fallback"],
+                               "slots": {"handoff_active": {"type": "bool", "mappings": [{"type": "custom"}]},
+                                         "customer_tier": {"type": "text", "mappings": [{"type": "custom"}]}},
+                               "actions": ["action_handoff_to_human", "order_form"],
+                               "forms": {"order_form": {"required_slots": []}}})
+    config = {**EscalationPolicy.get_default_config(), "escalation_config": str(ROOT / "data" / "escalation.yml")}
+    resource = Resource("escalation")
+    EscalationPolicy.create(config, storage, resource, context).train([], domain)
+    policy = EscalationPolicy.load(config, storage, resource, context)
+    handoff = domain.index_for_action("action_handoff_to_human")
+
+    def decide(*events):
+        tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen"), *events])
+        return policy.predict_action_probabilities(tracker, domain).probabilities
+
+    calm = decide(_user("hello there", "greet", 3))
+    assert max(calm) == 0.0
+    angry = decide(_user("this is a scam, garbage service!!!", "greet", 96))
+    assert angry[handoff] == 1.0
+    safety = decide(_user("the charger caught fire and burned my hand", "greet", 10))
+    assert safety[handoff] == 1.0
+    failures = [_user("??", "nlu_fallback", 5), ActionExecuted("action_listen"), _user("asdf", "nlu_fallback", 5)]
+    assert decide(*failures)[handoff] == 1.0
+    assert max(decide(ActiveLoop("order_form"), *failures)) == 0.0  # a form validates its own answers
+    handed_over = [ActionExecuted("action_listen"), _user("garbage!!!", "greet", 96),
+                   ActionExecuted("action_handoff_to_human")]
+    after = DialogueStateTracker.from_events("t", handed_over)
+    listen = domain.index_for_action("action_listen")
+    assert policy.predict_action_probabilities(after, domain).probabilities[listen] == 1.0

@@ -1,0 +1,294 @@
+"""Slot validation of the order forms: verification first, then what a return/exchange/address change needs.
+
+``order_verification_form`` asks for the order number and, unless the order is already verified in this
+conversation (phone digits or the website's customer token), the last digits of the order's phone.
+A wrong answer counts against the lock-out limit; at the limit the form ends and the flow action explains.
+``required_slots`` returns ``[]`` whenever asking makes no sense (locked, backend down, order not eligible)
+so the flow action that follows gives the reason instead of another question.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import verification as v
+from actions.orders import rules
+from actions.orders.enums import OrderStatus, ReturnReason
+from actions.orders.errors import BackendError, InvalidOrderNumber, OrderNotFound, OrderServiceError
+from actions.orders.service import OrderInfo
+from actions.orders.validation import MAX_RAW_LENGTH, normalise_order_number, unsafe_reason
+from bot.patterns import ORDER_NUMBER, find_identifiers
+
+SLOT_RETURN_ITEM = "return_item"
+SLOT_RETURN_REASON = "return_reason"
+SLOT_NEW_ADDRESS = "new_address"
+SLOT_PENDING_ADDRESS = "pending_address"
+
+# Words that tell a quality problem from a no-reason return (both languages); "1"/"2" answer the buttons.
+_QUALITY_WORDS = (
+    "质量",
+    "坏",
+    "破",
+    "瑕疵",
+    "故障",
+    "不能用",
+    "有问题",
+    "次品",
+    "发错",
+    "quality",
+    "defect",
+    "broken",
+    "damaged",
+    "faulty",
+    "not working",
+    "doesn't work",
+    "wrong item",
+)
+_NO_REASON_WORDS = (
+    "无理由",
+    "不想要",
+    "不喜欢",
+    "不合适",
+    "不需要",
+    "尺码",
+    "大了",
+    "小了",
+    "no reason",
+    "no-reason",
+    "changed my mind",
+    "don't like",
+    "dont like",
+    "don't want",
+    "doesn't fit",
+    "does not fit",
+    "size",
+)
+_ADDRESS_SPLIT_RE = re.compile(r"[\s,，、;；]+")
+_COMMA_SPLIT_RE = re.compile(r"[,，、;；]+")  # with commas, spaces may be part of a name ("Zhang Wei")
+
+
+def _text(value: Any) -> str:
+    return unicodedata.normalize("NFKC", str(value or "")).strip()
+
+
+def phone_digits_from(value: Any, digits_needed: int) -> str | None:
+    """The verification digits in an answer: exactly N digits, or a full mobile number (its last N)."""
+    digits = "".join(ch for ch in _text(value) if ch.isascii() and ch.isdigit())
+    if len(digits) == digits_needed:
+        return digits
+    phones = [m.value for m in find_identifiers(_text(value)) if m.entity == "phone"]
+    return phones[0][-digits_needed:] if len(phones) == 1 else None
+
+
+def return_reason_from(value: Any) -> str | None:
+    text = _text(value).lower()
+    if text in {"1", "2"}:
+        return ReturnReason.QUALITY.value if text == "1" else ReturnReason.NO_REASON.value
+    if any(word in text for word in _QUALITY_WORDS):
+        return ReturnReason.QUALITY.value
+    if any(word in text for word in _NO_REASON_WORDS):
+        return ReturnReason.NO_REASON.value
+    return None
+
+
+def item_from(value: Any, order: OrderInfo) -> str | None:
+    """SKU of the item the customer picked by list number, SKU or (part of) the name."""
+    text = _text(value)
+    if text.isdigit() and 1 <= int(text) <= len(order.items):
+        return order.items[int(text) - 1].sku
+    lowered = text.lower()
+    for item in order.items:
+        if item.sku.lower() in lowered:
+            return item.sku
+    matches = [item.sku for item in order.items if lowered and (lowered in item.name.lower() or item.name in text)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_address(value: Any) -> dict[str, str] | None:
+    """ "name phone province city district street..." (spaces or commas) -> fields, None when incomplete."""
+    text = _text(value)
+    splitter = _COMMA_SPLIT_RE if _COMMA_SPLIT_RE.search(text) else _ADDRESS_SPLIT_RE
+    parts = [p.strip() for p in splitter.split(text) if p.strip()]
+    if len(parts) < 6:
+        return None
+    phones = [
+        i for i, p in enumerate(parts) if re.fullmatch(v.policy().identifiers.phone.pattern, p.removeprefix("+86"))
+    ]
+    if len(phones) != 1:
+        return None
+    phone = parts.pop(phones[0]).removeprefix("+86")
+    name, province, city, district, *street = parts
+    return {
+        "recipient_name": name,
+        "phone": phone,
+        "province": province,
+        "city": city,
+        "district": district,
+        "address_line": " ".join(street),
+    }
+
+
+class ValidateOrderVerificationForm(FormValidationAction):
+    """Order number (format-checked, never echoed when bad) + phone digits or customer token."""
+
+    def name(self) -> str:
+        return "validate_order_verification_form"
+
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
+        if v.locked_until(tracker) is not None or tracker.get_slot(v.SLOT_LOOKUP_ERROR):
+            return []
+        if v.verified_last4(tracker, tracker.get_slot(v.SLOT_ORDER_NUMBER)):
+            return [v.SLOT_ORDER_NUMBER]
+        return [v.SLOT_ORDER_NUMBER, v.SLOT_PHONE_LAST4]
+
+    async def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = _text(value)
+        # Text carrying markup or SQL is refused as a whole, even around a well-formed number.
+        candidates = [] if len(text) > MAX_RAW_LENGTH or unsafe_reason(text) else [text]
+        candidates += [m.value for m in find_identifiers(text) if m.entity == ORDER_NUMBER] if candidates else []
+        number = None
+        for candidate in candidates:
+            try:
+                number = normalise_order_number(candidate, v.policy())
+                break
+            except InvalidOrderNumber:
+                continue
+        if number is None:
+            dispatcher.utter_message(response="utter_order_number_invalid")
+            return {v.SLOT_ORDER_NUMBER: None}
+        result: dict[str, Any] = {v.SLOT_ORDER_NUMBER: number}
+        customer_id = v.token_customer_id(tracker)
+        if customer_id is not None and not v.verified_last4(tracker, number):
+            try:
+                order = await v.call_backend(v.order_service().get_order, number)
+            except OrderServiceError:
+                return result  # unknown order or backend trouble: fall back to the phone question
+            if order.customer_id == customer_id:
+                # The masked phone keeps the last digits the service needs for changes (see mask_phone).
+                digits = order.address.phone[-v.policy().identifiers.phone.verification_digits :]
+                result[v.SLOT_VERIFIED] = {**v.verified_orders(tracker), number: digits}
+        return result
+
+    async def validate_phone_last4(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
+        if not number or v.locked_until(tracker) is not None:
+            return {v.SLOT_PHONE_LAST4: None}
+        digits_needed = v.policy().identifiers.phone.verification_digits
+        digits = phone_digits_from(value, digits_needed)
+        if digits is None:
+            dispatcher.utter_message(response="utter_phone_last4_invalid", digits=digits_needed)
+            return {v.SLOT_PHONE_LAST4: None}
+        try:
+            ok = await v.call_backend(v.order_service().verify, number, digits)
+        except OrderNotFound:
+            ok = False  # same answer as a wrong phone: guessing numbers must not reveal which exist
+        except BackendError:
+            dispatcher.utter_message(response="utter_order_backend_error")
+            return {v.SLOT_PHONE_LAST4: None, v.SLOT_LOOKUP_ERROR: True}
+        if ok:
+            return {
+                v.SLOT_PHONE_LAST4: None,
+                v.SLOT_FAILURES: 0,
+                v.SLOT_LOCKED_UNTIL: None,
+                v.SLOT_VERIFIED: {**v.verified_orders(tracker), number: digits},
+            }
+        settings = v.flow_settings()
+        count = v.failures(tracker) + 1
+        if count >= settings.max_attempts:
+            # The flow action that follows tells the customer about the lock and offers a human.
+            return {
+                v.SLOT_PHONE_LAST4: None,
+                v.SLOT_FAILURES: count,
+                v.SLOT_LOCKED_UNTIL: v.now_ts() + settings.lock_minutes * 60,
+            }
+        dispatcher.utter_message(response="utter_verification_failed", attempts_left=settings.max_attempts - count)
+        return {v.SLOT_PHONE_LAST4: None, v.SLOT_FAILURES: count, v.SLOT_LOCKED_UNTIL: None}
+
+
+async def _verified_order(tracker: Tracker) -> OrderInfo | None:
+    """The verified order of this conversation, None when not verified, locked or the backend fails."""
+    number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
+    if v.locked_until(tracker) is not None or not v.verified_last4(tracker, number):
+        return None
+    try:
+        return await v.call_backend(v.order_service().get_order, number)
+    except OrderServiceError:
+        return None
+
+
+class ValidateReturnForm(ValidateOrderVerificationForm):
+    """Verification, then which item and why (quality or no-reason); not asked when the order cannot be returned."""
+
+    def name(self) -> str:
+        return "validate_return_form"
+
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
+        base = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        if base != [v.SLOT_ORDER_NUMBER]:
+            return base  # not verified yet, locked or backend down
+        order = await _verified_order(tracker)
+        if order is None or order.status is not OrderStatus.DELIVERED or order.delivered_at is None:
+            return base
+        longest = max(ReturnReason, key=lambda r: v.policy().returns.rule_for(r).window_days)
+        window = rules.return_eligibility(order.status, order.delivered_at, "", longest, v.now(), v.policy())
+        if window.refusal == rules.WINDOW_EXPIRED:
+            return base
+        return base + ([SLOT_RETURN_ITEM] if len(order.items) > 1 else []) + [SLOT_RETURN_REASON]
+
+    async def validate_return_item(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        order = await _verified_order(tracker)
+        sku = item_from(value, order) if order else None
+        if sku is None:
+            dispatcher.utter_message(response="utter_return_item_invalid")
+        return {SLOT_RETURN_ITEM: sku}
+
+    async def validate_return_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        reason = return_reason_from(value)
+        if reason is None:
+            dispatcher.utter_message(response="utter_return_reason_invalid")
+        return {SLOT_RETURN_REASON: reason}
+
+
+class ValidateAddressForm(ValidateOrderVerificationForm):
+    """Verification, then the new delivery address in one message; not asked once the order has shipped."""
+
+    def name(self) -> str:
+        return "validate_address_form"
+
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
+        base = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        if base != [v.SLOT_ORDER_NUMBER]:
+            return base
+        order = await _verified_order(tracker)
+        if order is None or not rules.can_change_before_shipping(order.status, v.policy()):
+            return base
+        return base + [SLOT_NEW_ADDRESS]
+
+    async def validate_new_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        parsed = parse_address(value)
+        if parsed is None:
+            dispatcher.utter_message(response="utter_new_address_invalid")
+            return {SLOT_NEW_ADDRESS: None, SLOT_PENDING_ADDRESS: None}
+        return {SLOT_NEW_ADDRESS: " ".join(parsed.values()), SLOT_PENDING_ADDRESS: parsed}
