@@ -262,16 +262,17 @@ class Retriever:
 
     def _rank(self, snapshot: IndexSnapshot, text: str, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         passage_weight = self.settings.passage_weight
+        top_n = self.settings.question_top_n
         if snapshot.lexical is None or not self.settings.use_bm25:
-            dense = snapshot.dense.top_articles(query, k, passage_weight)
+            dense = snapshot.dense.top_articles(query, k, passage_weight, top_n)
             return sorted(dense.items(), key=lambda item: -item[1])[:k]
         # Fusion: re-score the union of the dense and the lexical shortlists.
         shortlist = max(k, _FUSION_SHORTLIST)
-        dense = snapshot.dense.top_articles(query, shortlist, passage_weight)
+        dense = snapshot.dense.top_articles(query, shortlist, passage_weight, top_n)
         lexical = snapshot.lexical.scores(text)
         lexical_top = np.argsort(-lexical)[:shortlist]
         extra = [int(i) for i in lexical_top if lexical[i] > 0 and int(i) not in dense]
-        dense.update(zip(extra, snapshot.dense.article_scores(query, extra, passage_weight), strict=True))
+        dense.update(zip(extra, snapshot.dense.article_scores(query, extra, passage_weight, top_n), strict=True))
         weight = self.settings.bm25_weight
         fused = [
             (article, (1.0 - weight) * score + weight * float(lexical[article])) for article, score in dense.items()

