@@ -64,10 +64,10 @@ class Stack:
     redis_url: Optional[str] = None
     var_dir: Path = ROOT / "var"
     log_dir: Optional[Path] = None
-    rasa_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    rasa_token: str = field(default_factory=lambda: secrets.token_hex(24))
     # Shared secret of the gateway's internal API (the action server opens handoffs with it).
     internal_token: str = field(default_factory=lambda: os.environ.get("HANDOFF_INTERNAL_TOKEN")
-                                or secrets.token_urlsafe(24))
+                                or secrets.token_hex(24))
     extra_env: Dict[str, str] = field(default_factory=dict)
     procs: List[subprocess.Popen] = field(default_factory=list)
 
@@ -134,7 +134,7 @@ class Stack:
             rasa = self._spawn(
                 "rasa",
                 [str(RASA_PY), "-m", "rasa", "run", "--model", str(latest_model()), "--enable-api",
-                 "--auth-token", self.rasa_token, "--interface", "127.0.0.1", "--port", str(self.rasa_port),
+                 f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
                  "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"],
                 env,
             )

@@ -197,7 +197,8 @@ async def test_hand_back_returns_the_conversation_to_the_bot_with_its_tracker(de
     r = await desk.http.post(f"/api/agent/handoffs/{hid}/handback", headers=alice.headers)
     assert r.status_code == 200 and r.json()["status"] == "handed_back"
     assert await desk.redis.get(keys.owner(cid)) is None
-    assert desk.rasa.events == [{"sender": cid, "events": [{"event": "resume"}]}]
+    assert desk.rasa.events == [{"sender": cid, "events": [
+        {"event": "resume"}, {"event": "slot", "name": "handoff_active", "value": False}]}]
     reply = await desk.say("what is the return window?", cid)
     assert [m["text"] for m in reply["messages"]] == ["bot:what is the return window?"]
     r = await desk.http.post(f"/api/agent/handoffs/{hid}/messages", headers=alice.headers, json={"text": "hi"})
