@@ -31,13 +31,16 @@ from bot.frustration.scorer import (
     save_scoring_context,
     score_message,
     train_classifier,
+    train_topics,
 )
+from bot.frustration.topics import NONE, load_topic_data
 from bot.text import detect_language
 
 logger = logging.getLogger(__name__)
 
 FRUSTRATION = "frustration"
 TRAINING_DATA_PATH = "training_data_path"
+TOPICS_DATA_PATH = "topics_data_path"
 SCORING_CONFIG_PATH = "scoring_config_path"
 USE_NLU_BACKGROUND = "use_nlu_background"
 ENTITY_NAME = "entity_name"
@@ -56,6 +59,21 @@ def nlu_background(training_data: TrainingData, lexicon: Lexicon) -> List[Labell
     return examples
 
 
+def nlu_topic_background(training_data: TrainingData, lexicon: Lexicon) -> List[LabelledMessage]:
+    """Topic-classifier background from the NLU data: calm intents as ``none``, ``topic_intents`` as their reason."""
+    spec = lexicon.raw.get("background") or {}
+    labels = {intent: NONE for intent in spec.get("calm_intents") or []}
+    labels.update({str(k): str(v) for k, v in (spec.get("topic_intents") or {}).items()})
+    weight = float(spec.get("weight", 0.5))
+    examples = []
+    for message in training_data.intent_examples:
+        text = message.get(TEXT)
+        label = labels.get(message.get(INTENT))
+        if text and label:
+            examples.append(LabelledMessage(text, label, detect_language(text) or "en", weight))
+    return examples
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
 class FrustrationScorer(GraphComponent, EntityExtractorMixin):
     """Adds ``frustration`` (score + signals) to the parse data and a ``frustration`` entity with the score."""
@@ -65,6 +83,8 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
         """Paths are relative to the project root (where ``rasa train`` runs)."""
         return {
             TRAINING_DATA_PATH: "data/frustration/train.yml",
+            # Escalation reasons (sensitive topics, requests for a person, complaints); empty = no topic model.
+            TOPICS_DATA_PATH: "data/frustration/topics.yml",
             SCORING_CONFIG_PATH: "data/frustration/scoring.yml",
             # Learn what ordinary messages look like from the NLU examples of calm intents (see scoring.yml).
             USE_NLU_BACKGROUND: True,
@@ -88,7 +108,9 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
         """Retrain when the labelled messages or the wording file change (they are not Rasa training data)."""
         merged = {**cls.get_default_config(), **config}
         digest = hashlib.sha256()
-        for key in (TRAINING_DATA_PATH, SCORING_CONFIG_PATH):
+        for key in (TRAINING_DATA_PATH, SCORING_CONFIG_PATH, TOPICS_DATA_PATH):
+            if not merged.get(key):
+                continue
             path = resolve_data_path(merged[key])
             digest.update(path.read_bytes() if path.exists() else f"missing:{path}".encode())
         return digest.hexdigest()
@@ -104,14 +126,21 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
         return cls({**cls.get_default_config(), **config}, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Compile the wording and train the classifier on the labelled file (+ NLU background), then persist."""
+        """Compile the wording and train both classifiers on their labelled files (+ NLU background), then persist."""
         lexicon = Lexicon.from_yaml(resolve_data_path(self.component_config[SCORING_CONFIG_PATH]))
         examples = load_training_data(resolve_data_path(self.component_config[TRAINING_DATA_PATH]))
-        if self.component_config[USE_NLU_BACKGROUND]:
+        use_background = self.component_config[USE_NLU_BACKGROUND]
+        if use_background:
             background = nlu_background(training_data, lexicon)
             logger.debug("frustration classifier: %d labelled + %d background examples", len(examples), len(background))
             examples = examples + background
-        self._scoring = ScoringContext(lexicon, train_classifier(examples, lexicon))
+        topics = None
+        if self.component_config.get(TOPICS_DATA_PATH):
+            topic_examples = load_topic_data(resolve_data_path(self.component_config[TOPICS_DATA_PATH]))
+            if use_background:
+                topic_examples = topic_examples + nlu_topic_background(training_data, lexicon)
+            topics = train_topics(topic_examples, lexicon)
+        self._scoring = ScoringContext(lexicon, train_classifier(examples, lexicon), topics)
         self.persist()
         return self._resource
 

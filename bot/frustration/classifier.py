@@ -40,8 +40,8 @@ class LabelledMessage:
     weight: float = 1.0  # background examples (e.g. NLU intent examples) count less than hand-labelled ones
 
 
-def load_training_data(path: Path) -> List[LabelledMessage]:
-    """Read ``train.yml``: blocks of ``label`` + ``lang`` + Rasa-style ``examples: |`` bullet lists."""
+def load_training_data(path: Path, labels: Sequence[str] = LABELS) -> List[LabelledMessage]:
+    """Read ``train.yml`` (or ``topics.yml``): blocks of ``label`` + ``lang`` + ``examples: |`` bullet lists."""
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     blocks = raw.get("data") if isinstance(raw, Mapping) else None
@@ -50,8 +50,8 @@ def load_training_data(path: Path) -> List[LabelledMessage]:
     examples: List[LabelledMessage] = []
     for block in blocks:
         label, lang = block.get("label"), block.get("lang")
-        if label not in LABELS:
-            raise ValueError(f"{path}: unknown label {label!r}; use one of {LABELS}")
+        if label not in labels:
+            raise ValueError(f"{path}: unknown label {label!r}; use one of {tuple(labels)}")
         if lang not in LANGUAGES:
             raise ValueError(f"{path}: unknown lang {lang!r}; use one of {LANGUAGES}")
         for line in str(block.get("examples", "")).splitlines():
@@ -126,6 +126,7 @@ class NgramClassifier:
         examples: Sequence[LabelledMessage],
         *,
         preprocess: Callable[[str], str],
+        labels: Sequence[str] = LABELS,
         min_df: int = 1,
         l2: float = 1e-4,
         epochs: int = 120,
@@ -138,9 +139,11 @@ class NgramClassifier:
             preprocess: the scorer's text normalisation (masking of protected names), applied before features.
             min_df: a feature must occur in this many examples (drops one-off noise of a small data set).
             l2: weight decay; the data set is small, so keep the model smooth.
+            labels: the label set (default: calm / annoyed / angry; the topic classifier passes its own).
         """
-        if len({e.label for e in examples}) < len(LABELS):
-            raise ValueError("training data must contain every label: " + ", ".join(LABELS))
+        labels = tuple(labels)
+        if {e.label for e in examples} != set(labels):
+            raise ValueError("training data must contain every label (and no other): " + ", ".join(labels))
         docs = [ngram_features(preprocess(e.text)) for e in examples]
         counts: Dict[str, int] = {}
         for feats in docs:
@@ -160,14 +163,14 @@ class NgramClassifier:
         x = _Coo(
             np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(vals), len(docs), len(vocab)
         )
-        y = np.array([LABELS.index(e.label) for e in examples])
-        onehot = np.eye(len(LABELS))[y]
+        y = np.array([labels.index(e.label) for e in examples])
+        onehot = np.eye(len(labels))[y]
         weights = np.array([e.weight for e in examples], dtype=np.float64)
         class_mass = (onehot * weights[:, None]).sum(axis=0)
-        sample_weight = weights * (weights.sum() / (len(LABELS) * class_mass))[y]
+        sample_weight = weights * (weights.sum() / (len(labels) * class_mass))[y]
 
-        w = np.zeros((len(vocab), len(LABELS)))
-        b = np.zeros(len(LABELS))
+        w = np.zeros((len(vocab), len(labels)))
+        b = np.zeros(len(labels))
         m_w, v_w, m_b, v_b = np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         norm = sample_weight.sum()
@@ -183,11 +186,15 @@ class NgramClassifier:
             corr1, corr2 = 1 - beta1**step, 1 - beta2**step
             w -= learning_rate * (m_w / corr1) / (np.sqrt(v_w / corr2) + eps)
             b -= learning_rate * (m_b / corr1) / (np.sqrt(v_b / corr2) + eps)
-        return cls(vocabulary=vocab, weights=w.astype(np.float32), bias=b.astype(np.float32))
+        return cls(vocabulary=vocab, weights=w.astype(np.float32), bias=b.astype(np.float32), labels=labels)
 
     def predict_proba(self, preprocessed_text: str) -> np.ndarray:
         """Label probabilities (order of ``labels``) for already normalised/masked text."""
-        idx = [self.vocabulary[f] for f in ngram_features(preprocessed_text) if f in self.vocabulary]
+        return self.predict_proba_features(ngram_features(preprocessed_text))
+
+    def predict_proba_features(self, features: Iterable[str]) -> np.ndarray:
+        """Label probabilities from precomputed :func:`ngram_features` (two classifiers share one extraction)."""
+        idx = [self.vocabulary[f] for f in features if f in self.vocabulary]
         logits = self.bias.astype(np.float64)
         if idx:
             logits = logits + self.weights[idx].sum(axis=0, dtype=np.float64) / np.sqrt(len(idx))
@@ -195,31 +202,43 @@ class NgramClassifier:
 
     def expected_anger(self, preprocessed_text: str) -> Tuple[float, Dict[str, float]]:
         """Expected anger in [0, 1] plus the label probabilities (as plain floats, JSON-ready)."""
-        probs = self.predict_proba(preprocessed_text)
+        return self.expected_anger_features(ngram_features(preprocessed_text))
+
+    def expected_anger_features(self, features: Iterable[str]) -> Tuple[float, Dict[str, float]]:
+        """:meth:`expected_anger` from precomputed :func:`ngram_features`."""
+        probs = self.predict_proba_features(features)
         named = {label: round(float(p), 4) for label, p in zip(self.labels, probs, strict=True)}
         return float(probs @ ANGER_VALUES), named
 
-    def save(self, directory: Path) -> None:
-        """Write JSON metadata and two .npy arrays (no pickle)."""
+    def save(self, directory: Path, name: str = "classifier") -> None:
+        """Write JSON metadata and two .npy arrays (no pickle); ``name`` prefixes the file names."""
         directory.mkdir(parents=True, exist_ok=True)
         vocab_list = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        with open(directory / MODEL_FILE, "w", encoding="utf-8") as handle:
+        model_file, weights_file, bias_file = _file_names(name)
+        with open(directory / model_file, "w", encoding="utf-8") as handle:
             json.dump({"labels": list(self.labels), "vocabulary": vocab_list}, handle, ensure_ascii=False)
-        np.save(directory / WEIGHTS_FILE, self.weights, allow_pickle=False)
-        np.save(directory / BIAS_FILE, self.bias, allow_pickle=False)
+        np.save(directory / weights_file, self.weights, allow_pickle=False)
+        np.save(directory / bias_file, self.bias, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> NgramClassifier:
+    def load(cls, directory: Path, name: str = "classifier") -> NgramClassifier:
         """Read what :meth:`save` wrote; raises ``ValueError`` when the files disagree."""
-        with open(directory / MODEL_FILE, encoding="utf-8") as handle:
+        model_file, weights_file, bias_file = _file_names(name)
+        with open(directory / model_file, encoding="utf-8") as handle:
             meta = json.load(handle)
-        weights = np.load(directory / WEIGHTS_FILE, allow_pickle=False)
-        bias = np.load(directory / BIAS_FILE, allow_pickle=False)
+        weights = np.load(directory / weights_file, allow_pickle=False)
+        bias = np.load(directory / bias_file, allow_pickle=False)
         vocabulary = {f: i for i, f in enumerate(meta["vocabulary"])}
         labels = tuple(meta["labels"])
         if weights.shape != (len(vocabulary), len(labels)) or bias.shape != (len(labels),):
             raise ValueError(f"classifier files in {directory} have inconsistent shapes")
         return cls(vocabulary=vocabulary, weights=weights, bias=bias, labels=labels)
+
+
+def _file_names(name: str) -> Tuple[str, str, str]:
+    if name == "classifier":
+        return MODEL_FILE, WEIGHTS_FILE, BIAS_FILE
+    return f"{name}.json", f"{name}_weights.npy", f"{name}_bias.npy"
 
 
 @dataclass(frozen=True)

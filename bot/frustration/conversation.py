@@ -13,6 +13,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tupl
 from bot.text import to_halfwidth
 
 FRUSTRATION_KEY = "frustration"
+TOPICS_KEY = "topics"  # same key as bot.frustration.topics.TOPICS_KEY (this module must not import numpy)
 _NON_WORD = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -54,11 +55,13 @@ class ConversationConfig:
 
 @dataclass(frozen=True)
 class Turn:
-    """One customer message with its message-level score (and the NLU intent when known)."""
+    """One customer message with its message-level score (and the NLU intent and topic probabilities if known)."""
 
     text: str
     score: float
     intent: str | None = None
+    # Escalation reasons the topic classifier saw in this message, reason -> probability (see topics.py).
+    topics: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,15 @@ def turns_from_events(
             parse = event.get("parse_data") or {}
             intent = (parse.get("intent") or {}).get("name")
             frustration = parse.get(FRUSTRATION_KEY) or {}
-            turns.append(Turn(event.get("text") or "", float(frustration.get("score", 0)), intent))
+            topics = (frustration.get("signals") or {}).get(TOPICS_KEY)
+            turns.append(
+                Turn(
+                    event.get("text") or "",
+                    float(frustration.get("score", 0)),
+                    intent,
+                    dict(topics) if isinstance(topics, Mapping) else None,
+                )
+            )
             count_before_turn = consecutive
             turn_failed = intent in failures.fallback_intents or (
                 help_check_pending and intent in failures.negative_intents

@@ -71,6 +71,8 @@ class EscalationRequest:
     intent: str | None = None
     repeat_complaint: bool = False
     conversation_signals: Mapping[str, Any] = field(default_factory=dict)
+    # Topic classifier output for the message (reason -> probability), from the FrustrationScorer's signals.
+    topics: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,16 @@ class PhraseMatcher:
         if self.terms is None:
             return []
         return [m.group(0) for m in self.terms.finditer(text) if not self._negated(text, m.start())]
+
+    def only_negated(self, normalized_text: str) -> bool:
+        """True when the terms occur only negated ("I don't need a human"): overrides the learned classifier."""
+        text = normalized_text
+        if self.protect is not None:
+            text = self.protect.sub(lambda m: " " * len(m.group(0)), text)
+        if self.terms is None:
+            return False
+        flags = [self._negated(text, m.start()) for m in self.terms.finditer(text)]
+        return bool(flags) and all(flags)
 
     def _negated(self, text: str, start: int) -> bool:
         if self.negators is None:
@@ -137,6 +149,8 @@ class EscalationConfig:
     conversation: ConversationConfig
     failures: FailureSignals
     complaints: Mapping[str, Any]
+    # Reason -> probability at which the learned topic classifier fires it (reasons not listed never fire).
+    learned_topics: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> EscalationConfig:
@@ -158,6 +172,13 @@ class EscalationConfig:
             for name, spec in raw["tiers"].items()
         }
         thresholds = raw["thresholds"]
+        learned_raw = (raw.get("learned_topics") or {}).get("min_probability") or {}
+        learned = {str(k): float(v) for k, v in learned_raw.items()}
+        allowed = set(SENSITIVE_REASONS) | {EXPLICIT_REQUEST, COMPLAINT}
+        if set(learned) - allowed:
+            raise ValueError(f"learned_topics may only name {sorted(allowed)}, got {sorted(set(learned) - allowed)}")
+        if any(not 0 < p <= 1 for p in learned.values()):
+            raise ValueError("learned_topics probabilities must be in (0, 1]")
         return cls(
             frustration_threshold=float(thresholds["frustration"]),
             failure_threshold=int(thresholds["consecutive_failures"]),
@@ -173,6 +194,7 @@ class EscalationConfig:
             conversation=ConversationConfig.from_dict(raw.get("conversation") or {}),
             failures=FailureSignals.from_dict(raw.get("failures") or {}),
             complaints=dict(raw.get("complaints") or {}),
+            learned_topics=learned,
         )
 
     @classmethod
@@ -223,6 +245,15 @@ class EscalationEngine:
             complaint.append(f"intent:{request.intent}")
         if complaint:
             matches[COMPLAINT] = complaint
+        negatable = {EXPLICIT_REQUEST: cfg.explicit_request, COMPLAINT: cfg.complaint}
+        for reason, probability in (request.topics or {}).items():
+            threshold_p = cfg.learned_topics.get(reason)
+            if threshold_p is None or probability < threshold_p:
+                continue
+            matcher = negatable.get(reason)
+            if matcher is not None and reason not in matches and matcher.only_negated(normalized):
+                continue  # "I'm not complaining", "不需要人工": the n-grams cannot read the negation, the rules can
+            matches.setdefault(reason, []).append(f"classifier p={probability:.2f}")
         if request.frustration >= threshold:
             matches[HIGH_FRUSTRATION] = [f"score {request.frustration} >= {threshold:g}"]
         if request.consecutive_failures >= cfg.failure_threshold:
@@ -274,6 +305,7 @@ class EscalationEngine:
                 intent=latest.intent,
                 repeat_complaint=repeat_complaint,
                 conversation_signals=conversation.signals,
+                topics=latest.topics,
             )
         )
 

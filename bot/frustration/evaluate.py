@@ -127,9 +127,10 @@ def replay(conversation: EvalConversation, context: ScoringContext, engine: Esca
     message_scores: List[int] = []
     conversation_scores: List[int] = []
     for index, eval_turn in enumerate(conversation.turns):
-        score = score_message(eval_turn.text, context=context).score
+        scored = score_message(eval_turn.text, context=context)
+        score = scored.score
         message_scores.append(score)
-        turns.append(Turn(eval_turn.text, score, eval_turn.intent))
+        turns.append(Turn(eval_turn.text, score, eval_turn.intent, scored.signals.get("topics")))
         failures = failures + 1 if eval_turn.bot_failed else 0
         decision: Escalation = engine.assess_conversation(
             turns, consecutive_failures=failures, tier=conversation.tier, wait_seconds=eval_turn.wait_seconds

@@ -6,6 +6,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCORING_PATH = REPO_ROOT / "data" / "frustration" / "scoring.yml"
 DEFAULT_TRAIN_PATH = REPO_ROOT / "data" / "frustration" / "train.yml"
+DEFAULT_TOPICS_PATH = REPO_ROOT / "data" / "frustration" / "topics.yml"
 DEFAULT_ESCALATION_PATH = REPO_ROOT / "data" / "escalation.yml"
 DEFAULT_EVAL_PATH = REPO_ROOT / "tests" / "frustration" / "eval_conversations.yml"
 

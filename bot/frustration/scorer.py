@@ -15,9 +15,25 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import yaml
 
-from bot.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background, load_training_data
+from bot.frustration.classifier import (
+    LabelledMessage,
+    NgramClassifier,
+    load_nlu_background,
+    load_training_data,
+    ngram_features,
+)
 from bot.frustration.lexicon import Lexicon, normalize
-from bot.frustration.paths import DEFAULT_SCORING_PATH, DEFAULT_TRAIN_PATH, resolve_data_path
+from bot.frustration.paths import DEFAULT_SCORING_PATH, DEFAULT_TOPICS_PATH, DEFAULT_TRAIN_PATH, resolve_data_path
+from bot.frustration.topics import (
+    MODEL_NAME as TOPICS_MODEL_NAME,
+)
+from bot.frustration.topics import (
+    TOPICS_KEY,
+    load_topic_data,
+    topic_background,
+    topic_probabilities,
+    train_topic_classifier,
+)
 from bot.text import detect_language, to_halfwidth
 
 SCORING_FILE = "scoring.json"
@@ -37,10 +53,11 @@ class MessageScore:
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """Everything scoring needs, built once at start-up: compiled wording and the trained classifier."""
+    """Everything scoring needs, built once at start-up: compiled wording and the trained classifiers."""
 
     lexicon: Lexicon
     classifier: NgramClassifier | None = None
+    topics: NgramClassifier | None = None  # escalation-reason classifier (bot/frustration/topics.py)
 
     def preprocess(self, text: str) -> Tuple[str, List[str]]:
         """Normalised text with protected names blanked (the classifier sees the same text as the rules)."""
@@ -172,9 +189,14 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
     wording = 1.0 - remaining
 
     anger, probs = None, {}
-    if context.classifier is not None:
-        # The classifier cannot read negation, so words the rules found negated ("不是骗子") are hidden from it.
-        anger, probs = context.classifier.expected_anger(_blank(masked, negated_spans))
+    topics: Dict[str, float] | None = None
+    if context.classifier is not None or context.topics is not None:
+        # The classifiers cannot read negation, so words the rules found negated ("不是骗子") are hidden from them.
+        features = ngram_features(_blank(masked, negated_spans))
+        if context.classifier is not None:
+            anger, probs = context.classifier.expected_anger_features(features)
+        if context.topics is not None:
+            topics = topic_probabilities(context.topics, features)
     positive = lexicon.any_match(lexicon.positive, masked)
     intensity, intensity_parts = intensity_of(text, lexicon)
     evidence = Evidence(wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm)
@@ -194,6 +216,8 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
         "classifier_probs": probs,
         "protected": protected,
     }
+    if topics is not None:
+        signals[TOPICS_KEY] = topics  # escalation reasons the topic classifier sees (probability >= 0.05)
     return MessageScore(score=int(round(value * 100)), signals=signals)
 
 
@@ -215,14 +239,34 @@ def background_examples(lexicon: Lexicon) -> List[LabelledMessage]:
     return load_nlu_background(paths, spec.get("calm_intents") or [], weight=float(spec.get("weight", 0.5)))
 
 
+def topic_examples(
+    topics_path: Path, lexicon: Lexicon, *, use_background: bool = True
+) -> List[LabelledMessage]:
+    """Hand-labelled topic examples plus (optionally) the NLU background named in scoring.yml."""
+    examples = load_topic_data(topics_path)
+    if use_background:
+        examples = examples + topic_background(lexicon.raw.get("background") or {}, resolve_data_path)
+    return examples
+
+
+def train_topics(examples: List[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any) -> NgramClassifier:
+    """Train the topic classifier on examples preprocessed exactly like scoring input."""
+
+    def preprocess(text: str) -> str:
+        return lexicon.mask_protected(normalize(text))[0]
+
+    return train_topic_classifier(examples, preprocess, **train_kwargs)
+
+
 def build_scoring_context(
     scoring_path: Path = DEFAULT_SCORING_PATH,
     train_path: Path | None = DEFAULT_TRAIN_PATH,
     *,
+    topics_path: Path | None = DEFAULT_TOPICS_PATH,
     use_background: bool = True,
     **train_kwargs: Any,
 ) -> ScoringContext:
-    """Compile the wording and train the classifier (a few seconds); ``train_path=None`` means wording only."""
+    """Compile the wording and train the classifiers (a few seconds); a ``None`` path leaves that model out."""
     lexicon = Lexicon.from_yaml(scoring_path)
     classifier = None
     if train_path is not None:
@@ -230,7 +274,10 @@ def build_scoring_context(
         if use_background:
             examples = examples + background_examples(lexicon)
         classifier = train_classifier(examples, lexicon, **train_kwargs)
-    return ScoringContext(lexicon=lexicon, classifier=classifier)
+    topics = None
+    if topics_path is not None:
+        topics = train_topics(topic_examples(topics_path, lexicon, use_background=use_background), lexicon)
+    return ScoringContext(lexicon=lexicon, classifier=classifier, topics=topics)
 
 
 def save_scoring_context(context: ScoringContext, directory: Path) -> None:
@@ -240,6 +287,8 @@ def save_scoring_context(context: ScoringContext, directory: Path) -> None:
         json.dump(_jsonable(context.lexicon.raw), handle, ensure_ascii=False)
     if context.classifier is not None:
         context.classifier.save(directory)
+    if context.topics is not None:
+        context.topics.save(directory, TOPICS_MODEL_NAME)
 
 
 def load_scoring_context(directory: Path) -> ScoringContext:
@@ -247,7 +296,9 @@ def load_scoring_context(directory: Path) -> ScoringContext:
     with open(directory / SCORING_FILE, encoding="utf-8") as handle:
         lexicon = Lexicon.from_dict(json.load(handle))
     classifier = NgramClassifier.load(directory) if (directory / "classifier.json").exists() else None
-    return ScoringContext(lexicon=lexicon, classifier=classifier)
+    has_topics = (directory / f"{TOPICS_MODEL_NAME}.json").exists()
+    topics = NgramClassifier.load(directory, TOPICS_MODEL_NAME) if has_topics else None
+    return ScoringContext(lexicon=lexicon, classifier=classifier, topics=topics)
 
 
 def load_scoring_yaml(path: Path) -> Dict[str, Any]:

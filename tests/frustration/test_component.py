@@ -20,7 +20,7 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT  # noqa: E402
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
-from bot.components.frustration import FrustrationScorer, nlu_background  # noqa: E402
+from bot.components.frustration import FrustrationScorer, nlu_background, nlu_topic_background  # noqa: E402
 from bot.frustration.lexicon import Lexicon  # noqa: E402
 from bot.frustration.paths import DEFAULT_SCORING_PATH  # noqa: E402
 
@@ -85,6 +85,7 @@ def test_train_persist_load_predicts_the_same(
     assert scores["请问退款几天到账"] < 30
     assert scores["傻瓜相机还有货吗"] < 30
     assert scores["great, another delay 🙂"] >= 45
+    assert all("topics" in out["frustration"]["signals"] for out in before), "topic classifier persisted and loaded"
 
 
 def test_output_carries_score_signals_and_entity(
@@ -114,6 +115,19 @@ def test_nlu_background_uses_only_calm_intents() -> None:
     background = nlu_background(nlu_data(), lexicon)
     assert [(e.text, e.lang, e.label) for e in background] == [
         ("where is my order", "en", "calm"), ("我的快递到哪了", "zh", "calm"), ("hello", "en", "calm"),
+    ]
+
+
+def test_nlu_topic_background_maps_intents_to_reasons() -> None:
+    lexicon = Lexicon.from_yaml(DEFAULT_SCORING_PATH)
+    data = TrainingData(training_examples=[
+        Message(data={TEXT: "hello", INTENT: "greet"}),
+        Message(data={TEXT: "转人工", INTENT: "request_human"}),
+        Message(data={TEXT: "I want to complain", INTENT: "complaint"}),
+        Message(data={TEXT: "my parcel is late", INTENT: "delivery_delay"}),
+    ])
+    assert [(e.text, e.label) for e in nlu_topic_background(data, lexicon)] == [
+        ("hello", "none"), ("转人工", "explicit_request"), ("I want to complain", "complaint"),
     ]
 
 

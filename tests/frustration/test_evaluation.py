@@ -12,8 +12,9 @@ from bot.frustration.classifier import load_training_data
 from bot.frustration.conversation import similarity
 from bot.frustration.escalation import EscalationEngine
 from bot.frustration.evaluate import EvalReport, evaluate, format_report, load_conversations
-from bot.frustration.paths import DEFAULT_EVAL_PATH, DEFAULT_TRAIN_PATH, REPO_ROOT
+from bot.frustration.paths import DEFAULT_EVAL_PATH, DEFAULT_TOPICS_PATH, DEFAULT_TRAIN_PATH, REPO_ROOT
 from bot.frustration.scorer import ScoringContext
+from bot.frustration.topics import load_topic_data
 
 MIN_RECALL = 0.95
 MAX_FALSE_ESCALATION_RATE = 0.05
@@ -41,6 +42,7 @@ def test_evaluation_set_is_large_bilingual_and_labelled() -> None:
 @pytest.mark.parametrize("path", sorted(DEFAULT_EVAL_PATH.parent.glob("eval_*.yml")), ids=lambda p: p.name)
 def test_evaluation_messages_are_not_training_messages(path: Path) -> None:
     training = [e.text for e in load_training_data(DEFAULT_TRAIN_PATH)]
+    training += [e.text for e in load_topic_data(DEFAULT_TOPICS_PATH)]
     training_set = set(training)
     for conversation in load_conversations(path):
         for turn in conversation.turns:

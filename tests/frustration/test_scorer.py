@@ -146,7 +146,8 @@ def test_saved_context_scores_exactly_like_the_trained_one(
     texts = ["什么破服务！！！", "THANK YOU!!!", "great, another delay 🙂", "where is my refund", "你们有病吧"]
     assert [score(t, loaded) for t in texts] == [score(t, scoring_context) for t in texts]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "classifier.json", "classifier_bias.npy", "classifier_weights.npy", "scoring.json"
+        "classifier.json", "classifier_bias.npy", "classifier_weights.npy", "scoring.json",
+        "topics.json", "topics_bias.npy", "topics_weights.npy",
     ]
 
 
