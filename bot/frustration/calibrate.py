@@ -67,7 +67,7 @@ def cross_validated_scores(
             sig = result.signals
             evidence = Evidence(
                 sig["wording"] / 100.0, sig["classifier"], sig["intensity"], sig["positive"],
-                bool(sig["hits"]) or sig["sarcasm"],
+                bool(sig["hits"]) or sig["sarcasm"], bool(sig.get("mild_only")),
             )
             probs = sig["classifier_probs"]
             predicted = max(probs, key=probs.get)

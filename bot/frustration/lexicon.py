@@ -150,6 +150,8 @@ class Lexicon:
     intensity: Mapping[str, Any]
     combine: Mapping[str, float]
     caps_ignore: frozenset[str] = field(default_factory=frozenset)
+    # Categories marked ``mild: true`` ("seriously", "到底"): praise next to them reads as excitement, not anger.
+    mild_categories: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Lexicon:
@@ -189,6 +191,7 @@ class Lexicon:
             intensity=intensity,
             combine={k: float(v) for k, v in (raw.get("combine") or {}).items()},
             caps_ignore=frozenset(str(w).upper() for w in intensity.get("caps_ignore", [])),
+            mild_categories=frozenset(name for name, spec in categories.items() if spec.get("mild")),
         )
 
     @classmethod

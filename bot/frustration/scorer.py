@@ -128,17 +128,25 @@ class Evidence:
     intensity: float  # 0-1 shouting
     positive: bool  # praise or reassurance present
     negative_wording: bool  # any wording hit or sarcasm
+    # Every wording hit is in a category marked ``mild`` in scoring.yml ("seriously", "到底"), and no sarcasm.
+    mild_only: bool = False
 
 
 def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[float, float, bool]:
-    """Combine evidence into a 0-1 score; returns (score, shouting evidence, damped by praise)."""
+    """Combine evidence into a 0-1 score; returns (score, shouting evidence, damped by praise).
+
+    Praise with only mild wording ("BEST. HOODIE. EVER. seriously so soft!!!") is excitement: the shouting is
+    joy, so intensity adds nothing, the classifier is capped as if no wording had fired, and the score is damped
+    by ``excited_damping``. Praise with no negative wording at all is damped by ``positive_damping``.
+    """
+    excited = evidence.positive and evidence.negative_wording and evidence.mild_only
     classifier_evidence = 0.0
     if evidence.anger is not None:
         floor = combine.get("classifier_floor", 0.12)
         classifier_evidence = combine.get("classifier_weight", 0.75) * max(
             0.0, (evidence.anger - floor) / (1.0 - floor)
         )
-        if not evidence.negative_wording:
+        if not evidence.negative_wording or excited:
             # Without a single angry word the small classifier is often wrong with confidence (unusual praise,
             # new topics), so on its own it may raise a message but not to the escalation level.
             classifier_evidence = min(classifier_evidence, combine.get("classifier_alone_cap", 1.0))
@@ -147,10 +155,14 @@ def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[
     shouting = 0.0 if evidence.positive else evidence.intensity * combine.get("shouting_weight", 0.0)
     gate = min(1.0, negative / max(combine.get("intensity_gate", 0.25), 1e-6))
     negative = 1.0 - (1.0 - negative) * (1.0 - shouting)
-    value = negative + (1.0 - negative) * evidence.intensity * combine.get("intensity_weight", 0.6) * gate
+    intensity = 0.0 if excited else evidence.intensity
+    value = negative + (1.0 - negative) * intensity * combine.get("intensity_weight", 0.6) * gate
     damped = evidence.positive and not evidence.negative_wording
     if damped:
         value *= combine.get("positive_damping", 0.35)
+    elif excited:
+        value *= combine.get("excited_damping", 1.0)
+        damped = True
     return min(max(value, 0.0), 1.0), shouting, damped
 
 
@@ -199,7 +211,8 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
             topics = topic_probabilities(context.topics, features)
     positive = lexicon.any_match(lexicon.positive, masked)
     intensity, intensity_parts = intensity_of(text, lexicon)
-    evidence = Evidence(wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm)
+    mild_only = bool(hits_by_category) and not sarcasm and set(hits_by_category) <= lexicon.mild_categories
+    evidence = Evidence(wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm, mild_only)
     value, shouting, damped = combine_evidence(evidence, combine)
 
     signals: Dict[str, Any] = {
@@ -209,6 +222,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
         "sarcasm": sarcasm,
         "positive": bool(positive),
         "damped": damped,
+        "mild_only": mild_only,
         "intensity": round(intensity, 3),
         "shouting": round(shouting, 3),
         "intensity_parts": intensity_parts,
