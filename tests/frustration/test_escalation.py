@@ -61,6 +61,18 @@ def test_sensitive_topics_escalate_at_once_with_top_priority(engine: EscalationE
         "my order DM2026123150 hasn't shipped",  # contains 12315 inside an order number
         "will this cream cause a rash?",
         "I didn't receive the verification code for login",
+        # product names and attributes that contain a sensitive word
+        "这款律师款的男士公文包有棕色吗",
+        "想给儿子买个警察款的玩具车",
+        "do you still have the attorney-style leather tote",
+        "is the police car toy battery powered",
+        "can this laptop burn a CD",
+        "do you sell poison ivy relief cream",
+        "where are your fraud prevention tips",
+        "防范诈骗的宣传册有吗",
+        "I need rear shock absorbers for my bike",
+        # damaged or melted goods with nobody hurt are not a safety incident
+        "the chocolate arrived melted, can you resend",
     ],
 )
 def test_look_alikes_of_sensitive_topics_do_not_escalate(engine: EscalationEngine, text: str) -> None:
@@ -120,6 +132,20 @@ def test_frustration_threshold_depends_on_tier(engine: EscalationEngine) -> None
     assert decide(engine, "ok", frustration=int(gold_threshold), tier="gold").reason_code == HIGH_FRUSTRATION
     assert not decide(engine, "ok", frustration=int(gold_threshold) - 1, tier="gold").should_escalate
     assert decide(engine, "ok", frustration=int(platinum_threshold), tier="Platinum").should_escalate
+
+
+def test_a_gold_customers_first_clear_annoyance_reaches_the_lowered_threshold(engine: EscalationEngine) -> None:
+    """A rise counts in full (rise_alpha 1): smoothing must not eat the tier's threshold offset."""
+    from bot.frustration.conversation import Turn
+
+    gold = engine.config.frustration_threshold + engine.config.tiers["gold"].threshold_offset
+    turns = [Turn("the jacket came in the wrong size", 0), Turn("second time now, annoying", gold)]
+    assert engine.assess_conversation(turns, tier="gold").reason_code == HIGH_FRUSTRATION
+    assert not engine.assess_conversation(turns, tier=None).should_escalate
+
+
+def test_melting_next_to_something_electrical_is_still_safety(engine: EscalationEngine) -> None:
+    assert decide(engine, "the charger cable melted while plugged in").reason_code == "sensitive_safety"
 
 
 def test_vip_tier_raises_priority_but_never_above_one(engine: EscalationEngine) -> None:

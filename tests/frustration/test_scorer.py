@@ -54,6 +54,42 @@ def test_excited_happy_customers_stay_calm(text: str, scoring_context: ScoringCo
     assert result.signals["sarcasm"] is False
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this blender is seriously AMAZING!!!",
+        "BEST. PURCHASE. EVER!!!",
+        "OMG空气炸锅到了！！！超好用",
+        "爱了爱了！！！下次还买",
+        "绝了绝了！！！颜色太正了",
+    ],
+)
+def test_praise_with_shouting_and_mild_words_is_excitement_not_anger(
+    text: str, scoring_context: ScoringContext
+) -> None:
+    result = score_message(text, context=scoring_context)
+    assert result.signals["positive"] is True
+    assert result.score < 45, result.signals
+
+
+def test_excitement_damping_needs_praise_and_only_mild_wording(scoring_context: ScoringContext) -> None:
+    # without praise, "seriously??" + a failure stays annoyed; a strong word next to praise is not excitement
+    assert score_message("seriously?? still nothing after two weeks", context=scoring_context).score >= 55
+    strong = score_message("amazing, the worst service ever!!!", context=scoring_context)
+    assert strong.signals["mild_only"] is False and strong.score >= 55
+
+
+def test_air_fryer_is_a_product_not_anger(scoring_context: ScoringContext) -> None:
+    result = score_message("空气炸锅有没有大一点的", context=scoring_context)
+    assert result.signals["hits"] == {} and "空气炸锅" in result.signals["protected"]
+
+
+def test_a_problem_that_comes_back_is_annoying_in_both_languages(scoring_context: ScoringContext) -> None:
+    for text in ("有点烦，这是第二次改时间了", "wrong size again, second time now, a bit annoying"):
+        result = score_message(text, context=scoring_context)
+        assert "impatience" in result.signals["hits"] and result.score >= 50, (text, result.signals)
+
+
 def test_shouting_raises_a_neutral_question(scoring_context: ScoringContext) -> None:
     calm = score_message("where is my order", context=scoring_context)
     shouted = score_message("WHERE IS MY ORDER???", context=scoring_context)
