@@ -134,6 +134,31 @@ def parse_address(value: Any) -> dict[str, str] | None:
     }
 
 
+# While the form waits for an order number or phone digits, a message that is none of them but clearly something
+# else is answered instead of being rejected as a bad number: a knowledge question gets its KB answer, small talk a
+# short reply; then the form asks its question again. Digits are always read first, so "5678" is never a digression
+# whatever intent the NLU gives it (bare digits often come out as `goodbye`).
+DIGRESSION_RESPONSES = {"greet": "utter_greet_short", "thank": "utter_welcome_short", "bot_challenge": "utter_iamabot"}
+DIGRESSION_MIN_CONFIDENCE = 0.8
+
+
+async def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """Answer the latest message if it is a knowledge question or small talk; True when it was answered."""
+    intent = tracker.latest_message.get("intent") or {}
+    name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
+    if confidence < DIGRESSION_MIN_CONFIDENCE:
+        return False
+    if name == "ask_policy":
+        from actions.knowledge import answer_from_kb, get_feedback_store
+
+        await answer_from_kb(dispatcher, tracker, get_feedback_store(), ask_feedback=False)
+        return True
+    if name in DIGRESSION_RESPONSES:
+        dispatcher.utter_message(response=DIGRESSION_RESPONSES[name])
+        return True
+    return False
+
+
 class ValidateOrderVerificationForm(FormValidationAction):
     """Order number (format-checked, never echoed when bad) + phone digits or customer token."""
 
@@ -164,7 +189,8 @@ class ValidateOrderVerificationForm(FormValidationAction):
             except InvalidOrderNumber:
                 continue
         if number is None:
-            dispatcher.utter_message(response="utter_order_number_invalid")
+            if not await answer_digression(dispatcher, tracker):
+                dispatcher.utter_message(response="utter_order_number_invalid")
             return {v.SLOT_ORDER_NUMBER: None}
         result: dict[str, Any] = {v.SLOT_ORDER_NUMBER: number}
         customer_id = v.token_customer_id(tracker)
@@ -188,7 +214,8 @@ class ValidateOrderVerificationForm(FormValidationAction):
         digits_needed = v.policy().identifiers.phone.verification_digits
         digits = phone_digits_from(value, digits_needed)
         if digits is None:
-            dispatcher.utter_message(response="utter_phone_last4_invalid", digits=digits_needed)
+            if not await answer_digression(dispatcher, tracker):
+                dispatcher.utter_message(response="utter_phone_last4_invalid", digits=digits_needed)
             return {v.SLOT_PHONE_LAST4: None}
         try:
             ok = await v.call_backend(v.order_service().verify, number, digits)

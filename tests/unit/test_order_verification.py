@@ -232,3 +232,43 @@ def test_backend_down_in_a_flow_offers_a_human(env: Env) -> None:
     events, messages = run(ActionOrderStatus(), {"order_number": NUMBER, "verified_orders": {NUMBER: LAST4}})
     assert responses(messages) == ["utter_order_backend_error"]
     assert events == [SlotSet("order_lookup_error", None), SlotSet("pending_confirmation", None)]
+
+
+def _ask(slot: str, intent: str, text: str, confidence: float = 0.95) -> tuple[list, list]:
+    events = [user(intent, text), {"event": "slot", "name": slot, "value": text}]
+    events[0]["parse_data"]["intent"]["confidence"] = confidence
+    slots = {"requested_slot": slot, slot: text} | ({"order_number": NUMBER} if slot == "phone_last4" else {})
+    return run(forms.ValidateOrderVerificationForm(), slots, events, FORM)
+
+
+def test_a_knowledge_question_while_asked_for_digits_is_answered_then_asked_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)  # no feedback store needed: no "did this help?" inside a form
+    env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
+    events, messages = _ask("phone_last4", "ask_policy", "how much is shipping")
+    assert events == [SlotSet("phone_last4", None)]  # the form asks for the digits again
+    # Only the KB answer: no "did this help?" and no "that is not 4 digits" hint.
+    assert len(messages) == 1 and not messages[0].get("response")
+    assert messages[0]["text"] and messages[0]["kb"]["id"].startswith("shipping")
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "reply"),
+    [("greet", "hello", "utter_greet_short"), ("thank", "thanks", "utter_welcome_short"),
+     ("bot_challenge", "are you a bot", "utter_iamabot")],
+)
+def test_small_talk_while_asked_for_an_order_number_gets_a_short_reply(
+    env: Env, intent: str, text: str, reply: str
+) -> None:
+    events, messages = _ask("order_number", intent, text)
+    assert events == [SlotSet("order_number", None)]
+    assert responses(messages) == [reply]
+
+
+def test_digits_win_over_any_intent_and_unsure_intents_get_the_format_hint(env: Env) -> None:
+    env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
+    events, _ = _ask("phone_last4", "goodbye", LAST4)  # bare digits often come out of the NLU as goodbye
+    assert SlotSet("verified_orders", {NUMBER: LAST4}) in events
+    events, messages = _ask("phone_last4", "greet", "hmm", confidence=0.5)
+    assert responses(messages) == ["utter_phone_last4_invalid"]
