@@ -140,6 +140,7 @@ def parse_address(value: Any) -> dict[str, str] | None:
 # whatever intent the NLU gives it (bare digits often come out as `goodbye`).
 DIGRESSION_RESPONSES = {"greet": "utter_greet_short", "thank": "utter_welcome_short", "bot_challenge": "utter_iamabot"}
 DIGRESSION_MIN_CONFIDENCE = 0.8
+STOP_INTENTS = ("goodbye", "deny")
 
 
 async def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
@@ -159,6 +160,18 @@ async def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker) 
     return False
 
 
+def wants_to_stop(tracker: Tracker) -> bool:
+    """"bye" / "never mind" instead of the number or digits asked for (digits were tried first)."""
+    intent = tracker.latest_message.get("intent") or {}
+    return intent.get("name") in STOP_INTENTS and float(intent.get("confidence") or 0.0) >= DIGRESSION_MIN_CONFIDENCE
+
+
+def stop_lookup(dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
+    """End the form without a lookup: the flow action that follows says nothing more (see order_flows)."""
+    dispatcher.utter_message(response="utter_order_lookup_stopped")
+    return {slot: None, v.SLOT_LOOKUP_STOPPED: True}
+
+
 class ValidateOrderVerificationForm(FormValidationAction):
     """Order number (format-checked, never echoed when bad) + phone digits or customer token."""
 
@@ -168,7 +181,11 @@ class ValidateOrderVerificationForm(FormValidationAction):
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
-        if v.locked_until(tracker) is not None or tracker.get_slot(v.SLOT_LOOKUP_ERROR):
+        if (
+            v.locked_until(tracker) is not None
+            or tracker.get_slot(v.SLOT_LOOKUP_ERROR)
+            or tracker.get_slot(v.SLOT_LOOKUP_STOPPED)
+        ):
             return []
         if v.verified_last4(tracker, tracker.get_slot(v.SLOT_ORDER_NUMBER)):
             return [v.SLOT_ORDER_NUMBER]
@@ -189,6 +206,8 @@ class ValidateOrderVerificationForm(FormValidationAction):
             except InvalidOrderNumber:
                 continue
         if number is None:
+            if wants_to_stop(tracker):
+                return stop_lookup(dispatcher, v.SLOT_ORDER_NUMBER)
             if not await answer_digression(dispatcher, tracker):
                 dispatcher.utter_message(response="utter_order_number_invalid")
             return {v.SLOT_ORDER_NUMBER: None}
@@ -214,6 +233,8 @@ class ValidateOrderVerificationForm(FormValidationAction):
         digits_needed = v.policy().identifiers.phone.verification_digits
         digits = phone_digits_from(value, digits_needed)
         if digits is None:
+            if wants_to_stop(tracker):
+                return stop_lookup(dispatcher, v.SLOT_PHONE_LAST4)
             if not await answer_digression(dispatcher, tracker):
                 dispatcher.utter_message(response="utter_phone_last4_invalid", digits=digits_needed)
             return {v.SLOT_PHONE_LAST4: None}

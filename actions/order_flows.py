@@ -78,8 +78,12 @@ class OrderFlowAction(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         # A question left unanswered must not be confirmed by a later "yes": every flow clears it first.
-        events: list[EventType] = [SlotSet(v.SLOT_LOOKUP_ERROR, None), SlotSet(SLOT_PENDING, None)]
+        events: list[EventType] = [
+            SlotSet(v.SLOT_LOOKUP_ERROR, None), SlotSet(v.SLOT_LOOKUP_STOPPED, None), SlotSet(SLOT_PENDING, None)
+        ]
         events += [SlotSet(s, None) for s in self.clears]
+        if tracker.get_slot(v.SLOT_LOOKUP_STOPPED):
+            return events  # the customer stopped the form; it already said so
         until = v.locked_until(tracker)
         if until is not None:
             dispatcher.utter_message(response="utter_lookups_locked", minutes=v.minutes_left(until))

@@ -34,6 +34,7 @@ SLOT_VERIFIED = "verified_orders"
 SLOT_FAILURES = "verification_failures"
 SLOT_LOCKED_UNTIL = "lookups_locked_until"
 SLOT_LOOKUP_ERROR = "order_lookup_error"
+SLOT_LOOKUP_STOPPED = "order_lookup_stopped"  # the customer said bye / never mind while the form was asking
 TOKEN_METADATA_KEY = "customer_token"  # noqa: S105 - a metadata key
 
 

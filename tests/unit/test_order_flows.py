@@ -27,7 +27,9 @@ from tests.orders.builders import ItemSpec
 from tests.unit.order_fixtures import LAST4, NOW, Env, responses, run, user
 
 N = "DM2026111501"
-CLEARED = [SlotSet("order_lookup_error", None), SlotSet("pending_confirmation", None)]
+CLEARED = [
+    SlotSet("order_lookup_error", None), SlotSet("order_lookup_stopped", None), SlotSet("pending_confirmation", None)
+]
 
 
 def verified(**slots: object) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from datetime import timedelta
 
@@ -13,10 +14,13 @@ from actions import customer_token, forms, verification
 from actions.order_flows import ActionOrderStatus
 from actions.orders.enums import OrderStatus
 from actions.orders.errors import BackendUnavailable
-from tests.unit.order_fixtures import LAST4, NOW, Env, domain, responses, run, user
+from tests.unit.order_fixtures import LAST4, NOW, Env, domain, responses, run, tracker, user
 
 NUMBER = "DM2026111501"
 FORM = "order_verification_form"
+CLEARED = [
+    SlotSet("order_lookup_error", None), SlotSet("order_lookup_stopped", None), SlotSet("pending_confirmation", None)
+]
 SECRET = "test-secret-not-for-production"  # noqa: S105 - test value
 
 
@@ -192,7 +196,7 @@ def test_flow_actions_refuse_unverified_orders(env: Env) -> None:
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
     events, messages = run(ActionOrderStatus(), {"order_number": NUMBER, "verified_orders": {"DM2026000001": LAST4}})
     assert responses(messages) == ["utter_order_not_verified"]
-    assert events == [SlotSet("order_lookup_error", None), SlotSet("pending_confirmation", None)]
+    assert events == CLEARED
 
 
 class _DownService:
@@ -231,7 +235,7 @@ def test_backend_down_in_a_flow_offers_a_human(env: Env) -> None:
     verification.set_order_service(_DownService())  # type: ignore[arg-type]
     events, messages = run(ActionOrderStatus(), {"order_number": NUMBER, "verified_orders": {NUMBER: LAST4}})
     assert responses(messages) == ["utter_order_backend_error"]
-    assert events == [SlotSet("order_lookup_error", None), SlotSet("pending_confirmation", None)]
+    assert events == CLEARED
 
 
 def _ask(slot: str, intent: str, text: str, confidence: float = 0.95) -> tuple[list, list]:
@@ -272,3 +276,15 @@ def test_digits_win_over_any_intent_and_unsure_intents_get_the_format_hint(env: 
     assert SlotSet("verified_orders", {NUMBER: LAST4}) in events
     events, messages = _ask("phone_last4", "greet", "hmm", confidence=0.5)
     assert responses(messages) == ["utter_phone_last4_invalid"]
+
+
+@pytest.mark.parametrize(("intent", "text"), [("goodbye", "bye"), ("deny", "算了")])
+def test_bye_or_never_mind_stops_the_form_and_the_flow_says_nothing_more(env: Env, intent: str, text: str) -> None:
+    env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
+    events, messages = _ask("phone_last4", intent, text)
+    assert SlotSet("order_lookup_stopped", True) in events
+    assert responses(messages) == ["utter_order_lookup_stopped"]
+    slots = {"order_number": NUMBER, "order_lookup_stopped": True}
+    assert asyncio.run(forms.ValidateOrderVerificationForm().required_slots([], None, tracker(slots), {})) == []
+    events, messages = run(ActionOrderStatus(), slots)
+    assert messages == [] and SlotSet("order_lookup_stopped", None) in events
