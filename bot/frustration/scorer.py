@@ -130,6 +130,17 @@ class Evidence:
     negative_wording: bool  # any wording hit or sarcasm
     # Every wording hit is in a category marked ``mild`` in scoring.yml ("seriously", "到底"), and no sarcasm.
     mild_only: bool = False
+    angry_probability: float = 0.0  # the classifier's probability of "angry" (0 without classifier)
+
+
+def expected_anger(probs: Mapping[str, float], combine: Mapping[str, float]) -> float:
+    """The classifier's label probabilities as one anger value 0-1: angry counts 1, annoyed ``annoyed_value``.
+
+    0.6 rather than the classifier's own 0.5: a message the classifier is sure is annoyed should land in the
+    annoyed band (about 45), where two or three such turns build up to the threshold in the conversation score.
+    """
+    value = combine.get("annoyed_value", 0.5)
+    return float(probs.get("annoyed", 0.0)) * value + float(probs.get("angry", 0.0))
 
 
 def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[float, float, bool]:
@@ -148,8 +159,15 @@ def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[
         )
         if not evidence.negative_wording or excited:
             # Without a single angry word the small classifier is often wrong with confidence (unusual praise,
-            # new topics), so on its own it may raise a message but not to the escalation level.
-            classifier_evidence = min(classifier_evidence, combine.get("classifier_alone_cap", 1.0))
+            # new topics), so on its own it may raise a message but not to the escalation level ...
+            cap = combine.get("classifier_alone_cap", 1.0)
+            # ... unless it is confident the message is angry and there is no praise: anger in words no list
+            # holds ("is this some kind of joke to you people", "你们拿顾客当猴耍是吧"). Out of fold, 1% of calm
+            # training messages pass this test, a third of angry ones (python -m bot.frustration.calibrate).
+            confident = combine.get("classifier_confident_angry")
+            if confident is not None and not evidence.positive and evidence.angry_probability >= confident:
+                cap = max(cap, combine.get("classifier_confident_cap", cap))
+            classifier_evidence = min(classifier_evidence, cap)
     negative = 1.0 - (1.0 - evidence.wording) * (1.0 - classifier_evidence)
     # Shouting without praise ("WHERE IS MY ORDER???") is evidence by itself; with other evidence it amplifies.
     shouting = 0.0 if evidence.positive else evidence.intensity * combine.get("shouting_weight", 0.0)
@@ -207,12 +225,16 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
         features = ngram_features(_blank(masked, negated_spans))
         if context.classifier is not None:
             anger, probs = context.classifier.expected_anger_features(features)
+            anger = expected_anger(probs, combine)
         if context.topics is not None:
             topics = topic_probabilities(context.topics, features)
     positive = lexicon.any_match(lexicon.positive, masked)
     intensity, intensity_parts = intensity_of(text, lexicon)
     mild_only = bool(hits_by_category) and not sarcasm and set(hits_by_category) <= lexicon.mild_categories
-    evidence = Evidence(wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm, mild_only)
+    evidence = Evidence(
+        wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm, mild_only,
+        float(probs.get("angry", 0.0)),
+    )
     value, shouting, damped = combine_evidence(evidence, combine)
 
     signals: Dict[str, Any] = {
