@@ -68,7 +68,7 @@ def cross_validated_scores(
             evidence = Evidence(
                 sig["wording"] / 100.0, sig["classifier"], sig["intensity"], sig["positive"],
                 bool(sig["hits"]) or sig["sarcasm"], bool(sig.get("mild_only")),
-                float(sig["classifier_probs"].get("angry", 0.0)),
+                float(sig["classifier_probs"].get("angry", 0.0)), bool(sig.get("sarcasm_marked")),
             )
             probs = sig["classifier_probs"]
             predicted = max(probs, key=probs.get)

@@ -131,6 +131,7 @@ class Evidence:
     # Every wording hit is in a category marked ``mild`` in scoring.yml ("seriously", "到底"), and no sarcasm.
     mild_only: bool = False
     angry_probability: float = 0.0  # the classifier's probability of "angry" (0 without classifier)
+    sarcasm_marked: bool = False  # sarcasm shown by a marker ("呵呵", "🙄", "thanks for nothing")
 
 
 def expected_anger(probs: Mapping[str, float], combine: Mapping[str, float]) -> float:
@@ -154,9 +155,13 @@ def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[
     classifier_evidence = 0.0
     if evidence.anger is not None:
         floor = combine.get("classifier_floor", 0.12)
-        classifier_evidence = combine.get("classifier_weight", 0.75) * max(
-            0.0, (evidence.anger - floor) / (1.0 - floor)
-        )
+        anger = evidence.anger
+        if evidence.sarcasm_marked:
+            # Sarcastic praise ("wow, amazing job 🙄") reads as praise to the n-gram classifier; sarcasm is
+            # labelled annoyed at least (train.yml), so the classifier counts at least that much. Only when a
+            # marker shows it: praise next to a failure word is sometimes sincere ("great, it's cancelled now").
+            anger = max(anger, combine.get("sarcasm_anger", 0.0))
+        classifier_evidence = combine.get("classifier_weight", 0.75) * max(0.0, (anger - floor) / (1.0 - floor))
         if not evidence.negative_wording or excited:
             # Without a single angry word the small classifier is often wrong with confidence (unusual praise,
             # new topics), so on its own it may raise a message but not to the escalation level ...
@@ -233,7 +238,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
     mild_only = bool(hits_by_category) and not sarcasm and set(hits_by_category) <= lexicon.mild_categories
     evidence = Evidence(
         wording, anger, intensity, bool(positive), bool(hits_by_category) or sarcasm, mild_only,
-        float(probs.get("angry", 0.0)),
+        float(probs.get("angry", 0.0)), bool(markers),
     )
     value, shouting, damped = combine_evidence(evidence, combine)
 
@@ -242,6 +247,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
         "hits": hits_by_category,
         "wording": round(wording * 100, 1),
         "sarcasm": sarcasm,
+        "sarcasm_marked": bool(markers),
         "positive": bool(positive),
         "damped": damped,
         "mild_only": mild_only,
