@@ -39,7 +39,13 @@ def test_evaluation_set_is_large_bilingual_and_labelled() -> None:
     }
 
 
-@pytest.mark.parametrize("path", sorted(DEFAULT_EVAL_PATH.parent.glob("eval_*.yml")), ids=lambda p: p.name)
+# Every labelled conversation file: the evaluation sets and any blind set still waiting to become one.
+_CONVERSATION_FILES = sorted(
+    [*DEFAULT_EVAL_PATH.parent.glob("eval_*.yml"), *DEFAULT_EVAL_PATH.parent.glob("blind_*.yml")]
+)
+
+
+@pytest.mark.parametrize("path", _CONVERSATION_FILES, ids=lambda p: p.name)
 def test_evaluation_messages_are_not_training_messages(path: Path) -> None:
     training = [e.text for e in load_training_data(DEFAULT_TRAIN_PATH)]
     training += [e.text for e in load_topic_data(DEFAULT_TOPICS_PATH)]
