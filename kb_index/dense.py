@@ -125,10 +125,12 @@ class KindIndex:
         rows = np.repeat(starts - segment_start, lengths) + np.arange(total)
         segment = np.repeat(np.arange(len(articles)), lengths)
         cosines = (self.vectors[rows] @ query).astype(np.float64)
-        order = np.lexsort((-cosines, segment))  # by article, best first within each
+        # Sort by (article, best first) with one float sort: cosines lie in [-1, 1], articles are 4 apart.
+        offset = segment * 4.0
+        ranked = offset - np.sort(offset - cosines)
         rank = np.arange(total) - np.repeat(segment_start, lengths)
         keep = rank < max(top_n, 1)
-        sums = np.bincount(segment[keep], weights=cosines[order][keep], minlength=len(articles))
+        sums = np.bincount(segment[keep], weights=ranked[keep], minlength=len(articles))
         counts = np.minimum(lengths, max(top_n, 1))
         has = lengths > 0
         result[has] = sums[has] / counts[has]
@@ -199,21 +201,22 @@ class DenseIndex:
         use_p = passage_weight > 0.0 and self.passages.size > 0
         query_row = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         pool = max(_MIN_POOL, k * _POOL_PER_HIT)
+        searched = [kind for use, kind in ((use_q, self.questions), (use_p, self.passages)) if use]
+        if not searched:
+            return {}
+        approximate = any(kind.approximate for kind in searched)
+        found: dict[int, float] = {}  # scored so far; a grown pool only scores its new candidates
         while True:
             candidates: dict[int, None] = {}
             floors: list[float] = []  # last (lowest) score seen in each searched index
             exhausted = True
-            for kind in [k for use, k in ((use_q, self.questions), (use_p, self.passages)) if use]:
+            for kind in searched:
                 scores, articles = kind.search(query_row, pool)
-                candidates.update(dict.fromkeys(int(a) for a in articles))
+                candidates.update(dict.fromkeys(articles.tolist()))
                 exhausted = exhausted and pool >= kind.size
                 floors.append(float(scores[-1]) if len(scores) else -1.0)
-            searched = ((use_q, self.questions), (use_p, self.passages))
-            approximate = any(kind.approximate for use, kind in searched if use)
-            if not floors:
-                return {}
-            ids = list(candidates)
-            found = dict(zip(ids, self.article_scores(query, ids, passage_weight, question_top_n), strict=True))
+            new = [a for a in candidates if a not in found]
+            found.update(zip(new, self.article_scores(query, new, passage_weight, question_top_n), strict=True))
             if exhausted or (approximate and pool >= _MAX_APPROX_POOL):
                 return found
             # Every article of the KB has both kinds (title + passage), so an unseen one scores <= bound.

@@ -40,8 +40,9 @@ from kb_index.text import clean_question, detect_lang, is_searchable
 logger = logging.getLogger(__name__)
 
 BUILD_COMMAND = "python -m kb_index build"
-# Articles taken from each of the dense and lexical rankings before fusing.
-_FUSION_SHORTLIST = 16
+# Articles taken from each of the dense and lexical rankings before fusing. Dev-set top-1/top-3 are identical with
+# 5, 8 and 16; 8 scores half the candidates of 16 at 10k articles (rank p95 ~10 -> ~6 ms).
+_FUSION_SHORTLIST = 8
 
 
 @dataclass(frozen=True)
