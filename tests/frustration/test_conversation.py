@@ -129,3 +129,16 @@ def test_did_that_help_no_counts_as_failure_and_success_resets() -> None:
     assert failures == 1
     _, after_success = turns_from_events(events + [user("ok thanks", "thank", 0)], SIGNALS)
     assert after_success == 0
+
+
+def test_shipped_config_lets_staying_annoyed_reach_the_thresholds() -> None:
+    """With data/escalation.yml: a customer who stays annoyed (about 45 a message) is frustrated after three turns,
+    a Gold customer (threshold 55) after two; one annoyed message or calm chatter never is."""
+    from bot.frustration.escalation import EscalationConfig
+
+    shipped = EscalationConfig.from_yaml().conversation
+    threshold = EscalationConfig.from_yaml().frustration_threshold
+    assert score_conversation(turns(45, 45, 45), config=shipped).score >= threshold
+    assert score_conversation(turns(45, 45), config=shipped).score >= threshold - 15
+    assert score_conversation(turns(45), config=shipped).score < threshold - 15
+    assert score_conversation(turns(20, 25, 20, 25), config=shipped).score < 30

@@ -9,7 +9,10 @@ import pytest
 from bot.frustration.lexicon import Lexicon
 from bot.frustration.paths import DEFAULT_SCORING_PATH
 from bot.frustration.scorer import (
+    Evidence,
     ScoringContext,
+    combine_evidence,
+    expected_anger,
     intensity_of,
     load_scoring_context,
     save_scoring_context,
@@ -198,3 +201,42 @@ def test_malformed_scoring_config_is_rejected() -> None:
         Lexicon.from_dict({"categories": {"anger": {"weight": 0, "terms": ["x"]}}})
     with pytest.raises(ValueError, match="no terms"):
         Lexicon.from_dict({"categories": {"anger": {"weight": 10, "terms": []}}})
+
+
+def _combine() -> dict:
+    return dict(Lexicon.from_yaml(DEFAULT_SCORING_PATH).combine)
+
+
+def test_marked_sarcasm_counts_the_classifier_as_at_least_annoyed() -> None:
+    combine = _combine()
+    # The classifier reads sarcastic praise as praise (expected anger 0.1); a marker (🙄, 呵呵) overrides that.
+    plain = Evidence(0.45, 0.1, 0.0, True, True, False, 0.05, sarcasm_marked=False)
+    marked = Evidence(0.45, 0.1, 0.0, True, True, False, 0.05, sarcasm_marked=True)
+    assert combine_evidence(marked, combine)[0] > combine_evidence(plain, combine)[0] + 0.15
+    assert combine_evidence(marked, combine)[0] >= 0.69
+
+
+def test_only_a_confident_angry_classifier_passes_the_no_wording_cap() -> None:
+    combine = _combine()
+    unsure = Evidence(0.0, 0.95, 0.0, False, False, False, 0.6)
+    confident = Evidence(0.0, 0.95, 0.0, False, False, False, 0.9)
+    praised = Evidence(0.0, 0.95, 0.0, True, False, False, 0.9)
+    assert combine_evidence(unsure, combine)[0] == pytest.approx(combine["classifier_alone_cap"])
+    assert combine_evidence(confident, combine)[0] >= 0.7
+    assert combine_evidence(praised, combine)[0] < 0.3  # praise: damped, never escalates on the classifier alone
+
+
+def test_annoyed_probability_lands_in_the_annoyed_band() -> None:
+    combine = _combine()
+    anger = expected_anger({"calm": 0.1, "annoyed": 0.85, "angry": 0.05}, combine)
+    score = combine_evidence(Evidence(0.0, anger, 0.0, False, False, False, 0.05), combine)[0]
+    assert 0.38 <= score <= 0.55
+
+
+@pytest.mark.parametrize("text", ["挺烦的，又坏了", "这事特别烦", "实在烦躁"])
+def test_degree_word_with_fan_is_mild_annoyance(text: str, scoring_context: ScoringContext) -> None:
+    assert "anger_mild" in score_message(text, context=scoring_context).signals["hits"]
+
+
+def test_trouble_is_not_annoyance(scoring_context: ScoringContext) -> None:
+    assert "anger_mild" not in score_message("非常麻烦您了，谢谢", context=scoring_context).signals["hits"]
