@@ -16,7 +16,7 @@ class GatewaySettings(BaseSettings):
     | variable | default | meaning |
     |---|---|---|
     | REDIS_URL | redis://127.0.0.1:6379/0 | Redis: conversations, message streams, ownership, queue, agents |
-    | RASA_URL | http://127.0.0.1:5005 | Rasa server (REST channel + HTTP API) |
+    | RASA_URL | http://127.0.0.1:5005 | Rasa server (REST channel + HTTP API); several workers comma-separated |
     | RASA_TOKEN | (empty) | token for Rasa's HTTP API (`rasa run --auth-token`) |
     | RASA_TIMEOUT_S | 20 | seconds to wait for the bot's answer |
     | WEB_MAX_MESSAGE_CHARS | 10000 | longer customer messages are rejected with 413 |

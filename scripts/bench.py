@@ -22,10 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import RASA_PY, ROOT, Stack, free_port, wait_http  # noqa: E402
 
 PLAIN_DIR = ROOT / "var" / "bench" / "plain-rasa-init"
-# A realistic mix (greeting, orders, delay, KB questions, returns, refunds) without a request for a person: a
-# handed-over conversation is answered by agents, not the bot, and would measure nothing.
-OUR_MESSAGES = ["hello", "你好", "where is my order DM2026110512", "我的快递怎么还没到", "how much is shipping",
-                "退款什么时候到账", "I want to return my shoes", "谢谢", "what payment methods do you accept", "bye"]
+# A realistic mix (greetings, order lookups, knowledge questions, returns, refunds, small talk, leaving a lookup)
+# without a request for a person: a handed-over conversation is answered by agents, not the bot, and would measure
+# nothing. 20 different messages, so a customer of the default 20-message run never repeats himself (repeating the
+# same request is a frustration signal and would hand some conversations over).
+OUR_MESSAGES = ["hello", "where is my order DM2026110512", "how much is shipping", "bye", "你好", "我的快递怎么还没到",
+                "算了", "退款什么时候到账", "what payment methods do you accept", "谢谢", "can I get an invoice",
+                "退货运费谁出", "do you ship to Hong Kong", "会员有什么权益", "I want to return my shoes", "never mind",
+                "你是机器人吗", "how long does a refund take", "发票怎么开", "goodbye"]
 PLAIN_MESSAGES = ["hello", "I am sad", "yes", "are you a bot?", "great", "bye", "hi there", "not good", "no",
                   "goodbye"]
 
@@ -65,7 +69,7 @@ def pct(values: List[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--messages-per-client", type=int, default=30)
+    parser.add_argument("--messages-per-client", type=int, default=20)
     args = parser.parse_args()
 
     model = ensure_plain_bot()

@@ -59,6 +59,9 @@ class Stack:
 
     web_port: int = 8000
     rasa_port: int = 5005
+    # More Rasa workers share the load (sticky per conversation; tracker and lock store in Redis). RASA_WORKERS.
+    rasa_workers: int = field(default_factory=lambda: max(1, int(os.environ.get("RASA_WORKERS", "2"))))
+    extra_rasa_ports: List[int] = field(default_factory=list)
     action_port: int = 5055
     redis_port: int = 6379
     redis_url: Optional[str] = None
@@ -87,7 +90,24 @@ class Stack:
 
     @property
     def rasa_url(self) -> str:
+        """The first Rasa worker (any worker serves any conversation: trackers live in Redis)."""
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def rasa_ports(self) -> List[int]:
+        if len(self.extra_rasa_ports) < self.rasa_workers - 1:
+            taken = {self.rasa_port, *self.extra_rasa_ports}
+            base = self.rasa_port
+            while len(self.extra_rasa_ports) < self.rasa_workers - 1:
+                port = free_port() if base != 5005 else base + len(self.extra_rasa_ports) + 1
+                if port not in taken:
+                    self.extra_rasa_ports.append(port)
+                    taken.add(port)
+        return [self.rasa_port, *self.extra_rasa_ports[: self.rasa_workers - 1]]
+
+    @property
+    def rasa_urls(self) -> List[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.rasa_ports]
 
     @property
     def action_url(self) -> str:
@@ -114,7 +134,7 @@ class Stack:
                 "REDIS_PASSWORD": parsed.password or "",
                 "TRACKER_TTL_S": env.get("TRACKER_TTL_S", str(30 * 24 * 3600)),
                 "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
-                "RASA_URL": self.rasa_url,
+                "RASA_URL": ",".join(self.rasa_urls),
                 "RASA_TOKEN": self.rasa_token,
                 "HANDOFF_INTERNAL_TOKEN": self.internal_token,
                 "HANDOFF_URL": self.web_url,
@@ -131,13 +151,16 @@ class Stack:
         try:
             if not self.redis_url:
                 self.start_redis(env)
-            rasa = self._spawn(
-                "rasa",
-                [str(RASA_PY), "-m", "rasa", "run", "--model", str(latest_model()), "--enable-api",
-                 f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"],
-                env,
-            )
+            rasas = [
+                self._spawn(
+                    "rasa" if i == 0 else f"rasa{i + 1}",
+                    [str(RASA_PY), "-m", "rasa", "run", "--model", str(latest_model()), "--enable-api",
+                     f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port", str(port),
+                     "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"],
+                    env,
+                )
+                for i, port in enumerate(self.rasa_ports)
+            ]
             actions = self._spawn(
                 "actions",
                 [str(APP_PY), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_port)],
@@ -151,7 +174,8 @@ class Stack:
             )
             wait_http(f"{self.action_url}/health", 60, actions)
             wait_http(f"{self.web_url}/healthz", 60, web)
-            wait_http(f"{self.rasa_url}/status?token={self.rasa_token}", 240, rasa)
+            for url, rasa in zip(self.rasa_urls, rasas):
+                wait_http(f"{url}/status?token={self.rasa_token}", 300, rasa)
         except BaseException:
             self.stop()
             raise
@@ -218,7 +242,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"\n  Web chat:      {stack.web_url}/\n  Agent console: {stack.agent_url}"
-              f"\n  Rasa (local):  {stack.rasa_url}  (HTTP API token in this process only)"
+              f"\n  Rasa (local):  {', '.join(stack.rasa_urls)}  (HTTP API token in this process only)"
               f"\n  Action server: {stack.action_url}\n  Redis:         {stack.env()['REDIS_URL']}"
               "\n  Logs:          var/logs/\n"
               "\nPress Ctrl-C to stop everything.", flush=True)
