@@ -8,6 +8,7 @@ escalation configuration (``data/escalation.yml``) is stored inside the trained 
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -47,6 +48,13 @@ class EscalationPolicy(Policy):
     ) -> None:
         super().__init__(config, model_storage, resource, execution_context)
         self._engine = engine
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """The escalation file's content: Rasa's training cache keys on the config, not on files a component reads,
+        and would otherwise keep a trained policy with stale thresholds and lists."""
+        path = Path({**cls.get_default_config(), **config}["escalation_config"])
+        return hashlib.sha256(path.read_bytes() if path.exists() else f"missing:{path}".encode()).hexdigest()
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         raw = Path(self.config["escalation_config"]).read_text(encoding="utf-8")

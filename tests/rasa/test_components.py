@@ -146,3 +146,16 @@ def test_escalation_policy_round_trip_and_decisions(storage, context) -> None:
     after = DialogueStateTracker.from_events("t", handed_over)
     listen = domain.index_for_action("action_listen")
     assert policy.predict_action_probabilities(after, domain).probabilities[listen] == 1.0
+
+
+def test_escalation_policy_cache_key_follows_the_escalation_file(tmp_path) -> None:
+    """Rasa reuses a cached trained component when its fingerprint is unchanged: editing data/escalation.yml must
+    change it, or a retrain keeps the old thresholds and lists."""
+    from bot.components.escalation_policy import EscalationPolicy
+
+    config = tmp_path / "escalation.yml"
+    config.write_text("a: 1\n", encoding="utf-8")
+    first = EscalationPolicy.fingerprint_addon({"escalation_config": str(config)})
+    assert first == EscalationPolicy.fingerprint_addon({"escalation_config": str(config)})
+    config.write_text("a: 2\n", encoding="utf-8")
+    assert EscalationPolicy.fingerprint_addon({"escalation_config": str(config)}) != first
