@@ -77,12 +77,19 @@ class EscalationRequest:
 
 @dataclass(frozen=True)
 class PhraseMatcher:
-    """Terms with protected look-alikes and optional negators (negation = a negator ending close before a hit)."""
+    """Terms with protected look-alikes and optional negators (negation = a negator ending close before a hit).
+
+    "Close" is at most ``negation_window_chars`` characters between negator and hit, or, when that gap is Latin
+    text, at most ``negation_window_words`` words ("no need to get a human involved"). A scope breaker in the gap
+    ("but", "I want", "我要") ends the negation: "no bot, I want a human", "不要机器人我要人工".
+    """
 
     terms: TermMatcher | None
     protect: TermMatcher | None = None
     negators: TermMatcher | None = None
     negation_window_chars: int = 0
+    negation_window_words: int = 0
+    negation_breakers: TermMatcher | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PhraseMatcher:
@@ -94,6 +101,8 @@ class PhraseMatcher:
             protect=compile_terms(raw.get("protect") or []),
             negators=compile_terms(raw.get("negators") or []),
             negation_window_chars=int(raw.get("negation_window_chars", 0)),
+            negation_window_words=int(raw.get("negation_window_words", 0)),
+            negation_breakers=compile_terms(raw.get("negation_breakers") or []),
         )
 
     def find(self, normalized_text: str) -> List[str]:
@@ -122,7 +131,15 @@ class PhraseMatcher:
         breaks = list(_CLAUSE_BREAK.finditer(prefix))
         if breaks:
             prefix = prefix[breaks[-1].end():]
-        return any(len(prefix) - m.end() <= self.negation_window_chars for m in self.negators.finditer(prefix))
+        for negator in self.negators.finditer(prefix):
+            gap = prefix[negator.end():]
+            if self.negation_breakers is not None and next(self.negation_breakers.finditer(gap), None):
+                continue
+            if len(gap) <= self.negation_window_chars:
+                return True
+            if gap.isascii() and len(gap.split()) <= self.negation_window_words:
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,8 @@ class EscalationConfig:
     complaints: Mapping[str, Any]
     # Reason -> probability at which the learned topic classifier fires it (reasons not listed never fire).
     learned_topics: Mapping[str, float] = field(default_factory=dict)
+    # A reason only the classifier found, below this probability, gives way to high frustration (see evaluate).
+    learned_yield_below: float = 0.0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> EscalationConfig:
@@ -179,6 +198,9 @@ class EscalationConfig:
             raise ValueError(f"learned_topics may only name {sorted(allowed)}, got {sorted(set(learned) - allowed)}")
         if any(not 0 < p <= 1 for p in learned.values()):
             raise ValueError("learned_topics probabilities must be in (0, 1]")
+        yield_below = float((raw.get("learned_topics") or {}).get("yield_to_frustration_below", 0.0))
+        if not 0 <= yield_below <= 1:
+            raise ValueError("learned_topics.yield_to_frustration_below must be in [0, 1]")
         return cls(
             frustration_threshold=float(thresholds["frustration"]),
             failure_threshold=int(thresholds["consecutive_failures"]),
@@ -195,6 +217,7 @@ class EscalationConfig:
             failures=FailureSignals.from_dict(raw.get("failures") or {}),
             complaints=dict(raw.get("complaints") or {}),
             learned_topics=learned,
+            learned_yield_below=yield_below,
         )
 
     @classmethod
@@ -246,6 +269,7 @@ class EscalationEngine:
         if complaint:
             matches[COMPLAINT] = complaint
         negatable = {EXPLICIT_REQUEST: cfg.explicit_request, COMPLAINT: cfg.complaint}
+        learned_only: Dict[str, float] = {}
         for reason, probability in (request.topics or {}).items():
             threshold_p = cfg.learned_topics.get(reason)
             if threshold_p is None or probability < threshold_p:
@@ -253,16 +277,26 @@ class EscalationEngine:
             matcher = negatable.get(reason)
             if matcher is not None and reason not in matches and matcher.only_negated(normalized):
                 continue  # "I'm not complaining", "不需要人工": the n-grams cannot read the negation, the rules can
+            if reason not in matches:
+                learned_only[reason] = probability
             matches.setdefault(reason, []).append(f"classifier p={probability:.2f}")
         if request.frustration >= threshold:
             matches[HIGH_FRUSTRATION] = [f"score {request.frustration} >= {threshold:g}"]
         if request.consecutive_failures >= cfg.failure_threshold:
             matches[REPEATED_FAILURE] = [f"{request.consecutive_failures} failures in a row"]
 
-        fired = [reason for reason in cfg.precedence if reason in matches]
+        # An angry customer's words pull the n-gram classifier towards every reason a little ("I pay for premium
+        # delivery" read as fraud, "还做不做生意" as a complaint); when high frustration fires anyway and only the
+        # classifier, not very sure, suggests the reason, the frustration is the better-founded reason.
+        yielded = sorted(
+            reason for reason, p in learned_only.items()
+            if HIGH_FRUSTRATION in matches and p < cfg.learned_yield_below
+        )
+        fired = [reason for reason in cfg.precedence if reason in matches and reason not in yielded]
         signals: Dict[str, Any] = {
             "fired": fired,
             "matches": matches,
+            "yielded_to_frustration": yielded,
             "frustration": request.frustration,
             "threshold": threshold,
             "tier": (request.tier or REGULAR_TIER).lower(),

@@ -107,6 +107,28 @@ def test_not_a_request_for_a_person(engine: EscalationEngine, text: str) -> None
     assert not decide(engine, text).should_escalate
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["no need to get a human involved, just tell me the return address", "I don't need to speak to a manager"],
+)
+def test_english_negation_reaches_a_few_words(engine: EscalationEngine, text: str) -> None:
+    assert not decide(engine, text).should_escalate
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no, I want a human",
+        "no bots please, a real person",
+        "不要机器人我要人工",
+        "I don't want to wait, need a human now",
+        "no answer from the bot so get me a human",
+    ],
+)
+def test_a_breaker_ends_the_negation(engine: EscalationEngine, text: str) -> None:
+    assert decide(engine, text).reason_code == EXPLICIT_REQUEST
+
+
 def test_request_human_intent_counts_even_without_wording(engine: EscalationEngine) -> None:
     result = decide(engine, "/request_human", intent="request_human")
     assert result.reason_code == EXPLICIT_REQUEST
@@ -170,6 +192,23 @@ def test_precedence_and_priority_when_several_rules_fire(engine: EscalationEngin
     angry_request = decide(engine, "转人工", frustration=85)
     assert angry_request.reason_code == EXPLICIT_REQUEST
     assert angry_request.priority == 2, "the most urgent fired rule sets the priority"
+
+
+def test_an_unsure_classifier_only_reason_yields_to_high_frustration(engine: EscalationEngine) -> None:
+    below = engine.config.learned_yield_below
+    assert 0.5 < below < 1
+    text = "I pay for the fast delivery and it came late again"
+    unsure = decide(engine, text, frustration=85, topics={"sensitive_fraud": below - 0.1})
+    assert unsure.reason_code == HIGH_FRUSTRATION and unsure.priority == 2
+    assert unsure.signals["yielded_to_frustration"] == ["sensitive_fraud"]
+    calm = decide(engine, text, frustration=20, topics={"sensitive_fraud": below - 0.1})
+    assert calm.reason_code == "sensitive_fraud", "without high frustration the classifier's reason stands"
+    sure = decide(engine, text, frustration=85, topics={"sensitive_fraud": min(1.0, below + 0.1)})
+    assert sure.reason_code == "sensitive_fraud"
+    listed = decide(
+        engine, "there is an unauthorized charge on my card", frustration=85, topics={"sensitive_fraud": 0.6}
+    )
+    assert listed.reason_code == "sensitive_fraud", "a listed term keeps its reason"
 
 
 def test_repeat_complaint_raises_complaint_priority(engine: EscalationEngine) -> None:
