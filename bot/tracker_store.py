@@ -32,23 +32,9 @@ def _key(event: Event) -> str:
 
 
 def merge_event_dicts(stored: List[Event], current: List[Event]) -> List[Event]:
-    """The events to store: ``stored`` (all sessions, from Redis) plus the events of ``current`` (the
-    in-memory tracker, possibly only its latest session) that are not stored yet.
-
-    Events are appended in time order and never rewritten, so the stored ones of ``current`` are those
-    timestamped up to the last stored event: when they line up with the end of ``stored`` (same count
-    and timestamps) only the later ones are new. Anything else falls back to comparing whole events.
-    """
-    if not stored:
-        return list(current)
-    last = stored[-1].get("timestamp") or 0.0
-    old = [event for event in current if (event.get("timestamp") or 0.0) <= last]
-    new = [event for event in current if (event.get("timestamp") or 0.0) > last]
-    tail = stored[len(stored) - len(old):] if old else []
-    if len(old) <= len(stored) and all(
-        a.get("timestamp") == b.get("timestamp") and a.get("event") == b.get("event") for a, b in zip(old, tail)
-    ):
-        return stored + new
+    """Rasa's merge in linear time: ``stored`` (all sessions, from Redis) in order, then the events of ``current``
+    not stored yet, none twice. ``save`` only needs it when the in-memory events do not line up with the end of
+    the stored ones (see :func:`_misaligned`); otherwise it appends the newer events directly."""
     seen = {_key(event) for event in stored}
     merged = list(stored)
     for event in current:
