@@ -25,6 +25,7 @@ from handoff.canned import CannedAnswers
 from handoff.clock import Clock
 from handoff.handoffs import HandoffService
 from handoff.policy import DeskPolicy
+from handoff.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from handoff.rasa_client import RasaClient
 from handoff.routers import agent, internal, webchat
 from handoff.settings import GatewaySettings, get_settings
@@ -44,6 +45,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.redis = redis
         app.state.store = ConversationStore(redis, settings.web_conversation_ttl_s)
+        app.state.throttle = Throttle(settings.redis_url, settings.client_limits())
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s)
         app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
                                       settings.handoff_agent_max_concurrent)
@@ -69,7 +71,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.rasa.close()
             await redis.aclose()
 
-    app = FastAPI(title="Customer-service gateway", version="0.2.0", lifespan=lifespan)
+    docs = settings.web_docs_enabled
+    app = FastAPI(title="Customer-service gateway", version="0.2.0", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    # Outermost first: headers on every answer (413s included), then the body cap before any route reads a body.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web_max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(webchat.router)
     app.include_router(internal.router)
     app.include_router(agent.router)

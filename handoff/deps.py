@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from handoff.agents import Agent, AgentStore
 from handoff.canned import CannedAnswers
 from handoff.handoffs import HandoffService
+from handoff.protect import Throttle
 from handoff.rasa_client import RasaClient
 from handoff.settings import GatewaySettings
 from handoff.store import ConversationStore
@@ -49,6 +50,10 @@ def get_webhook(request: Request) -> WebhookPusher:
     return request.app.state.webhook
 
 
+def get_throttle(request: Request) -> Throttle:
+    return request.app.state.throttle
+
+
 def session_token(request: Request) -> str | None:
     """Bearer header (API clients) or the HttpOnly cookie set at login (the console, incl. EventSource)."""
     header = request.headers.get("authorization", "")
@@ -80,5 +85,6 @@ DeskDep = Annotated[HandoffService, Depends(get_desk)]
 AgentsDep = Annotated[AgentStore, Depends(get_agents)]
 CannedDep = Annotated[CannedAnswers, Depends(get_canned)]
 WebhookDep = Annotated[WebhookPusher, Depends(get_webhook)]
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
 AgentDep = Annotated[Agent, Depends(current_agent)]
 SupervisorDep = Annotated[Agent, Depends(current_supervisor)]

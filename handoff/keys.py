@@ -44,6 +44,17 @@ def rate_notice(conversation_id: str, window: int) -> str:
     return f"{PREFIX}:conv:{conversation_id}:rate_notice:{window}"
 
 
+def offered(conversation_id: str) -> str:
+    """Hash: button payload -> "<unix time>|<title>" of buttons shown in this conversation (only these payloads
+    may reach Rasa as commands; see handoff/routers/webchat.py)."""
+    return f"{PREFIX}:conv:{conversation_id}:offered"
+
+
+def rate_limit_prefix() -> str:
+    """Prefix of the per-client moving-window counters kept by the ``limits`` package (handoff/protect.py)."""
+    return f"{PREFIX}:rl"
+
+
 def csat_pending(conversation_id: str) -> str:
     """String: handoff id whose CSAT question is waiting for the customer's stars."""
     return f"{PREFIX}:conv:{conversation_id}:csat"

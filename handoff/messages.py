@@ -24,6 +24,10 @@ TEXTS = {
         ZH: "您发送得有点快，消息都已保存。请稍等片刻，我们会逐条查看。",
         EN: "You're sending messages very quickly. All of them are saved; please give us a moment to catch up.",
     },
+    "client_limited": {
+        ZH: "操作过于频繁，请稍后再发送。您的消息没有丢失，稍后点击“重试”即可。",
+        EN: "Too many requests from your connection. Your message is not lost: please retry in a little while.",
+    },
     "handed_back": {
         ZH: "人工客服已将对话交回智能助手，您可以继续提问。",
         EN: "The agent has handed you back to the assistant. Feel free to keep asking.",

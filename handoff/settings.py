@@ -24,6 +24,16 @@ class GatewaySettings(BaseSettings):
     | WEB_CONVERSATION_TTL_S | 2592000 | conversations expire 30 days after the last message |
     | WEB_RATE_LIMIT_MESSAGES | 5 | customer messages per conversation and window that are answered (more: stored) |
     | WEB_RATE_LIMIT_WINDOW_S | 2 | length of that window in seconds |
+    | WEB_MAX_BODY_BYTES | 65536 | larger request bodies get 413 before they are read (any route) |
+    | WEB_TRUSTED_PROXIES | (empty) | comma-separated proxy addresses/networks whose X-Forwarded-For is believed |
+    | WEB_CLIENT_SALT | (HANDOFF_INTERNAL_TOKEN) | key of the hash that replaces client addresses |
+    | WEB_LIMIT_NEW_CONVERSATIONS | 20/minute;200/day | new conversations per client address |
+    | WEB_LIMIT_NEW_CONVERSATIONS_DEVICE | 10/minute;100/day | new conversations per browser (device cookie) |
+    | WEB_LIMIT_MESSAGES | 60/minute;2000/day | messages per client address (empty, CSAT, buttons count) |
+    | WEB_LIMIT_HANDOFFS | 3/minute;20/day | handoffs per client address (over it: asked to wait) |
+    | WEB_BUTTON_FRESH_S | 3600 | a button's payload is accepted as a command this long after the bot showed it |
+    | WEB_COOKIE_SECURE | false | mark the browser cookie Secure (set it when the site is served over HTTPS) |
+    | WEB_DOCS_ENABLED | false | serve the OpenAPI docs (/docs, /openapi.json) |
     | WEB_SSE_BLOCK_MS | 10000 | how long one XREAD BLOCK of a Server-Sent Events stream waits before a keep-alive |
     | HANDOFF_INTERNAL_TOKEN | (empty = API off) | shared secret the action server sends as X-Internal-Token |
     | HANDOFF_WEBHOOK_URL | (empty = off) | external helpdesk URL that receives every context package (POST JSON) |
@@ -54,6 +64,16 @@ class GatewaySettings(BaseSettings):
     web_conversation_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     web_rate_limit_messages: int = Field(default=5, ge=1)
     web_rate_limit_window_s: int = Field(default=2, ge=1)
+    web_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    web_trusted_proxies: str = ""
+    web_client_salt: str = ""
+    web_limit_new_conversations: str = "20/minute;200/day"
+    web_limit_new_conversations_device: str = "10/minute;100/day"
+    web_limit_messages: str = "60/minute;2000/day"
+    web_limit_handoffs: str = "3/minute;20/day"
+    web_button_fresh_s: int = Field(default=3600, ge=1)
+    web_cookie_secure: bool = False
+    web_docs_enabled: bool = False
     web_sse_block_ms: int = Field(default=10_000, ge=100)
     handoff_internal_token: str = ""
     handoff_webhook_url: str = ""
@@ -70,6 +90,21 @@ class GatewaySettings(BaseSettings):
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
     handoff_kb_dir: Path = ROOT / "data" / "kb"
     handoff_clock: str | None = None
+
+
+    @property
+    def client_salt(self) -> str:
+        return self.web_client_salt or self.handoff_internal_token or "csbot"
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [p.strip() for p in self.web_trusted_proxies.split(",") if p.strip()]
+
+    def client_limits(self) -> dict[str, str]:
+        """The per-client limits by name (handoff/protect.py: Throttle)."""
+        return {"new_conversation": self.web_limit_new_conversations,
+                "new_conversation_device": self.web_limit_new_conversations_device,
+                "message": self.web_limit_messages, "handoff": self.web_limit_handoffs}
 
 
 @lru_cache

@@ -7,6 +7,7 @@ one without the other (which would lose or double the message on the client's re
 """
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import uuid
@@ -96,14 +97,31 @@ class ConversationStore:
     async def exists(self, conversation_id: str) -> bool:
         return bool(await self._redis.exists(keys.conversation(conversation_id)))
 
-    async def create(self, channel: str, ui_lang: str | None) -> str:
+    async def create(self, channel: str, ui_lang: str | None, device_hash: str = "", client_ref: str = "") -> str:
+        """A new conversation. ``device_hash`` binds it to one browser (see :meth:`belongs_to`); ``client_ref`` is
+        the pseudonymised client address it was opened from."""
         conversation_id = uuid.uuid4().hex
         await self._redis.hset(
             keys.conversation(conversation_id),
-            mapping={"channel": channel, "created_at": time.time(), "ui_lang": ui_lang or ""},
+            mapping={"channel": channel, "created_at": time.time(), "ui_lang": ui_lang or "",
+                     "device": device_hash, "client": client_ref},
         )
         await self._redis.expire(keys.conversation(conversation_id), self._ttl_s)
         return conversation_id
+
+    async def belongs_to(self, conversation_id: str, device_hash: str) -> bool:
+        """True when the conversation exists and was started by this browser. The id alone is not a credential."""
+        stored = await self._redis.hget(keys.conversation(conversation_id), "device")
+        return bool(stored) and bool(device_hash) and hmac.compare_digest(stored, device_hash.encode())
+
+    async def offered_payload(self, conversation_id: str, payload: str, fresh_s: float) -> Tuple[str, str]:
+        """Was ``payload`` on a button the bot showed in this conversation? Returns ("fresh" | "stale" | "unknown",
+        the button's title)."""
+        value = await self._redis.hget(keys.offered(conversation_id), payload)
+        if value is None:
+            return "unknown", ""
+        shown_at, _, title = value.decode().partition("|")
+        return ("fresh" if time.time() - float(shown_at) <= fresh_s else "stale"), title
 
     async def meta(self, conversation_id: str) -> Dict[str, str]:
         raw = await self._redis.hgetall(keys.conversation(conversation_id))
@@ -115,12 +133,20 @@ class ConversationStore:
         return value.decode() if value else BOT
 
     async def append(self, conversation_id: str, message: ChatMessage, author: str = "") -> ChatMessage:
+        """Store a message; the payloads of its buttons become the commands the customer may send back."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(keys.messages(conversation_id), message.fields(author), maxlen=STREAM_MAXLEN,
                       approximate=True)
             pipe.expire(keys.messages(conversation_id), self._ttl_s)
             pipe.expire(keys.conversation(conversation_id), self._ttl_s)
-            stream_id, _, _ = await pipe.execute()
+            if message.buttons:
+                shown = {b["payload"]: f"{message.ts!r}|{b.get('title', '')}" for b in message.buttons
+                         if b.get("payload")}
+                if shown:
+                    pipe.hset(keys.offered(conversation_id), mapping=shown)
+                    pipe.expire(keys.offered(conversation_id), self._ttl_s)
+            results = await pipe.execute()
+            stream_id = results[0]
         message.id = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
         return message
 

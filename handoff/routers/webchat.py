@@ -12,16 +12,16 @@ import json
 import logging
 import re
 import time
-from typing import Any, Dict, List, Literal
+from typing import Any, Dict, List, Literal, Tuple
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from bot.text import clean_text
-from handoff import keys
-from handoff.deps import DeskDep, RasaDep, RedisDep, SettingsDep, StoreDep
+from handoff import keys, protect
+from handoff.deps import DeskDep, RasaDep, RedisDep, SettingsDep, StoreDep, ThrottleDep
 from handoff.messages import say, say_in
 from handoff.rasa_client import RasaError
 from handoff.sse import SSE_HEADERS, STREAM_ID, stream_events
@@ -81,9 +81,34 @@ def _bot_messages(rasa_messages: List[Dict[str, Any]]) -> List[ChatMessage]:
     return out
 
 
+def _refuse(limited: protect.Limited, ui_lang: str | None) -> HTTPException:
+    return HTTPException(status_code=429, detail=say("client_limited", "", ui_lang),
+                         headers={"Retry-After": str(limited.retry_after_s)})
+
+
+def _device(request: Request, response: Response, settings: SettingsDep) -> str:
+    """The browser's secret (HttpOnly cookie, never in URLs); a browser without one gets one now."""
+    secret = request.cookies.get(protect.DEVICE_COOKIE)
+    if not protect.valid_device_secret(secret):
+        secret = protect.new_device_secret()
+        response.set_cookie(protect.DEVICE_COOKIE, secret, max_age=protect.DEVICE_COOKIE_MAX_AGE_S,
+                            path="/api/webchat", httponly=True, samesite="strict",
+                            secure=settings.web_cookie_secure)
+    return protect.device_hash(secret or "")
+
+
+async def _own_conversation(conversation_id: str, request: Request, store: StoreDep) -> None:
+    """404 unless this browser started the conversation (same answer as for an id that does not exist)."""
+    secret = request.cookies.get(protect.DEVICE_COOKIE) or ""
+    if not protect.valid_device_secret(secret) or not await store.belongs_to(conversation_id,
+                                                                             protect.device_hash(secret)):
+        raise HTTPException(status_code=404, detail="Unknown conversation.")
+
+
 @router.post("/messages", response_model=ReplyOut)
 async def post_message(
-    body: InboundMessage, store: StoreDep, rasa: RasaDep, settings: SettingsDep, desk: DeskDep
+    body: InboundMessage, request: Request, response: Response, store: StoreDep, rasa: RasaDep,
+    settings: SettingsDep, desk: DeskDep, throttle: ThrottleDep,
 ) -> ReplyOut:
     if len(body.text) > settings.web_max_message_chars:
         raise HTTPException(
@@ -91,9 +116,20 @@ async def post_message(
             detail=f"Message too long: {len(body.text)} characters, the limit is {settings.web_max_message_chars}.",
         )
     ui_lang = body.metadata.ui_lang
+    client = protect.client_ref(protect.client_ip(request, settings.trusted_proxies), settings.client_salt)
+    device = _device(request, response, settings)
+    # Every message counts, whatever it is (empty, a button, a rating) and whichever conversation it is for.
+    limited = await throttle.hit("message", client)
+    if limited:
+        raise _refuse(limited, ui_lang)
     conversation_id = body.conversation_id
-    if not conversation_id or not await store.exists(conversation_id):
-        conversation_id = await store.create(CHANNEL, ui_lang)
+    if not conversation_id or not await store.belongs_to(conversation_id, device):
+        # Unknown, expired, or another browser's conversation: this browser starts its own.
+        limited = await throttle.hit("new_conversation", client) or await throttle.hit("new_conversation_device",
+                                                                                        device)
+        if limited:
+            raise _refuse(limited, ui_lang)
+        conversation_id = await store.create(CHANNEL, ui_lang, device, client)
 
     text = clean_text(body.text, max_chars=settings.web_max_message_chars)
     # Message and idempotency marker are written together: a retry never stores it twice, nor loses it.
@@ -101,9 +137,9 @@ async def post_message(
         conversation_id, body.message_id, ChatMessage(role="customer", text=text), _lease_s(settings)
     )
     if previous is not None:
-        return await _replay(store, conversation_id, body, previous, text, rasa, settings, desk)
+        return await _replay(store, conversation_id, body, previous, text, rasa, settings, desk, client)
     try:
-        return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk)
+        return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk, client)
     except RedisError:
         # Stored but not answered (Redis went away meanwhile): let the client's retry answer at once.
         with contextlib.suppress(RedisError, OSError):
@@ -118,9 +154,9 @@ def _lease_s(settings: SettingsDep) -> float:
 
 async def _answer_and_store(
     conversation_id: str, body: InboundMessage, text: str, store: StoreDep, rasa: RasaDep, settings: SettingsDep,
-    desk: DeskDep,
+    desk: DeskDep, client: str,
 ) -> ReplyOut:
-    replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings, desk)
+    replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings, desk, client)
     stored = [await store.append(conversation_id, m) for m in replies]
     payload = [m.to_dict() for m in stored]
     await store.store_reply(conversation_id, body.message_id, payload)
@@ -129,14 +165,17 @@ async def _answer_and_store(
 
 async def _answer(
     conversation_id: str, text: str, metadata: InboundMetadata, store: StoreDep, rasa: RasaDep, settings: SettingsDep,
-    desk: DeskDep,
+    desk: DeskDep, client: str,
 ) -> List[ChatMessage]:
     """Ask whoever owns the conversation. The bot never answers a conversation that waits for or has an agent."""
     ui_lang = metadata.ui_lang
     if not text:
         return [ChatMessage(role="system", text=say("empty", text, ui_lang))]
+    text, offered = await _as_customer_text(conversation_id, text, store, settings)
+    if not text:
+        return [ChatMessage(role="system", text=say("empty", text, ui_lang))]
     csat = CSAT_RE.match(text)
-    if csat:
+    if csat and offered:
         return await _record_csat(conversation_id, int(csat.group(1)), ui_lang, desk)
     over, first_over = await store.over_rate_limit(
         conversation_id, settings.web_rate_limit_messages, settings.web_rate_limit_window_s
@@ -155,12 +194,30 @@ async def _answer(
         rasa_messages = await rasa.send_message(
             conversation_id,
             text[: settings.web_nlu_chars],
-            {**metadata.model_dump(exclude_none=True), "ui_lang": ui_lang, "channel": CHANNEL},
+            {**metadata.model_dump(exclude_none=True), "ui_lang": ui_lang, "channel": CHANNEL,
+             "client": client},
         )
     except RasaError as exc:
         logger.warning("bot unavailable for %s: %s", conversation_id, exc)
         return [ChatMessage(role="system", text=say("bot_unavailable", text, ui_lang))]
     return _bot_messages(rasa_messages)
+
+
+async def _as_customer_text(
+    conversation_id: str, text: str, store: StoreDep, settings: SettingsDep
+) -> Tuple[str, bool]:
+    """What Rasa may read. A leading "/" makes Rasa treat a message as a command (an intent with entities, or
+    /restart, /back, /session_start). Only the payload of a button the bot showed in this conversation, within
+    WEB_BUTTON_FRESH_S, passes as a command; an older button is read as its title (what the customer saw); anything
+    else typed with a slash is read as plain words. Returns (text for the bot, whether it is an offered payload)."""
+    if not text.startswith("/"):
+        return text, False
+    state, title = await store.offered_payload(conversation_id, text, settings.web_button_fresh_s)
+    if state == "fresh":
+        return text, True
+    if state == "stale" and title:
+        return title.lstrip("/ "), True
+    return text.lstrip("/ "), False
 
 
 async def _record_csat(conversation_id: str, stars: int, ui_lang: str | None, desk: DeskDep) -> List[ChatMessage]:
@@ -175,7 +232,7 @@ async def _record_csat(conversation_id: str, stars: int, ui_lang: str | None, de
 
 async def _replay(
     store: StoreDep, conversation_id: str, body: InboundMessage, previous: str, text: str, rasa: RasaDep,
-    settings: SettingsDep, desk: DeskDep,
+    settings: SettingsDep, desk: DeskDep, client: str,
 ) -> ReplyOut:
     """A retried message: return the reply already given instead of answering twice. If the first attempt died
     before answering (its lease ran out), answer now; the message itself is stored exactly once either way."""
@@ -183,7 +240,7 @@ async def _replay(
     while previous.startswith(PENDING) and waited < DUPLICATE_WAIT_S:
         lease_over = float(previous[len(PENDING):]) < time.time()
         if lease_over and await store.take_over(conversation_id, body.message_id, _lease_s(settings)):
-            return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk)
+            return await _answer_and_store(conversation_id, body, text, store, rasa, settings, desk, client)
         await asyncio.sleep(0.2)
         waited += 0.2
         previous = await store.client_message_state(conversation_id, body.message_id) or previous
@@ -195,11 +252,11 @@ async def _replay(
 @router.get("/conversations/{conversation_id}/messages", response_model=ReplyOut)
 async def get_messages(
     conversation_id: str,
+    request: Request,
     store: StoreDep,
     after: str | None = Query(default=None, pattern=r"^(\d+-\d+)?$"),
 ) -> ReplyOut:
-    if not await store.exists(conversation_id):
-        raise HTTPException(status_code=404, detail="Unknown conversation.")
+    await _own_conversation(conversation_id, request, store)
     messages = await store.history(conversation_id, after=after or None)
     return ReplyOut(conversation_id=conversation_id, messages=[MessageOut(**m.to_dict()) for m in messages])
 
@@ -214,8 +271,7 @@ async def message_events(
     after: str | None = Query(default=None, pattern=r"^(\d+-\d+)?$"),
 ) -> StreamingResponse:
     """Server-Sent Events: every message after ``after`` (or Last-Event-ID on reconnect), live, via XREAD BLOCK."""
-    if not await store.exists(conversation_id):
-        raise HTTPException(status_code=404, detail="Unknown conversation.")
+    await _own_conversation(conversation_id, request, store)
     last_event_id = request.headers.get("last-event-id") or ""
     cursor = last_event_id if re.match(STREAM_ID, last_event_id) else (after or "0-0")
 

@@ -54,8 +54,10 @@ async def test_new_conversation_gets_bot_reply_with_buttons_and_history(client) 
     cid = body["conversation_id"]
     assert body["messages"][0]["text"] == "echo:hello"
     assert body["messages"][0]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
-    expected_metadata = {"ui_lang": "en", "channel": "webchat"}
+    # The gateway adds what it knows (channel, the pseudonymised client address); the client can set neither.
+    expected_metadata = {"ui_lang": "en", "channel": "webchat", "client": client.stub.calls[-1]["metadata"]["client"]}
     assert client.stub.calls[-1] == {"sender": cid, "text": "hello", "metadata": expected_metadata}
+    assert len(expected_metadata["client"]) == 24 and "127.0.0.1" not in str(client.stub.calls)
     history = (await client.get(f"/api/webchat/conversations/{cid}/messages")).json()["messages"]
     assert [(m["role"], m["text"]) for m in history] == [("customer", "hello"), ("bot", "echo:hello")]
     after = (await client.get(f"/api/webchat/conversations/{cid}/messages", params={"after": history[0]["id"]})).json()

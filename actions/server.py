@@ -1,0 +1,93 @@
+"""The action server process: rasa-sdk's app, bound to loopback, one process, and authenticated.
+
+Rasa is the only legitimate caller of ``POST /webhook``. A caller that can reach it could otherwise hand the actions
+a forged tracker (slots claiming a verified order, a made-up escalation), so every request except ``/health`` must
+carry the shared secret ``ACTION_SERVER_TOKEN`` in the ``X-Action-Token`` header (Rasa sends it from
+``endpoints.yml: action_endpoint.headers``). Without a configured token the server refuses every action call.
+
+Run: ``python -m actions.server [--port 5055]``.
+"""
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+TOKEN_HEADER = "X-Action-Token"  # noqa: S105 - a header name
+OPEN_PATHS = frozenset({"/health"})
+
+
+class ActionServerSettings(BaseSettings):
+    """Environment variables of the action server process.
+
+    | variable | default | meaning |
+    |---|---|---|
+    | ACTION_SERVER_HOST | 127.0.0.1 | interface to bind (loopback: only Rasa on this host calls it) |
+    | ACTION_SERVER_PORT | 5055 | port |
+    | ACTION_SERVER_TOKEN | (empty = every action call refused) | secret Rasa sends as X-Action-Token |
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("ACTION_SERVER_HOST"))
+    port: int = Field(default=5055, ge=1, le=65535, validation_alias=AliasChoices("ACTION_SERVER_PORT"))
+    token: SecretStr = Field(default=SecretStr(""), validation_alias=AliasChoices("ACTION_SERVER_TOKEN"))
+
+
+@lru_cache(maxsize=1)
+def server_settings() -> ActionServerSettings:
+    return ActionServerSettings()
+
+
+def authorised(supplied: str | None, expected: str) -> bool:
+    """Constant-time check of the shared secret; an unset secret authorises nobody."""
+    if not expected or not supplied:
+        return False
+    return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
+
+
+def build_app(token: str, package: str = "actions"):  # noqa: ANN201 - a sanic.Sanic (imported lazily)
+    """rasa-sdk's Sanic app with the actions of ``package`` and the token check in front of it."""
+    from rasa_sdk.endpoint import create_app
+    from rasa_sdk.executor import ActionExecutor
+    from sanic import response
+
+    executor = ActionExecutor()
+    executor.register_package(package)
+    app = create_app(executor, cors_origins=[])
+    if not token:
+        logger.error("ACTION_SERVER_TOKEN is not set: every action call will be refused")
+
+    @app.on_request
+    async def _require_token(request):  # noqa: ANN001, ANN202 - sanic's request / response types
+        if request.path in OPEN_PATHS:
+            return None
+        if not authorised(request.headers.get(TOKEN_HEADER), token):
+            return response.json({"error": f"missing or wrong {TOKEN_HEADER}"}, status=401)
+        return None
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the action server (loopback, token-protected).")
+    parser.add_argument("--port", type=int, default=None, help="overrides ACTION_SERVER_PORT")
+    parser.add_argument("--host", default=None, help="overrides ACTION_SERVER_HOST")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = server_settings()
+    app = build_app(settings.token.get_secret_value())
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logger.info("action server on http://%s:%s", host, port)
+    # One process (no Sanic worker child left behind when the launcher stops it); the launcher supervises it.
+    app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
+
+
+if __name__ == "__main__":
+    main()
