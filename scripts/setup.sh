@@ -12,6 +12,14 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
+# Run pip with its noisy "WARNING: Location" lines filtered out; everything else it prints is shown and its exit
+# status is kept (a grep that filtered every line must not count as a failure, a failed pip must).
+pip_run() {
+  local status=0
+  "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } || status=$?
+  return "$status"
+}
+
 ensure_venv() {  # name python lockfile link
   local name=$1 py=$2 lock=$3 link=$4
   local dir="$VENV_ROOT/$name-$(hash_of "$lock")"
@@ -19,11 +27,15 @@ ensure_venv() {  # name python lockfile link
     log "creating $name environment in $dir (first time for this lock file)"
     rm -rf "$dir"; mkdir -p "$VENV_ROOT"
     "$py" -m venv "$dir"
-    "$dir/bin/pip" install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-    "$dir/bin/pip" install -q --no-deps -r "$lock" 2>&1 | grep -v "^WARNING: Location" || true
+    pip_run "$dir/bin/pip" install -q --upgrade pip \
+      || { log "FAILED: upgrading pip in $dir (pip's output above); environment left incomplete" >&2; exit 1; }
+    pip_run "$dir/bin/pip" install -q --no-deps -r "$lock" \
+      || { log "FAILED: pip install -r $lock into $dir (pip's output above); environment left incomplete" >&2
+           exit 1; }
+    # Informational (the lock is installed --no-deps): conflicts are shown, not fatal.
     "$dir/bin/pip" check >/dev/null 2>&1 || "$dir/bin/pip" check | grep -v "^WARNING" | head -5 || true
     "$dir/bin/python" -c "import sys; print(sys.version)" >/dev/null
-    touch "$dir/.complete"
+    touch "$dir/.complete"  # only now: a half-built environment is rebuilt by the next run
   fi
   ln -sfn "$dir" "$link"
 }
