@@ -182,12 +182,12 @@ class ValidateOrderVerificationForm(FormValidationAction):
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
         if (
-            v.locked_until(tracker) is not None
-            or tracker.get_slot(v.SLOT_LOOKUP_ERROR)
+            tracker.get_slot(v.SLOT_LOOKUP_ERROR)
             or tracker.get_slot(v.SLOT_LOOKUP_STOPPED)
+            or await v.locked_until(tracker) is not None
         ):
             return []
-        if v.verified_last4(tracker, tracker.get_slot(v.SLOT_ORDER_NUMBER)):
+        if await v.verified_last4(tracker, tracker.get_slot(v.SLOT_ORDER_NUMBER)):
             return [v.SLOT_ORDER_NUMBER]
         return [v.SLOT_ORDER_NUMBER, v.SLOT_PHONE_LAST4]
 
@@ -213,7 +213,7 @@ class ValidateOrderVerificationForm(FormValidationAction):
             return {v.SLOT_ORDER_NUMBER: None}
         result: dict[str, Any] = {v.SLOT_ORDER_NUMBER: number}
         customer_id = v.token_customer_id(tracker)
-        if customer_id is not None and not v.verified_last4(tracker, number):
+        if customer_id is not None and not await v.verified_last4(tracker, number):
             try:
                 order = await v.call_backend(v.order_service().get_order, number)
             except OrderServiceError:
@@ -221,15 +221,19 @@ class ValidateOrderVerificationForm(FormValidationAction):
             if order.customer_id == customer_id:
                 # The masked phone keeps the last digits the service needs for changes (see mask_phone).
                 digits = order.address.phone[-v.policy().identifiers.phone.verification_digits :]
-                result[v.SLOT_VERIFIED] = {**v.verified_orders(tracker), number: digits}
+                result[v.SLOT_VERIFIED] = await v.remember_verified(tracker, number, digits)
         return result
 
     async def validate_phone_last4(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
-        if not number or v.locked_until(tracker) is not None:
+        if not number:
             return {v.SLOT_PHONE_LAST4: None}
+        until = await v.locked_until(tracker, number)
+        if until is not None:
+            # Locked for this order or this client, whatever the conversation: the flow action explains it.
+            return {v.SLOT_PHONE_LAST4: None, v.SLOT_LOCKED_UNTIL: until}
         digits_needed = v.policy().identifiers.phone.verification_digits
         digits = phone_digits_from(value, digits_needed)
         if digits is None:
@@ -250,25 +254,26 @@ class ValidateOrderVerificationForm(FormValidationAction):
                 v.SLOT_PHONE_LAST4: None,
                 v.SLOT_FAILURES: 0,
                 v.SLOT_LOCKED_UNTIL: None,
-                v.SLOT_VERIFIED: {**v.verified_orders(tracker), number: digits},
+                v.SLOT_VERIFIED: await v.remember_verified(tracker, number, digits),
             }
-        settings = v.flow_settings()
-        count = v.failures(tracker) + 1
-        if count >= settings.max_attempts:
+        left = await v.record_failure(tracker, number)
+        count = int(tracker.get_slot(v.SLOT_FAILURES) or 0) + 1
+        if left <= 0:
             # The flow action that follows tells the customer about the lock and offers a human.
+            until = await v.locked_until(tracker, number)
             return {
                 v.SLOT_PHONE_LAST4: None,
                 v.SLOT_FAILURES: count,
-                v.SLOT_LOCKED_UNTIL: v.now_ts() + settings.lock_minutes * 60,
+                v.SLOT_LOCKED_UNTIL: until or v.now_ts() + v.flow_settings().lock_minutes * 60,
             }
-        dispatcher.utter_message(response="utter_verification_failed", attempts_left=settings.max_attempts - count)
+        dispatcher.utter_message(response="utter_verification_failed", attempts_left=left)
         return {v.SLOT_PHONE_LAST4: None, v.SLOT_FAILURES: count, v.SLOT_LOCKED_UNTIL: None}
 
 
 async def _verified_order(tracker: Tracker) -> OrderInfo | None:
     """The verified order of this conversation, None when not verified, locked or the backend fails."""
     number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
-    if v.locked_until(tracker) is not None or not v.verified_last4(tracker, number):
+    if await v.locked_until(tracker) is not None or not await v.verified_last4(tracker, number):
         return None
     try:
         return await v.call_backend(v.order_service().get_order, number)

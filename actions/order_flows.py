@@ -84,14 +84,14 @@ class OrderFlowAction(Action):
         events += [SlotSet(s, None) for s in self.clears]
         if tracker.get_slot(v.SLOT_LOOKUP_STOPPED):
             return events  # the customer stopped the form; it already said so
-        until = v.locked_until(tracker)
+        until = await v.locked_until(tracker)
         if until is not None:
             dispatcher.utter_message(response="utter_lookups_locked", minutes=v.minutes_left(until))
             return events
         if tracker.get_slot(v.SLOT_LOOKUP_ERROR):
             return events  # the form already apologised and offered a human
         number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
-        last4 = v.verified_last4(tracker, number)
+        last4 = await v.verified_last4(tracker, number)  # the server-side record; a slot cannot vouch
         if not number or not last4:
             dispatcher.utter_message(response="utter_order_not_verified")
             return events
@@ -103,9 +103,7 @@ class OrderFlowAction(Action):
             offer_backend_apology(dispatcher)
         except NotVerified:
             dispatcher.utter_message(response="utter_order_not_verified")
-            events.append(
-                SlotSet(v.SLOT_VERIFIED, {k: d for k, d in v.verified_orders(tracker).items() if k != number})
-            )
+            events.append(SlotSet(v.SLOT_VERIFIED, await v.forget_verified(tracker, number)))
         except OrderServiceError as exc:  # not found / invalid input after verification: never show details
             logger.warning("order flow %s refused: %s", self.name(), exc.code)
             dispatcher.utter_message(response="utter_order_not_verified")
@@ -365,7 +363,7 @@ class ActionOrderConfirm(OrderFlowAction):
             ctx.say("utter_address_changed", order_number=ctx.number, delivery=txt.day(result.promised_delivery_date))
             # The phone on the order may have changed: the digits verified earlier no longer unlock it.
             new_last4 = result.address.phone[-len(ctx.last4) :]
-            events.append(SlotSet(v.SLOT_VERIFIED, {**v.verified_orders(ctx.tracker), ctx.number: new_last4}))
+            events.append(SlotSet(v.SLOT_VERIFIED, await v.remember_verified(ctx.tracker, ctx.number, new_last4)))
         else:
             ctx.say(
                 "utter_address_after_shipping",
@@ -526,7 +524,7 @@ class ActionOrderPayment(Action):
         number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
         minutes = policy.payment.failed_payment_hold_minutes
         methods = ", ".join(txt.payment_method(m, lang, policy) for m in policy.payment.methods)
-        if number and v.verified_last4(tracker, number) and v.locked_until(tracker) is None:
+        if number and await v.verified_last4(tracker, number) and await v.locked_until(tracker) is None:
             try:
                 order = await v.call_backend(v.order_service().get_order, number)
             except BackendError:
@@ -565,7 +563,7 @@ class ActionAskReturnItem(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         number = tracker.get_slot(v.SLOT_ORDER_NUMBER)
-        if not v.verified_last4(tracker, number):
+        if not await v.verified_last4(tracker, number):
             dispatcher.utter_message(response="utter_order_not_verified")
             return []
         try:

@@ -1,9 +1,11 @@
 """Who may see an order in this conversation: verification state, lock-out, the customer token, the backend handle.
 
-Verification state lives in slots, so it is per conversation and survives action-server restarts:
-``verified_orders`` maps an order number to the phone digits that unlocked it (the service needs them for
-state-changing calls), ``verification_failures`` counts wrong answers, ``lookups_locked_until`` (unix time)
-blocks every lookup after too many of them. The limits come from settings, never from code.
+The authority is server-side (:mod:`actions.verification_store`, in Redis): a verification record per conversation
+and order that expires when idle, and failure windows per order number and per client that no new conversation or
+``/restart`` resets. The tracker cannot vouch for anything: whoever reaches the action server writes it.
+Slots only steer the dialogue: ``verified_orders`` (which orders this conversation verified),
+``verification_failures`` and ``lookups_locked_until`` (unix time; the flow action then explains the lock).
+The limits come from settings, never from code.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from actions.orders.factory import build_order_service
 from actions.orders.policy import StorePolicy, get_policy
 from actions.orders.service import OrderService, utc_now
 from actions.orders.settings import get_settings
+from actions.verification_store import Limits, VerificationStore
 
 T = TypeVar("T")
 
@@ -50,6 +53,17 @@ class FlowSettings(BaseSettings):
     lock_minutes: int = Field(default=15, gt=0, validation_alias=AliasChoices("VERIFICATION_LOCK_MINUTES"))
     # Longest the bot waits for the order backend before apologising (the customer is waiting too).
     backend_timeout_s: float = Field(default=2.0, gt=0, validation_alias=AliasChoices("ORDER_LOOKUP_TIMEOUT_S"))
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL"))
+    # A verified order stays open this long without use (a shared computer must not keep it for 30 days).
+    idle_minutes: int = Field(default=30, gt=0, validation_alias=AliasChoices("VERIFICATION_IDLE_MINUTES"))
+    # Longer-term cap per order on top of max_attempts per lock_minutes (a slow brute force still stops).
+    order_daily_limit: int = Field(default=10, gt=0, validation_alias=AliasChoices("VERIFICATION_ORDER_DAILY_LIMIT"))
+    # Wrong answers per client (the gateway's pseudonym of the address), whichever orders they try.
+    client_limit: str = Field(default="10/hour;30/day", validation_alias=AliasChoices("VERIFICATION_CLIENT_LIMIT"))
+
+    def store_limits(self) -> Limits:
+        return Limits(order=f"{self.max_attempts}/{self.lock_minutes} minutes;{self.order_daily_limit}/day",
+                      client=self.client_limit)
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +73,27 @@ def flow_settings() -> FlowSettings:
 
 _service: OrderService | None = None
 _clock: Callable[[], datetime] = utc_now
+_store: tuple[asyncio.AbstractEventLoop, VerificationStore] | None = None
+CLIENT_METADATA_KEY = "client"  # set by the gateway (a pseudonym of the customer's address), never by the customer
+
+
+def reset() -> None:
+    """Forget cached settings and the store (tests that change the environment)."""
+    global _store
+    clear = getattr(flow_settings, "cache_clear", None)  # tests may have replaced the function
+    if clear is not None:
+        clear()
+    _store = None
+
+
+def store() -> VerificationStore:
+    """The verification store of the running event loop, built from settings at first use (never at import)."""
+    global _store
+    loop = asyncio.get_running_loop()
+    if _store is None or _store[0] is not loop:
+        settings = flow_settings()
+        _store = (loop, VerificationStore(settings.redis_url, settings.idle_minutes * 60, settings.store_limits()))
+    return _store[1]
 
 
 def now() -> datetime:
@@ -108,34 +143,54 @@ def verified_orders(tracker: Tracker) -> dict[str, str]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def verified_last4(tracker: Tracker, number: str | None) -> str | None:
-    """The phone digits that verified ``number`` in this conversation, None when it is not verified."""
-    return verified_orders(tracker).get(number) if number else None
+def client_key(tracker: Tracker) -> str:
+    """Who is asking, for failure counting: the gateway's client pseudonym, else the conversation."""
+    metadata = _latest_metadata(tracker)
+    value = metadata.get(CLIENT_METADATA_KEY) if metadata else None
+    return f"client:{value}" if isinstance(value, str) and value else f"conversation:{tracker.sender_id}"
 
 
-def locked_until(tracker: Tracker, at: float | None = None) -> float | None:
-    """Unix time until which lookups are locked, None when not locked (an expired lock is no lock)."""
+async def verified_last4(tracker: Tracker, number: str | None) -> str | None:
+    """The phone digits that verified ``number`` in this conversation (server-side record, renewed on use), None
+    when it is not verified or the verification expired. Slots claiming otherwise are ignored."""
+    if not number:
+        return None
+    return await store().digits(tracker.sender_id, number)
+
+
+async def remember_verified(tracker: Tracker, number: str, digits: str) -> dict[str, str]:
+    """Record a successful verification; returns the new value of the ``verified_orders`` slot."""
+    await store().remember(tracker.sender_id, number, digits)
+    await store().clear_order_failures(number)
+    return {**verified_orders(tracker), number: digits}
+
+
+async def forget_verified(tracker: Tracker, number: str) -> dict[str, str]:
+    await store().forget(tracker.sender_id, number)
+    return {k: d for k, d in verified_orders(tracker).items() if k != number}
+
+
+async def locked_until(tracker: Tracker, number: str | None = None) -> float | None:
+    """Unix time until which lookups are locked, None when not locked: this order or this client is over its
+    failure limit (server-side), or the conversation's own lock has not expired."""
     value = tracker.get_slot(SLOT_LOCKED_UNTIL)
-    if isinstance(value, (int, float)) and value > (now_ts() if at is None else at):
-        return float(value)
-    return None
+    own = float(value) if isinstance(value, (int, float)) and value > now_ts() else None
+    number = number or tracker.get_slot(SLOT_ORDER_NUMBER)
+    left_s = await store().locked_for_s(number, client_key(tracker))
+    shared = now_ts() + left_s if left_s is not None else None  # the store counts real time; flows use now()
+    return max((t for t in (own, shared) if t is not None), default=None)
 
 
-def failures(tracker: Tracker, at: float | None = None) -> int:
-    """Wrong answers so far; they start again from zero once a lock has expired."""
-    value = tracker.get_slot(SLOT_LOCKED_UNTIL)
-    if isinstance(value, (int, float)) and locked_until(tracker, at) is None:
-        return 0
-    count = tracker.get_slot(SLOT_FAILURES)
-    return int(count) if isinstance(count, (int, float)) else 0
+async def record_failure(tracker: Tracker, number: str) -> int:
+    """Count a wrong answer for the order and the client; returns the attempts left (0: locked)."""
+    return await store().record_failure(number, client_key(tracker))
 
 
 def minutes_left(until: float, at: float | None = None) -> int:
     return max(1, int(-(-(until - (now_ts() if at is None else at)) // 60)))
 
 
-def token_customer_id(tracker: Tracker) -> int | None:
-    """The customer the website vouches for in the latest message's metadata, None without a valid token."""
+def _latest_metadata(tracker: Tracker) -> dict[str, Any] | None:
     metadata: Any = None
     for event in reversed(tracker.events):
         if event.get("event") == "user":
@@ -143,7 +198,13 @@ def token_customer_id(tracker: Tracker) -> int | None:
             break
     if not isinstance(metadata, dict):
         metadata = (tracker.latest_message or {}).get("metadata")
-    if not isinstance(metadata, dict):
+    return metadata if isinstance(metadata, dict) else None
+
+
+def token_customer_id(tracker: Tracker) -> int | None:
+    """The customer the website vouches for in the latest message's metadata, None without a valid token."""
+    metadata = _latest_metadata(tracker)
+    if metadata is None:
         return None
     secret = flow_settings().customer_token_secret
     return customer_token.verify(metadata.get(TOKEN_METADATA_KEY), secret.get_secret_value() if secret else None)

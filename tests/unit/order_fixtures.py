@@ -38,21 +38,41 @@ def user(intent: str = "order_status", text: str = "x", metadata: dict[str, Any]
 
 
 def tracker(slots: dict[str, Any], events: list[dict[str, Any]] | None = None,
-            active_loop: str | None = None) -> Tracker:
+            active_loop: str | None = None, sender: str = "c1") -> Tracker:
     """A tracker whose last user message is the last ``user`` event; slot candidates go at the end of events."""
     events = events if events is not None else [user()]
     latest = next((e["parse_data"] | {"text": e["text"], "metadata": e.get("metadata")}
                    for e in reversed(events) if e["event"] == "user"), {})
     all_slots = {"language": "en"} | slots
-    return Tracker("c1", all_slots, latest, events, False, None, {"name": active_loop} if active_loop else {},
+    return Tracker(sender, all_slots, latest, events, False, None, {"name": active_loop} if active_loop else {},
                    "action_listen")
 
 
+def remember(sender: str, verified: dict[str, str]) -> None:
+    """Server-side verification records, as if ``sender``'s conversation had verified these orders."""
+    async def go() -> None:
+        for number, digits in verified.items():
+            await verification.store().remember(sender, number, digits)
+
+    asyncio.run(go())
+
+
 def run(action: Action, slots: dict[str, Any], events: list[dict[str, Any]] | None = None,
-        active_loop: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(events returned, messages uttered) of one action run."""
+        active_loop: str | None = None, recorded: bool = True, sender: str = "c1",
+        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(events returned, messages uttered) of one action run. With ``recorded``, orders the ``verified_orders``
+    slot names were verified earlier in this conversation (their server-side records exist); without, the slot is
+    a forgery."""
     dispatcher = CollectingDispatcher()
-    result = asyncio.run(action.run(dispatcher, tracker(slots, events, active_loop), domain()))
+    built = tracker(slots, events, active_loop, sender)
+
+    async def go() -> list[dict[str, Any]]:
+        if recorded:
+            for number, digits in (slots.get("verified_orders") or {}).items():
+                await verification.store().remember(built.sender_id, number, digits)
+        return await action.run(dispatcher, built, domain())
+
+    result = asyncio.run(go())
     return result, dispatcher.messages
 
 
@@ -73,7 +93,14 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    # Verification records and failure windows live in a real Redis, emptied for every test.
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    verification.reset()
+    verification.flow_settings()  # read now: a test may unset REDIS_URL for other stores later
     settings = OrderSettings(_env_file=None)  # type: ignore[call-arg]
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}", settings)
     upgrade(engine)
@@ -87,4 +114,5 @@ def env(tmp_path: Path) -> Iterator[Env]:
     finally:
         verification.set_order_service(None)
         verification.set_clock(None)
+        verification.reset()
         engine.dispose()

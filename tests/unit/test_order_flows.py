@@ -207,14 +207,16 @@ def test_return_form_asks_item_and_reason_only_when_returnable(env: Env) -> None
     env.scenario.order(N, OrderStatus.DELIVERED, delivered_days_ago=2, items=items)
     import asyncio
 
-    from tests.unit.order_fixtures import tracker
+    from tests.unit.order_fixtures import remember, tracker
 
     form = forms.ValidateReturnForm()
+    remember("c1", verified()["verified_orders"])
     slots = asyncio.run(form.required_slots([], None, tracker(verified()), {}))  # type: ignore[arg-type]
     assert slots == ["order_number", "return_item", "return_reason"]
     _, messages = run(ActionAskReturnItem(), verified())
     assert messages[0]["items"] == "1. 男士纯棉圆领T恤 ×1 (AP-1001)\n2. 女士内衣套装 ×1 (UW-2001)"
-    unverified = asyncio.run(form.required_slots([], None, tracker({"order_number": N}), {}))  # type: ignore[arg-type]
+    other = tracker({"order_number": N}, sender="c2")  # a conversation that has not verified it
+    unverified = asyncio.run(form.required_slots([], None, other, {}))  # type: ignore[arg-type]
     assert unverified == ["order_number", "phone_last4"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from datetime import timedelta
 
 import pytest
@@ -89,13 +90,17 @@ def test_not_digits_is_a_format_hint_not_an_attempt(env: Env) -> None:
 
 def test_third_failure_locks_lookups_for_the_configured_time(env: Env) -> None:
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
-    events, messages = validate({"order_number": NUMBER, "verification_failures": 2}, "phone_last4", "0000")
+    validate({"order_number": NUMBER}, "phone_last4", "0000")
+    validate({"order_number": NUMBER, "verification_failures": 1}, "phone_last4", "1111")
+    events, messages = validate({"order_number": NUMBER, "verification_failures": 2}, "phone_last4", "2222")
     until = (NOW + timedelta(minutes=15)).timestamp()
+    locked = next(e["value"] for e in events if e["name"] == "lookups_locked_until")
+    assert until - 5 <= locked <= until
     assert events == [SlotSet("phone_last4", None), SlotSet("verification_failures", 3),
-                      SlotSet("lookups_locked_until", until), SlotSet("requested_slot", None)]
+                      SlotSet("lookups_locked_until", locked), SlotSet("requested_slot", None)]
     assert messages == []
     # The flow action that follows explains the lock and offers a human; no order detail.
-    slots = {"order_number": NUMBER, "lookups_locked_until": until, "verification_failures": 3}
+    slots = {"order_number": NUMBER, "lookups_locked_until": locked, "verification_failures": 3}
     _, messages = run(ActionOrderStatus(), slots)
     assert responses(messages) == ["utter_lookups_locked"] and messages[0]["minutes"] == 15
     # While locked even the right digits are not checked.
@@ -108,18 +113,31 @@ def test_lock_and_attempts_come_from_settings(env: Env, monkeypatch: pytest.Monk
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
     monkeypatch.setattr(verification, "flow_settings",
                         lambda: verification.FlowSettings(VERIFICATION_MAX_ATTEMPTS=5, VERIFICATION_LOCK_MINUTES=30))
-    events, messages = validate({"order_number": NUMBER, "verification_failures": 3}, "phone_last4", "0000")
+    verification._store = None
+    for wrong in ("0000", "1111", "2222"):
+        validate({"order_number": NUMBER}, "phone_last4", wrong)
+    events, messages = validate({"order_number": NUMBER}, "phone_last4", "3333")
     assert messages[0]["attempts_left"] == 1
-    events, _ = validate({"order_number": NUMBER, "verification_failures": 4}, "phone_last4", "0000")
-    assert SlotSet("lookups_locked_until", (NOW + timedelta(minutes=30)).timestamp()) in events
+    events, _ = validate({"order_number": NUMBER}, "phone_last4", "4444")
+    locked = next(e["value"] for e in events if e["name"] == "lookups_locked_until")
+    assert (NOW + timedelta(minutes=29)).timestamp() < locked <= (NOW + timedelta(minutes=30)).timestamp()
 
 
-def test_an_expired_lock_starts_counting_again(env: Env) -> None:
+def test_an_expired_lock_starts_counting_again(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
-    expired = (NOW - timedelta(minutes=1)).timestamp()
-    events, _ = validate({"order_number": NUMBER, "verification_failures": 3, "lookups_locked_until": expired},
-                         "phone_last4", "0000")
-    assert SlotSet("verification_failures", 1) in events
+
+    class ShortWindow(verification.FlowSettings):
+        def store_limits(self) -> verification.Limits:
+            return verification.Limits(order="3/2 seconds", client="100/hour")
+
+    monkeypatch.setattr(verification, "flow_settings", lambda: ShortWindow())
+    verification._store = None
+    for wrong in ("0000", "1111", "2222"):
+        events, _ = validate({"order_number": NUMBER}, "phone_last4", wrong)
+    assert any(e["name"] == "lookups_locked_until" and e["value"] for e in events)
+    time.sleep(2.2)
+    events, messages = validate({"order_number": NUMBER}, "phone_last4", "0000")
+    assert responses(messages) == ["utter_verification_failed"] and messages[0]["attempts_left"] == 2
 
 
 def test_another_customers_order_is_not_unlocked_by_my_digits(env: Env) -> None:
@@ -274,6 +292,10 @@ def test_digits_win_over_any_intent_and_unsure_intents_get_the_format_hint(env: 
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT)
     events, _ = _ask("phone_last4", "goodbye", LAST4)  # bare digits often come out of the NLU as goodbye
     assert SlotSet("verified_orders", {NUMBER: LAST4}) in events
+    async def forget() -> None:  # a conversation that has not verified it yet
+        await verification.store().forget("c1", NUMBER)
+
+    asyncio.run(forget())
     events, messages = _ask("phone_last4", "greet", "hmm", confidence=0.5)
     assert responses(messages) == ["utter_phone_last4_invalid"]
 
