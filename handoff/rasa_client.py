@@ -1,38 +1,130 @@
 """The one client for the Rasa server: REST channel for messages, token-protected HTTP API for trackers.
 
-Several Rasa workers can share the load (``RASA_URL`` lists them, comma-separated). A conversation always goes to
-the same worker (hash of its id), so its messages stay in order on one process; any worker could serve it, because
-trackers live in Redis and Rasa's Redis lock store serialises the turns of one conversation across processes.
+Several Rasa workers can share the load (``RASA_URL`` lists them, comma-separated). A conversation goes to the same
+worker (hash of its id), so its messages stay in order on one process; any worker can serve it, because trackers
+live in Redis and Rasa's Redis lock store serialises the turns of one conversation across processes.
+
+Fail-over: when a conversation's worker cannot be reached (connection refused, connect timeout), the request goes to
+the next worker in a fixed order, so the conversation still sticks to one process while its own is down. A worker
+that failed is skipped for ``down_s`` seconds (circuit breaker); after that the next request pinned to it probes it
+again. Only requests that never reached a worker are resent: a worker that accepted a message and then timed out or
+dropped the connection may still process it, and resending could answer the customer twice.
 """
 from __future__ import annotations
 
+import logging
+import time
 import zlib
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import httpx
 
+logger = logging.getLogger(__name__)
+
 
 class RasaError(Exception):
-    """Rasa did not answer usably (down, timed out, or a non-2xx status)."""
+    """Rasa did not answer usably (down, timed out, or a non-2xx status).
+
+    ``delivered`` is False only when no worker received the request (every one refused or was unreachable), so
+    resending it cannot make Rasa process the message twice."""
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class _NotSent(Exception):
+    """Internal: this worker did not receive the request; another may."""
 
 
 class RasaClient:
     """Thin async wrapper; one instance per process, created at start-up, closed at shutdown."""
 
-    def __init__(self, base_url: str, token: str = "", timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str = "",
+        timeout_s: float = 20.0,
+        *,
+        connect_timeout_s: float = 2.0,
+        down_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._token = token
         urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
         if not urls:
             raise ValueError("RASA_URL names no Rasa server")
-        self._workers = [httpx.AsyncClient(base_url=url, timeout=timeout_s) for url in urls]
+        timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
+        self._workers = [httpx.AsyncClient(base_url=url, timeout=timeout) for url in urls]
+        self._down_until = [0.0] * len(urls)
+        self._down_s = down_s
+        self._clock = clock
 
     @property
     def workers(self) -> int:
         return len(self._workers)
 
+    def _index(self, sender_id: str) -> int:
+        return zlib.crc32(sender_id.encode("utf-8")) % len(self._workers)
+
     def _for(self, sender_id: str) -> httpx.AsyncClient:
-        """The worker that serves this conversation (stable for a given list of workers)."""
-        return self._workers[zlib.crc32(sender_id.encode("utf-8")) % len(self._workers)]
+        """The worker that serves this conversation while it is up (stable for a given list of workers)."""
+        return self._workers[self._index(sender_id)]
+
+    def _order(self, sender_id: str) -> List[int]:
+        """Workers to try, in order: the conversation's own, then the next ones; workers marked down go last
+        (tried only when every other one failed too; the first request after the pause probes them)."""
+        first = self._index(sender_id)
+        ring = [(first + k) % len(self._workers) for k in range(len(self._workers))]
+        now = self._clock()
+        return [i for i in ring if self._down_until[i] <= now] + [i for i in ring if self._down_until[i] > now]
+
+    def is_down(self, index: int) -> bool:
+        return self._down_until[index] > self._clock()
+
+    def _mark_down(self, index: int, exc: Exception) -> None:
+        if not self.is_down(index):
+            logger.warning("Rasa worker %s failed (%s): skipped for %.0f s", self._workers[index].base_url,
+                           exc.__class__.__name__, self._down_s)
+        self._down_until[index] = self._clock() + self._down_s
+
+    async def _request(self, sender_id: str, method: str, path: str, *, resend_after_failure: bool,
+                       **kwargs: Any) -> httpx.Response:
+        """One request, failing over to the next worker while none has received it.
+
+        ``resend_after_failure``: a read (GET) may also be repeated on another worker after a worker received it
+        and then failed; a message or an event append must not (it may have been processed)."""
+        problems = []
+        for index in self._order(sender_id):
+            worker = self._workers[index]
+            try:
+                response = await worker.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Refused or unreachable: the worker never saw the request.
+                self._mark_down(index, exc)
+                problems.append(exc.__class__.__name__)
+                continue
+            except httpx.PoolTimeout as exc:
+                # Our own connection pool to this worker is full: the request was not sent; the worker is busy,
+                # not down.
+                problems.append(exc.__class__.__name__)
+                continue
+            except httpx.TimeoutException as exc:
+                # Received, but slow: it may still answer into the tracker. Not down, not resent.
+                if resend_after_failure:
+                    problems.append(exc.__class__.__name__)
+                    continue
+                raise RasaError(f"Rasa timed out: {exc.__class__.__name__}") from exc
+            except httpx.HTTPError as exc:
+                # The connection broke after the request was sent (worker killed mid-request): down, not resent.
+                self._mark_down(index, exc)
+                if resend_after_failure:
+                    problems.append(exc.__class__.__name__)
+                    continue
+                raise RasaError(f"Rasa connection lost: {exc.__class__.__name__}") from exc
+            self._down_until[index] = 0.0
+            return response
+        raise RasaError(f"Rasa unreachable: {', '.join(problems) or 'no worker'}", delivered=False)
 
     async def close(self) -> None:
         for worker in self._workers:
@@ -43,10 +135,8 @@ class RasaClient:
     ) -> List[Dict[str, Any]]:
         """Send one customer message through Rasa's REST channel and return the bot's messages."""
         payload = {"sender": sender_id, "message": text, "metadata": metadata or {}}
-        try:
-            response = await self._for(sender_id).post("/webhooks/rest/webhook", json=payload)
-        except httpx.HTTPError as exc:
-            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        response = await self._request(sender_id, "POST", "/webhooks/rest/webhook", json=payload,
+                                        resend_after_failure=False)
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         body = response.json()
@@ -56,26 +146,18 @@ class RasaClient:
 
     async def get_tracker(self, sender_id: str) -> Dict[str, Any]:
         """Read a conversation's tracker through the HTTP API (needs the auth token)."""
-        try:
-            response = await self._for(sender_id).get(
-                f"/conversations/{sender_id}/tracker", params={"token": self._token}
-            )
-        except httpx.HTTPError as exc:
-            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        response = await self._request(sender_id, "GET", f"/conversations/{sender_id}/tracker",
+                                        params={"token": self._token}, resend_after_failure=True)
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         return response.json()
 
     async def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         """Append events to a tracker (e.g. ``resume`` when an agent hands a conversation back to the bot)."""
-        try:
-            response = await self._for(sender_id).post(
-                f"/conversations/{sender_id}/tracker/events",
-                params={"token": self._token, "include_events": "NONE"},
-                json=events,
-            )
-        except httpx.HTTPError as exc:
-            raise RasaError(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        response = await self._request(
+            sender_id, "POST", f"/conversations/{sender_id}/tracker/events",
+            params={"token": self._token, "include_events": "NONE"}, json=events, resend_after_failure=False,
+        )
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
 
