@@ -46,7 +46,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.store = ConversationStore(redis, settings.web_conversation_ttl_s)
         app.state.throttle = Throttle(settings.redis_url, settings.client_limits())
-        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s)
+        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s,
+                                    connect_timeout_s=settings.rasa_connect_timeout_s,
+                                    down_s=settings.rasa_worker_down_s)
         app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
                                       settings.handoff_agent_max_concurrent)
         app.state.clock = Clock.from_setting(settings.handoff_clock)
