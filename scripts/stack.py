@@ -581,9 +581,9 @@ class Stack:
         """In start order: Redis (unless external), the Rasa workers, the action server, the gateway."""
         out: List[Service] = []
         if not self.redis_url:
-            port, password = self.redis_port, self.redis_password
             out.append(Service("redis", [self._redis_binary(), str(self._redis_config())],
-                               lambda: redis_ping(port, password), ready_timeout_s=20, umask=0o077))
+                               lambda: redis_ping(self.redis_port, self.redis_password), ready_timeout_s=20,
+                               umask=0o077))
         model = str(latest_model())
         for name, port, url in zip(self.rasa_names, self.rasa_ports, self.rasa_urls):
             out.append(Service(
