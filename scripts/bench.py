@@ -73,9 +73,12 @@ def main() -> None:
     args = parser.parse_args()
 
     model = ensure_plain_bot()
-    # Simulated customers type far faster than people: lift the per-conversation rate limit, or the gateway would
-    # store-and-not-answer most messages and the numbers would flatter the bot.
-    stack = Stack.on_free_ports(var_dir=ROOT / "var" / "bench", extra_env={"WEB_RATE_LIMIT_MESSAGES": "100000"})
+    # Simulated customers type far faster than people, and all come from 127.0.0.1: lift the per-conversation and
+    # per-client-address limits, or the gateway would refuse or store-and-not-answer most messages.
+    unlimited = {"WEB_RATE_LIMIT_MESSAGES": "100000", "WEB_LIMIT_NEW_CONVERSATIONS": "100000/minute",
+                 "WEB_LIMIT_NEW_CONVERSATIONS_DEVICE": "100000/minute", "WEB_LIMIT_MESSAGES": "100000/minute",
+                 "WEB_LIMIT_HANDOFFS": "100000/minute", "VERIFICATION_CLIENT_LIMIT": "100000/hour"}
+    stack = Stack.on_free_ports(var_dir=ROOT / "var" / "bench", extra_env=unlimited)
     plain_port = free_port()
     plain = subprocess.Popen(
         [str(RASA_PY), "-m", "rasa", "run", "--model", str(model), "--port", str(plain_port), "-i", "127.0.0.1"],

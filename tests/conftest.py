@@ -56,13 +56,30 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+# Every end-to-end test talks from 127.0.0.1, so per-client-address limits would count the whole suite as one
+# customer. The stacks of the suite raise them; the limits themselves are tested in tests/gateway and tests/unit
+# (and tests/e2e/test_security_stack.py, on its own order and client).
+RELAXED_CLIENT_LIMITS = {
+    "WEB_LIMIT_NEW_CONVERSATIONS": "100000/minute",
+    "WEB_LIMIT_NEW_CONVERSATIONS_DEVICE": "100000/minute",
+    "WEB_LIMIT_MESSAGES": "100000/minute",
+    "WEB_LIMIT_HANDOFFS": "100000/minute",
+    "VERIFICATION_CLIENT_LIMIT": "100000/hour",
+}
+
+
+@pytest.fixture(scope="session")
+def relaxed_client_limits() -> dict:
+    return dict(RELAXED_CLIENT_LIMITS)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
     """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
     from stack import Stack  # scripts/stack.py
 
     var_dir = tmp_path_factory.mktemp("stack-var")
-    running = Stack.on_free_ports(var_dir=var_dir)
+    running = Stack.on_free_ports(var_dir=var_dir, extra_env=dict(RELAXED_CLIENT_LIMITS))
     try:
         running.start()
     except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose

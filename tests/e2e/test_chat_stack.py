@@ -11,11 +11,21 @@ import redis
 pytestmark = pytest.mark.e2e
 
 
+BROWSERS: Dict[str, httpx.Client] = {}  # conversation id -> the browser (cookie jar) that started it
+
+
+def browser(conversation_id: Optional[str]) -> httpx.Client:
+    """The browser of a conversation (conversations are bound to the browser that started them)."""
+    return BROWSERS.get(conversation_id or "") or httpx.Client(timeout=60)
+
+
 def say(stack, text: str, conversation_id: Optional[str] = None, ui_lang: Optional[str] = None) -> Dict[str, Any]:
     body = {"conversation_id": conversation_id, "message_id": uuid.uuid4().hex, "text": text,
             "metadata": {"ui_lang": ui_lang} if ui_lang else {}}
-    r = httpx.post(f"{stack.web_url}/api/webchat/messages", json=body, timeout=60)
+    http = browser(conversation_id)
+    r = http.post(f"{stack.web_url}/api/webchat/messages", json=body)
     assert r.status_code == 200, r.text
+    BROWSERS[r.json()["conversation_id"]] = http
     return r.json()
 
 

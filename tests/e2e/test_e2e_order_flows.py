@@ -49,7 +49,7 @@ class OrderStack:
 
 
 @pytest.fixture(scope="module")
-def orders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderStack]:
+def orders(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits: dict) -> Iterator[OrderStack]:
     from stack import Stack  # scripts/stack.py
 
     var_dir = tmp_path_factory.mktemp("order-stack")
@@ -57,7 +57,8 @@ def orders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderStack]:
     engine = make_engine(db_url, OrderSettings(_env_file=None))  # type: ignore[call-arg]
     load_demo_data(engine, seed=42)
     engine.dispose()
-    running = Stack.on_free_ports(var_dir=var_dir, extra_env={"DATABASE_URL": db_url, "CUSTOMER_TOKEN_SECRET": SECRET})
+    running = Stack.on_free_ports(var_dir=var_dir, extra_env={"DATABASE_URL": db_url, "CUSTOMER_TOKEN_SECRET": SECRET,
+                                                              **relaxed_client_limits})
     try:
         running.start()
     except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose
@@ -71,17 +72,18 @@ def orders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderStack]:
 
 
 class Chat:
-    """One conversation through the gateway."""
+    """One conversation through the gateway, from its own browser (cookie jar: the conversation is bound to it)."""
 
     def __init__(self, orders: OrderStack, token: str | None = None) -> None:
         self.url = f"{orders.stack.web_url}/api/webchat/messages"
         self.cid: str | None = None
         self.token = token
+        self.http = httpx.Client(timeout=60)
 
     def say(self, text: str) -> list[dict[str, Any]]:
         metadata = {"customer_token": self.token} if self.token else {}
         body = {"conversation_id": self.cid, "message_id": uuid.uuid4().hex, "text": text, "metadata": metadata}
-        r = httpx.post(self.url, json=body, timeout=60)
+        r = self.http.post(self.url, json=body)
         assert r.status_code == 200, r.text
         self.cid = r.json()["conversation_id"]
         return r.json()["messages"]
