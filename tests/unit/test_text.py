@@ -30,6 +30,14 @@ def test_halfwidth_keeps_length_and_maps_digits() -> None:
     assert len(to_halfwidth("我的ＤＭ２０")) == len("我的ＤＭ２０")
 
 
+def test_clean_text_strips_bidi_and_zero_width_characters() -> None:
+    assert clean_text("pay to \u202egnp.exe\u202c now") == "pay to gnp.exe now"
+    assert clean_text("re\u200bfund\u2066 \ufeffnow\u200f") == "refund now"
+    assert clean_text("\u2067转\u200d人\u200c工\u2069") == "转人工"
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # one emoji built with zero-width joiners
+    assert clean_text(f"hi {family}") == f"hi {family}"
+
+
 def test_clean_text_strips_control_characters_and_truncates() -> None:
     assert clean_text("hi\x00\x07 there\x1b") == "hi there"
     assert clean_text("  \t ") == ""
