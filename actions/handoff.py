@@ -3,7 +3,12 @@
 Decides the reason and priority with the same escalation engine the Rasa policy uses (bot/frustration, pure
 Python), records repeat/group complaints in Redis, acknowledges the customer's feeling ("先共情再解决"), asks the
 handoff service to queue the conversation (or open a ticket out of hours) and tells the customer what happens next.
-If the handoff service cannot be reached the request is kept in a Redis stream and the customer is told honestly.
+If the handoff service cannot be reached the request is kept in a Redis stream (re-sent by the gateways, see
+handoff/undelivered.py) and the customer is told honestly: the request is recorded, without a queue position or a
+wait it does not know. If it cannot even be kept, the customer is told it did not go through and to ask again.
+
+The request carries no secrets: verification digits are removed and phone numbers masked (handoff/redact.py) before
+it leaves the action server; the desk checks once more before storing.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import asyncio
 import logging
 import time
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,10 +27,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
 from bot.frustration.escalation import Escalation, EscalationEngine
 from bot.text import EN, ZH
+from handoff import keys
+from handoff.redact import Redactor, scrub_stored
 
 logger = logging.getLogger(__name__)
 
-PENDING_STREAM = "csbot:handoffs:undelivered"  # handoffs the service could not take; re-sent by the service
+PENDING_STREAM = keys.undelivered_handoffs()  # handoffs the service could not take; re-sent by the gateways
+# Said when the request could not be delivered NOR kept (no domain response: no retrain needed for this rare case).
+NOT_RECORDED = {
+    ZH: "抱歉，转接人工客服的系统暂时出现故障，您的请求没能提交成功。请过几分钟再发送“人工”重试。",
+    EN: "Sorry, a technical problem stopped me from passing your request to our agents, and it was not recorded. "
+        "Please ask for a person again in a few minutes.",
+}
 SENSITIVE_PREFIX = "sensitive_"
 
 
@@ -38,6 +51,7 @@ class HandoffSettings(BaseSettings):
     | HANDOFF_INTERNAL_TOKEN | (empty) | shared secret for its /internal endpoints |
     | HANDOFF_TIMEOUT_S | 3 | how long to wait for the handoff service |
     | REDIS_URL | redis://127.0.0.1:6379/0 | complaints tracking and undelivered handoffs |
+    | HANDOFF_UNDELIVERED_MAXLEN | 10000 | cap (approximate) of the stream of handoffs kept for re-sending |
     """
 
     model_config = SettingsConfigDict(extra="ignore")
@@ -45,6 +59,7 @@ class HandoffSettings(BaseSettings):
     handoff_internal_token: str = ""
     handoff_timeout_s: float = 3.0
     redis_url: str = "redis://127.0.0.1:6379/0"
+    handoff_undelivered_maxlen: int = 10_000
 
 
 @lru_cache
@@ -168,8 +183,14 @@ class ActionHandoffToHuman(Action):
             "signals": {k: v for k, v in decision.signals.items() if isinstance(v, (str, int, float, bool, list))},
             "summary": None,
         }
-        result = await self._send(body)
+        body = redact_request(body, tracker)
+        result, kept = await self._send(body)
+        if result is None and not kept:
+            # Nothing reached anyone: say so, and leave the conversation free to escalate again.
+            dispatcher.utter_message(text=NOT_RECORDED[language])
+            return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", False)]
         if result is None:
+            # Kept for re-sending: recorded, but no queue position or wait we do not have.
             dispatcher.utter_message(response="utter_handoff_recorded")
         elif result.get("status") == "queued":
             wait_min = max(1, round((result.get("expected_wait_s") or 60) / 60))
@@ -181,32 +202,41 @@ class ActionHandoffToHuman(Action):
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", True),
                 SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(decision.priority))]
 
-    async def _send(self, body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    async def _send(self, body: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], bool]:
+        """(the desk's answer or None, whether the request is safe: delivered or kept for re-sending)."""
         cfg = settings()
         try:
             async with httpx.AsyncClient(timeout=cfg.handoff_timeout_s) as http:
                 response = await http.post(f"{cfg.handoff_url.rstrip('/')}/internal/handoffs", json=body,
                                            headers={"X-Internal-Token": cfg.handoff_internal_token})
             if 200 <= response.status_code < 300:
-                return response.json()
+                return response.json(), True
             logger.error("handoff service answered HTTP %s", response.status_code)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError) as exc:
             logger.error("handoff service unreachable: %s", exc)
-        await asyncio.to_thread(self._keep_undelivered, body)
-        return None
+        return None, await asyncio.to_thread(self._keep_undelivered, body)
 
     @staticmethod
-    def _keep_undelivered(body: Dict[str, Any]) -> None:
+    def _keep_undelivered(body: Dict[str, Any]) -> bool:
         import json
 
         import redis
 
         try:
-            redis.Redis.from_url(settings().redis_url).xadd(
-                PENDING_STREAM, {"body": json.dumps(body, ensure_ascii=False), "ts": time.time()}
+            redis.Redis.from_url(settings().redis_url, socket_timeout=settings().handoff_timeout_s).xadd(
+                PENDING_STREAM, {"body": json.dumps(body, ensure_ascii=False), "ts": time.time()},
+                maxlen=settings().handoff_undelivered_maxlen, approximate=True,
             )
+            return True
         except redis.RedisError as exc:
             logger.error("could not keep the undelivered handoff either: %s", exc)
+            return False
+
+
+def redact_request(body: Dict[str, Any], tracker: Tracker) -> Dict[str, Any]:
+    """The request without verification digits or full phone numbers (signals and summary are free text)."""
+    redactor = Redactor.from_sources({"slots": dict(tracker.slots or {}), "events": list(tracker.events or [])})
+    return scrub_stored(redactor.deep(body), redactor)
 
 
 def _format_time(iso: Optional[str], language: str) -> str:

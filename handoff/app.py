@@ -30,6 +30,7 @@ from handoff.rasa_client import RasaClient
 from handoff.routers import agent, internal, webchat
 from handoff.settings import GatewaySettings, get_settings
 from handoff.store import ConversationStore
+from handoff.undelivered import UndeliveredConsumer
 from handoff.webhook import WebhookPusher
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -55,11 +56,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.desk = HandoffService(
             redis, app.state.store, app.state.agents, app.state.rasa, DeskPolicy.load(settings.handoff_policy_path),
             app.state.clock, settings.handoff_sla_pickup_s, settings.handoff_earlier_conversations,
+            retention_s=settings.handoff_retention_s, audit_retention_s=settings.handoff_audit_retention_s,
+            audit_maxlen=settings.handoff_audit_maxlen, desk_events_maxlen=settings.handoff_desk_events_maxlen,
         )
         app.state.canned = CannedAnswers(settings.handoff_kb_dir)
         app.state.webhook = WebhookPusher(redis, settings.handoff_webhook_url, settings.handoff_webhook_attempts,
-                                          settings.handoff_webhook_backoff_s, settings.handoff_webhook_timeout_s)
-        tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s))]
+                                          settings.handoff_webhook_backoff_s, settings.handoff_webhook_timeout_s,
+                                          secret=settings.handoff_webhook_secret)
+        app.state.undelivered = UndeliveredConsumer(
+            redis, app.state.desk, app.state.store, app.state.webhook, settings.handoff_undelivered_attempts,
+            settings.handoff_undelivered_backoff_s)
+        tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s)),
+                 asyncio.create_task(app.state.undelivered.run_forever())]
         if app.state.webhook.enabled:
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         try:

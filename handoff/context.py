@@ -4,6 +4,9 @@ Built from the gateway's own message stream (the complete transcript, both sides
 (intents and confidences per turn, entities, slots, actions and their results, knowledge articles, per-message
 frustration), the escalation request of the action server and the customer's earlier handoffs. The shape is
 documented as a versioned JSON schema in docs/handoff-context.schema.json; bump SCHEMA_VERSION on any change.
+
+No secrets (1.1.0): verification digits are removed and phone numbers masked everywhere in the package (transcript,
+turns, slots, identifiers, summary, signals); see handoff/redact.py. The desk checks once more before storing.
 """
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List
 
-SCHEMA_VERSION = "1.0.0"
-SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.0.0"
+from handoff.redact import Redactor, scrub_stored
+
+SCHEMA_VERSION = "1.1.0"
+SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.1.0"
+PRIVACY = {"phones": "masked", "verification_digits": "removed", "address": "region_only"}
 
 # Rasa housekeeping actions that say nothing about what the bot tried.
 _SILENT_ACTIONS = {"action_listen", "action_session_start", "action_extract_slots", "action_default_ask_affirmation",
@@ -136,6 +142,11 @@ def summarise(request: Dict[str, Any], transcript: List[Dict[str, Any]], tracker
             "bot_tried": tried_distinct, "not_understood_turns": fallbacks, "provided": request.get("summary")}
 
 
+def conversation_redactor(tracker_json: Dict[str, Any] | None, transcript: List[Dict[str, Any]]) -> Redactor:
+    """The secrets of one conversation: verification slots and answers from the tracker, phones anywhere."""
+    return Redactor.from_sources(tracker_json, [m.get("text") or "" for m in transcript])
+
+
 def build_context(
     *,
     handoff_id: str,
@@ -145,12 +156,22 @@ def build_context(
     earlier: List[Dict[str, Any]],
     created_at: float,
     effective_priority: int,
+    redactor: Redactor | None = None,
 ) -> Dict[str, Any]:
-    """Assemble the package (pure function: all I/O is done by the caller)."""
+    """Assemble the package (pure function: all I/O is done by the caller). ``redactor``: what to mask (by
+    default learnt from this tracker and transcript, see :func:`conversation_redactor`)."""
     tracker = parse_tracker(tracker_json or {})
-    identifiers = _collect_identifiers(tracker["slots"], tracker["turns"])
+    redactor = redactor or conversation_redactor(tracker_json, transcript)
+    transcript = [redactor.message(m) for m in transcript]
+    for turn in tracker["turns"]:
+        turn["text"] = redactor.text(turn["text"], customer=True)
+        turn["entities"] = redactor.deep(turn["entities"])
+    tracker["slots"] = redactor.slots(tracker["slots"])
+    identifiers = redactor.deep(_collect_identifiers(tracker["slots"], tracker["turns"]))
+    request = {**request, "signals": redactor.deep(request.get("signals") or {}),
+               "summary": redactor.text(request["summary"]) if request.get("summary") else None}
     customer = request["customer"]
-    return {
+    package = {
         "$schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "handoff_id": handoff_id,
@@ -172,4 +193,6 @@ def build_context(
         "kb_articles": tracker["kb_articles"],
         "earlier_conversations": earlier,
         "tracker_available": tracker_json is not None,
+        "privacy": dict(PRIVACY),
     }
+    return scrub_stored(package, redactor)

@@ -1,6 +1,11 @@
 """Handoffs: creation (idempotent per conversation), the priority queue, claims, transfers, replies, hand-back,
 close, CSAT, tickets, SLA alerts and the audit log.
 
+Retention (docs/HANDOFF.md, "Retention"): an open handoff keeps its keys; when it is handed back or closed, its
+record (with the context package) expires after HANDOFF_RETENTION_S, as do its ticket, its resolved alerts and the
+customer's handoff index; a CSAT reopen makes it persistent again while open. The audit and desk-event streams are
+trimmed (HANDOFF_AUDIT_RETENTION_S / HANDOFF_AUDIT_MAXLEN, HANDOFF_DESK_EVENTS_MAXLEN).
+
 Every change of who owns a conversation is one Lua script, so it is atomic: two agents can never own the same
 conversation, a conversation is never both queued and owned, and a reply is only stored while its author owns
 the conversation. Owner values: ``bot`` (key missing), ``queue`` (waiting; bot silent), ``agent:<id>``.
@@ -23,10 +28,11 @@ from redis.exceptions import RedisError
 from handoff import keys
 from handoff.agents import Agent, AgentStore
 from handoff.clock import Clock
-from handoff.context import build_context, iso
+from handoff.context import build_context, conversation_redactor, iso
 from handoff.messages import say_in
 from handoff.policy import DeskPolicy
 from handoff.rasa_client import RasaClient, RasaError
+from handoff.redact import Redactor, scrub_stored
 from handoff.store import AGENT_PREFIX, STREAM_MAXLEN, ChatMessage, ConversationStore
 
 logger = logging.getLogger(__name__)
@@ -44,9 +50,13 @@ ROW_FIELDS = ("id", "conversation_id", "status", "reason_code", "priority", "eff
               "csat")
 DESK_EVENTS_MAXLEN = 10_000
 AUDIT_MAXLEN = 100_000
+RETENTION_S = 30 * 24 * 3600
+AUDIT_RETENTION_S = 180 * 24 * 3600
+TICKET_COUNTER_TTL_S = 3 * 24 * 3600  # a day's ticket counter is only needed on that day
+_MAXLEN_MARK = "__DESK_EVENTS_MAXLEN__"
 
-_DESK_EVENT = "redis.call('XADD', KEYS[{k}], 'MAXLEN', '~', '10000', '*', 'type', {t}, 'handoff_id', ARGV[1], " \
-              "'conversation_id', {c})"
+_DESK_EVENT = "redis.call('XADD', KEYS[{k}], 'MAXLEN', '~', '" + _MAXLEN_MARK + "', '*', 'type', {t}, " \
+              "'handoff_id', ARGV[1], 'conversation_id', {c})"
 
 # KEYS: conv->handoff pointer, handoff hash, owner, queue, desk events. ARGV: id, score, conversation id, fields...
 _CREATE = """
@@ -97,7 +107,7 @@ return {1, 'ok'}
 """
 
 # KEYS: handoff, owner, queue, current owner's active set, conv->handoff pointer, desk events.
-# ARGV: id, new status, required agent ('*' = supervisor), now, resolution, conversation id, seen agent.
+# ARGV: id, new status, required agent ('*' = supervisor), now, resolution, conversation id, seen agent, retention.
 _RELEASE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'claimed' then return {0, 'closed'} end
@@ -106,6 +116,7 @@ if status == 'queued' then current = '' end
 if current ~= ARGV[7] then return {0, 'changed'} end
 if ARGV[3] ~= '*' and current ~= ARGV[3] then return {0, 'not_owner'} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[4], 'resolution', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if current ~= '' then redis.call('SREM', KEYS[4], ARGV[6]) end
@@ -121,6 +132,7 @@ if status ~= 'closed' then return {0, 'not_closed'} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0, 'other_open'} end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'supervisor_only', '1', 'agent_id', '', 'reopened_at', ARGV[4],
            'effective_priority', '1', 'created_at', ARGV[4])
+redis.call('PERSIST', KEYS[1])
 redis.call('SET', KEYS[4], ARGV[1])
 redis.call('SET', KEYS[2], 'queue')
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -189,7 +201,9 @@ class HandoffService:
     """All handoff logic; one per process, built at start-up from the shared Redis client."""
 
     def __init__(self, redis: Redis, store: ConversationStore, agents: AgentStore, rasa: RasaClient,
-                 policy: DeskPolicy, clock: Clock, sla_pickup_s: int, earlier_limit: int) -> None:
+                 policy: DeskPolicy, clock: Clock, sla_pickup_s: int, earlier_limit: int, *,
+                 retention_s: int = RETENTION_S, audit_retention_s: int = AUDIT_RETENTION_S,
+                 audit_maxlen: int = AUDIT_MAXLEN, desk_events_maxlen: int = DESK_EVENTS_MAXLEN) -> None:
         self.redis = redis
         self.store = store
         self.agents = agents
@@ -198,11 +212,19 @@ class HandoffService:
         self.clock = clock
         self.sla_pickup_s = sla_pickup_s
         self.earlier_limit = earlier_limit
-        self._create = redis.register_script(_CREATE)
-        self._claim = redis.register_script(_CLAIM)
-        self._assign = redis.register_script(_ASSIGN)
-        self._release = redis.register_script(_RELEASE)
-        self._reopen = redis.register_script(_REOPEN)
+        self.retention_s = int(retention_s)
+        self.audit_retention_s = int(audit_retention_s)
+        self.audit_maxlen = int(audit_maxlen)
+        self.desk_events_maxlen = int(desk_events_maxlen)
+
+        def script(source: str):
+            return redis.register_script(source.replace(_MAXLEN_MARK, str(self.desk_events_maxlen)))
+
+        self._create = script(_CREATE)
+        self._claim = script(_CLAIM)
+        self._assign = script(_ASSIGN)
+        self._release = script(_RELEASE)
+        self._reopen = script(_REOPEN)
         self._agent_message = redis.register_script(_AGENT_MESSAGE)
 
     # ------------------------------------------------------------------ reading
@@ -293,9 +315,11 @@ class HandoffService:
             return await self.outcome(existing), False
         now_ts = self.clock.timestamp()
         handoff_id = uuid.uuid4().hex
+        request = scrub_stored(request)  # the action server sends no secrets; check once more before storing
         customer = request["customer"]
         eff = self.effective_priority(request["priority"], customer.get("tier"), request["frustration"]["score"])
-        context = await self._build_context(handoff_id, request, now_ts, eff)
+        context, redactor = await self._build_context(handoff_id, request, now_ts, eff)
+        request = scrub_stored(request, redactor)
         fields = {
             "id": handoff_id, "conversation_id": conversation_id, "channel": request["channel"], "status": "queued",
             "reason_code": request["reason_code"], "priority": request["priority"], "effective_priority": eff,
@@ -317,7 +341,12 @@ class HandoffService:
         if not int(created):
             return await self.outcome(_s(value)), False
         if customer.get("id"):
-            await self.redis.zadd(keys.handoffs_by_customer(customer["id"]), {handoff_id: now_ts})
+            index = keys.handoffs_by_customer(customer["id"])
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(index, {handoff_id: now_ts})
+                pipe.zremrangebyscore(index, "-inf", now_ts - self.retention_s)
+                pipe.expire(index, self.retention_s)
+                await pipe.execute()
         outcome = await self._route(handoff_id, fields, request["language"])
         return outcome, True
 
@@ -330,12 +359,23 @@ class HandoffService:
         if not h or not h.get("request") or h["status"] not in OPEN_STATUSES:
             return False
         request = json.loads(h["request"])
-        context = await self._build_context(handoff_id, request, float(h["created_at"]), int(h["effective_priority"]))
+        context, _ = await self._build_context(handoff_id, request, float(h["created_at"]),
+                                               int(h["effective_priority"]))
         if not context["tracker_available"]:
             return False
         await self.redis.hset(keys.handoff(handoff_id), mapping={
             "context": json.dumps(context, ensure_ascii=False), "summary_text": context["summary"]["text"]})
         return True
+
+    async def redactor(self, conversation_id: str) -> Redactor:
+        """What to mask in this conversation's live transcript for agents (secrets from the tracker; without
+        Rasa, phones and bare digit answers are still masked)."""
+        try:
+            tracker: Dict[str, Any] | None = await self.rasa.get_tracker(conversation_id)
+        except RasaError:
+            tracker = None
+        texts = [m.text for m, _ in await self.store.entries(conversation_id) if m.role == "customer"]
+        return Redactor.from_sources(tracker, texts)
 
     async def refresh_later(self, handoff_id: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -345,7 +385,7 @@ class HandoffService:
             logger.warning("context refresh of %s failed: %s", handoff_id, exc)
 
     async def _build_context(self, handoff_id: str, request: Dict[str, Any], now_ts: float, eff: int
-                             ) -> Dict[str, Any]:
+                             ) -> Tuple[Dict[str, Any], Redactor]:
         conversation_id = request["conversation_id"]
         transcript = [
             {"id": m.id, "role": m.role, "text": m.text, "ts": iso(m.ts), **({"author": a} if a else {})}
@@ -357,8 +397,10 @@ class HandoffService:
             logger.warning("handoff %s: no tracker (%s); context without bot details", handoff_id, exc)
             tracker = None
         earlier = await self._earlier(request["customer"].get("id"), conversation_id)
-        return build_context(handoff_id=handoff_id, request=request, transcript=transcript, tracker_json=tracker,
-                             earlier=earlier, created_at=now_ts, effective_priority=eff)
+        redactor = conversation_redactor(tracker, transcript)
+        context = build_context(handoff_id=handoff_id, request=request, transcript=transcript, tracker_json=tracker,
+                                earlier=earlier, created_at=now_ts, effective_priority=eff, redactor=redactor)
+        return scrub_stored(context, redactor), redactor  # the desk's own last check before anything is stored
 
     async def _earlier(self, customer_id: str | None, conversation_id: str) -> List[Dict[str, Any]]:
         if not customer_id or self.earlier_limit == 0:
@@ -394,7 +436,10 @@ class HandoffService:
     async def _open_ticket(self, handoff_id: str, conversation_id: str, next_contact: datetime, why: str) -> str:
         local = self.clock.now().astimezone(self.policy.tz)
         day = local.strftime("%Y%m%d")
-        number = await self.redis.incr(keys.ticket_counter(day))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(keys.ticket_counter(day))
+            pipe.expire(keys.ticket_counter(day), TICKET_COUNTER_TTL_S)
+            number, _ = await pipe.execute()
         ticket_id = f"T{day}-{int(number):04d}"
         await self.redis.hset(keys.ticket(ticket_id), mapping={
             "handoff_id": handoff_id, "conversation_id": conversation_id, "status": "open", "reason": why,
@@ -476,7 +521,8 @@ class HandoffService:
         ok, code = await self._release(
             keys=[keys.handoff(handoff_id), keys.owner(cid), keys.queue(), keys.agent_active(seen or "none"),
                   keys.conversation_handoff(cid), keys.desk_events()],
-            args=[handoff_id, new_status, required, repr(self.clock.timestamp()), resolution, cid, seen],
+            args=[handoff_id, new_status, required, repr(self.clock.timestamp()), resolution, cid, seen,
+                  self.retention_s],
         )
         if not int(ok):
             raise _refuse(_s(code))
@@ -487,8 +533,11 @@ class HandoffService:
         else:
             await self._ask_csat(cid, handoff_id, language)
         if h.get("ticket_id"):
-            await self.redis.hset(keys.ticket(h["ticket_id"]), "status", "done")
-            await self.redis.zrem(keys.tickets(), h["ticket_id"])
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.ticket(h["ticket_id"]), "status", "done")
+                pipe.expire(keys.ticket(h["ticket_id"]), self.retention_s)
+                pipe.zrem(keys.tickets(), h["ticket_id"])
+                await pipe.execute()
         await self.resolve_alerts(handoff_id)
         await self.audit(actor, "hand_back" if new_status == "handed_back" else "close", cid, handoff_id,
                          {"resolution": resolution} if resolution else {})
@@ -575,17 +624,30 @@ class HandoffService:
                 continue
             if not await self.redis.set(keys.sla_alerted(hid), "1", nx=True, ex=self.store.ttl_s):
                 continue
-            alert_id = uuid.uuid4().hex[:12]
-            await self.redis.hset(keys.alert(alert_id), mapping={
-                "id": alert_id, "kind": "sla_pickup", "handoff_id": hid, "conversation_id": h["conversation_id"],
-                "raised_at": repr(now), "wait_s": int(now - float(h["created_at"])),
-                "reason_code": h["reason_code"], "effective_priority": h["effective_priority"]})
-            await self.redis.zadd(keys.alerts(), {alert_id: now})
-            await self.redis.xadd(keys.desk_events(), {"type": "alert", "handoff_id": hid,
-                                                       "conversation_id": h["conversation_id"]},
-                                  maxlen=DESK_EVENTS_MAXLEN, approximate=True)
+            alert_id = await self.raise_alert(
+                "sla_pickup", hid, h["conversation_id"], since=float(h["created_at"]),
+                fields={"reason_code": h["reason_code"], "effective_priority": h["effective_priority"]})
             raised.append(alert_id)
         return raised
+
+    async def raise_alert(self, kind: str, handoff_id: str, conversation_id: str, since: float,
+                          fields: Dict[str, Any] | None = None) -> str:
+        """A supervisor-visible alert (console: alerts list). It expires HANDOFF_RETENTION_S after it was raised
+        (the alerts index is pruned of older ones), or that long after it was resolved."""
+        now = self.clock.timestamp()
+        alert_id = uuid.uuid4().hex[:12]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.alert(alert_id), mapping={
+                "id": alert_id, "kind": kind, "handoff_id": handoff_id, "conversation_id": conversation_id,
+                "raised_at": repr(now), "wait_s": int(max(0.0, now - since)), **(fields or {})})
+            pipe.expire(keys.alert(alert_id), self.retention_s)
+            pipe.zadd(keys.alerts(), {alert_id: now})
+            pipe.zremrangebyscore(keys.alerts(), "-inf", now - self.retention_s)
+            pipe.xadd(keys.desk_events(), {"type": "alert", "handoff_id": handoff_id,
+                                           "conversation_id": conversation_id},
+                      maxlen=self.desk_events_maxlen, approximate=True)
+            await pipe.execute()
+        return alert_id
 
     async def alerts(self) -> List[Dict[str, Any]]:
         out = []
@@ -601,15 +663,20 @@ class HandoffService:
             if _s(await self.redis.hget(keys.alert(aid), "handoff_id") or b"") == handoff_id:
                 await self.redis.zrem(keys.alerts(), aid)
                 await self.redis.hset(keys.alert(aid), "resolved_at", repr(self.clock.timestamp()))
+                await self.redis.expire(keys.alert(aid), self.retention_s)
 
     # ------------------------------------------------------------------ audit
 
     async def audit(self, actor: Agent | None, action: str, conversation_id: str, handoff_id: str,
                     detail: Dict[str, Any]) -> None:
-        await self.redis.xadd(keys.audit(), {
-            "ts": repr(time.time()), "agent_id": actor.id if actor else "", "agent": actor.username if actor else
-            "system", "action": action, "conversation_id": conversation_id, "handoff_id": handoff_id,
-            "detail": json.dumps(detail, ensure_ascii=False)}, maxlen=AUDIT_MAXLEN, approximate=True)
+        min_id = f"{int((time.time() - self.audit_retention_s) * 1000)}-0"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.audit(), {
+                "ts": repr(time.time()), "agent_id": actor.id if actor else "", "agent": actor.username if actor
+                else "system", "action": action, "conversation_id": conversation_id, "handoff_id": handoff_id,
+                "detail": json.dumps(detail, ensure_ascii=False)}, maxlen=self.audit_maxlen, approximate=True)
+            pipe.xtrim(keys.audit(), minid=min_id, approximate=True)
+            await pipe.execute()
 
     async def audit_log(self, count: int = 200) -> List[Dict[str, Any]]:
         raw = await self.redis.xrevrange(keys.audit(), count=count)

@@ -153,3 +153,14 @@ def agent_dedupe(conversation_id: str, client_message_id: str) -> str:
 def webhook_outbox() -> str:
     """Stream: context packages waiting to be pushed to the external helpdesk (survives restarts)."""
     return f"{PREFIX}:webhook:outbox"
+
+
+def webhook_lock(entry_id: str) -> str:
+    """String flag (EX 30 s): one gateway process is delivering this outbox entry."""
+    return f"{PREFIX}:webhook:outbox:lock:{entry_id}"
+
+
+def undelivered_handoffs() -> str:
+    """Stream: handoff requests the action server could not deliver to the desk (written by actions/handoff.py),
+    re-sent by the gateways through the consumer group in handoff/undelivered.py; entries are deleted once done."""
+    return f"{PREFIX}:handoffs:undelivered"

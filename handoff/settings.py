@@ -42,6 +42,13 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_WEBHOOK_ATTEMPTS | 5 | delivery attempts per package before it is parked as failed |
     | HANDOFF_WEBHOOK_BACKOFF_S | 1.0 | first retry delay; doubles per attempt |
     | HANDOFF_WEBHOOK_TIMEOUT_S | 5.0 | timeout of one webhook request |
+    | HANDOFF_WEBHOOK_SECRET | (required with a URL) | key (>= 16 chars) of the webhook's HMAC signature |
+    | HANDOFF_RETENTION_S | 2592000 | closed/handed-back handoffs, their tickets, alerts, customer index expire |
+    | HANDOFF_AUDIT_RETENTION_S | 15552000 | audit entries older than this (180 days) are trimmed |
+    | HANDOFF_AUDIT_MAXLEN | 100000 | the audit stream keeps at most about this many entries |
+    | HANDOFF_DESK_EVENTS_MAXLEN | 10000 | the live desk-event stream keeps at most about this many entries |
+    | HANDOFF_UNDELIVERED_ATTEMPTS | 8 | re-sends of a handoff the action server could not deliver, then alert |
+    | HANDOFF_UNDELIVERED_BACKOFF_S | 2.0 | first re-send delay of such a handoff; doubles per attempt |
     | HANDOFF_CONTEXT_REFRESH_S | 2.0 | re-read the tracker this long after a handoff (Rasa saves that turn late) |
     | HANDOFF_SLA_PICKUP_S | 60 | a handoff not claimed this many seconds after queuing (service hours): alert |
     | HANDOFF_SLA_CHECK_INTERVAL_S | 5 | how often the SLA checker runs |
@@ -84,6 +91,13 @@ class GatewaySettings(BaseSettings):
     handoff_webhook_attempts: int = Field(default=5, ge=1)
     handoff_webhook_backoff_s: float = Field(default=1.0, ge=0)
     handoff_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    handoff_webhook_secret: str = ""
+    handoff_retention_s: int = Field(default=30 * 24 * 3600, ge=60)
+    handoff_audit_retention_s: int = Field(default=180 * 24 * 3600, ge=3600)
+    handoff_audit_maxlen: int = Field(default=100_000, ge=100)
+    handoff_desk_events_maxlen: int = Field(default=10_000, ge=100)
+    handoff_undelivered_attempts: int = Field(default=8, ge=1)
+    handoff_undelivered_backoff_s: float = Field(default=2.0, ge=0)
     handoff_context_refresh_s: float = Field(default=2.0, ge=0)
     handoff_sla_pickup_s: int = Field(default=60, ge=1)
     handoff_sla_check_interval_s: float = Field(default=5.0, gt=0)

@@ -25,6 +25,7 @@ from handoff.deps import (
     session_token,
 )
 from handoff.handoffs import REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+from handoff.redact import GENERIC as GENERIC_REDACTOR
 from handoff.sse import SSE_HEADERS, STREAM_ID, stream_events
 from handoff.store import decode_entry
 
@@ -117,7 +118,9 @@ async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: St
     if row["status"] in ("queued", "claimed"):
         await desk.refresh_context(handoff_id)
     context = await desk.context(handoff_id)
-    messages = [{**m.to_dict(), "author": a or None} for m, a in await store.entries(row["conversation_id"])]
+    redactor = await desk.redactor(row["conversation_id"])  # no verification digits, phones masked
+    messages = [{**redactor.message(m.to_dict()), "author": a or None}
+                for m, a in await store.entries(row["conversation_id"])]
     await desk.audit(agent, "view", row["conversation_id"], handoff_id, {})
     return {"handoff": row, "context": context, "messages": messages}
 
@@ -207,6 +210,7 @@ async def events(
     conversation_id = None
     if handoff_id:
         conversation_id = (await _row(desk, handoff_id))["conversation_id"]
+    redactor = await desk.redactor(conversation_id) if conversation_id else GENERIC_REDACTOR
     resume = request.headers.get("last-event-id") or after or ""
     parts = resume.split("|") if resume else []
     desk_cursor = parts[0] if parts and _valid(parts[0]) else "$"
@@ -223,7 +227,8 @@ async def events(
         if key == keys.desk_events():
             return "desk", {k.decode(): v.decode() for k, v in data.items()}
         message, author = decode_entry(entry_id, data)
-        return "message", {**message.to_dict(), "author": author or None, "conversation_id": conversation_id}
+        return "message", {**redactor.message(message.to_dict()), "author": author or None,
+                           "conversation_id": conversation_id}
 
     async def tick() -> None:
         await agents.touch(agent.id)

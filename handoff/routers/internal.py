@@ -1,20 +1,38 @@
 """Internal API for the action server: ``action_handoff_to_human`` opens a handoff here.
 
 Protected by a shared secret (X-Internal-Token = HANDOFF_INTERNAL_TOKEN); an empty setting disables the route.
+The token is checked by a router-level dependency BEFORE the body is read: an unauthenticated caller gets 401 and
+learns nothing about the schema (no 422), and its body is never parsed.
 """
 from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Any, Dict, List, Literal, Set
+from typing import Annotated, Any, Dict, List, Literal, Set
 
-from fastapi import APIRouter, Header, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from handoff.deps import DeskDep, SettingsDep, StoreDep, WebhookDep
 from handoff.handoffs import REASON_CODES
+from handoff.settings import GatewaySettings
 
-router = APIRouter(prefix="/internal", tags=["internal"])
+
+def _check_token(settings: GatewaySettings, token: str | None) -> None:
+    expected = settings.handoff_internal_token
+    if not expected or not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail="Missing or wrong X-Internal-Token.")
+
+
+async def require_internal_token(
+    settings: SettingsDep, x_internal_token: Annotated[str | None, Header()] = None,
+) -> None:
+    """Router-level guard: runs before any route of this router reads its body."""
+    _check_token(settings, x_internal_token)
+
+
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
 _background: Set[asyncio.Task[None]] = set()
 INBOUND_REASONS = tuple(c for c in REASON_CODES if c != "csat_low")  # csat_low is raised by the desk itself
 ReasonCode = Literal[INBOUND_REASONS]  # type: ignore[valid-type]
@@ -58,19 +76,24 @@ class HandoffOut(BaseModel):
     next_contact: str | None
 
 
-def _check_token(settings: SettingsDep, token: str | None) -> None:
-    expected = settings.handoff_internal_token
-    if not expected or not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="Missing or wrong X-Internal-Token.")
+def parse_request(raw: bytes) -> HandoffRequest:
+    """Validate a request body (also used for undelivered handoffs re-sent from Redis); 422 on any problem."""
+    try:
+        return HandoffRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False, include_context=False)]
+        ) from exc
 
 
 @router.post("/handoffs", response_model=HandoffOut)
 async def create_handoff(
-    body: HandoffRequest, desk: DeskDep, store: StoreDep, settings: SettingsDep, webhook: WebhookDep,
-    x_internal_token: str | None = Header(default=None),
+    request: Request, desk: DeskDep, store: StoreDep, settings: SettingsDep, webhook: WebhookDep,
 ) -> HandoffOut:
-    """Open a handoff (idempotent per conversation: while one is open, the open one is returned)."""
-    _check_token(settings, x_internal_token)
+    """Open a handoff (idempotent per conversation: while one is open, the open one is returned).
+
+    Body: :class:`HandoffRequest` (JSON). Read only after the token was accepted (router dependency)."""
+    body = parse_request(await request.body())
     if not await store.exists(body.conversation_id):
         raise HTTPException(status_code=404, detail="Unknown conversation.")
     outcome, created = await desk.create(body.model_dump(mode="json"))

@@ -131,14 +131,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "desk_settings(**kw): GatewaySettings overrides for the desk fixture")
+
+
 @pytest.fixture
-async def desk(redis_url: str):
+async def desk(redis_url: str, request: pytest.FixtureRequest):
     url = redis_url.rsplit("/", 1)[0] + "/2"
     redis = Redis.from_url(url)
     await redis.flushdb()
-    settings = GatewaySettings(redis_url=url, handoff_internal_token=TOKEN, handoff_clock=IN_HOURS,
-                               handoff_sla_check_interval_s=3600, web_sse_block_ms=300,
-                               handoff_context_refresh_s=0)
+    marker = request.node.get_closest_marker("desk_settings")
+    settings = GatewaySettings(**{"redis_url": url, "handoff_internal_token": TOKEN, "handoff_clock": IN_HOURS,
+                                  "handoff_sla_check_interval_s": 3600, "web_sse_block_ms": 300,
+                                  "handoff_context_refresh_s": 0, **(marker.kwargs if marker else {})})
     app = create_app(settings)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))

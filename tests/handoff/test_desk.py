@@ -18,6 +18,7 @@ from handoff.sse_client import sse_events
 from handoff.webhook import WebhookPusher
 
 ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"  # noqa: S105 - test secret
 
 
 async def _queued(desk, text: str = "I want a human", **overrides):
@@ -353,20 +354,23 @@ async def test_webhook_retries_until_delivered_and_never_blocks_the_handoff(desk
         return httpx.Response(201)
 
     pusher = WebhookPusher(desk.redis, "http://helpdesk.test/hook", attempts=5, backoff_s=0, timeout_s=1,
-                           http=httpx.AsyncClient(transport=httpx.MockTransport(helpdesk)))
+                           http=httpx.AsyncClient(transport=httpx.MockTransport(helpdesk)),
+                           secret=WEBHOOK_SECRET)
     desk.app.state.webhook = pusher
     cid, hid = await _queued(desk)
     assert (await desk.redis.hget(keys.handoff(hid), "webhook_status")) == b"pending"
     for _ in range(3):
         await pusher.run_once()
     assert attempts["n"] == 3
-    assert received[0]["handoff_id"] == hid and received[0]["schema_version"] == "1.0.0"
+    assert received[0]["handoff_id"] == hid and received[0]["schema_version"] == "1.1.0"
+    assert "conversation_id" not in received[0] and received[0]["conversation_ref"].startswith("cr_")
     assert (await desk.redis.hget(keys.handoff(hid), "webhook_status")) == b"delivered"
     assert await desk.redis.xlen(keys.webhook_outbox()) == 0
 
 
 async def test_unreachable_webhook_is_parked_as_failed(desk) -> None:
-    pusher = WebhookPusher(desk.redis, "http://127.0.0.1:9/hook", attempts=2, backoff_s=0, timeout_s=0.5)
+    pusher = WebhookPusher(desk.redis, "http://127.0.0.1:9/hook", attempts=2, backoff_s=0, timeout_s=0.5,
+                           secret=WEBHOOK_SECRET)
     desk.app.state.webhook = pusher
     _, hid = await _queued(desk)
     await pusher.run_once()
