@@ -2,25 +2,35 @@
 
 Passwords are stored as salted scrypt hashes; a session is an opaque random token whose SHA-256 is the Redis key
 (a copy of the database does not hand out live sessions), sliding-expiring after HANDOFF_SESSION_TTL_S.
+
+A login costs exactly one scrypt computation whether the username exists or not (an unknown name is checked
+against a dummy hash with the same parameters), so response times do not tell which accounts exist. Hashing runs
+in worker threads (scrypt releases the GIL), at most ``hash_workers`` at once, never on the event loop: a burst of
+logins does not stall the chats served by the same process. Throttling lives in handoff/login_guard.py.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Any, Callable, Dict, List, TypeVar
 
 from redis.asyncio import Redis
 
 from handoff import keys
 
+T = TypeVar("T")
 ROLES = ("agent", "supervisor")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 MIN_PASSWORD_CHARS = 8
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,40}$"
+# Same parameters as a real hash, a digest no password produces in practice: what an unknown username is checked
+# against, so it costs the same one scrypt computation as a known one.
+_DUMMY_HASH = f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${'00' * 16}${'00' * _SCRYPT['dklen']}"
 
 
 class AccountError(ValueError):
@@ -74,11 +84,18 @@ def _decode(raw: Dict[bytes, bytes]) -> Dict[str, str]:
 class AgentStore:
     """Accounts and sessions; one instance per process."""
 
-    def __init__(self, redis: Redis, session_ttl_s: int, presence_ttl_s: int, default_max_concurrent: int) -> None:
+    def __init__(self, redis: Redis, session_ttl_s: int, presence_ttl_s: int, default_max_concurrent: int,
+                 hash_workers: int = 2) -> None:
         self._redis = redis
         self._session_ttl_s = session_ttl_s
         self._presence_ttl_s = presence_ttl_s
         self._default_max = default_max_concurrent
+        self._hash_slots = asyncio.Semaphore(max(1, hash_workers))
+
+    async def _off_loop(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a password hash in a worker thread; at most ``hash_workers`` at once (each scrypt holds 16 MB)."""
+        async with self._hash_slots:
+            return await asyncio.to_thread(func, *args)
 
     async def create(self, username: str, password: str, role: str, display_name: str | None = None,
                      max_concurrent: int | None = None) -> Agent:
@@ -86,12 +103,13 @@ class AgentStore:
             raise AccountError(f"role must be one of {ROLES}")
         if len(password) < MIN_PASSWORD_CHARS:
             raise AccountError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        password_hash = await self._off_loop(hash_password, password)
         agent_id = uuid.uuid4().hex[:12]
         if not await self._redis.hsetnx(keys.agent_usernames(), username, agent_id):
             raise AccountError(f"username {username!r} is taken")
         await self._redis.hset(keys.agent(agent_id), mapping={
             "username": username, "display_name": display_name or username, "role": role,
-            "password": hash_password(password), "max_concurrent": max_concurrent or self._default_max,
+            "password": password_hash, "max_concurrent": max_concurrent or self._default_max,
             "created_at": time.time(),
         })
         agent = await self.get(agent_id)
@@ -110,11 +128,18 @@ class AgentStore:
         agents = [await self.get(i) for i in ids]
         return sorted((a for a in agents if a), key=lambda a: a.username)
 
-    async def login(self, username: str, password: str) -> str | None:
-        """Returns a new session token, or None (same answer for unknown user and wrong password)."""
+    async def id_for(self, username: str) -> str | None:
         agent_id = await self._redis.hget(keys.agent_usernames(), username)
-        stored = await self._redis.hget(keys.agent(agent_id.decode()), "password") if agent_id else None
-        if not verify_password(password, stored.decode() if stored else hash_password("timing-equaliser")):
+        return agent_id.decode() if agent_id else None
+
+    async def login(self, username: str, password: str) -> str | None:
+        """Returns a new session token, or None (same answer, same work for unknown user and wrong password:
+        the same two Redis reads and one scrypt computation in a worker thread)."""
+        agent_id = await self._redis.hget(keys.agent_usernames(), username)
+        stored = await self._redis.hget(keys.agent(agent_id.decode() if agent_id else ""), "password")
+        known = agent_id is not None and stored is not None
+        matches = await self._off_loop(verify_password, password, stored.decode() if known else _DUMMY_HASH)
+        if not (matches and known):
             return None
         assert agent_id is not None
         token = secrets.token_urlsafe(32)

@@ -24,6 +24,7 @@ from handoff.agents import AgentStore
 from handoff.canned import CannedAnswers
 from handoff.clock import Clock
 from handoff.handoffs import HandoffService
+from handoff.login_guard import LoginGuard
 from handoff.policy import DeskPolicy
 from handoff.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from handoff.rasa_client import RasaClient
@@ -51,7 +52,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                     connect_timeout_s=settings.rasa_connect_timeout_s,
                                     down_s=settings.rasa_worker_down_s)
         app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
-                                      settings.handoff_agent_max_concurrent)
+                                      settings.handoff_agent_max_concurrent, settings.handoff_login_hash_workers)
+        app.state.login_guard = LoginGuard(redis, settings.redis_url, settings.handoff_login_max_failures,
+                                           settings.handoff_login_ip_max_failures, settings.handoff_login_window_s,
+                                           settings.handoff_login_lock_s)
         app.state.clock = Clock.from_setting(settings.handoff_clock)
         app.state.desk = HandoffService(
             redis, app.state.store, app.state.agents, app.state.rasa, DeskPolicy.load(settings.handoff_policy_path),

@@ -1,7 +1,9 @@
-"""FastAPI dependencies: objects created once at start-up (see app.lifespan) and handed to routes."""
+"""FastAPI dependencies: objects created once at start-up (see app.lifespan) and handed to routes, and the agent
+desk's request checks (session, role, same origin)."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
@@ -9,6 +11,7 @@ from redis.asyncio import Redis
 from handoff.agents import Agent, AgentStore
 from handoff.canned import CannedAnswers
 from handoff.handoffs import HandoffService
+from handoff.login_guard import LoginGuard
 from handoff.protect import Throttle
 from handoff.rasa_client import RasaClient
 from handoff.settings import GatewaySettings
@@ -54,6 +57,10 @@ def get_throttle(request: Request) -> Throttle:
     return request.app.state.throttle
 
 
+def get_login_guard(request: Request) -> LoginGuard:
+    return request.app.state.login_guard
+
+
 def session_token(request: Request) -> str | None:
     """Bearer header (API clients) or the HttpOnly cookie set at login (the console, incl. EventSource)."""
     header = request.headers.get("authorization", "")
@@ -77,6 +84,52 @@ async def current_supervisor(agent: Annotated[Agent, Depends(current_agent)]) ->
     return agent
 
 
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CROSS_ORIGIN_DETAIL = "Cross-site request refused."
+
+
+def _authority(netloc: str, default_ports: tuple[int, ...]) -> str | None:
+    """``host[:port]`` of an origin or Host header, lower-cased, a default port dropped; None when malformed."""
+    try:
+        parts = urlsplit(f"//{netloc.strip()}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host if port is None or port in default_ports else f"{host}:{port}"
+
+
+def _origin_authority(origin: str) -> str | None:
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query or parts.username:
+        return None
+    return _authority(parts.netloc, (80,) if parts.scheme == "http" else (443,))
+
+
+async def same_origin(request: Request) -> None:
+    """CSRF defence in depth for the agent desk (on top of the SameSite=Strict session cookie): a state-changing
+    request is refused (403) when its ``Origin`` is present and is neither the gateway's own (the host and port
+    of the ``Host`` header; scheme not compared, a TLS proxy may sit in front) nor listed in
+    HANDOFF_ALLOWED_ORIGINS, or when the browser says ``Sec-Fetch-Site: cross-site`` for an origin not listed.
+    Behind a proxy that rewrites ``Host``, list the public origin in HANDOFF_ALLOWED_ORIGINS. Requests without
+    either header (curl, API clients with a bearer token) pass: browsers send them, and cannot forge them."""
+    if request.method not in STATE_CHANGING:
+        return
+    settings: GatewaySettings = request.app.state.settings
+    origin = request.headers.get("origin")
+    allowed = origin is not None and origin.strip().rstrip("/").lower() in settings.allowed_origins
+    if origin is not None and not allowed:
+        authority = _origin_authority(origin)
+        if authority is None or authority != _authority(request.headers.get("host", ""), (80, 443)):
+            raise HTTPException(status_code=403, detail=CROSS_ORIGIN_DETAIL)
+    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site" and not allowed:
+        raise HTTPException(status_code=403, detail=CROSS_ORIGIN_DETAIL)
+
+
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
 RasaDep = Annotated[RasaClient, Depends(get_rasa)]
 SettingsDep = Annotated[GatewaySettings, Depends(get_app_settings)]
@@ -86,5 +139,6 @@ AgentsDep = Annotated[AgentStore, Depends(get_agents)]
 CannedDep = Annotated[CannedAnswers, Depends(get_canned)]
 WebhookDep = Annotated[WebhookPusher, Depends(get_webhook)]
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
 AgentDep = Annotated[Agent, Depends(current_agent)]
 SupervisorDep = Annotated[Agent, Depends(current_supervisor)]

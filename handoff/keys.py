@@ -145,6 +145,18 @@ def session(token_hash: str) -> str:
     return f"{PREFIX}:session:{token_hash}"
 
 
+def login_lock(scope: str, ref: str) -> str:
+    """String (EX HANDOFF_LOGIN_LOCK_S): agent logins for this account or client address are refused (429).
+    ``scope`` is ``account`` or ``ip``; ``ref`` a keyed hash of the username / address (handoff/login_guard.py)."""
+    return f"{PREFIX}:login:lock:{scope}:{ref}"
+
+
+def login_inflight(scope: str, ref: str) -> str:
+    """Counter (EX 120 s): agent logins of this account / address whose password is being checked right now;
+    reserved against the failure budget so concurrent guesses cannot overshoot it."""
+    return f"{PREFIX}:login:inflight:{scope}:{ref}"
+
+
 def agent_dedupe(conversation_id: str, client_message_id: str) -> str:
     """String: stream id of an agent message already stored under this client id (retries are not doubled)."""
     return f"{PREFIX}:conv:{conversation_id}:agent_dedupe:{client_message_id}"

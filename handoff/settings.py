@@ -54,6 +54,12 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_SLA_CHECK_INTERVAL_S | 5 | how often the SLA checker runs |
     | HANDOFF_AGENT_MAX_CONCURRENT | 3 | conversations one agent may own at once (per-account override possible) |
     | HANDOFF_SESSION_TTL_S | 28800 | agent login sessions expire after this many seconds of inactivity |
+    | HANDOFF_LOGIN_MAX_FAILURES | 5 | failed agent logins on one account (from anywhere) that lock it |
+    | HANDOFF_LOGIN_IP_MAX_FAILURES | 20 | failed agent logins from one client address (any accounts) that lock it |
+    | HANDOFF_LOGIN_WINDOW_S | 900 | the moving window those failures are counted in |
+    | HANDOFF_LOGIN_LOCK_S | 900 | a locked account / address gets 429 + Retry-After this long, password unchecked |
+    | HANDOFF_LOGIN_HASH_WORKERS | 2 | password hashes computed at once, in threads off the event loop (16 MB each) |
+    | HANDOFF_ALLOWED_ORIGINS | (empty) | other origins (comma-separated) allowed to POST to /api/agent |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
@@ -103,6 +109,12 @@ class GatewaySettings(BaseSettings):
     handoff_sla_check_interval_s: float = Field(default=5.0, gt=0)
     handoff_agent_max_concurrent: int = Field(default=3, ge=1)
     handoff_session_ttl_s: int = Field(default=8 * 3600, ge=1)
+    handoff_login_max_failures: int = Field(default=5, ge=1)
+    handoff_login_ip_max_failures: int = Field(default=20, ge=1)
+    handoff_login_window_s: int = Field(default=900, ge=1)
+    handoff_login_lock_s: int = Field(default=900, ge=1)
+    handoff_login_hash_workers: int = Field(default=2, ge=1)
+    handoff_allowed_origins: str = ""
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
@@ -117,6 +129,10 @@ class GatewaySettings(BaseSettings):
     @property
     def trusted_proxies(self) -> list[str]:
         return [p.strip() for p in self.web_trusted_proxies.split(",") if p.strip()]
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/").lower() for o in self.handoff_allowed_origins.split(",") if o.strip()]
 
     def client_limits(self) -> dict[str, str]:
         """The per-client limits by name (handoff/protect.py: Throttle)."""

@@ -1,35 +1,47 @@
 """Agent desk API (used by the console at /agent): login, queue, claim, reply, transfer, hand back, close, live
-events. Every state-changing call is audited (handoff.handoffs.HandoffService.audit)."""
+events. Every state-changing call is audited (handoff.handoffs.HandoffService.audit), and so is every read of a
+conversation (allowed or refused).
+
+Security: logins are throttled per account and per client address (handoff/login_guard.py); every state-changing
+request must come from the gateway's own origin (handoff.deps.same_origin, for the whole router); a conversation
+(handoff, context, transcript, live messages) is readable only by its agent, by any agent while it waits in the
+queue (to decide whether to claim it), and by supervisors (:func:`may_read`).
+"""
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Dict, List, Literal
+from contextlib import aclosing
+from typing import Any, AsyncIterator, Dict, List, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from bot.text import clean_text
 from handoff import keys
+from handoff.agents import Agent, AgentStore
 from handoff.deps import (
     SESSION_COOKIE,
     AgentDep,
     AgentsDep,
     CannedDep,
     DeskDep,
+    LoginGuardDep,
     RedisDep,
     SettingsDep,
     StoreDep,
     SupervisorDep,
+    same_origin,
     session_token,
 )
 from handoff.handoffs import REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+from handoff.protect import client_ip, client_ref
 from handoff.redact import GENERIC as GENERIC_REDACTOR
 from handoff.sse import SSE_HEADERS, STREAM_ID, stream_events
 from handoff.store import decode_entry
 
-router = APIRouter(prefix="/api/agent", tags=["agent desk"])
+router = APIRouter(prefix="/api/agent", tags=["agent desk"], dependencies=[Depends(same_origin)])
 
 
 class LoginIn(BaseModel):
@@ -55,10 +67,20 @@ def _desk_call_error(exc: DeskError) -> HTTPException:
 
 
 @router.post("/login")
-async def login(body: LoginIn, response: Response, agents: AgentsDep, desk: DeskDep, settings: SettingsDep
-                ) -> Dict[str, Any]:
-    token = await agents.login(body.username, body.password)
+async def login(body: LoginIn, request: Request, response: Response, agents: AgentsDep, desk: DeskDep,
+                settings: SettingsDep, guard: LoginGuardDep) -> Dict[str, Any]:
+    ip_ref = client_ref(client_ip(request, settings.trusted_proxies), settings.client_salt)
+    account_ref = client_ref("account:" + body.username, settings.client_salt)
+    locked = await guard.begin(account_ref, ip_ref)
+    if locked is not None:  # refused before the password is looked at: a right one gets the same answer
+        raise HTTPException(status_code=429, detail=locked.detail, headers={"Retry-After": str(locked.retry_after_s)})
+    token = None
+    try:
+        token = await agents.login(body.username, body.password)
+    finally:
+        newly_locked = await guard.end(account_ref, ip_ref, success=token is not None)
     if token is None:
+        await _audit_failed_login(desk, agents, body.username, ip_ref, newly_locked)
         raise HTTPException(status_code=401, detail="Wrong username or password.")
     agent = await agents.authenticate(token)
     assert agent is not None
@@ -66,6 +88,16 @@ async def login(body: LoginIn, response: Response, agents: AgentsDep, desk: Desk
                         path="/")
     await desk.audit(agent, "login", "", "", {})
     return {"token": token, "agent": agent.public()}
+
+
+async def _audit_failed_login(desk: HandoffService, agents: AgentStore, username: str, client: str,
+                              locked: List[str]) -> None:
+    """Supervisors see guessing in the audit log: the account (only when it exists: a typed name may be a
+    password) and the client's pseudonym; a lock is an entry of its own."""
+    account = username if await agents.id_for(username) else None
+    await desk.audit(None, "login_failed", "", "", {"account": account, "client": client})
+    for scope in locked:
+        await desk.audit(None, "login_locked", "", "", {"scope": scope, "account": account, "client": client})
 
 
 @router.post("/logout")
@@ -104,17 +136,32 @@ async def mine(agent: AgentDep, desk: DeskDep) -> List[Dict[str, Any]]:
     return await desk.mine(agent)
 
 
-async def _row(desk: HandoffService, handoff_id: str) -> Dict[str, Any]:
+def may_read(agent: Agent, handoff: Dict[str, str]) -> bool:
+    """Who may read a conversation: supervisors; its agent (``agent_id``: the owner, or the last one of a closed or
+    handed-back case); any agent while it waits in the queue, unless it is a reopened supervisors-only case."""
+    if agent.is_supervisor:
+        return True
+    if handoff.get("agent_id") and handoff.get("agent_id") == agent.id:
+        return True
+    return handoff.get("status") == "queued" and handoff.get("supervisor_only") != "1"
+
+
+async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, what: str) -> Dict[str, Any]:
+    """The handoff's summary row if ``agent`` may read it; a refusal (403) is audited too."""
     try:
-        return desk.summary_row(await desk.require(handoff_id))
+        handoff = await desk.require(handoff_id)
     except DeskError as exc:
         raise _desk_call_error(exc) from exc
+    if not may_read(agent, handoff):
+        await desk.audit(agent, "view_denied", handoff["conversation_id"], handoff_id, {"what": what})
+        raise HTTPException(status_code=403, detail="This conversation belongs to another agent.")
+    return desk.summary_row(handoff)
 
 
 @router.get("/handoffs/{handoff_id}")
 async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep) -> Dict[str, Any]:
     """The handoff, its context package and the live transcript (including messages after the handoff)."""
-    row = await _row(desk, handoff_id)
+    row = await _readable_row(desk, agent, handoff_id, "handoff")
     if row["status"] in ("queued", "claimed"):
         await desk.refresh_context(handoff_id)
     context = await desk.context(handoff_id)
@@ -206,10 +253,21 @@ async def events(
     """Live desk events (queue changes, claims, alerts) and, with ``handoff_id``, that conversation's messages.
 
     Event id = ``<desk stream id>|<conversation stream id>``; Last-Event-ID resumes exactly where it stopped.
+    Opening a conversation's stream is a read: checked (:func:`may_read`) and audited. The right is checked again
+    on every desk event about that handoff and on every keep-alive; once it is lost (claimed by a colleague,
+    transferred away) no further message is sent and the stream ends.
     """
     conversation_id = None
+    access = {"granted": True}
     if handoff_id:
-        conversation_id = (await _row(desk, handoff_id))["conversation_id"]
+        conversation_id = (await _readable_row(desk, agent, handoff_id, "events"))["conversation_id"]
+        await desk.audit(agent, "view_events", conversation_id, handoff_id, {})
+
+    async def recheck() -> None:
+        if handoff_id and access["granted"]:
+            handoff = await desk.get_row_fields(handoff_id)
+            access["granted"] = handoff is not None and may_read(agent, handoff)
+
     redactor = await desk.redactor(conversation_id) if conversation_id else GENERIC_REDACTOR
     resume = request.headers.get("last-event-id") or after or ""
     parts = resume.split("|") if resume else []
@@ -225,18 +283,29 @@ async def events(
 
     async def format_entry(key: str, entry_id: bytes, data: Dict[bytes, bytes], _: Dict[str, str]):
         if key == keys.desk_events():
-            return "desk", {k.decode(): v.decode() for k, v in data.items()}
+            event = {k.decode(): v.decode() for k, v in data.items()}
+            if handoff_id and event.get("handoff_id") == handoff_id:
+                await recheck()
+            return "desk", event
+        if not access["granted"]:
+            return None
         message, author = decode_entry(entry_id, data)
         return "message", {**redactor.message(message.to_dict()), "author": author or None,
                            "conversation_id": conversation_id}
 
     async def tick() -> None:
         await agents.touch(agent.id)
+        await recheck()
 
-    return StreamingResponse(
-        stream_events(request, redis, cursors, settings.web_sse_block_ms, format_entry, tick),
-        media_type="text/event-stream", headers=SSE_HEADERS,
-    )
+    async def frames() -> AsyncIterator[str]:
+        inner = stream_events(request, redis, cursors, settings.web_sse_block_ms, format_entry, tick)
+        async with aclosing(inner):
+            async for chunk in inner:
+                yield chunk
+                if not access["granted"]:
+                    return
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def _valid(cursor: str) -> bool:

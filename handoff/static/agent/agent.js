@@ -175,10 +175,39 @@
 
   // ---------------------------------------------------------------- conversation
 
+  // Only the owner, supervisors, and (while it waits in the queue) every agent may read a conversation: when a
+  // colleague claims it or it is transferred away, the server answers 403 and the view is left.
+  function leaveConversation(reason) {
+    state.selected = null;
+    state.handoff = null;
+    state.context = null;
+    $("conversation").hidden = true;
+    $("context-panel").hidden = true;
+    $("empty-state").textContent = reason || "Select a conversation from the queue.";
+    $("empty-state").hidden = false;
+    for (const li of document.querySelectorAll(".list li")) {
+      li.classList.remove("selected");
+    }
+    openEvents();
+  }
+
+  function lostAccess(err) {
+    return err instanceof ApiError && (err.status === 403 || err.status === 404);
+  }
+
   async function select(handoffId) {
     state.selected = handoffId;
     $("action-error").textContent = "";
-    const data = await api("GET", `/api/agent/handoffs/${encodeURIComponent(handoffId)}`);
+    let data;
+    try {
+      data = await api("GET", `/api/agent/handoffs/${encodeURIComponent(handoffId)}`);
+    } catch (err) {
+      if (lostAccess(err)) {
+        leaveConversation(err.detail);
+        return;
+      }
+      throw err;
+    }
     state.handoff = data.handoff;
     state.context = data.context;
     state.knownMessageIds = new Set();
@@ -341,7 +370,17 @@
 
   async function reloadSelected() {
     if (state.selected) {
-      const data = await api("GET", `/api/agent/handoffs/${encodeURIComponent(state.selected)}`);
+      let data;
+      try {
+        data = await api("GET", `/api/agent/handoffs/${encodeURIComponent(state.selected)}`);
+      } catch (err) {
+        if (!lostAccess(err)) {
+          throw err;
+        }
+        leaveConversation(err.detail);
+        scheduleRefresh();
+        return;
+      }
       state.handoff = data.handoff;
       for (const message of data.messages) {
         appendMessage(message);
