@@ -1,10 +1,10 @@
 # The two commands of the README:  `make run` (set up + run everything)  and  `make test` (whole test suite).
-.PHONY: setup run test bench kb lint lock
+.PHONY: setup run test bench kb lint lock supervisor
 
 setup:            ## environments, models, indexes, database (idempotent; seconds when nothing changed)
 	scripts/setup.sh
 
-run: setup        ## start Redis, Rasa, action server, web chat; Ctrl-C stops everything
+run: setup        ## start Redis, Rasa, action server, web chat; crashed services restart; Ctrl-C stops everything
 	.venv-app/bin/python scripts/stack.py
 
 test:             ## the whole suite, as CI runs it
@@ -12,6 +12,11 @@ test:             ## the whole suite, as CI runs it
 
 bench: setup      ## throughput/latency of this bot vs a plain `rasa init` bot, through the same kind of API
 	.venv-app/bin/python scripts/bench.py
+
+supervisor:       ## first agent-desk account on the project's Redis (password from var/redis): make supervisor USERNAME=boss
+	@test -n "$(USERNAME)" || { echo "usage: make supervisor USERNAME=<name>" >&2; exit 2; }
+	@REDIS_URL="$${REDIS_URL:-redis://:$$(cat var/redis/password)@127.0.0.1:6379/0}" \
+	  .venv-app/bin/python -m handoff.admin create-supervisor --username "$(USERNAME)"
 
 lint:
 	.venv-app/bin/ruff check .
