@@ -39,6 +39,12 @@ NOT_RECORDED = {
     EN: "Sorry, a technical problem stopped me from passing your request to our agents, and it was not recorded. "
         "Please ask for a person again in a few minutes.",
 }
+RATE_LIMITED: Dict[str, Any] = {"status": "rate_limited"}  # _send's answer when the desk refused with 429
+TOO_MANY = {
+    ZH: "抱歉，您的网络连接在短时间内发起了过多的人工客服请求，请几分钟后再试。我仍可以继续为您解答问题。",
+    EN: "Sorry, too many requests for a person came from your connection in a short time. Please try again in a "
+        "few minutes; I can keep helping you meanwhile.",
+}
 SENSITIVE_PREFIX = "sensitive_"
 
 
@@ -185,6 +191,9 @@ class ActionHandoffToHuman(Action):
         }
         body = redact_request(body, tracker)
         result, kept = await self._send(body)
+        if result == RATE_LIMITED:
+            dispatcher.utter_message(text=TOO_MANY[language])
+            return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", False)]
         if result is None and not kept:
             # Nothing reached anyone: say so, and leave the conversation free to escalate again.
             dispatcher.utter_message(text=NOT_RECORDED[language])
@@ -211,6 +220,10 @@ class ActionHandoffToHuman(Action):
                                            headers={"X-Internal-Token": cfg.handoff_internal_token})
             if 200 <= response.status_code < 300:
                 return response.json(), True
+            if response.status_code == 429:
+                # The desk refused on purpose (per-client handoff limit): not an outage, nothing to re-send.
+                logger.warning("handoff refused: too many handoffs from this client")
+                return RATE_LIMITED, False
             logger.error("handoff service answered HTTP %s", response.status_code)
         except (httpx.HTTPError, ValueError) as exc:
             logger.error("handoff service unreachable: %s", exc)

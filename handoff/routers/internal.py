@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
-from handoff.deps import DeskDep, SettingsDep, StoreDep, WebhookDep
+from handoff.deps import DeskDep, SettingsDep, StoreDep, ThrottleDep, WebhookDep
 from handoff.handoffs import REASON_CODES
 from handoff.settings import GatewaySettings
 
@@ -89,6 +89,7 @@ def parse_request(raw: bytes) -> HandoffRequest:
 @router.post("/handoffs", response_model=HandoffOut)
 async def create_handoff(
     request: Request, desk: DeskDep, store: StoreDep, settings: SettingsDep, webhook: WebhookDep,
+    throttle: ThrottleDep,
 ) -> HandoffOut:
     """Open a handoff (idempotent per conversation: while one is open, the open one is returned).
 
@@ -96,6 +97,14 @@ async def create_handoff(
     body = parse_request(await request.body())
     if not await store.exists(body.conversation_id):
         raise HTTPException(status_code=404, detail="Unknown conversation.")
+    if not await desk.open_for(body.conversation_id):
+        # A new handoff counts against the client that opened the conversation (WEB_LIMIT_HANDOFFS): one client
+        # cannot fill the queue by opening conversation after conversation.
+        client = (await store.meta(body.conversation_id)).get("client") or f"conversation:{body.conversation_id}"
+        limited = await throttle.hit("handoff", client)
+        if limited:
+            raise HTTPException(status_code=429, detail="Too many handoffs from this client.",
+                                headers={"Retry-After": str(limited.retry_after_s)})
     outcome, created = await desk.create(body.model_dump(mode="json"))
     if created:
         # Rasa saves the escalating turn only after the action returns: re-read the tracker shortly after,
