@@ -12,6 +12,11 @@ TEXTS = {
         ZH: "抱歉，系统暂时繁忙，您的消息已保存。请稍后再试，或输入“人工”联系客服。",
         EN: "Sorry, I'm having a technical problem right now. Your message is saved; please try again in a moment.",
     },
+    "bot_incomplete": {
+        ZH: "抱歉，刚才处理您的消息时出了点问题，没能完成回复。您的消息已保存，请稍后再发送一次。",
+        EN: "Sorry, something went wrong while I was handling your message and I could not finish my answer. "
+            "Your message is saved; please send it again in a moment.",
+    },
     "agent_owns": {
         ZH: "您的消息已转给正在为您服务的人工客服。",
         EN: "Your message has been passed to the agent helping you.",

@@ -26,6 +26,7 @@ from handoff.messages import say, say_in
 from handoff.rasa_client import RasaError
 from handoff.sse import SSE_HEADERS, STREAM_ID, stream_events
 from handoff.store import BOT, PENDING, QUEUE, ChatMessage, decode_entry
+from handoff.turns import RetryableNotice, check_silent_turn
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/webchat", tags=["webchat"])
@@ -159,7 +160,10 @@ async def _answer_and_store(
     replies = await _answer(conversation_id, text, body.metadata, store, rasa, settings, desk, client)
     stored = [await store.append(conversation_id, m) for m in replies]
     payload = [m.to_dict() for m in stored]
-    await store.store_reply(conversation_id, body.message_id, payload)
+    if any(isinstance(m, RetryableNotice) for m in replies):
+        await store.expire_lease(conversation_id, body.message_id)  # apologised: a retry is answered afresh
+    else:
+        await store.store_reply(conversation_id, body.message_id, payload)
     return ReplyOut(conversation_id=conversation_id, messages=[MessageOut(**m) for m in payload])
 
 
@@ -190,17 +194,27 @@ async def _answer(
             key = "queued" if owner == QUEUE else "agent_owns"
             return [ChatMessage(role="system", text=say(key, text, ui_lang))]
         return []
+    bot_text = text[: settings.web_nlu_chars]
     try:
         rasa_messages = await rasa.send_message(
             conversation_id,
-            text[: settings.web_nlu_chars],
+            bot_text,
             {**metadata.model_dump(exclude_none=True), "ui_lang": ui_lang, "channel": CHANNEL,
              "client": client},
         )
     except RasaError as exc:
         logger.warning("bot unavailable for %s: %s", conversation_id, exc)
-        return [ChatMessage(role="system", text=say("bot_unavailable", text, ui_lang))]
-    return _bot_messages(rasa_messages)
+        # No worker received it: a retry of this message may ask again. A worker that did receive it may still
+        # answer into the tracker, so that apology is final (a retry replays it instead of asking twice).
+        notice = ChatMessage if exc.delivered else RetryableNotice
+        return [notice(role="system", text=say("bot_unavailable", text, ui_lang))]
+    replies = _bot_messages(rasa_messages)
+    # Nothing said: an action that failed (action server down) or a turn that needs no answer (handoff, listen)?
+    if not replies and await store.owner(conversation_id) == BOT and await check_silent_turn(
+        rasa, conversation_id, bot_text
+    ):
+        return [RetryableNotice(role="system", text=say("bot_incomplete", text, ui_lang))]
+    return replies
 
 
 async def _as_customer_text(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 
 def closed_port() -> int:
@@ -25,6 +25,8 @@ class FakeRasa:
         self.mode = "answer"  # answer | hang | drop | empty
         self.hang_s = 5.0
         self.tracker: Dict[str, Any] = {"events": []}
+        # Awaited with each REST message before the answer (e.g. to change the owner key meanwhile).
+        self.before_answer: Optional[Callable[[Dict[str, Any]], Awaitable[None]]] = None
         self._server: Optional[asyncio.AbstractServer] = None
         self.port = 0
 
@@ -63,6 +65,8 @@ class FakeRasa:
                     return
                 if self.mode == "hang":
                     await asyncio.sleep(self.hang_s)
+                if self.before_answer is not None and path == "/webhooks/rest/webhook":
+                    await self.before_answer(body)
                 status, payload = self._answer(method, path, body)
                 data = json.dumps(payload).encode()
                 writer.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
