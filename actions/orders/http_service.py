@@ -5,7 +5,9 @@ Failure policy, chosen for a chat bot that must answer within seconds:
   (a slow backend gets slower under retries, and the customer is waiting);
 * connection errors and 5xx responses are retried with exponential back-off, then
   :class:`BackendUnavailable`; POSTs carry an ``Idempotency-Key`` that stays the same across
-  retries so a retried cancel/return cannot happen twice;
+  retries so a retried cancel/return cannot happen twice; cancel and address change take the
+  caller's key for the requested change, so a call made again after a timeout replays the first
+  one's real result instead of applying it twice;
 * 4xx responses map to the typed errors and are never retried;
 * only ``200 <= status < 300`` with a body matching the schema counts as success.
 """
@@ -106,9 +108,20 @@ class HttpOrderService:
         canonical = normalise_order_number(number, self._policy)  # bad input never leaves the process
         return f"/orders/{quote(canonical, safe='')}{suffix}"
 
-    def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """Send with retries; return the decoded JSON of a 2xx response or raise a typed error."""
-        headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex} if method == "POST" else {}
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send with retries; return the decoded JSON of a 2xx response or raise a typed error.
+
+        ``idempotency_key``: the caller's key for this change (the same for every call that requests the same
+        change, e.g. after a timeout); without one each call gets a fresh key, shared only by its own retries."""
+        headers = {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex} if method == "POST" else {}
         attempts = 1 + self._retries
         last_problem = "no attempt made"
         for attempt in range(attempts):
@@ -173,13 +186,18 @@ class HttpOrderService:
     def tracking(self, number: str) -> TrackingInfo:
         return self._parse(TrackingInfo, self._send("GET", self._path(number, "/tracking")))
 
-    def cancel_order(self, number: str, *, phone_last4: str) -> CancelResult:
-        body = self._send("POST", self._path(number, "/cancel"), json={"phone_last4": phone_last4})
+    def cancel_order(self, number: str, *, phone_last4: str, idempotency_key: str | None = None) -> CancelResult:
+        body = self._send(
+            "POST", self._path(number, "/cancel"), json={"phone_last4": phone_last4}, idempotency_key=idempotency_key
+        )
         return self._parse(CancelResult, body)
 
-    def change_address(self, number: str, address: NewAddress, *, phone_last4: str) -> AddressChangeResult:
+    def change_address(
+        self, number: str, address: NewAddress, *, phone_last4: str, idempotency_key: str | None = None
+    ) -> AddressChangeResult:
         payload = {"phone_last4": phone_last4, "address": to_wire(address)}
-        return self._parse(AddressChangeResult, self._send("POST", self._path(number, "/address"), json=payload))
+        body = self._send("POST", self._path(number, "/address"), json=payload, idempotency_key=idempotency_key)
+        return self._parse(AddressChangeResult, body)
 
     def create_return(
         self,

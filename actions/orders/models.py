@@ -285,3 +285,20 @@ class Coupon(Base):
 
     customer: Mapped[Customer] = relationship(back_populates="coupons")
     order: Mapped[Order | None] = relationship(back_populates="coupons")
+
+
+class OrderChange(Base):
+    """One requested change (cancel, address) by its idempotency key, stored in the change's own transaction.
+
+    A request that timed out on the caller's side may still commit: sent again with the same key it is not applied
+    a second time, and the stored result is its real outcome."""
+
+    __tablename__ = "order_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)  # the result as JSON (docs/MERCHANT_API.md)
+    created_at: Mapped[datetime]

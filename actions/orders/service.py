@@ -15,6 +15,8 @@ Contract shared by both:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
@@ -82,6 +84,8 @@ __all__ = [
     "mask_name",
     "mask_phone",
     "utc_now",
+    "change_key",
+    "request_hash",
 ]
 
 # Refusal codes (stable; actions pick responses by them). Return refusals live in rules.py.
@@ -107,6 +111,23 @@ class Outcome(StrEnum):
 class CompensationChoice(StrEnum):
     COUPON = "coupon"
     SHIPPING_REFUND = "shipping_refund"
+
+
+# --- idempotency of changes ------------------------------------------------------------------------
+
+IDEMPOTENCY_KEY_LENGTH = 32  # hex characters (docs/MERCHANT_API.md: Idempotency-Key)
+
+
+def change_key(*parts: object) -> str:
+    """Idempotency key of one requested change: a hash of what identifies it (e.g. conversation, question, order,
+    kind, new values). Equal parts give the same key, so a resent request cannot be applied twice."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts], ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()[:IDEMPOTENCY_KEY_LENGTH]
+
+
+def request_hash(*parts: object) -> str:
+    """Fingerprint of a change's content, stored with its key: the same key for different content is refused."""
+    return hashlib.sha256(json.dumps([str(p) for p in parts], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 # --- masking: reads never expose full personal data ----------------------------------------------
@@ -360,12 +381,19 @@ class OrderService(Protocol):
         """Shipments and tracking events, oldest first."""
         ...
 
-    def cancel_order(self, number: str, *, phone_last4: str) -> CancelResult:
-        """Cancel before shipping; a paid order gets a refund to the original method."""
+    def cancel_order(self, number: str, *, phone_last4: str, idempotency_key: str | None = None) -> CancelResult:
+        """Cancel before shipping; a paid order gets a refund to the original method.
+
+        ``idempotency_key`` names this requested change (see :func:`change_key`): sent again with the same key, the
+        change is not applied twice and the first request's result comes back (its real outcome, even when the
+        first call timed out on the caller's side and committed later)."""
         ...
 
-    def change_address(self, number: str, address: NewAddress, *, phone_last4: str) -> AddressChangeResult:
-        """Change recipient/address before shipping; the promised date is recomputed."""
+    def change_address(
+        self, number: str, address: NewAddress, *, phone_last4: str, idempotency_key: str | None = None
+    ) -> AddressChangeResult:
+        """Change recipient/address before shipping; the promised date is recomputed. ``idempotency_key``: as
+        for :meth:`cancel_order` (a key reused for a different address raises InvalidInput)."""
         ...
 
     def create_return(

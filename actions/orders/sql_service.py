@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import re
 import secrets
 import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -36,7 +39,7 @@ from actions.orders.errors import (
     NotVerified,
     OrderNotFound,
 )
-from actions.orders.models import Coupon, Exchange, Order, OrderItem, Refund, ReturnRequest, Shipment
+from actions.orders.models import Coupon, Exchange, Order, OrderChange, OrderItem, Refund, ReturnRequest, Shipment
 from actions.orders.policy import StorePolicy, load_policy
 from actions.orders.service import (
     ALREADY_SHIPPED,
@@ -68,10 +71,12 @@ from actions.orders.service import (
     mask_address_line,
     mask_name,
     mask_phone,
+    request_hash,
     utc_now,
 )
 from actions.orders.settings import OrderSettings
 from actions.orders.validation import normalise_order_number, normalise_phone, normalise_phone_digits, unsafe_reason
+from actions.orders.wire import from_wire, to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,10 @@ COUPON_CODE_ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits
 COUPON_CODE_LENGTH = 10
 _CLOSED_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.RETURNED})
 _POSTGRES_QUERY_CANCELED = "57014"  # SQLSTATE raised when statement_timeout fires
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CHANGE_CANCEL = "cancel"
+CHANGE_ADDRESS = "address"
+T = TypeVar("T")
 
 
 def new_coupon_code() -> str:
@@ -396,40 +405,101 @@ class SqlOrderService:
     def _refusal_for_change(self, order: Order) -> str:
         return ORDER_CLOSED if order.status in _CLOSED_STATUSES else ALREADY_SHIPPED
 
-    def cancel_order(self, number: str, *, phone_last4: str) -> CancelResult:
+    # Idempotency (issue 12): a change sent again with the same key is answered from its record, written in the
+    # change's own transaction, so a timed-out request that committed later is neither lost nor applied twice.
+
+    def _once(self, run: Callable[[], T], key: str | None) -> T:
+        if key is None:
+            return run()
+        if not _KEY_RE.fullmatch(key):
+            raise InvalidInput("idempotency_key", "format")
+        try:
+            return run()
+        except IntegrityError:
+            # A concurrent request with the same key committed first (unique key): the second pass replays it.
+            try:
+                return run()
+            except IntegrityError as exc:
+                raise BackendUnavailable("could not record the change") from exc
+
+    @staticmethod
+    def _replayed(
+        session: Session, key: str | None, order: Order, kind: str, fingerprint: str, tp: type[T]
+    ) -> T | None:
+        if key is None:
+            return None
+        change = session.scalars(select(OrderChange).where(OrderChange.key == key)).one_or_none()
+        if change is None:
+            return None
+        if change.order_id != order.id or change.kind != kind or change.request_hash != fingerprint:
+            raise InvalidInput("idempotency_key", "reused")
+        return from_wire(tp, json.loads(change.result))
+
+    @staticmethod
+    def _record(
+        session: Session, key: str | None, order: Order, kind: str, fingerprint: str, result: Any, now: datetime
+    ) -> None:
+        if key is None:
+            return
+        session.add(
+            OrderChange(
+                key=key,
+                order_id=order.id,
+                kind=kind,
+                request_hash=fingerprint,
+                result=json.dumps(to_wire(result), ensure_ascii=False),
+                created_at=now,
+            )
+        )
+        session.flush()
+
+    def cancel_order(self, number: str, *, phone_last4: str, idempotency_key: str | None = None) -> CancelResult:
+        return self._once(lambda: self._cancel(number, phone_last4, idempotency_key), idempotency_key)
+
+    def _cancel(self, number: str, phone_last4: str, key: str | None) -> CancelResult:
         now = self._now()
-        with self._session() as session:
+        fingerprint = request_hash(CHANGE_CANCEL)
+        with self._session(pass_integrity_errors=key is not None) as session:
             order = self._load(session, number, for_update=True)
             self._require_verified(order, phone_last4)
-            if order.status is OrderStatus.CANCELLED:
-                previous = next((r for r in order.refunds if r.kind is RefundKind.CANCELLATION), None)
-                return CancelResult(
-                    order.number,
-                    Outcome.ALREADY_DONE,
-                    None,
-                    order.status,
-                    self._refund_info(previous) if previous else None,
-                )
-            if not rules.can_change_before_shipping(order.status, self._policy):
-                return CancelResult(
-                    order.number,
-                    Outcome.NOT_ALLOWED,
-                    self._refusal_for_change(order),
-                    self._effective_status(order, now),
-                    None,
-                )
-            order.status = OrderStatus.CANCELLED
-            order.cancelled_at = now
-            refund = None
-            if order.paid_at is not None and order.total_cents > 0:
-                refund = self._new_refund(order, RefundKind.CANCELLATION, order.total_cents, now)
-            session.flush()
-            return CancelResult(
-                order.number, Outcome.DONE, None, order.status, self._refund_info(refund) if refund else None
-            )
+            replay = self._replayed(session, key, order, CHANGE_CANCEL, fingerprint, CancelResult)
+            if replay is not None:
+                return replay
+            result = self._apply_cancel(session, order, now)
+            self._record(session, key, order, CHANGE_CANCEL, fingerprint, result, now)
+            return result
 
-    def change_address(self, number: str, address: NewAddress, *, phone_last4: str) -> AddressChangeResult:
-        now = self._now()
+    def _apply_cancel(self, session: Session, order: Order, now: datetime) -> CancelResult:
+        if order.status is OrderStatus.CANCELLED:
+            previous = next((r for r in order.refunds if r.kind is RefundKind.CANCELLATION), None)
+            return CancelResult(
+                order.number,
+                Outcome.ALREADY_DONE,
+                None,
+                order.status,
+                self._refund_info(previous) if previous else None,
+            )
+        if not rules.can_change_before_shipping(order.status, self._policy):
+            return CancelResult(
+                order.number,
+                Outcome.NOT_ALLOWED,
+                self._refusal_for_change(order),
+                self._effective_status(order, now),
+                None,
+            )
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_at = now
+        refund = None
+        if order.paid_at is not None and order.total_cents > 0:
+            refund = self._new_refund(order, RefundKind.CANCELLATION, order.total_cents, now)
+        session.flush()
+        return CancelResult(
+            order.number, Outcome.DONE, None, order.status, self._refund_info(refund) if refund else None
+        )
+
+    def change_address(
+        self, number: str, address: NewAddress, *, phone_last4: str, idempotency_key: str | None = None
+    ) -> AddressChangeResult:
         fields = {
             "recipient_name": _clean_field(address.recipient_name, "recipient_name", _column_length("recipient_name")),
             "province": _clean_field(address.province, "province", _column_length("province")),
@@ -438,11 +508,21 @@ class SqlOrderService:
             "address_line": _clean_field(address.address_line, "address_line", _column_length("address_line")),
             "recipient_phone": normalise_phone(address.phone, self._policy),
         }
-        with self._session() as session:
+        return self._once(lambda: self._change_address(number, fields, phone_last4, idempotency_key), idempotency_key)
+
+    def _change_address(
+        self, number: str, fields: dict[str, str], phone_last4: str, key: str | None
+    ) -> AddressChangeResult:
+        now = self._now()
+        fingerprint = request_hash(CHANGE_ADDRESS, *(f"{k}={fields[k]}" for k in sorted(fields)))
+        with self._session(pass_integrity_errors=key is not None) as session:
             order = self._load(session, number, for_update=True)
             self._require_verified(order, phone_last4)
+            replay = self._replayed(session, key, order, CHANGE_ADDRESS, fingerprint, AddressChangeResult)
+            if replay is not None:
+                return replay
             if not rules.can_change_before_shipping(order.status, self._policy):
-                return AddressChangeResult(
+                result = AddressChangeResult(
                     order.number,
                     Outcome.NOT_ALLOWED,
                     self._refusal_for_change(order),
@@ -450,16 +530,19 @@ class SqlOrderService:
                     self._address(order),
                     order.promised_delivery_date,
                 )
-            for key, value in fields.items():
-                setattr(order, key, value)
-            if order.paid_at is not None:
-                order.promised_delivery_date = rules.promised_delivery_date(
-                    order.paid_at, order.province, order.city, order.express, self._policy, order.presale_ship_date
+            else:
+                for name, value in fields.items():
+                    setattr(order, name, value)
+                if order.paid_at is not None:
+                    order.promised_delivery_date = rules.promised_delivery_date(
+                        order.paid_at, order.province, order.city, order.express, self._policy, order.presale_ship_date
+                    )
+                session.flush()
+                result = AddressChangeResult(
+                    order.number, Outcome.DONE, None, order.status, self._address(order), order.promised_delivery_date
                 )
-            session.flush()
-            return AddressChangeResult(
-                order.number, Outcome.DONE, None, order.status, self._address(order), order.promised_delivery_date
-            )
+            self._record(session, key, order, CHANGE_ADDRESS, fingerprint, result, now)
+            return result
 
     @staticmethod
     def _check_quantity(quantity: int) -> None:

@@ -30,13 +30,14 @@ EXPECTED_TABLES = {
     "refunds",
     "exchanges",
     "coupons",
+    "order_changes",
 }
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     assert set(inspect(engine).get_table_names()) >= EXPECTED_TABLES
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
@@ -50,7 +51,7 @@ def test_downgrade_to_base_removes_the_schema_and_upgrade_is_repeatable(engine: 
     assert not EXPECTED_TABLES & set(inspect(engine).get_table_names())
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_database_rejects_invalid_rows(session_factory: sessionmaker[Session]) -> None:
@@ -125,7 +126,7 @@ def test_upgrade_command_line(db_url: str) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("revision 0001")
+    assert result.stdout.strip().endswith("revision 0002")
 
 
 def test_plain_postgres_urls_use_psycopg_3() -> None:
