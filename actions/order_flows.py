@@ -9,6 +9,7 @@ conversation goes on. Changes (cancel, address, compensation choice) are confirm
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from actions import verification as v
 from actions.forms import SLOT_NEW_ADDRESS, SLOT_PENDING_ADDRESS, SLOT_RETURN_ITEM, SLOT_RETURN_REASON
 from actions.orders import rules
 from actions.orders.enums import PARCEL_ON_THE_WAY, OrderStatus, ReturnReason
-from actions.orders.errors import BackendError, InvalidInput, NotVerified, OrderServiceError
+from actions.orders.errors import BackendError, BackendTimeout, InvalidInput, NotVerified, OrderServiceError
 from actions.orders.policy import StorePolicy
 from actions.orders.service import (
     ALREADY_SHIPPED,
@@ -32,6 +33,7 @@ from actions.orders.service import (
     OrderInfo,
     OrderService,
     Outcome,
+    change_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -237,6 +239,9 @@ class ActionOrderCancel(OrderFlowAction):
     action_name = "action_order_cancel"
 
     async def handle(self, ctx: Ctx) -> list[EventType]:
+        sent = sent_change(ctx, PENDING_CANCEL)
+        if sent is not None:  # asked again after "taking longer": the real outcome of the confirmed cancel
+            return await ActionOrderConfirm.cancel(ctx, sent)
         order = await v.call_backend(ctx.service.get_order, ctx.number)
         if rules.can_change_before_shipping(order.status, ctx.policy):
             ctx.say(
@@ -274,6 +279,10 @@ class ActionOrderChangeAddress(OrderFlowAction):
     clears = (SLOT_NEW_ADDRESS,)
 
     async def handle(self, ctx: Ctx) -> list[EventType]:
+        sent = sent_change(ctx, PENDING_ADDRESS)
+        if sent is not None and sent == address_key(ctx, f"{PENDING_ADDRESS}:{ctx.number}"):
+            # Asked again after "taking longer" (no other address given since): the real outcome of that change.
+            return await ActionOrderConfirm.address(ctx, True, sent)
         order = await v.call_backend(ctx.service.get_order, ctx.number)
         if not rules.can_change_before_shipping(order.status, ctx.policy):
             explain_after_shipping(ctx, order, cancel=False)
@@ -305,15 +314,21 @@ class ActionOrderConfirm(OrderFlowAction):
         return await super().run(dispatcher, tracker, domain)
 
     async def handle(self, ctx: Ctx) -> list[EventType]:
-        kind, number = str(ctx.tracker.get_slot(SLOT_PENDING)).split(":", 1)
+        pending = str(ctx.tracker.get_slot(SLOT_PENDING))
+        kind, number, *sent = pending.split(":", 2)
         if number != ctx.number:  # the customer switched orders since the question
             ctx.say("utter_anything_else")
             return []
         yes = (ctx.tracker.latest_message.get("intent") or {}).get("name") == AFFIRM
         if kind == PENDING_CANCEL:
-            await self._cancel(ctx, yes)
+            if sent:  # already confirmed and sent: only its outcome is left to tell
+                return await self.cancel(ctx, sent[0])
+            if not yes:
+                ctx.say("utter_cancel_kept", order_number=ctx.number)
+                return []
+            return await self.cancel(ctx, change_key_for(ctx, PENDING_CANCEL, pending, ""))
         elif kind == PENDING_ADDRESS:
-            return await self._address(ctx, yes)
+            return await self.address(ctx, yes or bool(sent), sent[0] if sent else None)
         elif kind == PENDING_COMPENSATION:
             await compensate(ctx, shipping_refund=yes)
         elif kind == PENDING_LOST:
@@ -322,11 +337,14 @@ class ActionOrderConfirm(OrderFlowAction):
         return []
 
     @staticmethod
-    async def _cancel(ctx: Ctx, yes: bool) -> None:
-        if not yes:
-            ctx.say("utter_cancel_kept", order_number=ctx.number)
-            return
-        result = await v.call_backend(ctx.service.cancel_order, ctx.number, phone_last4=ctx.last4)
+    async def cancel(ctx: Ctx, key: str) -> list[EventType]:
+        """Cancel with the idempotency key of this confirmed request: sent again (a retry, or after "taking
+        longer"), the backend does not cancel twice and answers with the first request's real outcome."""
+        try:
+            result = await v.call_backend(ctx.service.cancel_order, ctx.number, phone_last4=ctx.last4,
+                                          idempotency_key=key)
+        except BackendTimeout:
+            return still_running(ctx, PENDING_CANCEL, key)
         if result.outcome is Outcome.DONE:
             if result.refund is not None:
                 ctx.say(
@@ -344,26 +362,33 @@ class ActionOrderConfirm(OrderFlowAction):
             ctx.say("utter_cancel_after_shipping", order_number=ctx.number, status=txt.status(result.status, ctx.lang))
         else:
             ctx.say("utter_order_closed", order_number=ctx.number, status=txt.status(result.status, ctx.lang))
+        return []
 
     @staticmethod
-    async def _address(ctx: Ctx, yes: bool) -> list[EventType]:
+    async def address(ctx: Ctx, yes: bool, key: str | None = None) -> list[EventType]:
+        """Change the address (``key``: the idempotency key of a request already sent, else one is derived from
+        this confirmed question and the address)."""
         address = ctx.tracker.get_slot(SLOT_PENDING_ADDRESS)
         if not yes or not isinstance(address, dict):
             ctx.say("utter_address_kept", order_number=ctx.number)
             return [SlotSet(SLOT_PENDING_ADDRESS, None)]
+        key = key or address_key(ctx, str(ctx.tracker.get_slot(SLOT_PENDING)))
         try:
             result = await v.call_backend(
-                ctx.service.change_address, ctx.number, NewAddress(**address), phone_last4=ctx.last4
+                ctx.service.change_address, ctx.number, NewAddress(**address), phone_last4=ctx.last4,
+                idempotency_key=key,
             )
         except InvalidInput:
             ctx.say("utter_new_address_invalid")
             return [SlotSet(SLOT_PENDING_ADDRESS, None)]
+        except BackendTimeout:
+            return still_running(ctx, PENDING_ADDRESS, key)  # the pending address stays: it is what was sent
         events: list[EventType] = [SlotSet(SLOT_PENDING_ADDRESS, None)]
         if result.outcome is Outcome.DONE:
             ctx.say("utter_address_changed", order_number=ctx.number, delivery=txt.day(result.promised_delivery_date))
             # The phone on the order may have changed: the digits verified earlier no longer unlock it.
             new_last4 = result.address.phone[-len(ctx.last4) :]
-            events.append(SlotSet(v.SLOT_VERIFIED, await v.remember_verified(ctx.tracker, ctx.number, new_last4)))
+            events.append(SlotSet(v.SLOT_VERIFIED, {**v.verified_orders(ctx.tracker), ctx.number: new_last4}))
         else:
             ctx.say(
                 "utter_address_after_shipping",
@@ -373,6 +398,68 @@ class ActionOrderConfirm(OrderFlowAction):
                 tracking_number="-",
             )
         return events
+
+
+# --- changes the backend has not confirmed in time (issue 12) -------------------------------------------------
+# A write that times out may still commit later (the backend call keeps running in its thread). It carries an
+# idempotency key per requested change: conversation, the moment the question was asked (its slot event), kind,
+# order and content. The customer is told it is taking longer; the pending question becomes
+# "<kind>:<order>:<key>", and the next time this conversation confirms, cancels or changes the address of that
+# order the same request is sent again with the same key: the backend answers with the real outcome (applied at
+# most once).
+
+CHANGE_SLOW = {
+    PENDING_CANCEL: (
+        "订单 {number} 的取消请求已提交，但系统确认得比平时慢。请放心，不会重复取消。稍后再对我说“取消订单 {number}”，"
+        "我会告诉您最终结果。",
+        "Your cancellation of order {number} has been sent, but our order system is slow to confirm it. It will not "
+        "be applied twice: ask me again in a minute (\"cancel order {number}\") and I will tell you the result.",
+    ),
+    PENDING_ADDRESS: (
+        "订单 {number} 的改地址请求已提交，但系统确认得比平时慢。请放心，不会重复修改。"
+        "稍后再对我说“修改订单 {number} 的地址”，我会告诉您最终结果。",
+        "Your address change for order {number} has been sent, but our order system is slow to confirm it. It will "
+        "not be applied twice: ask me again in a minute (\"change the address of order {number}\") and I will tell "
+        "you the result.",
+    ),
+}
+
+
+def change_key_for(ctx: Ctx, kind: str, pending: str, content: str) -> str:
+    """Idempotency key of the change this conversation confirmed: the same for a resent "yes" (the question's
+    slot event is the same), different for a new question about the same order."""
+    asked = next(
+        (
+            e.get("timestamp")
+            for e in reversed(ctx.tracker.events)
+            if e.get("event") == "slot" and e.get("name") == SLOT_PENDING and e.get("value") == pending
+        ),
+        None,
+    )
+    return change_key(ctx.tracker.sender_id, asked, kind, ctx.number, content)
+
+
+def address_key(ctx: Ctx, pending: str) -> str:
+    """Key of the address change confirmed for the question ``pending`` with the address now pending."""
+    address = ctx.tracker.get_slot(SLOT_PENDING_ADDRESS)
+    return change_key_for(ctx, PENDING_ADDRESS, pending, json.dumps(address, sort_keys=True, ensure_ascii=False))
+
+
+def sent_change(ctx: Ctx, kind: str) -> str | None:
+    """The key of a ``kind`` change of this order that was sent but not confirmed in time, if any."""
+    pending = ctx.tracker.get_slot(SLOT_PENDING)
+    if not isinstance(pending, str):
+        return None
+    parts = pending.split(":", 2)
+    if len(parts) == 3 and parts[0] == kind and parts[1] == ctx.number and parts[2]:
+        return parts[2]
+    return None
+
+
+def still_running(ctx: Ctx, kind: str, key: str) -> list[EventType]:
+    logger.warning("order change %s of %s not confirmed in time; outcome reported later", kind, ctx.number)
+    ctx.dispatcher.utter_message(text=txt.pick(ctx.lang, CHANGE_SLOW[kind]).format(number=ctx.number))
+    return [SlotSet(SLOT_PENDING, f"{kind}:{ctx.number}:{key}")]
 
 
 class _AfterSalesAction(OrderFlowAction):

@@ -160,3 +160,18 @@ def test_merchant_api_gets_the_change_key_and_a_resent_change_is_replayed(
     assert replay == done
     assert sql.get_order(N).address.city == "北京"  # not applied a second time
     assert controls.idempotency_keys == [key, key, key]
+
+
+def test_a_resent_change_that_replaced_the_phone_is_replayed_with_the_digits_it_was_sent_with(
+    service: SqlOrderService, scenario: Scenario
+) -> None:
+    scenario.order(N, OrderStatus.PAID, placed_days_ago=0.2)
+    new_phone = NewAddress("王芳", "13911112222", "江苏省", "南京市", "鼓楼区", "中山路1号")
+    key = change_key("conv", "q", "address", N)
+    first = service.change_address(N, new_phone, phone_last4=LAST4, idempotency_key=key)
+    # The bot's retry still carries the digits it verified with (the old phone's): the same request is answered.
+    assert service.change_address(N, new_phone, phone_last4=LAST4, idempotency_key=key) == first
+    with pytest.raises(Exception, match="verification failed"):
+        service.change_address(N, new_phone, phone_last4="0000", idempotency_key=key)
+    with pytest.raises(Exception, match="verification failed"):
+        service.cancel_order(N, phone_last4=LAST4)  # anything else needs the new phone's digits
