@@ -7,7 +7,6 @@ Create with ``uvicorn handoff.app:create_app --factory``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,8 +78,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a background loop stuck in a blocking Redis read must not keep the process from stopping.
+            await asyncio.wait(tasks, timeout=5)
             await app.state.webhook.close()
             await app.state.rasa.close()
             await redis.aclose()

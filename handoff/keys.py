@@ -50,6 +50,12 @@ def offered(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:offered"
 
 
+def first_message(device_hash: str, client_message_id: str) -> str:
+    """String: the conversation a browser's first message (sent without a conversation id) started, so a retry of
+    that message continues it instead of starting a second one."""
+    return f"{PREFIX}:device:{device_hash[:32]}:first:{client_message_id}"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of the per-client moving-window counters kept by the ``limits`` package (handoff/protect.py)."""
     return f"{PREFIX}:rl"

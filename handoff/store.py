@@ -109,6 +109,22 @@ class ConversationStore:
         await self._redis.expire(keys.conversation(conversation_id), self._ttl_s)
         return conversation_id
 
+    async def started_by(self, device_hash: str, client_message_id: str) -> str | None:
+        """The conversation this browser's message already started (a retried first message), if any."""
+        value = await self._redis.get(keys.first_message(device_hash, client_message_id))
+        return value.decode() if value else None
+
+    async def create_for_first_message(self, device_hash: str, client_message_id: str, channel: str,
+                                       ui_lang: str | None, client_ref: str = "") -> str:
+        """A new conversation for a browser's first message, exactly once per (browser, message id): concurrent or
+        retried attempts of the same message end up in the same conversation."""
+        conversation_id = await self.create(channel, ui_lang, device_hash, client_ref)
+        key = keys.first_message(device_hash, client_message_id)
+        if await self._redis.set(key, conversation_id, nx=True, ex=self._ttl_s):
+            return conversation_id
+        await self._redis.delete(keys.conversation(conversation_id))  # another attempt won: use its conversation
+        return (await self.started_by(device_hash, client_message_id)) or conversation_id
+
     async def belongs_to(self, conversation_id: str, device_hash: str) -> bool:
         """True when the conversation exists and was started by this browser. The id alone is not a credential."""
         stored = await self._redis.hget(keys.conversation(conversation_id), "device")

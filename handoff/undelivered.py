@@ -166,10 +166,14 @@ class UndeliveredConsumer:
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
 
-    async def run_forever(self, block_ms: int = 1000, pause_s: float = 1.0) -> None:
-        while True:
+    async def run_forever(self, poll_s: float = 1.0, pause_s: float = 1.0) -> None:
+        # Polls instead of XREADGROUP BLOCK, and checks for a pending cancellation itself: redis-py can swallow a
+        # CancelledError that arrives during a command, which left this loop running and held up shutdown.
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():
             try:
-                await self.run_once(block_ms=block_ms)
+                if not await self.run_once(block_ms=None):
+                    await asyncio.sleep(poll_s)
             except (RedisError, OSError) as exc:
                 logger.warning("undelivered-handoff consumer: %s; retrying", exc)
                 await asyncio.sleep(pause_s)

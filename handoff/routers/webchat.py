@@ -125,12 +125,15 @@ async def post_message(
         raise _refuse(limited, ui_lang)
     conversation_id = body.conversation_id
     if not conversation_id or not await store.belongs_to(conversation_id, device):
-        # Unknown, expired, or another browser's conversation: this browser starts its own.
-        limited = await throttle.hit("new_conversation", client) or await throttle.hit("new_conversation_device",
-                                                                                        device)
-        if limited:
-            raise _refuse(limited, ui_lang)
-        conversation_id = await store.create(CHANNEL, ui_lang, device, client)
+        # Unknown, expired, or another browser's conversation: this browser starts its own - unless this very
+        # message already started one (the reply to the first attempt was lost): then the retry continues it.
+        conversation_id = await store.started_by(device, body.message_id)
+        if not conversation_id:
+            limited = await throttle.hit("new_conversation", client) or await throttle.hit(
+                "new_conversation_device", device)
+            if limited:
+                raise _refuse(limited, ui_lang)
+            conversation_id = await store.create_for_first_message(device, body.message_id, CHANNEL, ui_lang, client)
 
     text = clean_text(body.text, max_chars=settings.web_max_message_chars)
     # Message and idempotency marker are written together: a retry never stores it twice, nor loses it.

@@ -98,3 +98,15 @@ def test_a_typed_restart_does_not_restart_the_conversation(stack: Any) -> None:
     assert not any(e.get("event") == "restart" for e in tracker["events"])
     texts = [e.get("text") for e in tracker["events"] if e.get("event") == "user"]
     assert texts[-1] == "restart"
+
+
+def test_a_streamed_body_without_length_is_cut_off_at_the_cap(stack: Any) -> None:
+    def chunks():  # chunked transfer encoding: no Content-Length to refuse it by
+        yield b'{"message_id": "m1", "text": "'
+        for _ in range(200):
+            yield b"x" * 1024
+        yield b'"}'
+
+    r = httpx.post(f"{stack.web_url}/api/webchat/messages", content=chunks(),
+                   headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
