@@ -611,7 +611,8 @@ class Stack:
         out.append(Service(
             "web",
             [str(APP_PY), "-m", "uvicorn", "handoff.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.web_port), "--no-access-log"],
+             # --no-proxy-headers: the client address is the socket's; X-Forwarded-For only via WEB_TRUSTED_PROXIES
+             "--port", str(self.web_port), "--no-access-log", "--no-proxy-headers"],
             lambda: http_ok(f"{self.web_url}/healthz"), ready_timeout_s=60,
         ))
         return out
