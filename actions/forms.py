@@ -14,9 +14,11 @@ import unicodedata
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import routing
 from actions import verification as v
 from actions.orders import rules
 from actions.orders.enums import OrderStatus, ReturnReason
@@ -177,6 +179,19 @@ class ValidateOrderVerificationForm(FormValidationAction):
 
     def name(self) -> str:
         return "validate_order_verification_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
+        """When the form is only starting (no slot asked yet) for a message that asks how things work ("can I
+        return a gift?") rather than for an action on an order, answer from the knowledge base, offer the action
+        as a button, and end the form quietly (the flow action stays silent, as after "never mind")."""
+        if not tracker.active_loop.get("name") and routing.is_a_question(tracker):
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
+            if answered is not None:
+                tracker.slots[v.SLOT_LOOKUP_STOPPED] = True  # required_slots() is now empty: the form ends
+                events = await super().run(dispatcher, tracker, domain)
+                return [*answered, SlotSet(v.SLOT_LOOKUP_STOPPED, True), *events]
+        return await super().run(dispatcher, tracker, domain)
 
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

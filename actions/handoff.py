@@ -24,6 +24,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import routing
 from bot.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
 from bot.frustration.escalation import Escalation, EscalationEngine
 from bot.text import EN, ZH
@@ -46,6 +47,9 @@ TOO_MANY = {
         "few minutes; I can keep helping you meanwhile.",
 }
 SENSITIVE_PREFIX = "sensitive_"
+QUESTION_REASONS = ("explicit_request", "complaint")  # reasons a question about the service can be mistaken for
+ABOUT_THE_SERVICE = 0.8  # question-vs-request probability above which such a message is answered, not handed over
+CALM_BELOW = 40  # frustration score under which that is allowed
 
 
 class HandoffSettings(BaseSettings):
@@ -168,6 +172,14 @@ class ActionHandoffToHuman(Action):
                 logger.warning("complaint tracking failed: %s", exc)
         decision = _decide(tracker, intent, repeat)
         reason = decision.reason_code or "explicit_request"
+        if reason in QUESTION_REASONS and float(decision.signals.get("frustration", 0) or 0) < CALM_BELOW \
+                and routing.is_a_question(tracker, threshold=ABOUT_THE_SERVICE):
+            # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
+            # gets its answer, with the person one tap away - not a handoff nobody asked for.
+            offer = intent if intent in ("request_human", "complaint") else "request_human"
+            answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=offer)
+            if answered is not None:
+                return answered
 
         # Feelings first, then what happens next.
         if reason.startswith(SENSITIVE_PREFIX):

@@ -69,6 +69,25 @@ def _search(question: str, language: str) -> List[Any]:
     return [(hit, retriever.classify(hit.score).value) for hit in hits]
 
 
+FOLLOW_UP_MAX_WORDS = 8  # "and for wechat pay?" / "那要是质量问题呢": short, leaning on the previous question
+FOLLOW_UP_MAX_CJK = 14
+
+
+def is_elliptical(text: str) -> bool:
+    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return (cjk <= FOLLOW_UP_MAX_CJK) if cjk else len(text.split()) <= FOLLOW_UP_MAX_WORDS
+
+
+def search_in_context(question: str, language: str, previous: Optional[str]) -> List[Any]:
+    """Search the message; a short follow-up ("and by bank card?") leans on the customer's previous knowledge
+    question, so it is read together with it, and that reading wins when it finds a confident answer."""
+    if previous and is_elliptical(question):
+        combined = _search(f"{previous} {question}", language)
+        if combined and combined[0][1] == "confident":
+            return combined
+    return _search(question, language)
+
+
 def _article(article_id: str, language: str) -> Optional[Any]:
     found = get_retriever().article(article_id, language)
     return {"id": found.id, "title": found.title, "answer": found.answer} if found else None
@@ -106,7 +125,7 @@ async def answer_from_kb(
             if article:
                 return _give_answer(dispatcher, article["id"], article["title"], article["answer"], 1.0, language,
                                     question, ask_feedback)
-        hits = await asyncio.to_thread(_search, question, language)
+        hits = await asyncio.to_thread(search_in_context, question, language, tracker.get_slot("kb_last_question"))
     except KnowledgeBaseDown:
         dispatcher.utter_message(response="utter_kb_unavailable")
         return [SlotSet("kb_last_article", None)]
@@ -173,3 +192,27 @@ class ActionKbFeedback(Action):
             )
         dispatcher.utter_message(response="utter_kb_thanks_helpful" if helpful else "utter_kb_sorry_unhelpful")
         return [SlotSet("kb_last_article", None)]
+
+
+class ActionOutOfScope(Action):
+    """``out_of_scope``: a store question the NLU did not recognise still gets its answer when the knowledge base
+    is confident (the retrieval score is evidence too); otherwise the polite decline."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        text = (tracker.latest_message.get("text") or "").strip()
+        if text and not text.startswith("/"):
+            language = customer_language(tracker)
+            try:
+                hits = await asyncio.to_thread(search_in_context, text, language, tracker.get_slot("kb_last_question"))
+            except KnowledgeBaseDown:
+                hits = []
+            if hits and hits[0][1] == "confident":
+                hit = hits[0][0]
+                return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, text)
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []

@@ -82,6 +82,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = server_settings()
     app = build_app(settings.token.get_secret_value())
+    from actions import routing
+
+    routing.classifier()  # trained now (about 2 s) rather than while the first customer waits
     host = args.host or settings.host
     port = args.port or settings.port
     logger.info("action server on http://%s:%s", host, port)

@@ -1,0 +1,119 @@
+"""Where an answer comes from when the intent alone cannot say: the knowledge base, or the order flows.
+
+"Can I send back a gift I got?" and "I want to send back order DM2026110512" share their words and often their
+intent (``return_request``), but the first asks how things work and wants the rule, the second wants an action on
+an order. Two pieces of evidence decide, neither of them a word list:
+
+* a **question-vs-request** classifier (character n-gram softmax regression, the same learner as the frustration
+  model), trained at first use from the project's own data: the knowledge base's example questions and the
+  ``ask_policy`` examples are questions; the examples of the order intents, ``request_human`` and ``complaint``
+  are requests;
+* the **retrieval score**: the knowledge base must have a confident answer.
+
+Used when an order form starts (answer, then offer the action as a button), for ``out_of_scope`` (a policy
+question the NLU did not recognise), and before handing over a customer who only asked *about* the service.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background
+from bot.patterns import ORDER_NUMBER, find_identifiers
+from bot.text import ZH, to_halfwidth
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION, REQUEST = "question", "request"
+REQUEST_INTENTS = ("order_status", "delivery_delay", "change_address", "cancel_order", "return_request",
+                   "refund_status", "exchange_request", "payment_issue", "request_human", "complaint",
+                   "provide_order_number")
+# The button offered after answering a question that shares an order intent (payload = the intent itself).
+OFFERS: Dict[str, Dict[str, str]] = {
+    "return_request": {"en": "Start a return", ZH: "申请退货"},
+    "exchange_request": {"en": "Start an exchange", ZH: "申请换货"},
+    "cancel_order": {"en": "Cancel an order", ZH: "取消订单"},
+    "change_address": {"en": "Change a delivery address", ZH: "修改收货地址"},
+    "refund_status": {"en": "Check my refund", ZH: "查询我的退款"},
+    "order_status": {"en": "Track my order", ZH: "查询我的订单"},
+    "delivery_delay": {"en": "Check my late order", ZH: "查询我的延误订单"},
+    "request_human": {"en": "Talk to a person", ZH: "转人工"},
+    "complaint": {"en": "Make a complaint", ZH: "我要投诉"},
+}
+
+
+def _normalise(text: str) -> str:
+    return to_halfwidth(text).lower()
+
+
+def _kb_questions() -> List[LabelledMessage]:
+    out = []
+    for path in sorted((ROOT / "data" / "kb").glob("*.yml")):
+        for article in yaml.safe_load(path.read_text(encoding="utf-8"))["articles"]:
+            for lang, questions in (article.get("questions") or {}).items():
+                out += [LabelledMessage(str(q), QUESTION, lang) for q in questions or []]
+    return out
+
+
+@lru_cache(maxsize=1)
+def classifier() -> NgramClassifier:
+    """Trained at first use (about a second) from data/kb and data/nlu; nothing is downloaded or pickled."""
+    nlu = sorted((ROOT / "data" / "nlu").glob("*.yml"))
+    examples = (_kb_questions() + load_nlu_background(nlu, ["ask_policy"], label=QUESTION, weight=1.0)
+                + load_nlu_background(nlu, REQUEST_INTENTS, label=REQUEST, weight=1.0))
+    model = NgramClassifier.train(examples, preprocess=_normalise, labels=(QUESTION, REQUEST))
+    logger.info("question-vs-request classifier trained on %d examples", len(examples))
+    return model
+
+
+def question_probability(text: str) -> float:
+    """P(the message asks how things work rather than for an action on the customer's own order)."""
+    return float(classifier().predict_proba(_normalise(text))[0])
+
+
+def _latest_text(tracker: Tracker) -> str:
+    return (tracker.latest_message.get("text") or "").strip()
+
+
+def is_a_question(tracker: Tracker, threshold: float = 0.5) -> bool:
+    """A typed message (not a button), about no particular order, that reads as a question about the rules."""
+    text = _latest_text(tracker)
+    if not text or text.startswith("/"):
+        return False
+    if any(m.entity == ORDER_NUMBER for m in find_identifiers(text)):
+        return False
+    return question_probability(text) >= threshold
+
+
+async def answer_if_confident(
+    dispatcher: CollectingDispatcher, tracker: Tracker, *, offer_intent: Optional[str] = None,
+    ask_feedback: bool = True,
+) -> Optional[List[Dict[Text, Any]]]:
+    """Answer from the knowledge base when it has a confident answer; None (nothing said) otherwise. With
+    ``offer_intent``, the answer is followed by the action the customer might want next, as a button."""
+    from actions.knowledge import KnowledgeBaseDown, _give_answer, customer_language, search_in_context
+
+    language = customer_language(tracker)
+    text = _latest_text(tracker)
+    try:
+        hits = await asyncio.to_thread(search_in_context, text, language, tracker.get_slot("kb_last_question"))
+    except KnowledgeBaseDown:
+        return None
+    if not hits or hits[0][1] != "confident":
+        return None
+    hit = hits[0][0]
+    offer = OFFERS.get(offer_intent or "")
+    events = _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, text,
+                          ask_feedback=ask_feedback and offer is None)
+    if offer:
+        dispatcher.utter_message(response="utter_offer_order_action",
+                                 buttons=[{"title": offer[ZH if language == ZH else "en"],
+                                           "payload": f"/{offer_intent}"}])
+    return events
