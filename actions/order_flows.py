@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import order_text as txt
+from actions import routing
 from actions import verification as v
 from actions.forms import SLOT_NEW_ADDRESS, SLOT_PENDING_ADDRESS, SLOT_RETURN_ITEM, SLOT_RETURN_REASON
 from actions.orders import rules
@@ -638,6 +639,11 @@ class ActionOrderPayment(Action):
                     method=txt.payment_method(order.payment_method, lang, policy),
                 )
                 return []
+        if routing.is_a_question(tracker):
+            # "charged twice, what do I do?", "paid but it says unpaid?": the specific article beats the general help.
+            answered = await routing.answer_if_confident(dispatcher, tracker)
+            if answered is not None:
+                return answered
         dispatcher.utter_message(response="utter_payment_help", minutes=minutes, methods=methods)
         return []
 

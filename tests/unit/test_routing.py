@@ -36,7 +36,7 @@ async def test_a_policy_question_with_an_order_intent_is_answered_then_offered(e
     dispatcher = CollectingDispatcher()
     events = await forms.ValidateReturnForm().run(
         dispatcher, tracker("how many days do i have to send something back if i just changed my mind?",
-                            "return_request"), domain())
+                            "return_request", active_loop="return_form"), domain())  # as Rasa sends it at activation
     assert dispatcher.messages[0]["text"] and dispatcher.messages[0]["kb"]["id"].startswith("returns")
     assert dispatcher.messages[-1]["response"] == "utter_offer_order_action"
     assert dispatcher.messages[-1]["buttons"] == [{"title": "Start a return", "payload": "/return_request"}]
@@ -47,7 +47,8 @@ async def test_a_policy_question_with_an_order_intent_is_answered_then_offered(e
 async def test_a_request_still_starts_the_form(env: Env) -> None:
     dispatcher = CollectingDispatcher()
     events = await forms.ValidateOrderVerificationForm().run(
-        dispatcher, tracker("i want to cancel my order now", "cancel_order"), domain())
+        dispatcher, tracker("i want to cancel my order now", "cancel_order", active_loop="order_verification_form"),
+        domain())
     assert not any(m.get("kb") for m in dispatcher.messages)
     assert not any(e.get("name") == "order_lookup_stopped" for e in events)
 
@@ -77,3 +78,12 @@ async def test_a_calm_question_about_agents_is_answered_with_a_person_one_tap_aw
     assert dispatcher.messages[0]["kb"]["id"].startswith("account-service")
     assert dispatcher.messages[-1]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
     assert not any(e.get("name") == "handoff_active" for e in events)
+
+
+async def test_a_payment_question_gets_the_specific_article(env: Env) -> None:
+    from actions.order_flows import ActionOrderPayment
+
+    dispatcher = CollectingDispatcher()
+    await ActionOrderPayment().run(dispatcher, tracker("I was charged twice for the same order, what should I do?",
+                                                       "payment_issue"), domain())
+    assert dispatcher.messages[0]["kb"]["id"] == "payment-charged-twice"
