@@ -1,0 +1,35 @@
+"""What a customer actually gets, measured through the web chat API of the running stack on the blind development
+sets (tests/answers/blind_*.yml; never trained on). The floors are regression gates a little under what was
+measured on 2026-12-04 (en 0.551, zh 0.791 right answers), not the issue's target (0.95): see the README."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary  # scripts/answers_eval.py
+
+pytestmark = pytest.mark.e2e
+FLOORS = {"en": 0.50, "zh": 0.74}
+
+
+def test_the_classifier_of_replies_tells_right_from_wrong() -> None:
+    cat = Catalogue.load()
+    answer = next(text for text, aid in cat.answers.items() if aid == "shipping-remote-regions")
+    reply = [{"text": answer, "buttons": []}]
+    assert classify(cat, reply, False, {"answer": "shipping-remote-regions"})[0] == "right"
+    assert classify(cat, reply, False, {"answer": "refunds-bank-card"})[0] == "wrong"
+    assert classify(cat, reply, True, {"answer": "shipping-remote-regions"})[0] == "handoff"
+    dym = [{"text": "?", "buttons": [{"title": "x", "payload": '/ask_policy{"kb_article": "a"}'}]}]
+    assert classify(cat, dym, False, {"answer": "a"})[0] == "dym"
+
+
+def test_customers_get_the_right_answer_through_the_web_chat(stack: Any) -> None:
+    turns = asyncio.run(evaluate(stack.web_url, stack.env()["REDIS_URL"], DEFAULT_SETS))
+    table = summary(turns)
+    for language, floor in FLOORS.items():
+        row = table[language]
+        assert row["policy_n"] >= 250
+        assert row["right"] >= floor, (language, row)
+        assert row["handoff_ok"] >= 0.9 and row["decline_ok"] >= 0.9, (language, row)
