@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary  # scripts/answers_eval.py
 
 pytestmark = pytest.mark.e2e
