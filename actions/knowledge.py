@@ -66,7 +66,12 @@ def customer_language(tracker: Tracker) -> str:
 def _search(question: str, language: str) -> List[Any]:
     retriever = get_retriever()
     hits = retriever.search(question, k=MAX_SUGGESTIONS, lang=language)
-    return [(hit, retriever.classify(hit.score).value) for hit in hits]
+    levels = [(hit, retriever.classify(hit.score).value) for hit in hits]
+    # One article clearly ahead of the others is an answer, not a "did you mean" (KB_CLEAR_MARGIN).
+    if len(levels) >= 2 and levels[0][1] == "middling" \
+            and hits[0].score - hits[1].score >= retriever.settings.clear_margin:
+        levels[0] = (hits[0], "confident")
+    return levels
 
 
 FOLLOW_UP_MAX_WORDS = 8  # "and for wechat pay?" / "那要是质量问题呢": short, leaning on the previous question

@@ -93,3 +93,19 @@ async def test_missing_index_says_the_kb_is_unavailable(store, tmp_path, monkeyp
         monkeypatch.delenv("KB_INDEX_DIR")
         kb_settings.get_settings.cache_clear()
         knowledge.reset_retriever()
+
+
+@pytest.mark.parametrize(("scores", "level"), [((0.80, 0.76), "confident"), ((0.80, 0.79), "middling"),
+                                               ((0.85, 0.84), "confident"), ((0.75, 0.60), "none")])
+def test_one_article_clearly_ahead_is_answered_not_offered(monkeypatch: pytest.MonkeyPatch, scores, level) -> None:
+    from types import SimpleNamespace
+
+    from kb_index.retriever import Retriever
+    from kb_index.settings import KBSettings
+
+    settings = KBSettings(_env_file=None)  # type: ignore[call-arg]
+    hits = [SimpleNamespace(id=f"a{i}", score=s) for i, s in enumerate(scores)]
+    fake = SimpleNamespace(settings=settings, search=lambda *a, **k: hits,
+                           classify=lambda score: Retriever.classify(SimpleNamespace(settings=settings), score))
+    monkeypatch.setattr(knowledge, "get_retriever", lambda: fake)
+    assert knowledge._search("q", "en")[0][1] == level
