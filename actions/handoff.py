@@ -88,10 +88,10 @@ _complaints: Optional[ComplaintTracker] = None
 def complaints() -> ComplaintTracker:
     global _complaints
     if _complaints is None:
-        import redis
+        from actions.redis_client import sync_redis
 
         _complaints = ComplaintTracker(
-            redis.Redis.from_url(settings().redis_url), ComplaintConfig.from_dict(engine().config.complaints)
+            sync_redis(settings().redis_url), ComplaintConfig.from_dict(engine().config.complaints)
         )
     return _complaints
 
@@ -247,8 +247,10 @@ class ActionHandoffToHuman(Action):
 
         import redis
 
+        from actions.redis_client import sync_redis
+
         try:
-            redis.Redis.from_url(settings().redis_url, socket_timeout=settings().handoff_timeout_s).xadd(
+            sync_redis(settings().redis_url, socket_timeout=settings().handoff_timeout_s).xadd(
                 PENDING_STREAM, {"body": json.dumps(body, ensure_ascii=False), "ts": time.time()},
                 maxlen=settings().handoff_undelivered_maxlen, approximate=True,
             )

@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actions.redis_client import async_redis
+
 logger = logging.getLogger(__name__)
 
 FEEDBACK_STREAM = "csbot:kb:feedback"      # every "did this help?" answer
@@ -55,5 +57,5 @@ def get_feedback_store() -> Optional[FeedbackStore]:
         url = os.environ.get("REDIS_URL")
         if not url:
             return None
-        _store = FeedbackStore(Redis.from_url(url))
+        _store = FeedbackStore(async_redis(url))  # retries a connection broken by a Redis restart
     return _store

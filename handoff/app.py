@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from handoff.agents import AgentStore
@@ -27,6 +26,7 @@ from handoff.login_guard import LoginGuard
 from handoff.policy import DeskPolicy
 from handoff.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from handoff.rasa_client import RasaClient
+from handoff.redis_client import connect
 from handoff.routers import agent, internal, webchat
 from handoff.settings import GatewaySettings, get_settings
 from handoff.store import ConversationStore
@@ -42,7 +42,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)  # retries a connection broken by a Redis restart
         app.state.settings = settings
         app.state.redis = redis
         app.state.store = ConversationStore(redis, settings.web_conversation_ttl_s)

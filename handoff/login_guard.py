@@ -29,6 +29,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from handoff import keys
+from handoff.redis_client import redis_options
 
 SCOPES = ("account", "ip")
 INFLIGHT_TTL_S = 120
@@ -56,7 +57,8 @@ class LoginGuard:
     def __init__(self, redis: Redis, redis_url: str, max_failures: int, ip_max_failures: int, window_s: int,
                  lock_s: int) -> None:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix())
+        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix(),
+                                     **redis_options())
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._items: Dict[str, RateLimitItem] = {
             "account": RateLimitItemPerSecond(max_failures, window_s),

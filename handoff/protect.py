@@ -26,6 +26,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from handoff import keys
+from handoff.redis_client import redis_options
 
 DEVICE_COOKIE = "csbot_device"
 DEVICE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
@@ -94,7 +95,8 @@ class Throttle:
 
     def __init__(self, redis_url: str, limits: Dict[str, str]) -> None:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix())
+        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix(),
+                                     **redis_options())
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._limits: Dict[str, List[RateLimitItem]] = {name: parse_many(spec) for name, spec in limits.items()}
 

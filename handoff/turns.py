@@ -7,8 +7,14 @@ event after its ``action`` event (a bot message, a slot, a loop change); one tha
 logs the ``action`` event alone. Turns where Rasa simply listened (no custom action ran) stay silent, and silence
 after a handoff is recognised before this check (the owner is no longer the bot).
 
-A failed turn is rewound (Rasa's ``rewind`` event removes the customer's message and what followed), so the
-message sent again is understood in the same context as the first time (e.g. a "yes" to a pending question).
+A failed turn is undone with ``UNDO_FAILED_TURN``, so the message sent again is understood in the same context as
+the first time (e.g. a "yes" to a pending question, an answer to an active form). Rasa's ``rewind`` alone is not
+enough: it removes the customer's message, what followed it AND the ``action_listen`` before it (Rasa 3.6
+``DialogueStateTracker.applied_events``: undo until the previous user event, then until the previous action), so
+the tracker's latest action becomes the previous turn's last action (e.g. the form that asked the question). The
+message sent again then follows that action instead of a listen: RulePolicy predicts ``action_listen`` straight
+away ("after loop", or the end of a rule) and the retry is silent. Rasa's own fallback actions follow a rewind with
+``action_listen`` for this reason; so do we, which leaves the tracker exactly as it was before the message.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ RASA_DEFAULT_ACTIONS = frozenset({
     "action_extract_slots", "action_send_text",
 })
 _TURN_EVENTS = ("user", "action")
+# Undo a failed turn: drop the message, its events and the listen before it, then listen again (as before it).
+UNDO_FAILED_TURN = ({"event": "rewind"}, {"event": "action", "name": "action_listen"})
 
 
 @dataclass
@@ -63,7 +71,7 @@ def failed_action(events: List[Dict[str, Any]], text: str) -> str | None:
 
 async def check_silent_turn(rasa: RasaClient, conversation_id: str, text: str) -> bool:
     """True when the silent turn for ``text`` failed (or cannot be checked): the customer is owed an apology. A
-    failed turn that is still the latest one is rewound, so the same message can be sent again."""
+    failed turn that is still the latest one is undone, so the same message can be sent again."""
     try:
         tracker = await rasa.get_tracker(conversation_id)
     except RasaError as exc:
@@ -77,7 +85,7 @@ async def check_silent_turn(rasa: RasaClient, conversation_id: str, text: str) -
     latest_user = next((e for e in reversed(events) if e.get("event") == "user"), None)
     if latest_user is not None and (latest_user.get("text") or "") == text:
         try:
-            await rasa.append_events(conversation_id, [{"event": "rewind"}])
+            await rasa.append_events(conversation_id, [dict(e) for e in UNDO_FAILED_TURN])
         except RasaError as exc:
-            logger.warning("could not rewind the failed turn in %s: %s", conversation_id, exc)
+            logger.warning("could not undo the failed turn in %s: %s", conversation_id, exc)
     return True

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional
 
 import httpx
@@ -19,7 +21,7 @@ from handoff import keys
 from handoff.app import create_app
 from handoff.settings import GatewaySettings
 from handoff.store import PENDING
-from handoff.turns import failed_action
+from handoff.turns import UNDO_FAILED_TURN, failed_action
 from tests.gateway.fake_rasa import FakeRasa, closed_port
 
 
@@ -83,7 +85,7 @@ async def _history(gateway, cid: str) -> List[tuple]:
     return [(m["role"], m["text"]) for m in r.json()["messages"]]
 
 
-async def test_failed_action_gets_an_apology_a_rewind_and_a_retry_is_answered(gateway, rasa: FakeRasa) -> None:
+async def test_failed_action_gets_an_apology_an_undo_and_a_retry_is_answered(gateway, rasa: FakeRasa) -> None:
     cid = await _start(gateway, rasa)
     rasa.mode = "empty"
     rasa.tracker = {"events": BEFORE + FAILED_TURN}
@@ -92,8 +94,10 @@ async def test_failed_action_gets_an_apology_a_rewind_and_a_retry_is_answered(ga
     assert r.status_code == 200
     [notice] = r.json()["messages"]
     assert notice["role"] == "system" and "send it again" in notice["text"]
-    # The failed turn is rewound in Rasa, so the "yes" sent again meets the same pending question.
-    assert rasa.tracker["events"][-1] == {"event": "rewind"}
+    # The failed turn is undone in Rasa (rewind, then listen again), so the "yes" sent again meets the same
+    # pending question; what that does to a real Rasa tracker: test_the_undo_restores_the_listening_tracker.
+    appended = rasa.tracker["events"][len(BEFORE + FAILED_TURN):]
+    assert appended == [{"event": "rewind"}, {"event": "action", "name": "action_listen"}]
     # The message stays open: the client's retry of the same id is answered again, not replayed.
     marker = await gateway.redis.get(keys.dedupe(cid, first["message_id"]))
     assert marker.decode().startswith(PENDING)
@@ -118,7 +122,8 @@ async def test_a_turn_that_needs_no_answer_stays_silent(gateway, rasa: FakeRasa)
     first = _msg("yes", cid)
     r = await gateway.post("/api/webchat/messages", json=first)
     assert r.status_code == 200 and r.json()["messages"] == []
-    assert {"event": "rewind"} not in rasa.tracker["events"]
+    assert {"event": "rewind"} not in rasa.tracker["events"] and len(rasa.tracker["events"]) == len(
+        BEFORE + SILENT_TURN)
     # Answered (nothing to say): a retry replays it without asking the bot again.
     assert json.loads(await gateway.redis.get(keys.dedupe(cid, first["message_id"]))) == []
     await gateway.post("/api/webchat/messages", json=first)
@@ -185,3 +190,52 @@ def test_failure_detection_reads_only_the_turn_of_the_message() -> None:
     assert failed_action(BEFORE + FAILED_TURN + SILENT_TURN, "yes") is None
     assert failed_action(BEFORE + FAILED_TURN + [_user("hello")], "hello") is None
     assert failed_action(BEFORE, "never sent") is None
+
+
+RASA_PY = Path(__file__).resolve().parents[2] / ".venv-rasa" / "bin" / "python"
+# Rasa 3.6's own tracker code (the Rasa environment): rebuild a tracker from events, report its applied state.
+_REPLAY = """
+import json, sys
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+out = []
+for events in json.load(sys.stdin):
+    tracker = DialogueStateTracker.from_events("c", [Event.from_parameters(e) for e in events])
+    applied = [[e.type_name, getattr(e, "action_name", None) or getattr(e, "text", None) or getattr(e, "key", None)]
+               for e in tracker.applied_events()]
+    out.append({"latest_action": tracker.latest_action_name, "loop": tracker.active_loop_name, "applied": applied})
+print(json.dumps(out))
+"""
+
+
+def _rasa_replay(*event_lists: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    if not RASA_PY.exists():
+        pytest.skip("the Rasa environment (.venv-rasa) is not built")
+    done = subprocess.run([str(RASA_PY), "-c", _REPLAY], input=json.dumps(event_lists), capture_output=True,
+                          text=True, timeout=120, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+FORM_BEFORE = [_action("action_session_start"), _action("action_listen"), _user("check my order"),
+               _action("order_verification_form"), {"event": "active_loop", "name": "order_verification_form"},
+               _slot("requested_slot", "order_id"), {"event": "bot", "text": "Which order?"},
+               _action("action_listen")]
+FORM_FAILED_TURN = [_user("好的谢谢"), _action("action_extract_slots"), _action("order_verification_form"),
+                    _action("action_listen")]
+
+
+def test_the_undo_restores_the_listening_tracker() -> None:
+    """Real Rasa tracker semantics: after the gateway's undo, the tracker is the one before the failed message
+    (latest action ``action_listen``), so the message sent again is predicted like the first time. A bare
+    ``rewind`` (the old undo) leaves the previous turn's last action as the latest one: with a form active, Rasa's
+    RulePolicy then predicts ``action_listen`` after the loop at once and the retry got an empty answer."""
+    undo = [dict(e) for e in UNDO_FAILED_TURN]
+    for before, failed in ((BEFORE, FAILED_TURN), (FORM_BEFORE, FORM_FAILED_TURN)):
+        original, undone, bare_rewind = _rasa_replay(before, before + failed + undo,
+                                                     before + failed + [{"event": "rewind"}])
+        assert undone == original and undone["latest_action"] == "action_listen"
+        assert bare_rewind["latest_action"] != "action_listen"
+    form_undone, form_rewind = _rasa_replay(FORM_BEFORE + FORM_FAILED_TURN + undo,
+                                            FORM_BEFORE + FORM_FAILED_TURN + [{"event": "rewind"}])
+    assert form_undone["loop"] == "order_verification_form"
+    assert form_rewind["latest_action"] == "order_verification_form"  # -> "Predicted action_listen after loop"
