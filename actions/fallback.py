@@ -6,12 +6,14 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import verification
 from actions.kb_feedback import get_feedback_store
 from actions.knowledge import answer_from_kb
 
 NLU_FALLBACK_INTENT = "nlu_fallback"
 FAILURES_BEFORE_OFFERING_HUMAN = 2
 ACTION_NAME = "action_fallback"
+FORM_HINTS = {"order_number": "utter_order_number_invalid", "phone_last4": "utter_phone_last4_invalid"}
 
 
 def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
@@ -59,6 +61,12 @@ class ActionFallback(Action):
             events = await answer_from_kb(dispatcher, tracker, get_feedback_store(), allow_none=False)
             if events is not None:
                 return events
+        requested = tracker.get_slot("requested_slot") if tracker.active_loop.get("name") else None
+        if requested in FORM_HINTS:
+            # Inside an order form, an answer the NLU could not place ("DM123") gets the form's own format hint.
+            digits = verification.policy().identifiers.phone.verification_digits
+            dispatcher.utter_message(response=FORM_HINTS[requested], digits=digits)
+            return []
         if consecutive_failures(tracker.events) >= FAILURES_BEFORE_OFFERING_HUMAN:
             dispatcher.utter_message(response="utter_offer_human")
         else:

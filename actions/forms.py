@@ -184,7 +184,9 @@ class ValidateOrderVerificationForm(FormValidationAction):
         """When the form is only starting (no slot asked yet) for a message that asks how things work ("can I
         return a gift?") rather than for an action on an order, answer from the knowledge base, offer the action
         as a button, and end the form quietly (the flow action stays silent, as after "never mind")."""
-        if tracker.get_slot("requested_slot") is None and routing.is_a_question(tracker):
+        # Not when the conversation is already about an order ("when will my order arrive?" after a lookup).
+        if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER) \
+                and routing.is_a_question(tracker):
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
             if answered is not None:

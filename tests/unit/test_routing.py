@@ -87,3 +87,23 @@ async def test_a_payment_question_gets_the_specific_article(env: Env) -> None:
     await ActionOrderPayment().run(dispatcher, tracker("I was charged twice for the same order, what should I do?",
                                                        "payment_issue"), domain())
     assert dispatcher.messages[0]["kb"]["id"] == "payment-charged-twice"
+
+
+async def test_a_question_about_the_order_in_the_conversation_is_not_rerouted(env: Env) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await forms.ValidateOrderVerificationForm().run(
+        dispatcher, tracker("how long does delivery usually take?", "order_status",
+                            slots={"order_number": "DM2026110512"}, active_loop="order_verification_form"), domain())
+    assert not any(m.get("kb") for m in dispatcher.messages)
+    assert not any(e.get("name") == "order_lookup_stopped" for e in events)
+
+
+@pytest.mark.parametrize(("slot", "response"), [("order_number", "utter_order_number_invalid"),
+                                                ("phone_last4", "utter_phone_last4_invalid")])
+async def test_inside_a_form_an_unplaceable_answer_gets_the_forms_hint(slot: str, response: str) -> None:
+    from actions.fallback import ActionFallback
+
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, tracker("DM123", "nlu_fallback", slots={"requested_slot": slot},
+                                                   active_loop="order_verification_form"), {})
+    assert [m["response"] for m in dispatcher.messages] == [response]
