@@ -186,7 +186,7 @@ class ValidateOrderVerificationForm(FormValidationAction):
         as a button, and end the form quietly (the flow action stays silent, as after "never mind")."""
         # Not when the conversation is already about an order ("when will my order arrive?" after a lookup).
         if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER) \
-                and routing.is_a_question(tracker):
+                and routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD):
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
             if answered is not None:

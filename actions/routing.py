@@ -32,6 +32,9 @@ from bot.text import ZH, to_halfwidth
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION, REQUEST = "question", "request"
+# A message that started an order form is answered from the KB only when it reads clearly as a question (a request
+# misread as a question loses the customer a step; the answer still offers the action as a button).
+FORM_QUESTION_THRESHOLD = 0.65
 REQUEST_INTENTS = ("order_status", "delivery_delay", "change_address", "cancel_order", "return_request",
                    "refund_status", "exchange_request", "payment_issue", "request_human", "complaint",
                    "provide_order_number")
@@ -53,6 +56,17 @@ def _normalise(text: str) -> str:
     return to_halfwidth(text).lower()
 
 
+def _without_cue(examples: List[LabelledMessage]) -> List[LabelledMessage]:
+    """Each example once more with its end punctuation swapped: the example questions end in "?" far more often
+    than the request examples, and "where is my order?" must not count as a question for its question mark."""
+    out = []
+    for ex in examples:
+        bare = ex.text.rstrip("?？!！.。 ")
+        out.append(LabelledMessage(bare if bare != ex.text else bare + ("？" if ex.lang == ZH else "?"), ex.label,
+                                   ex.lang, ex.weight))
+    return out
+
+
 def _kb_questions() -> List[LabelledMessage]:
     out = []
     for path in sorted((ROOT / "data" / "kb").glob("*.yml")):
@@ -68,6 +82,7 @@ def classifier() -> NgramClassifier:
     nlu = sorted((ROOT / "data" / "nlu").glob("*.yml"))
     examples = (_kb_questions() + load_nlu_background(nlu, ["ask_policy"], label=QUESTION, weight=1.0)
                 + load_nlu_background(nlu, REQUEST_INTENTS, label=REQUEST, weight=1.0))
+    examples += _without_cue(examples)
     model = NgramClassifier.train(examples, preprocess=_normalise, labels=(QUESTION, REQUEST))
     logger.info("question-vs-request classifier trained on %d examples", len(examples))
     return model
