@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import redis
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
@@ -40,3 +42,10 @@ def async_redis(url: str, **kwargs: Any) -> AsyncRedis:
 def sync_redis(url: str, **kwargs: Any) -> redis.Redis:
     return redis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), RETRIES),
                                 retry_on_error=list(RETRY_ON), **kwargs)
+
+
+def moving_window(url: str, key_prefix: str) -> MovingWindowRateLimiter:
+    """A ``limits`` moving-window limiter on the Redis at ``url`` (redis-py, with the same retry policy)."""
+    uri = url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+    return MovingWindowRateLimiter(RedisStorage(uri, implementation="redispy", key_prefix=key_prefix,
+                                                **async_options()))

@@ -15,10 +15,8 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 
-from actions.redis_client import async_options, async_redis
+from actions.redis_client import async_redis, moving_window
 
 PREFIX = "csbot:verify"
 
@@ -37,10 +35,7 @@ class Limits:
 class VerificationStore:
     def __init__(self, redis_url: str, idle_s: int, limits: Limits) -> None:
         self._redis = async_redis(redis_url)  # retries a connection broken by a Redis restart
-        uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self._limiter = MovingWindowRateLimiter(
-            RedisStorage(uri, implementation="redispy", key_prefix=f"{PREFIX}:fail", **async_options())
-        )
+        self._limiter = moving_window(redis_url, f"{PREFIX}:fail")
         self._idle_s = idle_s
         self._limits: dict[str, list[RateLimitItem]] = {"order": parse_many(limits.order),
                                                         "client": parse_many(limits.client)}

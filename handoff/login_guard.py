@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from handoff import keys
-from handoff.redis_client import redis_options
+from handoff.redis_client import moving_window
 
 SCOPES = ("account", "ip")
 INFLIGHT_TTL_S = 120
@@ -56,10 +54,7 @@ class LoginGuard:
 
     def __init__(self, redis: Redis, redis_url: str, max_failures: int, ip_max_failures: int, window_s: int,
                  lock_s: int) -> None:
-        uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix(),
-                                     **redis_options())
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._limiter = moving_window(redis_url, keys.rate_limit_prefix())
         self._items: Dict[str, RateLimitItem] = {
             "account": RateLimitItemPerSecond(max_failures, window_s),
             "ip": RateLimitItemPerSecond(ip_max_failures, window_s),

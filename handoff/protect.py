@@ -22,11 +22,9 @@ from typing import Any, Awaitable, Callable, Dict, List, MutableMapping
 
 from fastapi import Request
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from handoff import keys
-from handoff.redis_client import redis_options
+from handoff.redis_client import moving_window
 
 DEVICE_COOKIE = "csbot_device"
 DEVICE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
@@ -94,10 +92,7 @@ class Throttle:
     """Named per-client limits in Redis. ``hit`` counts one event and says whether it was over a limit."""
 
     def __init__(self, redis_url: str, limits: Dict[str, str]) -> None:
-        uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self._storage = RedisStorage(uri, implementation="redispy", key_prefix=keys.rate_limit_prefix(),
-                                     **redis_options())
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._limiter = moving_window(redis_url, keys.rate_limit_prefix())
         self._limits: Dict[str, List[RateLimitItem]] = {name: parse_many(spec) for name, spec in limits.items()}
 
     async def hit(self, name: str, *identifiers: str) -> Limited | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -33,3 +35,10 @@ def redis_options() -> Dict[str, Any]:
 def connect(url: str, **kwargs: Any) -> Redis:
     """The gateway's Redis client for ``url``."""
     return Redis.from_url(url, **redis_options(), **kwargs)
+
+
+def moving_window(url: str, key_prefix: str) -> MovingWindowRateLimiter:
+    """A ``limits`` moving-window limiter on the Redis at ``url`` (redis-py, with the same retry policy)."""
+    uri = url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+    return MovingWindowRateLimiter(RedisStorage(uri, implementation="redispy", key_prefix=key_prefix,
+                                                **redis_options()))

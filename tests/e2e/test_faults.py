@@ -16,7 +16,6 @@ This module starts its own stack (it kills parts of it): about 4-6 minutes in al
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -28,6 +27,8 @@ import httpx
 import psutil
 import pytest
 import redis
+
+from tests.processes import port_free
 
 pytestmark = pytest.mark.e2e
 
@@ -295,24 +296,14 @@ def _count(load: Load, faults: List[Fault], client: redis.Redis, started: float)
     return "\n".join(rows), problems
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-    return True
-
 
 def test_stop_after_the_faults_leaves_no_process_and_frees_every_port(fault_stack) -> None:  # noqa: ANN001
     stack = fault_stack
     seen: Set[int] = set(stack.seen_pids) | stack.pids()
     ports = [stack.web_port, stack.action_port, stack.redis_port, *stack.rasa_ports]
-    assert all(not _port_free(p) for p in ports)  # all serving before the stop
+    assert all(not port_free(p) for p in ports)  # all serving before the stop
     stack.stop()
     left = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not left, [psutil.Process(p).cmdline() for p in left]
-    assert all(_port_free(p) for p in ports)
+    assert all(port_free(p) for p in ports)
 

@@ -19,27 +19,19 @@ import psutil
 import pytest
 import redis
 
+from tests.processes import alive
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / ".venv-app" / "bin" / "python"
 
 
-def _alive(pids: Set[int]) -> Set[int]:
-    out = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
 
 def _wait_gone(pids: Set[int], timeout_s: float) -> Set[int]:
     deadline = time.monotonic() + timeout_s
-    while _alive(pids) and time.monotonic() < deadline:
+    while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return _alive(pids)
+    return alive(pids)
 
 
 def _descendants(pid: int) -> Set[int]:
@@ -58,7 +50,7 @@ def cleanup() -> Iterator[Set[int]]:
     """Pids to kill whatever the test's outcome (so a failing test does not leave a stack running)."""
     pids: Set[int] = set()
     yield pids
-    for pid in _alive(pids):
+    for pid in alive(pids):
         psutil.Process(pid).kill()
 
 
@@ -116,7 +108,7 @@ def test_kill_9_of_the_launcher_takes_the_services_down(tmp_path: Path, cleanup:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # every service spawned (Rasa still loading its model is fine)
         services = _descendants(launcher.pid)
-        cmdlines = " | ".join(" ".join(psutil.Process(p).cmdline()) for p in _alive(services))
+        cmdlines = " | ".join(" ".join(psutil.Process(p).cmdline()) for p in alive(services))
         if all(part in cmdlines for part in ("redis-server", "rasa run", "actions.server", "uvicorn")):
             break
         time.sleep(0.5)
@@ -127,4 +119,4 @@ def test_kill_9_of_the_launcher_takes_the_services_down(tmp_path: Path, cleanup:
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=10)
     left = _wait_gone(services, 10)
-    assert not left, [" ".join(psutil.Process(p).cmdline()) for p in _alive(left)]
+    assert not left, [" ".join(psutil.Process(p).cmdline()) for p in alive(left)]

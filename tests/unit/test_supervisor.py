@@ -7,7 +7,6 @@ restart on the same port cannot bind.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ import httpx
 import psutil
 import pytest
 from stack import Service, Supervisor, free_port, http_ok  # scripts/stack.py (tests/conftest.py puts it on the path)
+
+from tests.processes import alive, port_free
 
 SERVICE = textwrap.dedent("""
     import http.server, os, subprocess, sys, time
@@ -57,27 +58,6 @@ def _pid_serving(service: Service) -> int:
     return int(httpx.get(f"http://127.0.0.1:{service.port}/", timeout=2).text)  # type: ignore[attr-defined]
 
 
-def _alive(pids: set[int]) -> set[int]:
-    out = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def _port_free(port: int) -> bool:
-    """Nobody listens on it (bound as the services bind: SO_REUSEADDR, so TIME_WAIT does not count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture()
@@ -113,7 +93,7 @@ def test_a_killed_service_restarts_on_the_same_port_while_the_others_keep_servin
     supervised.wait_ready("a", timeout_s=5)
     new_pid = _pid_serving(a)
     assert new_pid != old_pid and new_pid == a.proc.pid
-    assert not _alive({old_pid, old_worker})
+    assert not alive({old_pid, old_worker})
     assert served_by_b and set(served_by_b) == {b_pid}  # b never went away
     assert [e.kind for e in supervised.events if e.service == "a"][-3:] == ["exited", "started", "ready"]
 
@@ -145,8 +125,8 @@ def test_stop_leaves_no_process_behind_grandchildren_included(tmp_path: Path) ->
     seen |= supervisor.pids()
     assert len(seen) >= 6  # 2 services x (leader + worker), b once more
     supervisor.stop()
-    assert not _alive(seen)
-    assert all(_port_free(s.port) for s in services)  # type: ignore[attr-defined]
+    assert not alive(seen)
+    assert all(port_free(s.port) for s in services)  # type: ignore[attr-defined]
     assert supervisor.procs == []
 
 
@@ -170,19 +150,20 @@ def test_services_die_with_a_launcher_killed_by_sigkill(tmp_path: Path) -> None:
     script = tmp_path / "launcher.py"
     script.write_text(LAUNCHER)
     tests_dir = str(Path(__file__).parent)
-    scripts_dir = str(Path(__file__).resolve().parents[2] / "scripts")
+    root = Path(__file__).resolve().parents[2]
+    scripts_dir = str(root / "scripts")
     launcher = subprocess.Popen([sys.executable, str(script), tests_dir, str(tmp_path)], stdout=subprocess.PIPE,
-                                text=True, env={"PYTHONPATH": f"{tests_dir}:{scripts_dir}"})
+                                text=True, env={"PYTHONPATH": f"{tests_dir}:{scripts_dir}:{root}"})
     try:
         leaders = {int(pid) for pid in launcher.stdout.readline().split()}  # type: ignore[union-attr]
-        assert len(leaders) == 2 and _alive(leaders) == leaders
+        assert len(leaders) == 2 and alive(leaders) == leaders
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(timeout=10)
         deadline = time.monotonic() + 5
-        while _alive(leaders) and time.monotonic() < deadline:
+        while alive(leaders) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(leaders)  # no launcher left to stop them: the kernel did (PR_SET_PDEATHSIG)
+        assert not alive(leaders)  # no launcher left to stop them: the kernel did (PR_SET_PDEATHSIG)
     finally:
         launcher.kill()
-        for pid in _alive(leaders if "leaders" in locals() else set()):
+        for pid in alive(leaders if "leaders" in locals() else set()):
             psutil.Process(pid).kill()
