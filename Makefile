@@ -11,7 +11,7 @@ test:             ## the whole suite, as CI runs it
 	scripts/test.sh
 
 bench: setup      ## throughput/latency of this bot vs a plain `rasa init` bot, through the same kind of API
-	.venv-app/bin/python scripts/bench.py
+	.venv-app/bin/python tools/bench_vs_rasa.py
 
 supervisor:       ## first agent-desk account on the project's Redis (password from var/redis): make supervisor USERNAME=boss
 	@test -n "$(USERNAME)" || { echo "usage: make supervisor USERNAME=<name>" >&2; exit 2; }

@@ -25,7 +25,7 @@ from actions.orders.enums import OrderStatus, ReturnReason
 from actions.orders.errors import BackendError, InvalidOrderNumber, OrderNotFound, OrderServiceError
 from actions.orders.service import OrderInfo
 from actions.orders.validation import MAX_RAW_LENGTH, normalise_order_number, unsafe_reason
-from bot.patterns import ORDER_NUMBER, find_identifiers
+from bot.shared.patterns import ORDER_NUMBER, find_identifiers
 
 SLOT_RETURN_ITEM = "return_item"
 SLOT_RETURN_REASON = "return_reason"

@@ -1,13 +1,13 @@
 """`action_handoff_to_human`: step aside for a person, with the reason, the priority and the feelings first.
 
-Decides the reason and priority with the same escalation engine the Rasa policy uses (bot/frustration, pure
+Decides the reason and priority with the same escalation engine the Rasa policy uses (bot/shared/frustration, pure
 Python), records repeat/group complaints in Redis, acknowledges the customer's feeling ("先共情再解决"), asks the
 handoff service to queue the conversation (or open a ticket out of hours) and tells the customer what happens next.
 If the handoff service cannot be reached the request is kept in a Redis stream (re-sent by the gateways, see
 handoff/undelivered.py) and the customer is told honestly: the request is recorded, without a queue position or a
 wait it does not know. If it cannot even be kept, the customer is told it did not go through and to ask again.
 
-The request carries no secrets: verification digits are removed and phone numbers masked (handoff/redact.py) before
+The request carries no secrets: verification digits are removed and phone numbers masked (bot/shared/redact.py) before
 it leaves the action server; the desk checks once more before storing.
 """
 from __future__ import annotations
@@ -25,11 +25,11 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import routing
-from bot.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
-from bot.frustration.escalation import Escalation, EscalationEngine
-from bot.text import EN, ZH
-from handoff import keys
-from handoff.redact import Redactor, scrub_stored
+from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
+from bot.shared.frustration.escalation import Escalation, EscalationEngine
+from bot.shared.redact import Redactor, scrub_stored
+from bot.shared.text import EN, ZH
+from conversations import keys
 
 logger = logging.getLogger(__name__)
 

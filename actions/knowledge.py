@@ -18,7 +18,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.kb_feedback import FeedbackStore, get_feedback_store
-from bot.text import EN, ZH
+from bot.shared.text import EN, ZH
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.patterns import normalize_order_number
+from bot.shared.patterns import normalize_order_number
 
 
 class ActionAcknowledgeOrderNumber(Action):

@@ -18,19 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background
-from bot.patterns import ORDER_NUMBER, find_identifiers
-from bot.text import ZH, to_halfwidth
+from bot.shared.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background
+from bot.shared.paths import REPO_ROOT
+from bot.shared.patterns import ORDER_NUMBER, find_identifiers
+from bot.shared.text import ZH, to_halfwidth
 
 logger = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 QUESTION, REQUEST = "question", "request"
 # A message that started an order form is answered from the KB only when it reads clearly as a question (a request
 # misread as a question loses the customer a step; the answer still offers the action as a button).

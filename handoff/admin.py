@@ -13,8 +13,8 @@ from typing import List
 
 from redis.asyncio import Redis
 
+from conversations.settings import get_settings
 from handoff.agents import AccountError, AgentStore
-from handoff.settings import get_settings
 
 
 def _password() -> str:

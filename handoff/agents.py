@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, TypeVar
 
 from redis.asyncio import Redis
 
-from handoff import keys
+from conversations import keys
 
 T = TypeVar("T")
 ROLES = ("agent", "supervisor")

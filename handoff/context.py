@@ -6,7 +6,7 @@ frustration), the escalation request of the action server and the customer's ear
 documented as a versioned JSON schema in docs/handoff-context.schema.json; bump SCHEMA_VERSION on any change.
 
 No secrets (1.1.0): verification digits are removed and phone numbers masked everywhere in the package (transcript,
-turns, slots, identifiers, summary, signals); see handoff/redact.py. The desk checks once more before storing.
+turns, slots, identifiers, summary, signals); see bot/shared/redact.py. The desk checks once more before storing.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List
 
-from handoff.redact import Redactor, scrub_stored
+from bot.shared.redact import Redactor, scrub_stored
 
 SCHEMA_VERSION = "1.1.0"
 SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.1.0"

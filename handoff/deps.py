@@ -8,14 +8,14 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 
+from conversations.protect import Throttle
+from conversations.rasa_client import RasaClient
+from conversations.settings import GatewaySettings
+from conversations.store import ConversationStore
 from handoff.agents import Agent, AgentStore
 from handoff.canned import CannedAnswers
 from handoff.handoffs import HandoffService
 from handoff.login_guard import LoginGuard
-from handoff.protect import Throttle
-from handoff.rasa_client import RasaClient
-from handoff.settings import GatewaySettings
-from handoff.store import ConversationStore
 from handoff.webhook import WebhookPusher
 
 SESSION_COOKIE = "agent_session"

@@ -25,15 +25,15 @@ from typing import Any, Dict, List, Tuple
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from handoff import keys
+from bot.shared.redact import Redactor, scrub_stored
+from conversations import keys
+from conversations.clock import Clock
+from conversations.messages import say_in
+from conversations.rasa_client import RasaClient, RasaError
+from conversations.store import AGENT_PREFIX, STREAM_MAXLEN, ChatMessage, ConversationStore
 from handoff.agents import Agent, AgentStore
-from handoff.clock import Clock
 from handoff.context import build_context, conversation_redactor, iso
-from handoff.messages import say_in
 from handoff.policy import DeskPolicy
-from handoff.rasa_client import RasaClient, RasaError
-from handoff.redact import Redactor, scrub_stored
-from handoff.store import AGENT_PREFIX, STREAM_MAXLEN, ChatMessage, ConversationStore
 
 logger = logging.getLogger(__name__)
 

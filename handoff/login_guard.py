@@ -13,7 +13,7 @@ account of their own cannot reset the address counter by logging in to it).
 Concurrent guesses: each attempt reserves a slot (an in-flight counter) before its password is checked, and is
 refused when the in-flight attempts would exceed what is left of the budget, so 100 parallel guesses get at
 most ``max_failures`` checks, not 100. Failure windows are moving windows of the ``limits`` package in Redis
-(shared by every gateway process); locks and in-flight counters are plain keys (handoff/keys.py).
+(shared by every gateway process); locks and in-flight counters are plain keys (conversations/keys.py).
 Usernames and addresses appear in keys only as keyed hashes.
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Dict, List
 from limits import RateLimitItem, RateLimitItemPerSecond
 from redis.asyncio import Redis
 
-from handoff import keys
-from handoff.redis_client import moving_window
+from conversations import keys
+from conversations.redis_client import moving_window
 
 SCOPES = ("account", "ip")
 INFLIGHT_TTL_S = 120

@@ -30,11 +30,11 @@ from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from handoff import keys
+from bot.shared.redact import scrub_stored
+from conversations import keys
+from conversations.messages import say_in
+from conversations.store import ChatMessage, ConversationStore
 from handoff.handoffs import HandoffService
-from handoff.messages import say_in
-from handoff.redact import scrub_stored
-from handoff.store import ChatMessage, ConversationStore
 from handoff.webhook import WebhookPusher
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class UndeliveredConsumer:
         return 1
 
     async def _deliver(self, fields: Dict[str, str]) -> None:
-        from handoff.routers.internal import parse_request  # the route's own validation (no import cycle at load)
+        from handoff.api.internal import parse_request  # the route's own validation (no import cycle at load)
 
         try:
             body = parse_request(fields.get("body", "").encode())

@@ -24,8 +24,8 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from handoff import keys
-from handoff.redact import scrub_stored
+from bot.shared.redact import scrub_stored
+from conversations import keys
 
 logger = logging.getLogger(__name__)
 LOCK_S = 30

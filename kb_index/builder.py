@@ -11,7 +11,7 @@ Each article becomes several vectors ("units"): its title and every example ques
 languages, encoded like a user's question (``query`` prompt), and per language one passage (title +
 answer, ``passage`` prompt). The retriever scores an article by blending its best question/title
 unit with its best passage unit (``KB_PASSAGE_WEIGHT``); the blend was chosen by measurement (see
-``kb_index.evaluate.self_check``): example questions alone miss paraphrases that only the answer
+``tools.evaluate_kb.self_check``): example questions alone miss paraphrases that only the answer
 covers, passages alone separate out-of-scope questions poorly.
 """
 

@@ -11,7 +11,7 @@ vectors = cosine) and the top-k search bounds each kind separately.
 A kind with more than ``KB_ANN_MIN_VECTORS`` vectors is searched with FAISS HNSW instead (M=16,
 efConstruction 40, efSearch >= 64): exact search over the ~226k title/question vectors of a
 10k-article KB costs ~22 ms per question on one thread, HNSW ~0.3 ms with recall@10 0.99 against
-exact (measured by ``python -m kb_index bench``). Article scores are still computed exactly from the
+exact (measured by ``python -m tools.kb bench``). Article scores are still computed exactly from the
 stored vectors; only the candidate pool is approximate, and it is not grown past
 ``_MAX_APPROX_POOL`` rows.
 """

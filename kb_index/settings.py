@@ -65,7 +65,7 @@ Variable                   Default                                 Meaning
 =========================  ======================================  ===========================================
 
 The thresholds are calibrated for the default model with the default weights; after changing the
-model or a weight, re-run ``python -m kb_index evaluate`` and pick new ones from its threshold sweep.
+model or a weight, re-run ``python -m tools.kb evaluate`` and pick new ones from its threshold sweep.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+from bot.shared.paths import REPO_ROOT
+
+PROJECT_ROOT: Path = REPO_ROOT
 DEFAULT_MODEL_DIR: str = "var/models/multilingual-e5-small"
 
 
@@ -98,7 +100,7 @@ class KBSettings(BaseSettings):
     confident_threshold: float = Field(default=0.82, ge=-1.0, le=1.0)
     middling_threshold: float = Field(default=0.78, ge=-1.0, le=1.0)
     # A middling best match that leads the runner-up by this much is answered, not offered as "did you mean"
-    # (chosen on tests/kb/devset.yml: at 0.03, 43 of 44 such answers right, 1 of 113 out-of-scope questions more).
+    # (chosen on tests/kb_index/devset.yml: at 0.03, 43 of 44 such answers right, 1 of 113 out-of-scope questions more).
     clear_margin: float = Field(default=0.03, ge=0.0, le=1.0)
     use_bm25: bool = True
     bm25_weight: float = Field(default=0.15, ge=0.0, le=1.0)

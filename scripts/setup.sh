@@ -52,7 +52,7 @@ fi
 
 # Order database (DATABASE_URL, default var/store.db): apply migrations, load the demo store when it is empty.
 .venv-app/bin/python -m actions.orders.db upgrade >/dev/null
-demo=$(.venv-app/bin/python -m actions.orders.demo_data)
+demo=$(.venv-app/bin/python -m tools.demo_data)
 log "order database: ${demo%%$'\n'*}"
 
 # Knowledge base: the offline multilingual embedding model (built from packaged weights once) and the FAISS index

@@ -610,7 +610,7 @@ class Stack:
         ))
         out.append(Service(
             "web",
-            [str(APP_PY), "-m", "uvicorn", "handoff.app:create_app", "--factory", "--host", "127.0.0.1",
+            [str(APP_PY), "-m", "uvicorn", "channels.app:create_app", "--factory", "--host", "127.0.0.1",
              # --no-proxy-headers: the client address is the socket's; X-Forwarded-For only via WEB_TRUSTED_PROXIES
              "--port", str(self.web_port), "--no-access-log", "--no-proxy-headers"],
             lambda: http_ok(f"{self.web_url}/healthz"), ready_timeout_s=60,

@@ -10,20 +10,20 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "lint"
 .venv-app/bin/ruff check .
 
-step "Rasa side (Python 3.10): custom components + held-out NLU evaluation"
-.venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/rasa tests/frustration/test_component.py -s
+step "Rasa side (Python 3.10): Rasa plugins, held-out NLU evaluation, and the shared pure code"
+.venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/bot/plugins tests/bot/shared -s
 
 step "conversation tests (every flow, both languages)"
 rm -rf var/results
-.venv-rasa/bin/python -m rasa test core --model "models/$(cat models/CURRENT)" --stories tests/conversations \
+.venv-rasa/bin/python -m rasa test core --model "models/$(cat models/CURRENT)" --stories tests/stories \
     --out var/results --fail-on-prediction-errors > var/logs/test-core.log 2>&1 \
   || { tail -40 var/logs/test-core.log; cat var/results/failed_test_stories.yml 2>/dev/null; exit 1; }
 grep -h "Correct:" var/logs/test-core.log | tail -3 || true
 
-step "services side (Python 3.11): unit, gateway, end-to-end stack, browser"
+step "services side (Python 3.11): shared code, actions, gateway, desk, KB, scripts, end-to-end stack, browser"
 # Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the rest of the
 # session, which async tests collected after it could not use. One session, so one stack serves e2e and browser.
-.venv-app/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/nlu tests/gateway tests/handoff tests/kb tests/orders \
-    tests/frustration tests/e2e tests/browser
+.venv-app/bin/python -m pytest -q -p no:cacheprovider tests/bot/shared tests/nlu tests/actions tests/kb_index \
+    tests/channels tests/handoff tests/scripts tests/e2e tests/browser
 
 echo; echo "all tests passed in $(( $(date +%s) - start )) s"

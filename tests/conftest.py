@@ -57,7 +57,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # Every end-to-end test talks from 127.0.0.1, so per-client-address limits would count the whole suite as one
-# customer. The stacks of the suite raise them; the limits themselves are tested in tests/gateway and tests/unit
+# customer. The stacks of the suite raise them; the limits themselves are tested in tests/channels and tests/actions
 # (and tests/e2e/test_security_stack.py, on its own order and client).
 RELAXED_CLIENT_LIMITS = {
     "WEB_LIMIT_NEW_CONVERSATIONS": "100000/minute",

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actions.orders.enums import Carrier, MembershipTier, OrderStatus, PaymentMethod, ReturnReason
+from bot.shared.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_PATH = REPO_ROOT / "data" / "store_policy.yml"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -1,4 +1,4 @@
-"""Browser tests for the customer web chat (handoff/static/webchat) served by the gateway.
+"""Browser tests for the customer web chat (channels/static/webchat) served by the gateway.
 
 They drive Debian's Chromium through Playwright against the `stack` fixture (its `.web_url` is the gateway
 base URL). Bot wording is never asserted: only that the contract is honoured and the page behaves. Routes are

@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary  # scripts/answers_eval.py
+
+from tools.answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary
 
 pytestmark = pytest.mark.e2e
 FLOORS = {"en": 0.50, "zh": 0.74}

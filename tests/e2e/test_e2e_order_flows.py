@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from actions.customer_token import mint
 from actions.orders import rules
 from actions.orders.db import make_engine
-from actions.orders.demo_data import load_demo_data
 from actions.orders.enums import OrderStatus, ReturnReason
 from actions.orders.models import Coupon, Order, ReturnRequest
 from actions.orders.policy import load_policy
 from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from tools.demo_data import load_demo_data
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-customer-token-secret"  # noqa: S105 - test value

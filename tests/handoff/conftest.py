@@ -15,10 +15,10 @@ import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from channels.app import create_app
+from conversations.rasa_client import RasaError
+from conversations.settings import GatewaySettings
 from handoff.agents import Agent
-from handoff.app import create_app
-from handoff.rasa_client import RasaError
-from handoff.settings import GatewaySettings
 
 TOKEN = "test-internal-token"  # noqa: S105 - test secret
 # Monday 2026-11-23 10:00 China time: inside service hours (09:00-21:00 in data/store_policy.yml).

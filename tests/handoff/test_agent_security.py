@@ -14,8 +14,8 @@ from typing import Any, Dict, List
 import httpx
 import pytest
 
-from handoff import keys
-from handoff.sse_client import sse_events
+from conversations import keys
+from tools.sse_client import sse_events
 
 LOGIN = "/api/agent/login"
 

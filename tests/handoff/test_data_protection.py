@@ -15,10 +15,10 @@ from typing import Any, Dict, List
 import jsonschema
 import pytest
 
-from handoff import keys
+from bot.shared.redact import Redactor, mask_phone, scrub_stored
+from conversations import keys
 from handoff.context import SCHEMA_VERSION
 from handoff.handoffs import PICKUP_SAMPLES
-from handoff.redact import Redactor, mask_phone, scrub_stored
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "handoff-context.schema.json").read_text())
 

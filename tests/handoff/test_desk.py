@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handoff import keys
-from handoff.sse_client import sse_events
+from conversations import keys
 from handoff.webhook import WebhookPusher
+from tools.sse_client import sse_events
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"  # noqa: S105 - test secret
@@ -412,7 +412,7 @@ async def test_console_is_served(desk, path: str) -> None:
 
 
 async def test_a_retry_answers_a_stored_message_whose_first_attempt_died(desk) -> None:
-    from handoff.store import ChatMessage
+    from conversations.store import ChatMessage
 
     cid = (await desk.say("hello"))["conversation_id"]
     store = desk.app.state.store

@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from handoff import keys
+from conversations import keys
 
 
 @pytest.mark.desk_settings(web_limit_handoffs="2/minute")

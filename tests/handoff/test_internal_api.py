@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jsonschema
 
-from handoff import keys
+from conversations import keys
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "handoff-context.schema.json").read_text())
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from handoff import keys
+from conversations import keys
 
 TOKEN = "test-internal-token"  # noqa: S105 - the desk fixture's token (tests/handoff/conftest.py)
 

@@ -11,7 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import handoff as action
-from handoff import keys
+from conversations import keys
 from handoff.undelivered import GROUP, UndeliveredConsumer
 
 

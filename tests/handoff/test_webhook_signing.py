@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from handoff import keys
-from handoff.app import create_app
-from handoff.settings import GatewaySettings
+from channels.app import create_app
+from conversations import keys
+from conversations.settings import GatewaySettings
 from handoff.webhook import (
     SIGNATURE_HEADER,
     WebhookConfigError,

@@ -15,7 +15,7 @@ from typing import Dict, List
 import pytest
 import yaml
 
-from bot.patterns import find_identifiers
+from bot.shared.patterns import find_identifiers
 from tests.nlu.splits import (
     ROOT,
     THRESHOLD,

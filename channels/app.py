@@ -1,0 +1,132 @@
+"""The gateway service: every customer channel enters here (the website chat now, messaging apps later).
+
+It stores each message in Redis, asks the conversation's owner (bot or human agent) and relays the answer; the
+agent desk (queue, claims, console at /agent) lives in the same service so ownership has one source of truth.
+Create with ``uvicorn channels.app:create_app --factory``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
+
+import handoff
+from channels import webchat
+from conversations.clock import Clock
+from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
+from conversations.rasa_client import RasaClient
+from conversations.redis_client import connect
+from conversations.settings import GatewaySettings, get_settings
+from conversations.store import ConversationStore
+from handoff.agents import AgentStore
+from handoff.api import agent, internal
+from handoff.canned import CannedAnswers
+from handoff.handoffs import HandoffService
+from handoff.login_guard import LoginGuard
+from handoff.policy import DeskPolicy
+from handoff.undelivered import UndeliveredConsumer
+from handoff.webhook import WebhookPusher
+
+WEBCHAT_STATIC = Path(__file__).parent / "static" / "webchat"  # the web chat channel's page
+AGENT_STATIC = Path(handoff.__file__).parent / "static" / "agent"  # the desk's console
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings.redis_url)  # retries a connection broken by a Redis restart
+        app.state.settings = settings
+        app.state.redis = redis
+        app.state.store = ConversationStore(redis, settings.web_conversation_ttl_s)
+        app.state.throttle = Throttle(settings.redis_url, settings.client_limits())
+        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s,
+                                    connect_timeout_s=settings.rasa_connect_timeout_s,
+                                    down_s=settings.rasa_worker_down_s)
+        app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
+                                      settings.handoff_agent_max_concurrent, settings.handoff_login_hash_workers)
+        app.state.login_guard = LoginGuard(redis, settings.redis_url, settings.handoff_login_max_failures,
+                                           settings.handoff_login_ip_max_failures, settings.handoff_login_window_s,
+                                           settings.handoff_login_lock_s)
+        app.state.clock = Clock.from_setting(settings.handoff_clock)
+        app.state.desk = HandoffService(
+            redis, app.state.store, app.state.agents, app.state.rasa, DeskPolicy.load(settings.handoff_policy_path),
+            app.state.clock, settings.handoff_sla_pickup_s, settings.handoff_earlier_conversations,
+            retention_s=settings.handoff_retention_s, audit_retention_s=settings.handoff_audit_retention_s,
+            audit_maxlen=settings.handoff_audit_maxlen, desk_events_maxlen=settings.handoff_desk_events_maxlen,
+        )
+        app.state.canned = CannedAnswers(settings.handoff_kb_dir)
+        app.state.webhook = WebhookPusher(redis, settings.handoff_webhook_url, settings.handoff_webhook_attempts,
+                                          settings.handoff_webhook_backoff_s, settings.handoff_webhook_timeout_s,
+                                          secret=settings.handoff_webhook_secret)
+        app.state.undelivered = UndeliveredConsumer(
+            redis, app.state.desk, app.state.store, app.state.webhook, settings.handoff_undelivered_attempts,
+            settings.handoff_undelivered_backoff_s)
+        tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s)),
+                 asyncio.create_task(app.state.undelivered.run_forever())]
+        if app.state.webhook.enabled:
+            tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Bounded: a background loop stuck in a blocking Redis read must not keep the process from stopping.
+            await asyncio.wait(tasks, timeout=5)
+            await app.state.webhook.close()
+            await app.state.rasa.close()
+            await redis.aclose()
+
+    docs = settings.web_docs_enabled
+    app = FastAPI(title="Customer-service gateway", version="0.2.0", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    # Outermost first: headers on every answer (413s included), then the body cap before any route reads a body.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web_max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(webchat.router)
+    app.include_router(internal.router)
+    app.include_router(agent.router)
+    app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
+    app.mount("/static/agent", StaticFiles(directory=AGENT_STATIC), name="static-agent")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse(status_code=422, content={"detail": f"Invalid request: {problems}"})
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEBCHAT_STATIC / "index.html")
+
+    @app.get("/agent", include_in_schema=False)
+    async def agent_console() -> FileResponse:
+        return FileResponse(AGENT_STATIC / "index.html")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict:
+        await request.app.state.redis.ping()
+        return {"status": "ok"}
+
+    return app
+
+
+async def _sla_loop(app: FastAPI, interval_s: float) -> None:
+    """Raise pickup-SLA alerts; the state lives in Redis, so any number of gateway processes may run this."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await app.state.desk.check_sla()
+        except (RedisError, OSError) as exc:
+            logger.warning("SLA check skipped: %s", exc)

@@ -1,0 +1,184 @@
+"""Every Redis key the gateway uses, in one place. Prefix ``csbot:`` so the database can be shared."""
+from __future__ import annotations
+
+PREFIX = "csbot"
+
+
+def conversation(conversation_id: str) -> str:
+    """Hash: channel, created_at, ui_lang of one conversation."""
+    return f"{PREFIX}:conv:{conversation_id}"
+
+
+def messages(conversation_id: str) -> str:
+    """Stream: every message of the conversation (customer, bot, agent, system) in order."""
+    return f"{PREFIX}:conv:{conversation_id}:messages"
+
+
+def owner(conversation_id: str) -> str:
+    """String: who answers this conversation, ``bot`` (default when missing) or ``agent:<id>``."""
+    return f"{PREFIX}:conv:{conversation_id}:owner"
+
+
+def dedupe(conversation_id: str, client_message_id: str) -> str:
+    """String: the reply to a client message id, so a retried request is answered once."""
+    return f"{PREFIX}:conv:{conversation_id}:dedupe:{client_message_id}"
+
+
+def conversation_handoff(conversation_id: str) -> str:
+    """String: id of the conversation's open handoff (present only while one is open: idempotency anchor)."""
+    return f"{PREFIX}:conv:{conversation_id}:handoff"
+
+
+def notice(conversation_id: str, owner_value: str) -> str:
+    """String flag: the customer already got the one "an agent will answer" notice for this owner phase."""
+    return f"{PREFIX}:conv:{conversation_id}:notice:{owner_value}"
+
+
+def rate(conversation_id: str, window: int) -> str:
+    """Counter: customer messages of one conversation in one rate-limit window."""
+    return f"{PREFIX}:conv:{conversation_id}:rate:{window}"
+
+
+def rate_notice(conversation_id: str, window: int) -> str:
+    """String flag: the polite "slow down" message was already sent in this window."""
+    return f"{PREFIX}:conv:{conversation_id}:rate_notice:{window}"
+
+
+def offered(conversation_id: str) -> str:
+    """Hash: button payload -> "<unix time>|<title>" of buttons shown in this conversation (only these payloads
+    may reach Rasa as commands; see channels/webchat.py)."""
+    return f"{PREFIX}:conv:{conversation_id}:offered"
+
+
+def first_message(device_hash: str, client_message_id: str) -> str:
+    """String: the conversation a browser's first message (sent without a conversation id) started, so a retry of
+    that message continues it instead of starting a second one."""
+    return f"{PREFIX}:device:{device_hash[:32]}:first:{client_message_id}"
+
+
+def rate_limit_prefix() -> str:
+    """Prefix of the per-client moving-window counters kept by the ``limits`` package (conversations/protect.py)."""
+    return f"{PREFIX}:rl"
+
+
+def csat_pending(conversation_id: str) -> str:
+    """String: handoff id whose CSAT question is waiting for the customer's stars."""
+    return f"{PREFIX}:conv:{conversation_id}:csat"
+
+
+def handoff(handoff_id: str) -> str:
+    """Hash: one handoff (status, reason, priority, agent, timestamps, context package JSON)."""
+    return f"{PREFIX}:handoff:{handoff_id}"
+
+
+def queue() -> str:
+    """Sorted set: queued handoff ids, score = effective priority * 1e13 + created ms (lowest first)."""
+    return f"{PREFIX}:queue"
+
+
+def pickup_waits() -> str:
+    """List: recent pickup waits in seconds (newest first), for the expected-wait estimate."""
+    return f"{PREFIX}:stats:pickup_waits"
+
+
+def handoffs_by_customer(customer_id: str) -> str:
+    """Sorted set: handoff ids of one customer by creation time (earlier conversations in the context)."""
+    return f"{PREFIX}:customer:{customer_id}:handoffs"
+
+
+def tickets() -> str:
+    """Sorted set: open ticket ids by creation time."""
+    return f"{PREFIX}:tickets"
+
+
+def ticket(ticket_id: str) -> str:
+    """Hash: one ticket (handoff id, conversation id, next contact time, status)."""
+    return f"{PREFIX}:ticket:{ticket_id}"
+
+
+def ticket_counter(day: str) -> str:
+    """Counter: tickets created on one day (ticket ids are T<yyyymmdd>-<n>)."""
+    return f"{PREFIX}:ticket_counter:{day}"
+
+
+def sla_alerted(handoff_id: str) -> str:
+    """String flag: the pickup SLA alert of this handoff was raised (once, even with several gateways)."""
+    return f"{PREFIX}:sla_alerted:{handoff_id}"
+
+
+def alerts() -> str:
+    """Sorted set: open alert ids by time (visible to supervisors)."""
+    return f"{PREFIX}:alerts"
+
+
+def alert(alert_id: str) -> str:
+    """Hash: one alert (kind, handoff id, conversation id, raised at)."""
+    return f"{PREFIX}:alert:{alert_id}"
+
+
+def desk_events() -> str:
+    """Stream: queue and assignment changes pushed live to every agent console."""
+    return f"{PREFIX}:desk:events"
+
+
+def audit() -> str:
+    """Stream: every agent and supervisor action (who, what, which conversation, when)."""
+    return f"{PREFIX}:audit"
+
+
+def agent(agent_id: str) -> str:
+    """Hash: one agent account (username, role, password hash, concurrency limit)."""
+    return f"{PREFIX}:agent:{agent_id}"
+
+
+def agent_usernames() -> str:
+    """Hash: username -> agent id."""
+    return f"{PREFIX}:agents:by_username"
+
+
+def agent_active(agent_id: str) -> str:
+    """Set: conversation ids an agent owns now (its size is checked against the concurrency limit)."""
+    return f"{PREFIX}:agent:{agent_id}:active"
+
+
+def agents_online() -> str:
+    """Sorted set: agent id -> last time seen (requests and live connections)."""
+    return f"{PREFIX}:agents:online"
+
+
+def session(token_hash: str) -> str:
+    """String: agent id of a login session, keyed by the SHA-256 of the token (tokens never stored)."""
+    return f"{PREFIX}:session:{token_hash}"
+
+
+def login_lock(scope: str, ref: str) -> str:
+    """String (EX HANDOFF_LOGIN_LOCK_S): agent logins for this account or client address are refused (429).
+    ``scope`` is ``account`` or ``ip``; ``ref`` a keyed hash of the username / address (handoff/login_guard.py)."""
+    return f"{PREFIX}:login:lock:{scope}:{ref}"
+
+
+def login_inflight(scope: str, ref: str) -> str:
+    """Counter (EX 120 s): agent logins of this account / address whose password is being checked right now;
+    reserved against the failure budget so concurrent guesses cannot overshoot it."""
+    return f"{PREFIX}:login:inflight:{scope}:{ref}"
+
+
+def agent_dedupe(conversation_id: str, client_message_id: str) -> str:
+    """String: stream id of an agent message already stored under this client id (retries are not doubled)."""
+    return f"{PREFIX}:conv:{conversation_id}:agent_dedupe:{client_message_id}"
+
+
+def webhook_outbox() -> str:
+    """Stream: context packages waiting to be pushed to the external helpdesk (survives restarts)."""
+    return f"{PREFIX}:webhook:outbox"
+
+
+def webhook_lock(entry_id: str) -> str:
+    """String flag (EX 30 s): one gateway process is delivering this outbox entry."""
+    return f"{PREFIX}:webhook:outbox:lock:{entry_id}"
+
+
+def undelivered_handoffs() -> str:
+    """Stream: handoff requests the action server could not deliver to the desk (written by actions/handoff.py),
+    re-sent by the gateways through the consumer group in handoff/undelivered.py; entries are deleted once done."""
+    return f"{PREFIX}:handoffs:undelivered"

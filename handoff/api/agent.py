@@ -1,0 +1,312 @@
+"""Agent desk API (used by the console at /agent): login, queue, claim, reply, transfer, hand back, close, live
+events. Every state-changing call is audited (handoff.handoffs.HandoffService.audit), and so is every read of a
+conversation (allowed or refused).
+
+Security: logins are throttled per account and per client address (handoff/login_guard.py); every state-changing
+request must come from the gateway's own origin (handoff.deps.same_origin, for the whole router); a conversation
+(handoff, context, transcript, live messages) is readable only by its agent, by any agent while it waits in the
+queue (to decide whether to claim it), and by supervisors (:func:`may_read`).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import aclosing
+from typing import Any, AsyncIterator, Dict, List, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from bot.shared.redact import GENERIC as GENERIC_REDACTOR
+from bot.shared.text import clean_text
+from conversations import keys
+from conversations.protect import client_ip, client_ref
+from conversations.sse import SSE_HEADERS, STREAM_ID, stream_events
+from conversations.store import decode_entry
+from handoff.agents import Agent, AgentStore
+from handoff.deps import (
+    SESSION_COOKIE,
+    AgentDep,
+    AgentsDep,
+    CannedDep,
+    DeskDep,
+    LoginGuardDep,
+    RedisDep,
+    SettingsDep,
+    StoreDep,
+    SupervisorDep,
+    same_origin,
+    session_token,
+)
+from handoff.handoffs import REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+
+router = APIRouter(prefix="/api/agent", tags=["agent desk"], dependencies=[Depends(same_origin)])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=80)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class ReplyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=100_000)
+    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class AssignIn(BaseModel):
+    to_agent_id: str = Field(min_length=1, max_length=64)
+
+
+class CloseIn(BaseModel):
+    resolution: Literal[RESOLUTION_CODES]  # type: ignore[valid-type]
+
+
+def _desk_call_error(exc: DeskError) -> HTTPException:
+    return HTTPException(status_code=exc.status, detail=exc.detail)
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request, response: Response, agents: AgentsDep, desk: DeskDep,
+                settings: SettingsDep, guard: LoginGuardDep) -> Dict[str, Any]:
+    ip_ref = client_ref(client_ip(request, settings.trusted_proxies), settings.client_salt)
+    account_ref = client_ref("account:" + body.username, settings.client_salt)
+    locked = await guard.begin(account_ref, ip_ref)
+    if locked is not None:  # refused before the password is looked at: a right one gets the same answer
+        raise HTTPException(status_code=429, detail=locked.detail, headers={"Retry-After": str(locked.retry_after_s)})
+    token = None
+    try:
+        token = await agents.login(body.username, body.password)
+    finally:
+        newly_locked = await guard.end(account_ref, ip_ref, success=token is not None)
+    if token is None:
+        await _audit_failed_login(desk, agents, body.username, ip_ref, newly_locked)
+        raise HTTPException(status_code=401, detail="Wrong username or password.")
+    agent = await agents.authenticate(token)
+    assert agent is not None
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=settings.handoff_session_ttl_s,
+                        path="/")
+    await desk.audit(agent, "login", "", "", {})
+    return {"token": token, "agent": agent.public()}
+
+
+async def _audit_failed_login(desk: HandoffService, agents: AgentStore, username: str, client: str,
+                              locked: List[str]) -> None:
+    """Supervisors see guessing in the audit log: the account (only when it exists: a typed name may be a
+    password) and the client's pseudonym; a lock is an entry of its own."""
+    account = username if await agents.id_for(username) else None
+    await desk.audit(None, "login_failed", "", "", {"account": account, "client": client})
+    for scope in locked:
+        await desk.audit(None, "login_locked", "", "", {"scope": scope, "account": account, "client": client})
+
+
+@router.post("/logout")
+async def logout(request: Request, response: Response, agent: AgentDep, agents: AgentsDep, desk: DeskDep
+                 ) -> Dict[str, str]:
+    await agents.logout(session_token(request) or "", agent.id)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    await desk.audit(agent, "logout", "", "", {})
+    return {"status": "logged_out"}
+
+
+@router.get("/me")
+async def me(agent: AgentDep, agents: AgentsDep) -> Dict[str, Any]:
+    return {**agent.public(), "active": await agents.active_count(agent.id)}
+
+
+@router.get("/meta")
+async def meta(agent: AgentDep) -> Dict[str, List[str]]:
+    return {"reason_codes": list(REASON_CODES), "resolution_codes": list(RESOLUTION_CODES)}
+
+
+@router.get("/agents")
+async def list_agents(agent: AgentDep, agents: AgentsDep) -> List[Dict[str, Any]]:
+    online = set(await agents.online_ids())
+    return [{**a.public(), "online": a.id in online, "active": await agents.active_count(a.id)}
+            for a in await agents.all()]
+
+
+@router.get("/queue")
+async def queue(agent: AgentDep, desk: DeskDep) -> List[Dict[str, Any]]:
+    return await desk.queue()
+
+
+@router.get("/mine")
+async def mine(agent: AgentDep, desk: DeskDep) -> List[Dict[str, Any]]:
+    return await desk.mine(agent)
+
+
+def may_read(agent: Agent, handoff: Dict[str, str]) -> bool:
+    """Who may read a conversation: supervisors; its agent (``agent_id``: the owner, or the last one of a closed or
+    handed-back case); any agent while it waits in the queue, unless it is a reopened supervisors-only case."""
+    if agent.is_supervisor:
+        return True
+    if handoff.get("agent_id") and handoff.get("agent_id") == agent.id:
+        return True
+    return handoff.get("status") == "queued" and handoff.get("supervisor_only") != "1"
+
+
+async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, what: str) -> Dict[str, Any]:
+    """The handoff's summary row if ``agent`` may read it; a refusal (403) is audited too."""
+    try:
+        handoff = await desk.require(handoff_id)
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+    if not may_read(agent, handoff):
+        await desk.audit(agent, "view_denied", handoff["conversation_id"], handoff_id, {"what": what})
+        raise HTTPException(status_code=403, detail="This conversation belongs to another agent.")
+    return desk.summary_row(handoff)
+
+
+@router.get("/handoffs/{handoff_id}")
+async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep) -> Dict[str, Any]:
+    """The handoff, its context package and the live transcript (including messages after the handoff)."""
+    row = await _readable_row(desk, agent, handoff_id, "handoff")
+    if row["status"] in ("queued", "claimed"):
+        await desk.refresh_context(handoff_id)
+    context = await desk.context(handoff_id)
+    redactor = await desk.redactor(row["conversation_id"])  # no verification digits, phones masked
+    messages = [{**redactor.message(m.to_dict()), "author": a or None}
+                for m, a in await store.entries(row["conversation_id"])]
+    await desk.audit(agent, "view", row["conversation_id"], handoff_id, {})
+    return {"handoff": row, "context": context, "messages": messages}
+
+
+@router.post("/handoffs/{handoff_id}/claim")
+async def claim(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+    try:
+        return desk.summary_row(await desk.claim(agent, handoff_id))
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+
+
+@router.post("/handoffs/{handoff_id}/messages")
+async def reply(handoff_id: str, body: ReplyIn, agent: AgentDep, desk: DeskDep, settings: SettingsDep
+                ) -> Dict[str, Any]:
+    if len(body.text) > settings.web_max_message_chars:
+        raise HTTPException(status_code=413, detail=f"Message too long: the limit is {settings.web_max_message_chars}.")
+    text = clean_text(body.text, max_chars=settings.web_max_message_chars)
+    if not text:
+        raise HTTPException(status_code=422, detail="Empty message.")
+    try:
+        message_id, new = await desk.reply(agent, handoff_id, text, body.message_id)
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+    return {"id": message_id, "duplicate": not new}
+
+
+@router.post("/handoffs/{handoff_id}/transfer")
+async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+    try:
+        return desk.summary_row(await desk.assign(agent, handoff_id, body.to_agent_id, "transfer"))
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+
+
+@router.post("/handoffs/{handoff_id}/reassign")
+async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, desk: DeskDep) -> Dict[str, Any]:
+    try:
+        return desk.summary_row(await desk.assign(supervisor, handoff_id, body.to_agent_id, "reassign"))
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+
+
+@router.post("/handoffs/{handoff_id}/handback")
+async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+    try:
+        return desk.summary_row(await desk.release(agent, handoff_id, "handed_back"))
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+
+
+@router.post("/handoffs/{handoff_id}/close")
+async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+    try:
+        return desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution))
+    except DeskError as exc:
+        raise _desk_call_error(exc) from exc
+
+
+@router.get("/canned")
+async def canned(agent: AgentDep, answers: CannedDep, lang: Literal["zh", "en"] = "zh",
+                 q: str = Query(default="", max_length=100)) -> List[Dict[str, str]]:
+    return answers.search(lang, q)
+
+
+@router.get("/alerts")
+async def alerts(supervisor: SupervisorDep, desk: DeskDep) -> List[Dict[str, Any]]:
+    return await desk.alerts()
+
+
+@router.get("/audit")
+async def audit(supervisor: SupervisorDep, desk: DeskDep, count: int = Query(default=200, ge=1, le=1000)
+                ) -> List[Dict[str, Any]]:
+    return await desk.audit_log(count)
+
+
+@router.get("/events")
+async def events(
+    request: Request, agent: AgentDep, redis: RedisDep, desk: DeskDep, settings: SettingsDep, agents: AgentsDep,
+    handoff_id: str | None = Query(default=None, max_length=64),
+    after: str | None = Query(default=None, max_length=100),
+) -> StreamingResponse:
+    """Live desk events (queue changes, claims, alerts) and, with ``handoff_id``, that conversation's messages.
+
+    Event id = ``<desk stream id>|<conversation stream id>``; Last-Event-ID resumes exactly where it stopped.
+    Opening a conversation's stream is a read: checked (:func:`may_read`) and audited. The right is checked again
+    on every desk event about that handoff and on every keep-alive; once it is lost (claimed by a colleague,
+    transferred away) no further message is sent and the stream ends.
+    """
+    conversation_id = None
+    access = {"granted": True}
+    if handoff_id:
+        conversation_id = (await _readable_row(desk, agent, handoff_id, "events"))["conversation_id"]
+        await desk.audit(agent, "view_events", conversation_id, handoff_id, {})
+
+    async def recheck() -> None:
+        if handoff_id and access["granted"]:
+            handoff = await desk.get_row_fields(handoff_id)
+            access["granted"] = handoff is not None and may_read(agent, handoff)
+
+    redactor = await desk.redactor(conversation_id) if conversation_id else GENERIC_REDACTOR
+    resume = request.headers.get("last-event-id") or after or ""
+    parts = resume.split("|") if resume else []
+    desk_cursor = parts[0] if parts and _valid(parts[0]) else "$"
+    cursors = {keys.desk_events(): desk_cursor}
+    if conversation_id:
+        conv_cursor = parts[1] if len(parts) > 1 and _valid(parts[1]) else "0-0"
+        cursors[keys.messages(conversation_id)] = conv_cursor
+    if desk_cursor == "$":
+        # "$" cannot be a resume point; pin it to the current last id so the event ids stay resumable.
+        last = await redis.xrevrange(keys.desk_events(), count=1)
+        cursors[keys.desk_events()] = last[0][0].decode() if last else "0-0"
+
+    async def format_entry(key: str, entry_id: bytes, data: Dict[bytes, bytes], _: Dict[str, str]):
+        if key == keys.desk_events():
+            event = {k.decode(): v.decode() for k, v in data.items()}
+            if handoff_id and event.get("handoff_id") == handoff_id:
+                await recheck()
+            return "desk", event
+        if not access["granted"]:
+            return None
+        message, author = decode_entry(entry_id, data)
+        return "message", {**redactor.message(message.to_dict()), "author": author or None,
+                           "conversation_id": conversation_id}
+
+    async def tick() -> None:
+        await agents.touch(agent.id)
+        await recheck()
+
+    async def frames() -> AsyncIterator[str]:
+        inner = stream_events(request, redis, cursors, settings.web_sse_block_ms, format_entry, tick)
+        async with aclosing(inner):
+            async for chunk in inner:
+                yield chunk
+                if not access["granted"]:
+                    return
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _valid(cursor: str) -> bool:
+    return re.match(STREAM_ID, cursor) is not None

@@ -1,0 +1,109 @@
+"""Questions about how things work get their answer even when they share words with an order request; requests
+still start the order flows. Real index, real classifier (trained from the project's data); the phrasings here are
+written for this test, not taken from any evaluation set."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import forms, knowledge, routing
+from actions.handoff import ActionHandoffToHuman
+from tests.actions.order_fixtures import Env, domain
+
+
+def tracker(text: str, intent: str, language: str = "en", slots: Optional[Dict[str, Any]] = None,
+            active_loop: Optional[str] = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    events: List[dict] = [{"event": "user", "text": text, "parse_data": latest}]
+    return Tracker("conv-route", {"language": language, **(slots or {})}, latest, events, False, None,
+                   {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+@pytest.mark.parametrize(("text", "question"), [
+    ("Could a present someone bought me be returned?", True),
+    ("快递一般几天能到新疆", True),
+    ("return order DM2026110512 please, it's broken", False),
+    ("帮我取消订单DM2026110512", False),
+])
+def test_question_or_request(text: str, question: bool) -> None:
+    assert (routing.question_probability(text) >= 0.5) is question
+
+
+async def test_a_policy_question_with_an_order_intent_is_answered_then_offered(env: Env) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await forms.ValidateReturnForm().run(
+        dispatcher, tracker("how many days do i have to send something back if i just changed my mind?",
+                            "return_request", active_loop="return_form"), domain())  # as Rasa sends it at activation
+    assert dispatcher.messages[0]["text"] and dispatcher.messages[0]["kb"]["id"].startswith("returns")
+    assert dispatcher.messages[-1]["response"] == "utter_offer_order_action"
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "Start a return", "payload": "/return_request"}]
+    assert {"event": "slot", "timestamp": None, "name": "order_lookup_stopped", "value": True} in events
+    assert {"event": "slot", "timestamp": None, "name": "requested_slot", "value": None} in events
+
+
+async def test_a_request_still_starts_the_form(env: Env) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await forms.ValidateOrderVerificationForm().run(
+        dispatcher, tracker("i want to cancel my order now", "cancel_order", active_loop="order_verification_form"),
+        domain())
+    assert not any(m.get("kb") for m in dispatcher.messages)
+    assert not any(e.get("name") == "order_lookup_stopped" for e in events)
+
+
+async def test_out_of_scope_with_a_confident_answer_is_answered_else_declined() -> None:
+    dispatcher = CollectingDispatcher()
+    await knowledge.ActionOutOfScope().run(dispatcher, tracker("do you ship to xinjiang and how long", "out_of_scope"),
+                                           {})
+    assert dispatcher.messages[0]["kb"]["id"] == "shipping-remote-regions"
+    dispatcher = CollectingDispatcher()
+    await knowledge.ActionOutOfScope().run(dispatcher, tracker("what's the weather in paris tomorrow", "out_of_scope"),
+                                           {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_out_of_scope"]
+
+
+async def test_a_short_follow_up_is_read_with_the_previous_question() -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {"kb_last_question": "how long does a refund take if I paid with alipay?"}
+    await knowledge.ActionAnswerPolicy().run(dispatcher, tracker("and by bank card?", "ask_policy", slots=slots), {})
+    assert dispatcher.messages[0]["kb"]["id"].startswith("refunds")
+
+
+async def test_a_calm_question_about_agents_is_answered_with_a_person_one_tap_away() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToHuman().run(
+        dispatcher, tracker("what hours do your human agents work at weekends?", "request_human"), domain())
+    assert dispatcher.messages[0]["kb"]["id"].startswith("account-service")
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
+    assert not any(e.get("name") == "handoff_active" for e in events)
+
+
+async def test_a_payment_question_gets_the_specific_article(env: Env) -> None:
+    from actions.order_flows import ActionOrderPayment
+
+    dispatcher = CollectingDispatcher()
+    await ActionOrderPayment().run(dispatcher, tracker("I was charged twice for the same order, what should I do?",
+                                                       "payment_issue"), domain())
+    assert dispatcher.messages[0]["kb"]["id"] == "payment-charged-twice"
+
+
+async def test_a_question_about_the_order_in_the_conversation_is_not_rerouted(env: Env) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await forms.ValidateOrderVerificationForm().run(
+        dispatcher, tracker("how long does delivery usually take?", "order_status",
+                            slots={"order_number": "DM2026110512"}, active_loop="order_verification_form"), domain())
+    assert not any(m.get("kb") for m in dispatcher.messages)
+    assert not any(e.get("name") == "order_lookup_stopped" for e in events)
+
+
+@pytest.mark.parametrize(("slot", "response"), [("order_number", "utter_order_number_invalid"),
+                                                ("phone_last4", "utter_phone_last4_invalid")])
+async def test_inside_a_form_an_unplaceable_answer_gets_the_forms_hint(slot: str, response: str) -> None:
+    from actions.fallback import ActionFallback
+
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, tracker("DM123", "nlu_fallback", slots={"requested_slot": slot},
+                                                   active_loop="order_verification_form"), {})
+    assert [m["response"] for m in dispatcher.messages] == [response]
