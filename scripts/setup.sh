@@ -54,6 +54,7 @@ fi
 .venv-app/bin/python -m actions.orders.db upgrade >/dev/null
 demo=$(.venv-app/bin/python -m tools.demo_data)
 log "order database: ${demo%%$'\n'*}"
+.venv-app/bin/python -m tools.demo_data --examples  # real orders of this database, for the README's walk-through
 
 # Knowledge base: the offline multilingual embedding model (built from packaged weights once) and the FAISS index
 # (rebuilt only when articles or model changed).

@@ -881,17 +881,59 @@ def parse_today(value: str, policy: StorePolicy) -> datetime:
     return datetime.combine(date.fromisoformat(value), time(12, 0), tzinfo=policy.tz)
 
 
+EXAMPLE_STATUSES = ("in_transit", "delivered", "paid", "pending_payment")
+
+
+def example_orders(engine: Engine, limit_per_status: int = 1) -> list[dict[str, str]]:
+    """A few real orders of the database to try in the chat: number, status, the last 4 phone digits the bot asks
+    for, and the customer's tier (one regular and one Gold/Platinum customer's order at least, when there are)."""
+    wanted = [s for s in EXAMPLE_STATUSES if s in {o.value for o in OrderStatus}]
+    out: list[dict[str, str]] = []
+    with Session(engine) as session:
+        for status in wanted:
+            rows = session.execute(
+                select(Order.number, Order.recipient_phone, Customer.tier)
+                .join(Customer, Order.customer_id == Customer.id)
+                .where(Order.status == OrderStatus(status))
+                .order_by(Order.placed_at.desc()).limit(limit_per_status)
+            ).all()
+            out += [{"number": n, "status": status, "last4": phone[-4:], "tier": tier.value} for n, phone, tier in rows]
+        vip = session.execute(
+            select(Order.number, Order.recipient_phone, Customer.tier, Order.status)
+            .join(Customer, Order.customer_id == Customer.id)
+            .where(Customer.tier.in_([MembershipTier.GOLD, MembershipTier.PLATINUM]))
+            .where(Order.status == OrderStatus.IN_TRANSIT)
+            .order_by(Order.placed_at.desc()).limit(1)
+        ).first()
+        if vip is not None and vip[0] not in {o["number"] for o in out}:
+            out.append({"number": vip[0], "status": vip[3].value, "last4": vip[1][-4:], "tier": vip[2].value})
+    return out
+
+
+def print_examples(engine: Engine) -> None:
+    print("example orders to try in the chat (order number, then the last 4 digits of the phone when asked):")
+    for o in example_orders(engine):
+        print(f"    {o['number']}  {o['status']:<15} phone ...{o['last4']}  ({o['tier']} customer)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo_data", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--today", help="ISO date (noon, merchant time) or datetime; default: now")
     parser.add_argument("--url", help="database URL (default: DATABASE_URL or var/store.db)")
+    parser.add_argument("--examples", action="store_true", help="only print a few orders to try in the chat")
     args = parser.parse_args(argv)
 
     settings = get_settings()
     policy = load_policy(settings.policy_path)
     now = parse_today(args.today, policy) if args.today else datetime.now(timezone.utc)
     engine = make_engine(args.url, settings)
+    if args.examples:
+        try:
+            print_examples(engine)
+        finally:
+            engine.dispose()
+        return 0
     try:
         stats = load_demo_data(engine, seed=args.seed, now=now, policy=policy)
     finally:

@@ -20,9 +20,10 @@ from actions.orders.db import make_engine, make_session_factory, upgrade
 from actions.orders.policy import StorePolicy, load_policy
 from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from bot.shared.paths import REPO_ROOT
 from tests.actions.orders.builders import LAST4, PHONE, Scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 __all__ = ["LAST4", "NOW", "PHONE", "Env", "domain", "run", "tracker", "user"]
 

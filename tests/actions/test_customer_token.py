@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from actions.customer_token import mint, verify
+from bot.shared.paths import REPO_ROOT
 
 SECRET = "unit-test-secret"  # noqa: S105 - test value
 NOW = 1_800_000_000
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def test_round_trip() -> None:

@@ -21,11 +21,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bot.shared.paths import REPO_ROOT
+
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 TIMEOUT_MS = 20_000
 LAPTOP = {"width": 1366, "height": 768}
 PASSWORD = "agent-console-test-pw"  # noqa: S105 - throw-away account in a throw-away Redis

@@ -11,12 +11,12 @@ import contextlib
 import json
 import subprocess
 import uuid
-from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional
 
 import httpx
 import pytest
 
+from bot.shared.paths import REPO_ROOT
 from channels.app import create_app
 from channels.turns import UNDO_FAILED_TURN, failed_action
 from conversations import keys
@@ -192,7 +192,7 @@ def test_failure_detection_reads_only_the_turn_of_the_message() -> None:
     assert failed_action(BEFORE, "never sent") is None
 
 
-RASA_PY = Path(__file__).resolve().parents[2] / ".venv-rasa" / "bin" / "python"
+RASA_PY = REPO_ROOT / ".venv-rasa" / "bin" / "python"
 # Rasa 3.6's own tracker code (the Rasa environment): rebuild a tracker from events, report its applied state.
 _REPLAY = """
 import json, sys

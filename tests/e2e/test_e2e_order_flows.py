@@ -26,6 +26,7 @@ from actions.orders.models import Coupon, Order, ReturnRequest
 from actions.orders.policy import load_policy
 from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from bot.shared.paths import REPO_ROOT
 from tools.demo_data import load_demo_data
 
 pytestmark = pytest.mark.e2e
@@ -242,4 +243,4 @@ def test_conversation_continues_after_an_order_flow(orders: OrderStack) -> None:
 
 
 def test_the_stack_uses_the_temporary_database(orders: OrderStack) -> None:
-    assert Path(str(orders.engine.url.database)).parent != Path(__file__).resolve().parents[2] / "var"
+    assert Path(str(orders.engine.url.database)).parent != REPO_ROOT / "var"

@@ -19,10 +19,11 @@ import psutil
 import pytest
 import redis
 
+from bot.shared.paths import REPO_ROOT
 from tests.processes import alive
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 APP_PY = ROOT / ".venv-app" / "bin" / "python"
 
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any, Dict, List
 
 import jsonschema
 import pytest
 
+from bot.shared.paths import REPO_ROOT
 from bot.shared.redact import Redactor, mask_phone, scrub_stored
 from conversations import keys
 from handoff.context import SCHEMA_VERSION
 from handoff.handoffs import PICKUP_SAMPLES
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "handoff-context.schema.json").read_text())
+SCHEMA = json.loads((REPO_ROOT / "docs" / "handoff-context.schema.json").read_text())
 
 PHONE = "13812345310"
 DIGITS = "5310"  # the verification answer = the phone's last four digits

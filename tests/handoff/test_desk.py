@@ -8,16 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.shared.paths import REPO_ROOT
 from conversations import keys
 from handoff.webhook import WebhookPusher
 from tools.sse_client import sse_events
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"  # noqa: S105 - test secret
 
 

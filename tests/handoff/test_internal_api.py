@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 
+from bot.shared.paths import REPO_ROOT
 from conversations import keys
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "handoff-context.schema.json").read_text())
+SCHEMA = json.loads((REPO_ROOT / "docs" / "handoff-context.schema.json").read_text())
 
 
 async def test_internal_endpoint_rejects_missing_and_wrong_tokens(desk) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-KB_DIR = Path(__file__).resolve().parents[2] / "data" / "kb"
+from bot.shared.paths import REPO_ROOT
+
+KB_DIR = REPO_ROOT / "data" / "kb"
 LANGS = ("zh", "en")
 EXPECTED_CATEGORIES = (
     "orders",

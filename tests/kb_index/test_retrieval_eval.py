@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from bot.shared.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 KB_DIR = ROOT / "data" / "kb"
 DEVSET_PATH = ROOT / "tests" / "kb_index" / "devset.yml"
 LANGS = ("zh", "en")

@@ -36,7 +36,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from bot.shared.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 NLU_DIR = ROOT / "tests" / "nlu"
 LANGUAGES = ("en", "zh")
 THRESHOLD = 0.9

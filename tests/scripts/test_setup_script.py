@@ -10,7 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bot.shared.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 FAKE_PYTHON = """#!/usr/bin/env bash
 # A fake interpreter: "-m venv DIR" makes DIR/bin/pip (behaviour: {behaviour}) and DIR/bin/python.

@@ -19,6 +19,7 @@ import psutil
 import pytest
 from stack import Service, Supervisor, free_port, http_ok  # scripts/stack.py (tests/conftest.py puts it on the path)
 
+from bot.shared.paths import REPO_ROOT
 from tests.processes import alive, port_free
 
 SERVICE = textwrap.dedent("""
@@ -150,7 +151,7 @@ def test_services_die_with_a_launcher_killed_by_sigkill(tmp_path: Path) -> None:
     script = tmp_path / "launcher.py"
     script.write_text(LAUNCHER)
     tests_dir = str(Path(__file__).parent)
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     scripts_dir = str(root / "scripts")
     launcher = subprocess.Popen([sys.executable, str(script), tests_dir, str(tmp_path)], stdout=subprocess.PIPE,
                                 text=True, env={"PYTHONPATH": f"{tests_dir}:{scripts_dir}:{root}"})

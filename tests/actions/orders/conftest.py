@@ -25,9 +25,9 @@ from actions.orders.db import make_engine, make_session_factory, normalise_url, 
 from actions.orders.policy import StorePolicy, load_policy
 from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from bot.shared.paths import REPO_ROOT
 from tests.actions.orders.builders import Scenario
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = REPO_ROOT / "scripts" / "pg_test_server.sh"
 # A fixed "now" for every test: Sunday 22 Nov 2026, noon in China (11 days after Double 11).
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

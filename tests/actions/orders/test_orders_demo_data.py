@@ -250,3 +250,26 @@ def test_command_line_prints_counts_and_is_idempotent(tmp_path_factory: pytest.T
 def test_today_parsing(policy: StorePolicy) -> None:
     assert parse_today("2026-11-22", policy) == NOW
     assert parse_today("2026-11-22T08:30:00+00:00", policy).hour == 8
+
+
+def test_examples_printed_by_setup_are_real_orders_that_verify(tmp_path_factory: pytest.TempPathFactory,
+                                                              policy: StorePolicy) -> None:
+    """The README's walk-through uses what `tools.demo_data --examples` prints: each line must name an order of this
+    database whose phone ends with the printed digits, and at least one Gold/Platinum customer's order."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('examples') / 'store.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    base = [sys.executable, "-m", "tools.demo_data", "--seed", "7", "--today", "2026-11-22", "--url", url]
+    subprocess.run(base, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env, check=True)
+    out = subprocess.run([*base, "--examples"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env,
+                         check=True).stdout
+    lines = re.findall(r"^\s+(DM\d+)\s+(\w+)\s+phone \.\.\.(\d{4})\s+\((\w+) customer\)$", out, flags=re.MULTILINE)
+    assert len(lines) >= 3, out
+    assert {tier for *_, tier in lines} & {"gold", "platinum"}
+    engine = make_engine(url)
+    try:
+        service = SqlOrderService(make_session_factory(engine), policy)
+        for number, _status, last4, _tier in lines:
+            assert service.verify(number, last4), number
+            assert not service.verify(number, "0000" if last4 != "0000" else "1111"), number
+    finally:
+        engine.dispose()

@@ -15,8 +15,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot.plugins.identifiers import IdentifierExtractor
 from bot.plugins.language import LanguageDetector
 from bot.plugins.tokenizer import BilingualTokenizer
+from bot.shared.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bot.shared.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 MIN_MACRO_F1 = 0.87  # regression gate; issue 11 target 0.95 (see the docstring)
 TARGET_MACRO_F1 = 0.95
 MIN_ENTITY_RECALL = 0.95
