@@ -239,6 +239,7 @@ class ValidateOrderVerificationForm(FormValidationAction):
                 # The masked phone keeps the last digits the service needs for changes (see mask_phone).
                 digits = order.address.phone[-v.policy().identifiers.phone.verification_digits :]
                 result[v.SLOT_VERIFIED] = await v.remember_verified(tracker, number, digits)
+                result.update(await v.remember_customer(tracker, order))
         return result
 
     async def validate_phone_last4(
@@ -272,6 +273,7 @@ class ValidateOrderVerificationForm(FormValidationAction):
                 v.SLOT_FAILURES: 0,
                 v.SLOT_LOCKED_UNTIL: None,
                 v.SLOT_VERIFIED: await v.remember_verified(tracker, number, digits),
+                **await _customer_of(tracker, number),
             }
         left = await v.record_failure(tracker, number)
         count = int(tracker.get_slot(v.SLOT_FAILURES) or 0) + 1
@@ -285,6 +287,16 @@ class ValidateOrderVerificationForm(FormValidationAction):
             }
         dispatcher.utter_message(response="utter_verification_failed", attempts_left=left)
         return {v.SLOT_PHONE_LAST4: None, v.SLOT_FAILURES: count, v.SLOT_LOCKED_UNTIL: None}
+
+
+async def _customer_of(tracker: Tracker, number: str) -> dict[str, Any]:
+    """``customer_id`` / ``customer_tier`` of an order this conversation has just verified (nothing when the backend
+    cannot say: the verification stands, the customer stays unknown)."""
+    try:
+        order = await v.call_backend(v.order_service().get_order, number)
+    except OrderServiceError:
+        return {}
+    return await v.remember_customer(tracker, order)
 
 
 async def _verified_order(tracker: Tracker) -> OrderInfo | None:

@@ -25,6 +25,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import routing
+from actions.verification import verified_customer
 from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
 from bot.shared.frustration.escalation import Escalation, EscalationEngine
 from bot.shared.redact import Redactor, scrub_stored
@@ -164,6 +165,7 @@ class ActionHandoffToHuman(Action):
     ) -> List[Dict[Text, Any]]:
         language = ZH if tracker.get_slot("language") == ZH else EN
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        tracker.slots.update(await verified_customer(tracker))  # who the customer is: the server's record only
         repeat = False
         if intent == "complaint":
             try:

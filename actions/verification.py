@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -20,16 +21,18 @@ from typing import Any, TypeVar
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasa_sdk import Tracker
+from redis.exceptions import RedisError
 
 from actions import customer_token
-from actions.orders.errors import BackendTimeout
+from actions.orders.errors import BackendTimeout, OrderServiceError
 from actions.orders.factory import build_order_service
 from actions.orders.policy import StorePolicy, get_policy
-from actions.orders.service import OrderService, utc_now
+from actions.orders.service import OrderInfo, OrderService, utc_now
 from actions.orders.settings import get_settings
 from actions.verification_store import Limits, VerificationStore
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 SLOT_ORDER_NUMBER = "order_number"
 SLOT_PHONE_LAST4 = "phone_last4"
@@ -38,6 +41,8 @@ SLOT_FAILURES = "verification_failures"
 SLOT_LOCKED_UNTIL = "lookups_locked_until"
 SLOT_LOOKUP_ERROR = "order_lookup_error"
 SLOT_LOOKUP_STOPPED = "order_lookup_stopped"  # the customer said bye / never mind while the form was asking
+SLOT_CUSTOMER_ID = "customer_id"  # the verified order's customer (never the phone digits); see remember_customer
+SLOT_CUSTOMER_TIER = "customer_tier"  # that customer's membership tier (escalation thresholds, VIP priority)
 TOKEN_METADATA_KEY = "customer_token"  # noqa: S105 - a metadata key
 
 
@@ -163,6 +168,44 @@ async def remember_verified(tracker: Tracker, number: str, digits: str) -> dict[
     await store().remember(tracker.sender_id, number, digits)
     await store().clear_order_failures(number)
     return {**verified_orders(tracker), number: digits}
+
+
+async def remember_customer(tracker: Tracker, order: OrderInfo) -> dict[str, Any]:
+    """Record who this conversation proved to be - the customer of ``order``, which the caller has just verified
+    server-side (phone digits checked by the order service, or a signed token naming the order's customer) - and
+    return the ``customer_id`` / ``customer_tier`` slot values. Nothing else sets these slots."""
+    customer_id, tier = str(order.customer_id), str(order.membership_tier.value)
+    await store().remember_customer(tracker.sender_id, customer_id, tier)
+    return {SLOT_CUSTOMER_ID: customer_id, SLOT_CUSTOMER_TIER: tier}
+
+
+async def verified_customer(tracker: Tracker) -> dict[str, Any]:
+    """The ``customer_id`` / ``customer_tier`` slot values the server itself vouches for, whatever the tracker says:
+    the customer recorded at verification in this conversation, else the customer of a valid signed token in the
+    latest message (tier from one of their orders), else none (both None). Never raises: without Redis the
+    customer is simply unknown (a handoff must not fail for it)."""
+    try:
+        return await _verified_customer(tracker)
+    except (RedisError, OSError) as exc:
+        logger.warning("verified customer unknown (store unavailable): %s", exc)
+        return {SLOT_CUSTOMER_ID: None, SLOT_CUSTOMER_TIER: None}
+
+
+async def _verified_customer(tracker: Tracker) -> dict[str, Any]:
+    known = await store().customer(tracker.sender_id)
+    if known is not None:
+        return {SLOT_CUSTOMER_ID: known[0], SLOT_CUSTOMER_TIER: known[1] or None}
+    token_customer = token_customer_id(tracker)
+    if token_customer is not None:
+        try:
+            orders = await call_backend(order_service().list_orders_for_customer, token_customer, limit=1)
+            if orders:
+                return await remember_customer(tracker, await call_backend(order_service().get_order,
+                                                                           orders[0].number))
+        except OrderServiceError:
+            pass  # backend trouble: the customer is still the token's, of unknown tier
+        return {SLOT_CUSTOMER_ID: str(token_customer), SLOT_CUSTOMER_TIER: None}
+    return {SLOT_CUSTOMER_ID: None, SLOT_CUSTOMER_TIER: None}
 
 
 async def forget_verified(tracker: Tracker, number: str) -> dict[str, str]:

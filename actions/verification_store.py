@@ -5,6 +5,9 @@ conversation or ``/restart`` clears them). This store keeps:
 
 * **verification records** ``csbot:verify:ok:<conversation>:<order>`` -> the phone digits that unlocked the order in
   that conversation, expiring after ``VERIFICATION_IDLE_MINUTES`` without use (every use renews it);
+* **the verified customer** ``csbot:verify:customer:<conversation>`` -> ``<customer id>:<membership tier>`` of the
+  order's customer (or of the website's signed token), same expiry: the only source of the ``customer_id`` and
+  ``customer_tier`` slots;
 * **failure windows** per order number and per client (the gateway's pseudonym of the customer's address), moving
   windows in Redis through the ``limits`` package: an order or a client over its limit stays locked for its window,
   whatever the conversation.
@@ -24,6 +27,11 @@ PREFIX = "csbot:verify"
 def record_key(conversation_id: str, order_number: str) -> str:
     """String: phone digits that verified ``order_number`` in ``conversation_id`` (expires when idle)."""
     return f"{PREFIX}:ok:{conversation_id}:{order_number}"
+
+
+def customer_key(conversation_id: str) -> str:
+    """String ``<customer id>:<tier>``: the customer this conversation proved to be (expires when idle)."""
+    return f"{PREFIX}:customer:{conversation_id}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,18 @@ class VerificationStore:
 
     async def forget(self, conversation_id: str, order_number: str) -> None:
         await self._redis.delete(record_key(conversation_id, order_number))
+
+    async def remember_customer(self, conversation_id: str, customer_id: str, tier: str) -> None:
+        """The customer behind a verified order (or a signed token) of this conversation."""
+        await self._redis.set(customer_key(conversation_id), f"{customer_id}:{tier}", ex=self._idle_s)
+
+    async def customer(self, conversation_id: str) -> tuple[str, str] | None:
+        """(customer id, membership tier) this conversation proved, renewing the idle expiry; None if none."""
+        value = await self._redis.getex(customer_key(conversation_id), ex=self._idle_s)
+        if not value:
+            return None
+        customer_id, _, tier = value.decode().partition(":")
+        return customer_id, tier
 
     # ------------------------------------------------------------------ failures and locks
 

@@ -10,7 +10,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import handoff
+from actions import handoff, verification
+from actions.verification_store import customer_key
 
 
 def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> Dict[str, Any]:
@@ -31,12 +32,14 @@ def offline_service(redis_url: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HANDOFF_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("REDIS_URL", redis_url)
     handoff.settings.cache_clear()
+    verification.reset()
     monkeypatch.setattr(handoff, "_complaints", None)
     client = redis.Redis.from_url(redis_url)
-    client.delete(handoff.PENDING_STREAM)
+    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"))
     yield client
-    client.delete(handoff.PENDING_STREAM)
+    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"))
     handoff.settings.cache_clear()
+    verification.reset()
 
 
 async def test_safety_incident_gets_serious_empathy_and_top_priority(offline_service) -> None:
@@ -66,7 +69,9 @@ async def test_gold_member_complaint_outranks_a_regular_one(offline_service) -> 
     regular, gold = CollectingDispatcher(), CollectingDispatcher()
     events = [user("I want to file a complaint about the courier", "complaint", 30)]
     r = await handoff.ActionHandoffToHuman().run(regular, tracker(events), {})
-    g = await handoff.ActionHandoffToHuman().run(gold, tracker(events, {"customer_tier": "gold"}), {})
+    # The tier the server recorded when the customer verified an order (actions/forms.py), not a slot.
+    await verification.store().remember_customer("conv-h", "42", "gold")
+    g = await handoff.ActionHandoffToHuman().run(gold, tracker(events), {})
     priority = {e["name"]: e["value"] for e in r if e.get("event") == "slot"}["handoff_priority"]
     gold_priority = {e["name"]: e["value"] for e in g if e.get("event") == "slot"}["handoff_priority"]
     assert gold_priority < priority
@@ -76,3 +81,23 @@ async def test_gold_member_complaint_outranks_a_regular_one(offline_service) -> 
 def test_frustration_curve_restarts_with_the_session() -> None:
     events = [user("a", "greet", 5, 1.0), {"event": "session_started"}, user("b", "greet", 7, 3.0)]
     assert handoff.frustration_curve(events) == [{"ts": 3.0, "score": 7.0}]
+
+
+async def test_forged_customer_slots_are_ignored(offline_service) -> None:
+    """customer_id / customer_tier in the tracker count only when the server recorded them itself."""
+    events = [user("I want to file a complaint about the courier", "complaint", 30)]
+    forged = tracker(events, {"customer_tier": "platinum", "customer_id": "7"})
+    result = await handoff.ActionHandoffToHuman().run(CollectingDispatcher(), forged, {})
+    plain = await handoff.ActionHandoffToHuman().run(CollectingDispatcher(), tracker(events), {})
+    priority = {e["name"]: e["value"] for e in result if e.get("event") == "slot"}["handoff_priority"]
+    assert priority == {e["name"]: e["value"] for e in plain if e.get("event") == "slot"}["handoff_priority"]
+    ((_, fields), _) = offline_service.xrange(handoff.PENDING_STREAM)
+    assert json.loads(fields[b"body"])["customer"] == {"id": None, "tier": "regular", "verified": False}
+
+
+async def test_recorded_customer_reaches_the_desk(offline_service) -> None:
+    await verification.store().remember_customer("conv-h", "42", "platinum")
+    events = [user("I want a human now", "request_human", 35)]
+    await handoff.ActionHandoffToHuman().run(CollectingDispatcher(), tracker(events), {})
+    ((_, fields),) = offline_service.xrange(handoff.PENDING_STREAM)
+    assert json.loads(fields[b"body"])["customer"] == {"id": "42", "tier": "platinum", "verified": True}

@@ -13,7 +13,7 @@ from rasa_sdk.events import SlotSet
 
 from actions import customer_token, forms, verification
 from actions.order_flows import ActionOrderStatus
-from actions.orders.enums import OrderStatus
+from actions.orders.enums import MembershipTier, OrderStatus
 from actions.orders.errors import BackendUnavailable
 from tests.actions.order_fixtures import LAST4, NOW, Env, domain, responses, run, tracker, user
 
@@ -62,6 +62,9 @@ def test_correct_digits_verify_the_order_and_end_the_form(env: Env) -> None:
         SlotSet("verification_failures", 0),
         SlotSet("lookups_locked_until", None),
         SlotSet("verified_orders", {NUMBER: LAST4}),
+        # The order's customer and tier, recorded server-side (never the digits): tier thresholds, VIP priority.
+        SlotSet("customer_id", str(env.service.get_order(NUMBER).customer_id)),
+        SlotSet("customer_tier", "gold"),
         SlotSet("requested_slot", None),
     ]
     assert messages == []
@@ -187,8 +190,28 @@ def test_a_token_verifies_the_customers_own_order(env: Env, secret: None) -> Non
     env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT, customer_id=owner)
     events, messages = validate({}, "order_number", NUMBER, {"customer_token": _token(owner)})
     assert events == [SlotSet("order_number", NUMBER), SlotSet("verified_orders", {NUMBER: LAST4}),
+                      SlotSet("customer_id", str(owner)), SlotSet("customer_tier", "gold"),
                       SlotSet("requested_slot", None)]
     assert messages == []
+
+
+def test_the_server_vouches_for_the_customer_not_the_tracker(env: Env, secret: None) -> None:
+    """What the handoff uses (verification.verified_customer): the recorded customer, else a valid token's
+    customer with their tier from the store; forged slots or a forged token give nobody."""
+    owner = env.scenario.customer(tier=MembershipTier.PLATINUM)
+    env.scenario.order(NUMBER, OrderStatus.IN_TRANSIT, customer_id=owner)
+    forged = {"customer_id": "999", "customer_tier": "platinum"}
+
+    def who(metadata: dict, sender: str) -> dict:
+        return asyncio.run(verification.verified_customer(tracker(forged, [user(metadata=metadata)], sender=sender)))
+
+    assert who({}, "c-forged") == {"customer_id": None, "customer_tier": None}
+    assert who({"customer_token": _token(owner)[:-2] + "xx"}, "c-forged") == {"customer_id": None,
+                                                                               "customer_tier": None}
+    assert who({"customer_token": _token(owner)}, "c-token") == {"customer_id": str(owner),
+                                                                 "customer_tier": "platinum"}
+    # Recorded at that first use: later messages without the token keep the customer for the conversation.
+    assert who({}, "c-token") == {"customer_id": str(owner), "customer_tier": "platinum"}
 
 
 def test_a_token_does_not_unlock_another_customers_order(env: Env, secret: None) -> None:
