@@ -79,7 +79,9 @@ class EscalationPolicy(Policy):
     def assess(self, tracker: DialogueStateTracker) -> Any:
         """The escalation decision for the tracker's latest customer message."""
         assert self._engine is not None
-        events = [event.as_dict() for event in tracker.events]
+        # Applied events only: a turn undone by the gateway (rewind after a failed action) or by the customer
+        # must not count as a repeated message; a restart starts afresh.
+        events = [event.as_dict() for event in tracker.applied_events()]
         return self._engine.assess_events(events, tier=tracker.get_slot(self.config["tier_slot"]))
 
     def _should_escalate(self, tracker: DialogueStateTracker) -> bool:
