@@ -114,6 +114,7 @@ def _user(text: str, intent: str, score: float):
 def test_escalation_policy_round_trip_and_decisions(storage, context) -> None:
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, ActiveLoop
+    from rasa.shared.core.events import UserUtteranceReverted as Rewind
     from rasa.shared.core.trackers import DialogueStateTracker
 
     from bot.plugins.escalation_policy import EscalationPolicy
@@ -147,6 +148,16 @@ def test_escalation_policy_round_trip_and_decisions(storage, context) -> None:
     after = DialogueStateTracker.from_events("t", handed_over)
     listen = domain.index_for_action("action_listen")
     assert policy.predict_action_probabilities(after, domain).probabilities[listen] == 1.0
+
+    # The same question sent four times: escalated when each time the bot really answered and was asked again, but
+    # not when the gateway undid each failed turn (rewind + listen) and the customer only retried.
+    question = "how do I return an item?"
+    asked = [e for _ in range(3) for e in (_user(question, "greet", 0), ActionExecuted("order_form"),
+                                           ActionExecuted("action_listen"))]
+    undone = (ActionExecuted("order_form"), ActionExecuted("action_listen"), Rewind(), ActionExecuted("action_listen"))
+    retried = [e for _ in range(3) for e in (_user(question, "greet", 0), *undone)]
+    assert decide(*asked, _user(question, "greet", 0))[handoff] == 1.0
+    assert max(decide(*retried, _user(question, "greet", 0))) == 0.0
 
 
 def test_escalation_policy_cache_key_follows_the_escalation_file(tmp_path) -> None:
