@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
 
 from bot.shared.text import to_halfwidth
+from bot.shared.tracker_events import applied_events
 
 FRUSTRATION_KEY = "frustration"
 TOPICS_KEY = "topics"  # same key as bot.shared.frustration.topics.TOPICS_KEY (this module must not import numpy)
@@ -189,7 +190,8 @@ def turns_from_events(
 ) -> Tuple[List[Turn], int]:
     """Customer turns of the current session and the consecutive bot failures at its end.
 
-    Reads rasa-sdk tracker events (plain dicts): message scores come from the ``frustration`` entry that the
+    Reads rasa-sdk tracker events (plain dicts) through :func:`bot.shared.tracker_events.applied_events`, so
+    rewound, undone and restarted turns do not count: message scores come from the ``frustration`` entry that the
     FrustrationScorer component writes into each user message's parse data (0 when absent).
     """
     turns: List[Turn] = []
@@ -197,11 +199,9 @@ def turns_from_events(
     count_before_turn = 0
     turn_failed = False
     help_check_pending = False
-    for event in events:
+    for event in applied_events(events):
         kind = event.get("event")
-        if kind == "session_started":
-            turns, consecutive, count_before_turn, turn_failed, help_check_pending = [], 0, 0, False, False
-        elif kind == "user":
+        if kind == "user":
             parse = event.get("parse_data") or {}
             intent = (parse.get("intent") or {}).get("name")
             frustration = parse.get(FRUSTRATION_KEY) or {}

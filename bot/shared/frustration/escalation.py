@@ -24,28 +24,22 @@ from bot.shared.frustration.conversation import (
 )
 from bot.shared.frustration.lexicon import TermMatcher, compile_terms, normalize
 from bot.shared.frustration.paths import DEFAULT_ESCALATION_PATH
-
-EXPLICIT_REQUEST = "explicit_request"
-HIGH_FRUSTRATION = "high_frustration"
-REPEATED_FAILURE = "repeated_failure"
-SENSITIVE_LEGAL = "sensitive_legal"
-SENSITIVE_REGULATOR = "sensitive_regulator"
-SENSITIVE_MEDIA = "sensitive_media"
-SENSITIVE_SAFETY = "sensitive_safety"
-SENSITIVE_FRAUD = "sensitive_fraud"
-COMPLAINT = "complaint"
-REASON_CODES: Tuple[str, ...] = (
+from bot.shared.reasons import (  # noqa: F401 - re-exported
+    BOT_REASONS,
+    COMPLAINT,
     EXPLICIT_REQUEST,
     HIGH_FRUSTRATION,
     REPEATED_FAILURE,
-    SENSITIVE_LEGAL,
-    SENSITIVE_REGULATOR,
-    SENSITIVE_MEDIA,
-    SENSITIVE_SAFETY,
     SENSITIVE_FRAUD,
-    COMPLAINT,
+    SENSITIVE_LEGAL,
+    SENSITIVE_MEDIA,
+    SENSITIVE_REASONS,
+    SENSITIVE_REGULATOR,
+    SENSITIVE_SAFETY,
 )
-SENSITIVE_REASONS = (SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL, SENSITIVE_REGULATOR, SENSITIVE_MEDIA)
+
+# The reason codes live in bot/shared/reasons.py (one list for every side); re-exported here for the engine's users.
+REASON_CODES = BOT_REASONS
 REGULAR_TIER = "regular"
 _CLAUSE_BREAK = re.compile(r"[.,!?;:，。！？；：\n]")
 

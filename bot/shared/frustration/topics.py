@@ -23,18 +23,10 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 from bot.shared.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background, load_training_data
+from bot.shared.reasons import STATED_REASONS
 
 NONE = "none"
-TOPIC_LABELS: Tuple[str, ...] = (
-    NONE,
-    "explicit_request",
-    "complaint",
-    "sensitive_safety",
-    "sensitive_fraud",
-    "sensitive_legal",
-    "sensitive_regulator",
-    "sensitive_media",
-)
+TOPIC_LABELS: Tuple[str, ...] = (NONE, *STATED_REASONS)
 MODEL_NAME = "topics"
 # Only probabilities at least this high are written into the message signals (keeps the parse data small).
 REPORT_FLOOR = 0.05
