@@ -7,7 +7,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.shared.patterns import normalize_order_number
+from actions import verification
+from actions.orders.errors import InvalidOrderNumber
+from actions.orders.validation import normalise_order_number
 
 
 class ActionAcknowledgeOrderNumber(Action):
@@ -22,9 +24,11 @@ class ActionAcknowledgeOrderNumber(Action):
         entities = tracker.latest_message.get("entities", [])
         candidates = [e.get("value") for e in entities if e.get("entity") == "order_number"]
         for raw in candidates:
-            number = normalize_order_number(str(raw))
-            if number:
-                dispatcher.utter_message(response="utter_order_number_noted", order_number=number)
-                return [SlotSet("order_number", number)]
+            try:  # the same rules as the order form and the backends: canonical number, or refused by reason
+                number = normalise_order_number(str(raw), verification.policy())
+            except InvalidOrderNumber:
+                continue
+            dispatcher.utter_message(response="utter_order_number_noted", order_number=number)
+            return [SlotSet("order_number", number)]
         dispatcher.utter_message(response="utter_order_number_invalid")
         return []

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.shared.text import EN, ZH, detect_language
 from kb_index.schema import Lang
 from kb_index.settings import PROJECT_ROOT
 
@@ -21,7 +22,6 @@ JIEBA_DICT_DIR: Path = PROJECT_ROOT / "data" / "jieba"
 
 # CJK Unified Ideographs (+ extension A and compatibility ideographs): what makes a question Chinese.
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_RE = re.compile(r"[A-Za-z]")
 _TAG_RE = re.compile(r"<[^>]{0,500}>")
 _SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _SPACE_RE = re.compile(r"\s+")
@@ -52,16 +52,13 @@ def count_cjk(text: str) -> int:
 
 
 def detect_lang(text: str, default: Lang = "zh") -> Lang:
-    """Language to answer in: ``zh`` when the question has >=2 ideographs (even if mixed with
-    English), or one ideograph and no Latin letter; ``en`` when it has Latin letters; else
-    ``default``."""
-    cjk = count_cjk(text)
-    if cjk >= 2:
+    """Language to answer in: the one language rule of the bot (:func:`bot.shared.text.detect_language`, also
+    used for the conversation's language), or ``default`` when the text carries no language (emoji, digits)."""
+    lang = detect_language(text)
+    if lang == ZH:
         return "zh"
-    if _LATIN_RE.search(text):
+    if lang == EN:
         return "en"
-    if cjk == 1:
-        return "zh"
     return default
 
 

@@ -1,32 +1,52 @@
-"""Identifier formats of the demo store (order, tracking and phone numbers), shared by NLU and actions.
+"""Finding identifiers (order, tracking and phone numbers) in free text, shared by NLU and actions.
 
-The formats come from the store's policy sheet; a merchant with other formats edits the table below.
-Patterns are matched on a half-width copy of the text (same length), so offsets map back 1:1.
+The formats are the store's, read from ``data/store_policy.yml`` (:mod:`bot.shared.identifier_formats`); a merchant
+with other formats edits that file. Patterns are matched on a half-width copy of the text (same length), so offsets
+map back 1:1.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional, Pattern, Sequence, Tuple
 
+from bot.shared.identifier_formats import IdentifierFormats, get_identifier_formats
 from bot.shared.text import to_halfwidth
 
+# Order and tracking numbers are codes: no letter or digit may touch them. A phone number is often written right
+# after a word ("tel13812345678", "电话13812345678"), so only digits bound it.
 _NOT_ALNUM_BEFORE = r"(?<![A-Za-z0-9])"
 _NOT_ALNUM_AFTER = r"(?![A-Za-z0-9])"
+_NOT_DIGIT_BEFORE = r"(?<!\d)"
+_NOT_DIGIT_AFTER = r"(?!\d)"
+_LETTER_LED = re.compile(r"\^(?:\(\?:)?[A-Za-z]")  # a format that starts with a literal letter (SF..., JD...)
 
 ORDER_NUMBER = "order_number"
 TRACKING_NUMBER = "tracking_number"
 PHONE = "phone"
 
-# Checked in this order; a span matched by an earlier pattern is not matched again.
-PATTERNS = (
-    (ORDER_NUMBER, re.compile(_NOT_ALNUM_BEFORE + r"DM\d{10}" + _NOT_ALNUM_AFTER, re.IGNORECASE)),
-    (TRACKING_NUMBER, re.compile(_NOT_ALNUM_BEFORE + r"(?:SF\d{12}|JD\d{13})" + _NOT_ALNUM_AFTER, re.IGNORECASE)),
-    (PHONE, re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")),
-    (TRACKING_NUMBER, re.compile(r"(?<![A-Za-z0-9])\d{12,15}(?![A-Za-z0-9])")),
-)
+SearchPatterns = Tuple[Tuple[str, Pattern[str]], ...]
 
-ORDER_NUMBER_RE = re.compile(r"^DM\d{10}$")
+
+def compile_patterns(formats: IdentifierFormats) -> SearchPatterns:
+    """The search patterns of ``formats``, in the order they are checked (a span matched earlier is not matched
+    again): order numbers, tracking numbers that start with letters, phone numbers, then all-digit tracking
+    numbers (a bare digit run is the least specific)."""
+
+    def code(pattern: str) -> Pattern[str]:
+        return re.compile(_NOT_ALNUM_BEFORE + IdentifierFormats.body(pattern) + _NOT_ALNUM_AFTER, re.IGNORECASE)
+
+    lettered = [p for _, p in formats.tracking if _LETTER_LED.match(p)]
+    digits_only = [p for _, p in formats.tracking if not _LETTER_LED.match(p)]
+    return (
+        ((ORDER_NUMBER, code(formats.order_number)),)
+        + tuple((TRACKING_NUMBER, code(p)) for p in lettered)
+        + ((PHONE, re.compile(_NOT_DIGIT_BEFORE + IdentifierFormats.body(formats.phone) + _NOT_DIGIT_AFTER)),)
+        + tuple((TRACKING_NUMBER, code(p)) for p in digits_only)
+    )
+
+
+PATTERNS = compile_patterns(get_identifier_formats())
 
 
 @dataclass(frozen=True)
@@ -39,21 +59,16 @@ class Match:
     end: int
 
 
-def find_identifiers(text: str) -> List[Match]:
-    """Find order numbers, tracking numbers and mobile phone numbers in free text, in either language."""
+def find_identifiers(text: str, patterns: Optional[Sequence[Tuple[str, Pattern[str]]]] = None) -> List[Match]:
+    """Find order numbers, tracking numbers and mobile phone numbers in free text, in either language
+    (``patterns``: from :func:`compile_patterns`; default: the repository's policy file)."""
     half = to_halfwidth(text)
     taken: List[range] = []
     found: List[Match] = []
-    for entity, pattern in PATTERNS:
+    for entity, pattern in PATTERNS if patterns is None else patterns:
         for m in pattern.finditer(half):
             if any(m.start() < r.stop and r.start < m.end() for r in taken):
                 continue
             taken.append(range(m.start(), m.end()))
             found.append(Match(entity, m.group(0).upper(), m.start(), m.end()))
     return sorted(found, key=lambda m: m.start)
-
-
-def normalize_order_number(raw: str) -> str | None:
-    """Return the canonical order number, or None when ``raw`` is not one (never echo unsafe input back)."""
-    candidate = to_halfwidth(raw).strip().upper().replace(" ", "")
-    return candidate if ORDER_NUMBER_RE.match(candidate) else None

@@ -11,17 +11,49 @@ Pure standard library + ``bot/`` (shared with the action server); no I/O.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Set
 
+from bot.shared.identifier_formats import get_identifier_formats
 from bot.shared.text import to_halfwidth
 
-# A mainland mobile number, also written with +86 / 0086 and spaces or dashes between the groups.
-PHONE_RE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86[\s-]?)?(1[3-9][0-9])[\s-]?([0-9]{4})[\s-]?([0-9]{4})(?![0-9])")
+_FORMATS = get_identifier_formats()  # data/store_policy.yml: what a phone number is, how many digits verify
+
+
+class _WrittenPhone:
+    """A mobile number as customers write it: also with +86 / 0086 and spaces or dashes between the 3-4-4 groups.
+    The written form is found by ``written``; the 11 digits must then match the policy's phone format
+    (``identifiers.phone.pattern``). Offers ``finditer`` and ``sub`` like a compiled pattern."""
+
+    written = re.compile(r"(?<![0-9])(?:(?:\+|00)?86[\s-]?)?([0-9]{3})[\s-]?([0-9]{4})[\s-]?([0-9]{4})(?![0-9])")
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        pos = 0
+        while True:
+            m = self.written.search(text, pos)
+            if m is None:
+                return
+            if _FORMATS.is_phone("".join(m.groups())):
+                yield m
+                pos = m.end()
+            else:  # not a phone of the policy's format: look again from the next character
+                pos = m.start() + 1
+
+    def sub(self, repl: Callable[[re.Match[str]], str], text: str) -> str:
+        out, last = [], 0
+        for m in self.finditer(text):
+            out.append(text[last:m.start()])
+            out.append(repl(m))
+            last = m.end()
+        out.append(text[last:])
+        return "".join(out)
+
+
+PHONE_RE = _WrittenPhone()
 # A customer message that is nothing but a short number is an answer to a prompt: verification digits, a code.
 BARE_DIGITS_RE = re.compile(r"^\s*[0-9][0-9\s-]{2,8}[0-9]\s*$")
 DIGIT_RUN_RE = re.compile(r"(?<![0-9])[0-9]{3,8}(?![0-9])")
 MASK = "*"
-VERIFICATION_DIGITS = 4  # data/store_policy.yml identifiers.phone.verification_digits
+VERIFICATION_DIGITS = _FORMATS.verification_digits  # data/store_policy.yml identifiers.phone.verification_digits
 
 # Slots that hold verification secrets: dropped (``verified_orders`` keeps only which orders were verified).
 SECRET_SLOTS = ("phone_last4",)
@@ -40,7 +72,7 @@ def mask_phone(prefix: str) -> str:
     return prefix + MASK * 8
 
 
-def _replace_on_halfwidth(text: str, pattern: re.Pattern[str], repl: Any) -> str:
+def _replace_on_halfwidth(text: str, pattern: Any, repl: Any) -> str:
     """Find on a half-width copy (full-width digits count too; same length, so spans map 1:1), replace in the
     original."""
     half = to_halfwidth(text)

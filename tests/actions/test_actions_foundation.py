@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Dict, List
 
+import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -73,3 +74,23 @@ def test_malformed_order_number_gets_the_format_and_is_not_echoed() -> None:
     result = asyncio.run(ActionAcknowledgeOrderNumber().run(dispatcher, tracker(events), {}))
     assert result == []
     assert [m["response"] for m in dispatcher.messages] == ["utter_order_number_invalid"]
+
+
+@pytest.mark.parametrize(
+    ("value", "noted"),
+    [
+        (" dm2026110512 ", "DM2026110512"),  # what the extractor or a customer hands over: spaces, lower case
+        ("DM2026110512' OR 1=1 --", None),  # unsafe input is refused, never echoed back
+        ("<script>DM2026110512</script>", None),
+    ],
+)
+def test_acknowledged_order_numbers_use_the_one_normalisation(value: str, noted: str | None) -> None:
+    """Moved from tests/bot/shared (bot.shared.patterns.normalize_order_number is gone): the acknowledgement
+    action normalises with actions.orders.validation.normalise_order_number like the form and the backends."""
+    dispatcher = CollectingDispatcher()
+    events = [user("provide_order_number", value, [{"entity": "order_number", "value": value}])]
+    result = asyncio.run(ActionAcknowledgeOrderNumber().run(dispatcher, tracker(events), {}))
+    assert result == ([SlotSet("order_number", noted)] if noted else [])
+    assert [m["response"] for m in dispatcher.messages] == (
+        ["utter_order_number_noted"] if noted else ["utter_order_number_invalid"])
+    assert "<script>" not in str(dispatcher.messages) and "OR 1=1" not in str(dispatcher.messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.shared.text import detect_language
 from kb_index.text import JIEBA_DICT_DIR, clean_question, count_cjk, detect_lang, is_searchable, lexical_tokens
 
 
@@ -13,7 +14,7 @@ from kb_index.text import JIEBA_DICT_DIR, clean_question, count_cjk, detect_lang
         ("退货运费谁出？", "zh"),
         ("Who pays return shipping?", "en"),
         ("我的refund什么时候到", "zh"),  # mixed, >= 2 CJK characters -> zh
-        ("do you ship with 顺丰?", "zh"),  # two ideographs are enough
+        ("do you ship with 顺丰?", "en"),  # mostly English (was "zh" by a rule of its own; one rule now)
         ("is 退 possible for this order", "en"),  # one ideograph among English words -> en
         ("退", "zh"),  # a lone ideograph
         ("😀😀", "zh"),  # nothing to go by -> the configured default
@@ -26,6 +27,17 @@ def test_detect_lang_follows_cjk_count_rule(text: str, expected: str) -> None:
 
 def test_detect_lang_uses_the_given_default_when_no_script_decides() -> None:
     assert detect_lang("👍 ??", default="en") == "en"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ok", "iPhone 退货", "我的order呢", "where is my 订单 please", "refund 退款", "my refund 银行 card when?",
+     "订单DM2026110512", "DM2026110512", "ＷＨＥＲＥ ＩＳ ＭＹ ＯＲＤＥＲ", "😀😀", ""],
+)
+def test_knowledge_base_and_conversation_use_one_language_rule(text: str) -> None:
+    """The KB answers in the language the bot detects for the conversation (bot.shared.text.detect_language)."""
+    for default in ("zh", "en"):
+        assert detect_lang(text, default=default) == (detect_language(text) or default)
 
 
 def test_count_cjk_counts_ideographs_only() -> None:

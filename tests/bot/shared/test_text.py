@@ -19,6 +19,13 @@ from bot.shared.text import clean_text, detect_language, to_halfwidth
         ("订单DM2026110512", "zh"),
         ("refund 退款", "zh"),
         ("ＷＨＥＲＥ ＩＳ ＭＹ ＯＲＤＥＲ", "en"),
+        # Mixed text: one rule for the conversation and the knowledge base (kb_index.text.detect_lang uses it).
+        ("ok", "en"),
+        ("iPhone 退货", "zh"),  # a brand name in a Chinese request
+        ("我的order呢", "zh"),
+        ("do you ship with 顺丰?", "en"),  # an English question naming a Chinese carrier
+        ("is 退 possible for this order", "en"),
+        ("退", "zh"),
     ],
 )
 def test_detect_language(text: str, expected: str) -> None:
