@@ -116,6 +116,11 @@ def alert(alert_id: str) -> str:
     return f"{PREFIX}:alert:{alert_id}"
 
 
+def alert_acknowledged(alert_id: str) -> str:
+    """String with TTL: a supervisor acknowledged this complaint-stream alert (handoff/alerts.py)."""
+    return f"{PREFIX}:alert_ack:{alert_id}"
+
+
 def desk_events() -> str:
     """Stream: queue and assignment changes pushed live to every agent console."""
     return f"{PREFIX}:desk:events"

@@ -1,6 +1,8 @@
 """Account administration: ``python -m handoff.admin create-supervisor --username X`` creates the first account.
 
 The password is read from HANDOFF_ADMIN_PASSWORD or prompted (twice, without echo); it never appears in argv.
+Without a terminal to prompt on (a script, CI, a pipe) and without the variable, the command says so and exits 2.
+Supervisors can also create accounts in the console (Agents panel, ``POST /api/agent/agents``).
 """
 from __future__ import annotations
 
@@ -12,15 +14,25 @@ import sys
 from typing import List
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from conversations.settings import get_settings
 from handoff.agents import AccountError, AgentStore
+
+NO_TERMINAL = ("error: no terminal to prompt for the password on. Set HANDOFF_ADMIN_PASSWORD for this command "
+               "(e.g. HANDOFF_ADMIN_PASSWORD=... python -m handoff.admin ...), or run it in a terminal.")
+
+
+class NoTerminal(Exception):
+    """The password would have to be prompted for, but stdin is not a terminal."""
 
 
 def _password() -> str:
     from_env = os.environ.get("HANDOFF_ADMIN_PASSWORD")
     if from_env:
         return from_env
+    if not sys.stdin or not sys.stdin.isatty():
+        raise NoTerminal
     first = getpass.getpass("Password: ")
     if first != getpass.getpass("Repeat password: "):
         raise AccountError("passwords do not match")
@@ -51,8 +63,17 @@ def main(argv: List[str] | None = None) -> int:
     role = "supervisor" if args.command == "create-supervisor" else "agent"
     try:
         agent_id = asyncio.run(_create(args.username, role, args.display_name, args.max_concurrent))
+    except NoTerminal:
+        print(NO_TERMINAL, file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\nerror: cancelled, no account created", file=sys.stderr)
+        return 1
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError) as exc:
+        print(f"error: cannot reach Redis ({exc}); is the stack running and REDIS_URL right?", file=sys.stderr)
         return 1
     print(f"created {role} {args.username} (id {agent_id})")
     return 0

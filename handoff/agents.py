@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -35,6 +36,10 @@ _DUMMY_HASH = f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${'00' * 16}$
 
 class AccountError(ValueError):
     """An account cannot be created (duplicate username, weak password, unknown role)."""
+
+
+class UsernameTaken(AccountError):
+    """The username belongs to another account."""
 
 
 def hash_password(password: str) -> str:
@@ -101,12 +106,14 @@ class AgentStore:
                      max_concurrent: int | None = None) -> Agent:
         if role not in ROLES:
             raise AccountError(f"role must be one of {ROLES}")
+        if not re.match(USERNAME_PATTERN, username):
+            raise AccountError("username must be 2-40 letters, digits, '.', '_' or '-'")
         if len(password) < MIN_PASSWORD_CHARS:
             raise AccountError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
         password_hash = await self._off_loop(hash_password, password)
         agent_id = uuid.uuid4().hex[:12]
         if not await self._redis.hsetnx(keys.agent_usernames(), username, agent_id):
-            raise AccountError(f"username {username!r} is taken")
+            raise UsernameTaken(f"username {username!r} is taken")
         await self._redis.hset(keys.agent(agent_id), mapping={
             "username": username, "display_name": display_name or username, "role": role,
             "password": password_hash, "max_concurrent": max_concurrent or self._default_max,

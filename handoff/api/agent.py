@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Dict, List, Literal
+from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -24,7 +24,8 @@ from conversations import keys
 from conversations.protect import client_ip, client_ref
 from conversations.sse import SSE_HEADERS, STREAM_ID, stream_events
 from conversations.store import decode_entry
-from handoff.agents import Agent, AgentStore
+from handoff.agents import ROLES, USERNAME_PATTERN, AccountError, Agent, AgentStore, UsernameTaken
+from handoff.alerts import SupervisorAlerts
 from handoff.deps import (
     SESSION_COOKIE,
     AgentDep,
@@ -233,9 +234,46 @@ async def canned(agent: AgentDep, answers: CannedDep, lang: Literal["zh", "en"] 
     return answers.search(lang, q)
 
 
+def get_alerts(redis: RedisDep, desk: DeskDep) -> SupervisorAlerts:
+    return SupervisorAlerts(redis, desk)
+
+
+AlertsDep = Annotated[SupervisorAlerts, Depends(get_alerts)]
+
+
 @router.get("/alerts")
-async def alerts(supervisor: SupervisorDep, desk: DeskDep) -> List[Dict[str, Any]]:
-    return await desk.alerts()
+async def alerts(supervisor: SupervisorDep, board: AlertsDep) -> List[Dict[str, Any]]:
+    """Open alerts for supervisors: SLA pickup, undelivered handoffs, repeat complaints, group incidents."""
+    return await board.list()
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def acknowledge_alert(alert_id: str, supervisor: SupervisorDep, board: AlertsDep) -> Dict[str, str]:
+    if len(alert_id) > 64 or not await board.acknowledge(alert_id, supervisor):
+        raise HTTPException(status_code=404, detail="No such open alert.")
+    return {"status": "acknowledged", "id": alert_id}
+
+
+class NewAgentIn(BaseModel):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    display_name: str = Field(default="", max_length=80)
+    password: str = Field(min_length=1, max_length=200)
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    max_concurrent: int | None = Field(default=None, ge=1, le=50)
+
+
+@router.post("/agents", status_code=201)
+async def create_agent(body: NewAgentIn, supervisor: SupervisorDep, agents: AgentsDep, desk: DeskDep
+                       ) -> Dict[str, Any]:
+    """A supervisor creates an agent or supervisor account (the same rules as ``python -m handoff.admin``)."""
+    display_name = clean_text(body.display_name, max_chars=80) or None
+    try:
+        account = await agents.create(body.username, body.password, body.role, display_name, body.max_concurrent)
+    except AccountError as exc:
+        raise HTTPException(status_code=409 if isinstance(exc, UsernameTaken) else 422, detail=str(exc)) from exc
+    await desk.audit(supervisor, "create_agent", "", "", {"agent_id": account.id, "username": account.username,
+                                                          "role": account.role})
+    return account.public()
 
 
 @router.get("/audit")
