@@ -10,15 +10,21 @@ as Rasa's merge (old events kept in order, events not yet stored appended, none 
 
 Rasa also validates every action-server response with ``jsonschema.validate``, which re-checks the
 response *schema* against the JSON-Schema meta-schema on every call (15 % of the process's time).
-:func:`install_action_response_validator` validates against the same schema with a validator built
-once. Both are enabled by ``type: bot.plugins.tracker_store.LinearRedisTrackerStore`` in ``endpoints.yml``.
+:func:`validate_action_result` validates against the same schema with a validator built once (same
+errors, same message). Rasa builds ``RemoteAction`` objects itself and offers no hook for their
+validation, so this module sets ``RemoteAction._validate_action_result`` once, when it is imported:
+Rasa imports it at start-up because ``endpoints.yml`` names ``type:
+bot.plugins.tracker_store.LinearRedisTrackerStore``, before any action runs. Nothing is patched
+from a constructor; :func:`install_action_response_validator` is idempotent.
 """
 from __future__ import annotations
 
 import json
 import logging
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
+from rasa.core.actions.action import RemoteAction
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -47,10 +53,6 @@ def merge_event_dicts(stored: List[Event], current: List[Event]) -> List[Event]:
 
 class LinearRedisTrackerStore(RedisTrackerStore):
     """``RedisTrackerStore`` (same keys, format and expiry) whose ``save`` does not grow quadratically."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        install_action_response_validator()
 
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
         """Stores the tracker, keeping the events of earlier sessions already in Redis."""
@@ -87,37 +89,41 @@ def _misaligned(stored: List[Event], tracker: DialogueStateTracker) -> bool:
     return not all(e.timestamp == s.get("timestamp") and e.type_name == s.get("event") for e, s in zip(old, tail))
 
 
-_VALIDATOR_INSTALLED = False
+@lru_cache(maxsize=1)
+def _response_validator() -> Any:
+    """A validator for Rasa's action-server response schema, checked against the meta-schema once."""
+    from jsonschema.validators import validator_for
+
+    schema = RemoteAction.action_response_format_spec()
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+    """``RemoteAction._validate_action_result`` with the validator built once: same schema, same error."""
+    from jsonschema import ValidationError
+    from jsonschema.exceptions import best_match
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    error = best_match(_response_validator().iter_errors(result))
+    if error is not None:
+        assert isinstance(error, ValidationError)
+        error.message += (
+            ". Failed to validate Action server response from API, make sure your response from the Action "
+            f"endpoint is valid. For more information about the format visit {DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+    return True
+
+
+RASA_VALIDATE_ACTION_RESULT = RemoteAction._validate_action_result  # Rasa's own (kept for the equivalence test)
 
 
 def install_action_response_validator() -> None:
-    """Validate action-server responses with a validator built once (same schema, same errors)."""
-    global _VALIDATOR_INSTALLED
-    if _VALIDATOR_INSTALLED:
-        return
-    from jsonschema import ValidationError
-    from jsonschema.exceptions import best_match
-    from jsonschema.validators import validator_for
-    from rasa.core.actions.action import RemoteAction
-    from rasa.shared.constants import DOCS_BASE_URL
+    """Make Rasa validate action-server responses with :func:`validate_action_result` (idempotent)."""
+    if RemoteAction._validate_action_result is not validate_action_result:
+        RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
 
-    cached: List[Any] = []
 
-    def _validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
-        schema = self.action_response_format_spec()
-        if not cached:
-            cls = validator_for(schema)
-            cls.check_schema(schema)  # once, instead of on every response
-            cached.append(cls(schema))
-        error = best_match(cached[0].iter_errors(result))
-        if error is not None:
-            assert isinstance(error, ValidationError)
-            error.message += (
-                ". Failed to validate Action server response from API, make sure your response from the Action "
-                f"endpoint is valid. For more information about the format visit {DOCS_BASE_URL}/custom-actions"
-            )
-            raise error
-        return True
-
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
-    _VALIDATOR_INSTALLED = True
+install_action_response_validator()  # once, at import (see the module docstring)

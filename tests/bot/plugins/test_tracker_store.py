@@ -106,3 +106,47 @@ def test_action_responses_are_still_validated() -> None:
     assert action._validate_action_result({"events": [{"event": "slot", "name": "a", "value": 1}], "responses": []})
     with pytest.raises(ValidationError, match="Failed to validate Action server response"):
         action._validate_action_result({"events": [{"event": 5}], "responses": "nope"})
+
+
+def test_the_fast_validator_is_set_once_at_import_not_from_a_constructor() -> None:
+    from rasa.core.actions.action import RemoteAction
+
+    from bot.plugins import tracker_store
+
+    assert RemoteAction._validate_action_result is tracker_store.validate_action_result
+    assert "__init__" not in LinearRedisTrackerStore.__dict__  # building a store patches nothing
+    tracker_store.install_action_response_validator()  # idempotent
+    assert RemoteAction._validate_action_result is tracker_store.validate_action_result
+    assert tracker_store.RASA_VALIDATE_ACTION_RESULT is not tracker_store.validate_action_result
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"events": [{"event": "slot", "name": "a", "value": 1}], "responses": []},
+        {"events": [], "responses": [{"text": "hi"}]},
+        {"events": [{"event": 5}], "responses": "nope"},
+        {"events": "x"},
+        {"responses": [{"text": 3}]},
+    ],
+)
+def test_the_fast_validator_answers_as_rasas_own(result: dict) -> None:
+    """Same outcome and same error message as Rasa's ``_validate_action_result``, with the schema checked once."""
+    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+    from rasa.utils.endpoints import EndpointConfig
+
+    from bot.plugins import tracker_store
+
+    action = RemoteAction("action_x", EndpointConfig("http://127.0.0.1:1/webhook"))
+    outcomes = []
+    for validate in (tracker_store.RASA_VALIDATE_ACTION_RESULT, tracker_store.validate_action_result):
+        try:
+            outcomes.append(validate(action, result))
+        except ValidationError as exc:
+            outcomes.append(exc.message)
+    assert outcomes[0] == outcomes[1]
+    tracker_store._response_validator.cache_clear()
+    for _ in range(3):
+        action._validate_action_result({"events": [], "responses": []})
+    assert tracker_store._response_validator.cache_info().misses == 1
