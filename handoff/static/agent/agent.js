@@ -156,13 +156,83 @@
       const alerts = await api("GET", "/api/agent/alerts");
       $("alerts-section").hidden = false;
       $("alerts-count").textContent = String(alerts.length);
-      $("alerts").replaceChildren(...alerts.map((a) => {
-        const li = el("li");
-        li.appendChild(el("div", "row", `${a.reason_code} · waited ${formatWait(a.wait_s)}`));
-        li.appendChild(el("div", "sub", `not picked up within the SLA (${a.raised_at})`));
-        li.addEventListener("click", () => select(a.handoff_id));
-        return li;
-      }));
+      $("alerts").replaceChildren(...alerts.map(alertItem));
+    }
+  }
+
+  // Supervisors' alerts: what happened, and an acknowledge button (the server closes or hides the alert).
+  function alertText(a) {
+    const when = formatTime(a.raised_at);
+    switch (a.kind) {
+      case "sla_pickup":
+        return [`${a.reason_code} · waited ${formatWait(a.wait_s)}`, `not picked up within the SLA (${when})`];
+      case "handoff_undelivered":
+        return [`undelivered handoff · ${a.reason_code}`,
+          `conversation ${a.conversation_id}: gave up after ${a.attempts} attempts (${a.error}) ${when}`];
+      case "repeat_complaint":
+        return [`repeat complaint · ${a.complaints}×`,
+          `customer ${a.customer_id}, order ${a.order_number} (${when})`];
+      case "group_incident":
+        return [`group incident · ${a.customers} customers`, `${a.problem_kind}: ${a.problem_value} (${when})`];
+      default:
+        return [a.kind, when];
+    }
+  }
+
+  function alertItem(a) {
+    const li = el("li");
+    li.dataset.alertId = a.id;
+    li.dataset.kind = a.kind;
+    const [title, detail] = alertText(a);
+    li.appendChild(el("div", "row", title));
+    li.appendChild(el("div", "sub", detail));
+    li.title = detail;
+    const ack = el("button", "ack", "Acknowledge");
+    ack.type = "button";
+    ack.addEventListener("click", (event) => {
+      event.stopPropagation();
+      ack.disabled = true;
+      api("POST", `/api/agent/alerts/${encodeURIComponent(a.id)}/ack`)
+        .catch((err) => console.warn("desk: acknowledge failed", err))
+        .finally(scheduleRefresh);
+    });
+    li.appendChild(ack);
+    if (a.handoff_id) {
+      li.addEventListener("click", () => select(a.handoff_id));
+    }
+    return li;
+  }
+
+  // ---------------------------------------------------------------- accounts (supervisors)
+
+  function renderAccounts() {
+    const supervisor = state.me && state.me.role === "supervisor";
+    $("accounts-section").hidden = !supervisor;
+    if (!supervisor) {
+      return;
+    }
+    $("accounts-count").textContent = String(state.agents.length);
+    $("accounts").replaceChildren(...state.agents.map((a) => el("li", "", `${a.display_name} (${a.username}, ${a.role})`)));
+  }
+
+  async function createAccount(event) {
+    event.preventDefault();
+    const message = $("account-message");
+    message.textContent = "";
+    try {
+      const created = await api("POST", "/api/agent/agents", {
+        username: $("account-username").value.trim(),
+        display_name: $("account-display-name").value.trim(),
+        password: $("account-password").value,
+        role: $("account-role").value,
+      });
+      $("account-form").reset();
+      message.textContent = `Created ${created.role} ${created.username}.`;
+      state.agents = await api("GET", "/api/agent/agents");
+      renderAccounts();
+    } catch (err) {
+      message.textContent = err.detail
+        || "Could not create the account: the name takes 2-40 letters, digits, '.', '_' or '-'.";
     }
   }
 
@@ -497,6 +567,7 @@
     }));
     $("login-view").hidden = true;
     $("desk-view").hidden = false;
+    renderAccounts();
     await refreshLists();
     openEvents();
   }
@@ -523,6 +594,7 @@
       await reloadSelected();
     }));
     $("reply-form").addEventListener("submit", sendReply);
+    $("account-form").addEventListener("submit", createAccount);
     $("reply-text").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
         sendReply(event);
