@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import verification
 from actions.kb_feedback import get_feedback_store
 from actions.knowledge import answer_from_kb
+from bot.shared.tracker_events import applied_events, intent_of
 
 NLU_FALLBACK_INTENT = "nlu_fallback"
 FAILURES_BEFORE_OFFERING_HUMAN = 2
@@ -20,17 +21,15 @@ def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
     """Count the customer's latest turns in a row that the bot failed, including the current one.
 
     A turn failed when NLU fell back (``nlu_fallback``) or when the bot answered it with ``action_fallback``
-    (the dialogue policy could not decide). The current turn is being handled by ``action_fallback``.
+    (the dialogue policy could not decide). The current turn is being handled by ``action_fallback``. Turns that were
+    rewound, undone or restarted away do not count (bot/shared/tracker_events.py).
     """
     turns: List[bool] = []
-    for event in events:
+    for event in applied_events(events):
         if event.get("event") == "user":
-            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            turns.append(intent == NLU_FALLBACK_INTENT)
+            turns.append(intent_of(event) == NLU_FALLBACK_INTENT)
         elif event.get("event") == "action" and event.get("name") == ACTION_NAME and turns:
             turns[-1] = True
-        elif event.get("event") == "session_started":
-            turns = []
     if turns:
         turns[-1] = True
     count = 0
@@ -43,7 +42,8 @@ def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
 
 def _looks_like_a_question(tracker: Tracker) -> bool:
     """Worth a knowledge-base lookup: an NLU fallback on real text (not a button payload or a one-word reply)."""
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False) or (
+        tracker.latest_message.get("intent") or {}).get("name")
     text = (tracker.latest_message.get("text") or "").strip()
     return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4
 
@@ -67,7 +67,7 @@ class ActionFallback(Action):
             digits = verification.policy().identifiers.phone.verification_digits
             dispatcher.utter_message(response=FORM_HINTS[requested], digits=digits)
             return []
-        if consecutive_failures(tracker.events) >= FAILURES_BEFORE_OFFERING_HUMAN:
+        if consecutive_failures(tracker.applied_events()) >= FAILURES_BEFORE_OFFERING_HUMAN:
             dispatcher.utter_message(response="utter_offer_human")
         else:
             dispatcher.utter_message(response="utter_rephrase")

@@ -1,8 +1,10 @@
 """`action_handoff_to_human`: step aside for a person, with the reason, the priority and the feelings first.
 
-Decides the reason and priority with the same escalation engine the Rasa policy uses (bot/shared/frustration, pure
-Python), records repeat/group complaints in Redis, acknowledges the customer's feeling ("先共情再解决"), asks the
-handoff service to queue the conversation (or open a ticket out of hours) and tells the customer what happens next.
+Reads the reason and priority the Rasa policy decided for this turn (the ``escalation_decision`` record,
+bot/shared/frustration/decision.py; it never scores the conversation again), records repeat/group complaints in
+Redis, acknowledges the customer's feeling ("先共情再解决"), asks the
+handoff service to queue the conversation (or open a ticket out of hours), sending the tracker part of the context
+package it built from the tracker it holds (bot/shared/context_tracker.py), and tells the customer what happens next.
 If the handoff service cannot be reached the request is kept in a Redis stream (re-sent by the gateways, see
 handoff/undelivered.py) and the customer is told honestly: the request is recorded, without a queue position or a
 wait it does not know. If it cannot even be kept, the customer is told it did not go through and to ask again.
@@ -26,10 +28,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import routing
 from actions.verification import verified_customer
+from bot.shared.context_tracker import tracker_part
 from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
-from bot.shared.frustration.escalation import Escalation, EscalationEngine
+from bot.shared.frustration.decision import DECISION_SLOT, for_handoff
+from bot.shared.reasons import COMPLAINT, EXPLICIT_REQUEST, SENSITIVE_PREFIX, UPSET_REASONS
 from bot.shared.redact import Redactor, scrub_stored
 from bot.shared.text import EN, ZH
+from bot.shared.tracker_events import applied_events, since_latest_user, user_events
 from conversations import keys
 
 logger = logging.getLogger(__name__)
@@ -47,8 +52,7 @@ TOO_MANY = {
     EN: "Sorry, too many requests for a person came from your connection in a short time. Please try again in a "
         "few minutes; I can keep helping you meanwhile.",
 }
-SENSITIVE_PREFIX = "sensitive_"
-QUESTION_REASONS = ("explicit_request", "complaint")  # reasons a question about the service can be mistaken for
+QUESTION_REASONS = (EXPLICIT_REQUEST, COMPLAINT)  # reasons a question about the service can be mistaken for
 ABOUT_THE_SERVICE = 0.8  # question-vs-request probability above which such a message is answered, not handed over
 CALM_BELOW = 40  # frustration score under which that is allowed
 
@@ -78,44 +82,51 @@ def settings() -> HandoffSettings:
     return HandoffSettings()
 
 
-@lru_cache
-def engine() -> EscalationEngine:
-    return EscalationEngine.from_yaml()
+_complaints: Dict[ComplaintConfig, ComplaintTracker] = {}
 
 
-_complaints: Optional[ComplaintTracker] = None
-
-
-def complaints() -> ComplaintTracker:
-    global _complaints
-    if _complaints is None:
+def complaints(raw_config: Dict[str, Any]) -> ComplaintTracker:
+    """Complaint statistics with the windows of the model's escalation config (sent in the policy's record)."""
+    config = ComplaintConfig.from_dict(raw_config)
+    if config not in _complaints:
         from actions.redis_client import sync_redis
 
-        _complaints = ComplaintTracker(
-            sync_redis(settings().redis_url), ComplaintConfig.from_dict(engine().config.complaints)
-        )
-    return _complaints
+        _complaints[config] = ComplaintTracker(sync_redis(settings().redis_url), config)
+    return _complaints[config]
 
 
 def frustration_curve(events: List[Dict[str, Any]]) -> List[Dict[str, float]]:
-    """Per-message frustration scores (written by the FrustrationScorer NLU component) with their times."""
+    """Per-message frustration scores (written by the FrustrationScorer NLU component) with their times; messages
+    that were rewound, undone or restarted away do not count (bot/shared/tracker_events.py)."""
     curve = []
-    for event in events:
-        if event.get("event") == "session_started":
-            curve = []
-        elif event.get("event") == "user":
-            score = ((event.get("parse_data") or {}).get("frustration") or {}).get("score")
-            if score is not None:
-                curve.append({"ts": float(event.get("timestamp") or 0), "score": float(score)})
+    for event in user_events(events):
+        score = ((event.get("parse_data") or {}).get("frustration") or {}).get("score")
+        if score is not None:
+            curve.append({"ts": float(event.get("timestamp") or 0), "score": float(score)})
     return curve
 
 
-def _channel(tracker: Tracker) -> str:
+def _channel(tracker: Tracker, events: List[Dict[str, Any]]) -> str:
     """The customer's own channel as the gateway named it (Rasa itself only sees its REST channel)."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            return str((event.get("metadata") or {}).get("channel") or tracker.get_latest_input_channel() or "webchat")
-    return "webchat"
+    users = user_events(events)
+    if not users:
+        return "webchat"
+    return str((users[-1].get("metadata") or {}).get("channel") or tracker.get_latest_input_channel() or "webchat")
+
+
+def latest_intent(tracker: Tracker) -> Optional[str]:
+    """The latest message's intent (rasa-sdk's helper; nlu_fallback kept: it is what the policy saw)."""
+    return tracker.get_intent_of_latest_message(skip_fallback_intent=False) or (
+        tracker.latest_message.get("intent") or {}).get("name")
+
+
+def recorded_decision(events: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The escalation record the policy set for the customer's latest message (None if it set none this turn)."""
+    found = None
+    for event in since_latest_user(events):
+        if event.get("event") == "slot" and event.get("name") == DECISION_SLOT:
+            found = event.get("value")
+    return found if isinstance(found, dict) else None
 
 
 def _customer(tracker: Tracker) -> Dict[str, Any]:
@@ -127,22 +138,11 @@ def _customer(tracker: Tracker) -> Dict[str, Any]:
     }
 
 
-def _decide(tracker: Tracker, intent: Optional[str], repeat_complaint: bool) -> Escalation:
-    decision = engine().assess_events(
-        tracker.events, tier=tracker.get_slot("customer_tier"), repeat_complaint=repeat_complaint
-    )
-    if decision.should_escalate:
-        return decision
-    # Reached through a rule or a button without any escalation rule firing: the customer asked for a person.
-    reason = "complaint" if intent == "complaint" else "explicit_request"
-    return Escalation(True, reason, engine().config.priorities[reason], decision.signals)
-
-
-def _record_complaint(tracker: Tracker) -> bool:
+def _record_complaint(tracker: Tracker, raw_config: Dict[str, Any]) -> bool:
     """Repeat complaints (same customer + order, 7 days) and group incidents (same carrier/product, 1 hour)."""
     customer = tracker.get_slot("customer_id") or tracker.sender_id
     order = tracker.get_slot("order_number")
-    tracker_ = complaints()
+    tracker_ = complaints(raw_config)
     flagged = False
     if order:
         flagged = tracker_.record_complaint(str(customer), order).flagged
@@ -164,17 +164,23 @@ class ActionHandoffToHuman(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         language = ZH if tracker.get_slot("language") == ZH else EN
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intent = latest_intent(tracker)
+        events = applied_events(tracker.applied_events())
+        record = recorded_decision(events)
+        if record is None:
+            logger.warning("no escalation decision recorded for this turn (is the EscalationPolicy configured?)")
         tracker.slots.update(await verified_customer(tracker))  # who the customer is: the server's record only
         repeat = False
-        if intent == "complaint":
+        if intent == COMPLAINT and record and record.get("complaints"):
             try:
-                repeat = await asyncio.to_thread(_record_complaint, tracker)
+                repeat = await asyncio.to_thread(_record_complaint, tracker, record["complaints"])
             except Exception as exc:  # noqa: BLE001 - complaint statistics must never block the handoff
                 logger.warning("complaint tracking failed: %s", exc)
-        decision = _decide(tracker, intent, repeat)
-        reason = decision.reason_code or "explicit_request"
-        if reason in QUESTION_REASONS and float(decision.signals.get("frustration", 0) or 0) < CALM_BELOW \
+        # The one decision (the policy's, for the tier the server vouches for): looked up, not scored again.
+        decision = for_handoff(record, tracker.get_slot("customer_tier"), intent, repeat)
+        reason, priority, signals = decision["reason"], decision["priority"], decision["signals"]
+        frustration = float(signals.get("frustration", 0) or 0)
+        if reason in QUESTION_REASONS and frustration < CALM_BELOW \
                 and routing.is_a_question(tracker, threshold=ABOUT_THE_SERVICE):
             # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
             # gets its answer, with the person one tap away - not a handoff nobody asked for.
@@ -186,22 +192,24 @@ class ActionHandoffToHuman(Action):
         # Feelings first, then what happens next.
         if reason.startswith(SENSITIVE_PREFIX):
             dispatcher.utter_message(response="utter_handoff_empathy_serious")
-        elif reason in ("high_frustration", "complaint", "repeated_failure"):
+        elif reason in UPSET_REASONS:
             dispatcher.utter_message(response="utter_handoff_empathy_upset")
         else:
             dispatcher.utter_message(response="utter_handoff_empathy_request")
 
         body = {
             "conversation_id": tracker.sender_id,
-            "channel": _channel(tracker),
+            "channel": _channel(tracker, events),
             "reason_code": reason,
-            "priority": decision.priority,
+            "priority": priority,
             "language": language,
             "customer": _customer(tracker),
-            "frustration": {"score": float(decision.signals.get("frustration", 0) or 0),
-                            "curve": frustration_curve(tracker.events)},
-            "signals": {k: v for k, v in decision.signals.items() if isinstance(v, (str, int, float, bool, list))},
+            "frustration": {"score": frustration, "curve": frustration_curve(events)},
+            "signals": {k: v for k, v in signals.items() if isinstance(v, (str, int, float, bool, list))},
             "summary": None,
+            # The tracker part of the context package, from the tracker this action holds (escalating turn
+            # included): the desk never reads the tracker of a running turn.
+            "tracker": tracker_part(list(tracker.events or []), dict(tracker.slots or {})),
         }
         body = redact_request(body, tracker)
         result, kept = await self._send(body)
@@ -223,7 +231,7 @@ class ActionHandoffToHuman(Action):
                                      next_contact=_format_time(result.get("next_contact"), language))
         # A form the bot was filling (e.g. asking for the order number) stops: the person takes it from here.
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", True),
-                SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(decision.priority))]
+                SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(priority))]
 
     async def _send(self, body: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], bool]:
         """(the desk's answer or None, whether the request is safe: delivered or kept for re-sending)."""

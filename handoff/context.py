@@ -1,8 +1,9 @@
 """The context package an agent (or an external helpdesk) receives at handoff time.
 
-Built from the gateway's own message stream (the complete transcript, both sides, with timestamps), Rasa's tracker
-(intents and confidences per turn, entities, slots, actions and their results, knowledge articles, per-message
-frustration), the escalation request of the action server and the customer's earlier handoffs. The shape is
+Built from the gateway's own message stream (the complete transcript, both sides, with timestamps), the escalation
+request of the action server with the tracker part it built (intents and confidences per turn, entities, slots,
+actions and their results, knowledge articles, per-message frustration: bot/shared/context_tracker.py) and the
+customer's earlier handoffs. The desk never reads Rasa's tracker for it. The shape is
 documented as a versioned JSON schema in docs/handoff-context.schema.json; bump SCHEMA_VERSION on any change.
 
 No secrets (1.1.0): verification digits are removed and phone numbers masked everywhere in the package (transcript,
@@ -11,99 +12,56 @@ turns, slots, identifiers, summary, signals); see bot/shared/redact.py. The desk
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Set
 
-from bot.shared.redact import Redactor, scrub_stored
+from bot.shared.context_tracker import iso
+from bot.shared.redact import DIGIT_RUN_RE, MASK, Redactor, scrub_stored
+from bot.shared.text import to_halfwidth
 
 SCHEMA_VERSION = "1.1.0"
 SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.1.0"
+_TRUNCATED = 50  # the smallest WEB_NLU_CHARS the gateway accepts (conversations/settings.py)
 PRIVACY = {"phones": "masked", "verification_digits": "removed", "address": "region_only"}
 
-# Rasa housekeeping actions that say nothing about what the bot tried.
-_SILENT_ACTIONS = {"action_listen", "action_session_start", "action_extract_slots", "action_default_ask_affirmation",
-                   "action_unlikely_intent"}
 # Intents that say nothing about what the customer wants.
 _GENERIC_INTENTS = {"greet", "goodbye", "affirm", "deny", "thank", "thanks", "thankyou", "nlu_fallback",
                     "out_of_scope", "request_human", "chitchat", "bot_challenge", "mood_unhappy", "insult"}
 _IDENTIFIER_SLOTS = ("order_number", "tracking_number", "phone")
-_FEEDBACK_INTENTS = {"affirm": "helpful", "deny": "not_helpful"}
+_EMPTY_TRACKER: Dict[str, Any] = {"turns": [], "actions": [], "kb_articles": [], "slots": {},
+                                  "frustration_per_message": []}
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(float(ts), timezone.utc).isoformat()
+def _learn_masked(turns: Iterable[Dict[str, Any]], texts: Iterable[str]) -> Set[str]:
+    """Digit strings the action server masked in its (redacted) turn texts, read at the same places of the raw
+    customer messages the desk holds: the desk learns which digits are secrets without the action sending any."""
+    generic = Redactor()
+    raw = [generic.text(t) for t in texts if t]  # phones masked exactly as the action server masked them
+    secrets: Set[str] = set()
+    for turn in turns:
+        masked = str(turn.get("text") or "")
+        if MASK not in masked:
+            continue
+        for candidate in raw:
+            # Rasa sees the first WEB_NLU_CHARS characters: a long message may be cut, a short one must be whole.
+            if len(candidate) != len(masked) and not (len(masked) >= _TRUNCATED and len(candidate) > len(masked)):
+                continue
+            head = to_halfwidth(candidate[:len(masked)])
+            if len(head) != len(masked) or any(m != c and not (m == MASK and c.isdigit())
+                                               for m, c in zip(masked, head)):
+                continue
+            for run in DIGIT_RUN_RE.finditer(head):
+                if set(masked[run.start():run.end()]) == {MASK}:
+                    secrets.add(run.group(0))
+    return secrets
 
 
-def _kb_from_metadata(metadata: Any) -> List[Dict[str, Any]]:
-    """Knowledge articles a bot message carried: ``metadata.kb`` (one dict or a list) or ``metadata.kb_articles``."""
-    if not isinstance(metadata, dict):
-        return []
-    found: List[Dict[str, Any]] = []
-    for key in ("kb", "kb_articles", "kb_article"):
-        value = metadata.get(key)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and (item.get("id") or item.get("article_id")):
-                found.append({
-                    "id": str(item.get("id") or item.get("article_id")),
-                    "title": item.get("title"),
-                    "score": float(item["score"]) if isinstance(item.get("score"), (int, float)) else None,
-                })
-    return found
-
-
-def parse_tracker(tracker: Dict[str, Any]) -> Dict[str, Any]:
-    """Everything the desk reads from a Rasa tracker; tolerant of missing keys (old trackers, other versions)."""
-    turns: List[Dict[str, Any]] = []
-    actions: List[Dict[str, Any]] = []
-    kb_articles: List[Dict[str, Any]] = []
-    frustration: List[Dict[str, Any]] = []
-    for event in tracker.get("events") or []:
-        kind = event.get("event")
-        ts = event.get("timestamp")
-        if kind == "user":
-            parse = event.get("parse_data") or {}
-            intent = parse.get("intent") or {}
-            frus = parse.get("frustration") if isinstance(parse.get("frustration"), dict) else None
-            turn = {
-                "ts": iso(ts),
-                "text": event.get("text") or "",
-                "intent": intent.get("name"),
-                "confidence": intent.get("confidence"),
-                "intent_ranking": [
-                    {"name": r.get("name"), "confidence": r.get("confidence")}
-                    for r in (parse.get("intent_ranking") or [])[:3]
-                ],
-                "entities": [
-                    {"entity": e.get("entity"), "value": e.get("value"), "extractor": e.get("extractor")}
-                    for e in parse.get("entities") or [] if e.get("entity") != "frustration"
-                ],
-                "frustration": frus.get("score") if frus else None,
-            }
-            turns.append(turn)
-            if frus and isinstance(frus.get("score"), (int, float)):
-                frustration.append({"ts": iso(ts), "score": frus["score"]})
-            # Customer feedback on the last knowledge answer (yes/no right after it).
-            if kb_articles and kb_articles[-1].get("feedback") is None and turn["intent"] in _FEEDBACK_INTENTS:
-                kb_articles[-1]["feedback"] = _FEEDBACK_INTENTS[turn["intent"]]
-        elif kind == "action" and event.get("name") not in _SILENT_ACTIONS:
-            actions.append({"name": event.get("name"), "ts": iso(ts), "confidence": event.get("confidence"),
-                            "policy": event.get("policy"), "results": []})
-        elif kind == "action_execution_rejected" and actions:
-            actions[-1]["results"].append("rejected")
-        elif kind == "bot":
-            if actions:
-                actions[-1]["results"].append("replied")
-            for article in _kb_from_metadata(event.get("metadata")):
-                kb_articles.append({**article, "ts": iso(ts), "feedback": None})
-        elif kind == "slot" and actions and event.get("name") not in ("language",):
-            actions[-1]["results"].append(f"set {event.get('name')}")
-    slots = {k: v for k, v in (tracker.get("slots") or {}).items() if v is not None}
-    if slots.get("kb_feedback") and kb_articles and kb_articles[-1]["feedback"] is None:
-        kb_articles[-1]["feedback"] = str(slots["kb_feedback"])
-    return {"turns": turns, "actions": actions, "kb_articles": kb_articles, "slots": slots,
-            "frustration_per_message": frustration}
+def conversation_redactor(tracker_part: Dict[str, Any] | None, transcript: List[Dict[str, Any]]) -> Redactor:
+    """The secrets of one conversation: phone tails anywhere in the transcript, and the digits the action server
+    masked in the customer's messages (see :func:`_learn_masked`)."""
+    texts = [str(m.get("text") or "") for m in transcript if m.get("role") == "customer"]
+    base = Redactor.from_sources(None, texts)
+    learned = _learn_masked((tracker_part or {}).get("turns") or [], texts)
+    return Redactor(base.secrets | learned)
 
 
 def _collect_identifiers(slots: Dict[str, Any], turns: Iterable[Dict[str, Any]]) -> Dict[str, List[str]]:
@@ -142,32 +100,28 @@ def summarise(request: Dict[str, Any], transcript: List[Dict[str, Any]], tracker
             "bot_tried": tried_distinct, "not_understood_turns": fallbacks, "provided": request.get("summary")}
 
 
-def conversation_redactor(tracker_json: Dict[str, Any] | None, transcript: List[Dict[str, Any]]) -> Redactor:
-    """The secrets of one conversation: verification slots and answers from the tracker, phones anywhere."""
-    return Redactor.from_sources(tracker_json, [m.get("text") or "" for m in transcript])
-
-
 def build_context(
     *,
     handoff_id: str,
     request: Dict[str, Any],
     transcript: List[Dict[str, Any]],
-    tracker_json: Dict[str, Any] | None,
     earlier: List[Dict[str, Any]],
     created_at: float,
     effective_priority: int,
     redactor: Redactor | None = None,
 ) -> Dict[str, Any]:
-    """Assemble the package (pure function: all I/O is done by the caller). ``redactor``: what to mask (by
-    default learnt from this tracker and transcript, see :func:`conversation_redactor`)."""
-    tracker = parse_tracker(tracker_json or {})
-    redactor = redactor or conversation_redactor(tracker_json, transcript)
+    """Assemble the package (pure function: all I/O is done by the caller). The tracker part is the one the action
+    server built and sent with the request (``request["tracker"]``, see bot/shared/context_tracker.py); the desk
+    checks it once more. ``redactor``: what to mask (default: :func:`conversation_redactor`)."""
+    sent = request.get("tracker")
+    redactor = redactor or conversation_redactor(sent, transcript)
+    tracker = scrub_stored({**_EMPTY_TRACKER, **{k: v for k, v in (sent or {}).items() if k in _EMPTY_TRACKER}},
+                           redactor)
     transcript = [redactor.message(m) for m in transcript]
     for turn in tracker["turns"]:
-        turn["text"] = redactor.text(turn["text"], customer=True)
-        turn["entities"] = redactor.deep(turn["entities"])
-    tracker["slots"] = redactor.slots(tracker["slots"])
+        turn["text"] = redactor.text(str(turn.get("text") or ""), customer=True)
     identifiers = redactor.deep(_collect_identifiers(tracker["slots"], tracker["turns"]))
+    request = {k: v for k, v in request.items() if k != "tracker"}
     request = {**request, "signals": redactor.deep(request.get("signals") or {}),
                "summary": redactor.text(request["summary"]) if request.get("summary") else None}
     customer = request["customer"]
@@ -192,7 +146,7 @@ def build_context(
         "actions": tracker["actions"],
         "kb_articles": tracker["kb_articles"],
         "earlier_conversations": earlier,
-        "tracker_available": tracker_json is not None,
+        "tracker_available": sent is not None,
         "privacy": dict(PRIVACY),
     }
     return scrub_stored(package, redactor)

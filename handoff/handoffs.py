@@ -12,7 +12,6 @@ the conversation. Owner values: ``bot`` (key missing), ``queue`` (waiting; bot s
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -23,8 +22,8 @@ from datetime import datetime
 from typing import Any, Dict, List, Tuple
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from bot.shared.reasons import ALL_REASONS
 from bot.shared.redact import Redactor, scrub_stored
 from conversations import keys
 from conversations.clock import Clock
@@ -37,8 +36,7 @@ from handoff.policy import DeskPolicy
 
 logger = logging.getLogger(__name__)
 
-REASON_CODES = ("explicit_request", "high_frustration", "repeated_failure", "sensitive_legal", "sensitive_regulator",
-                "sensitive_media", "sensitive_safety", "sensitive_fraud", "complaint", "csat_low")
+REASON_CODES = ALL_REASONS  # bot/shared/reasons.py: the one list
 RESOLUTION_CODES = ("resolved", "refund_issued", "replacement_sent", "info_provided", "escalated_externally",
                     "customer_unreachable", "duplicate", "spam", "other")
 OPEN_STATUSES = ("queued", "claimed")
@@ -319,7 +317,8 @@ class HandoffService:
         customer = request["customer"]
         eff = self.effective_priority(request["priority"], customer.get("tier"), request["frustration"]["score"])
         context, redactor = await self._build_context(handoff_id, request, now_ts, eff)
-        request = scrub_stored(request, redactor)
+        # Stored for reference without the tracker part (the package holds it, checked).
+        request = scrub_stored({k: v for k, v in request.items() if k != "tracker"}, redactor)
         fields = {
             "id": handoff_id, "conversation_id": conversation_id, "channel": request["channel"], "status": "queued",
             "reason_code": request["reason_code"], "priority": request["priority"], "effective_priority": eff,
@@ -350,39 +349,14 @@ class HandoffService:
         outcome = await self._route(handoff_id, fields, request["language"])
         return outcome, True
 
-    async def refresh_context(self, handoff_id: str) -> bool:
-        """Rebuild the package from the current tracker and stream. The action server calls us while Rasa is still
-        processing the escalating turn, so the tracker read at creation can miss that last turn; the console
-        (on opening a handoff) and the delayed refresh after creation fix that. Keeps the old package when Rasa
-        cannot be asked."""
-        h = await self.get(handoff_id)
-        if not h or not h.get("request") or h["status"] not in OPEN_STATUSES:
-            return False
-        request = json.loads(h["request"])
-        context, _ = await self._build_context(handoff_id, request, float(h["created_at"]),
-                                               int(h["effective_priority"]))
-        if not context["tracker_available"]:
-            return False
-        await self.redis.hset(keys.handoff(handoff_id), mapping={
-            "context": json.dumps(context, ensure_ascii=False), "summary_text": context["summary"]["text"]})
-        return True
-
-    async def redactor(self, conversation_id: str) -> Redactor:
-        """What to mask in this conversation's live transcript for agents (secrets from the tracker; without
-        Rasa, phones and bare digit answers are still masked)."""
-        try:
-            tracker: Dict[str, Any] | None = await self.rasa.get_tracker(conversation_id)
-        except RasaError:
-            tracker = None
-        texts = [m.text for m, _ in await self.store.entries(conversation_id) if m.role == "customer"]
-        return Redactor.from_sources(tracker, texts)
-
-    async def refresh_later(self, handoff_id: str, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        try:
-            await self.refresh_context(handoff_id)
-        except (RedisError, OSError) as exc:
-            logger.warning("context refresh of %s failed: %s", handoff_id, exc)
+    async def redactor(self, conversation_id: str, handoff_id: str | None = None) -> Redactor:
+        """What to mask in this conversation's live transcript for agents: phone tails, and the digits the action
+        server masked in the handoff's tracker part (learnt against the raw messages; no Rasa call)."""
+        handoff_id = handoff_id or await self.open_for(conversation_id)
+        raw = await self.redis.hget(keys.handoff(handoff_id), "context") if handoff_id else None
+        turns = (json.loads(raw) if raw else {}).get("turns") or []
+        transcript = [{"role": m.role, "text": m.text} for m, _ in await self.store.entries(conversation_id)]
+        return conversation_redactor({"turns": turns}, transcript)
 
     async def _build_context(self, handoff_id: str, request: Dict[str, Any], now_ts: float, eff: int
                              ) -> Tuple[Dict[str, Any], Redactor]:
@@ -391,14 +365,11 @@ class HandoffService:
             {"id": m.id, "role": m.role, "text": m.text, "ts": iso(m.ts), **({"author": a} if a else {})}
             for m, a in await self.store.entries(conversation_id)
         ]
-        try:
-            tracker: Dict[str, Any] | None = await self.rasa.get_tracker(conversation_id)
-        except RasaError as exc:
-            logger.warning("handoff %s: no tracker (%s); context without bot details", handoff_id, exc)
-            tracker = None
         earlier = await self._earlier(request["customer"].get("id"), conversation_id)
-        redactor = conversation_redactor(tracker, transcript)
-        context = build_context(handoff_id=handoff_id, request=request, transcript=transcript, tracker_json=tracker,
+        # The tracker part comes with the request (the action server built it from the tracker it holds): the desk
+        # never reads the tracker of a turn Rasa is still running.
+        redactor = conversation_redactor(request.get("tracker"), transcript)
+        context = build_context(handoff_id=handoff_id, request=request, transcript=transcript,
                                 earlier=earlier, created_at=now_ts, effective_priority=eff, redactor=redactor)
         return scrub_stored(context, redactor), redactor  # the desk's own last check before anything is stored
 

@@ -5,6 +5,11 @@ After every customer message it scores the conversation with the shared escalati
 failures, sensitive topics, tier) and, when a rule fires, predicts ``action_handoff_to_human`` with certainty and a
 priority above the RulePolicy, so the bot does not answer an angry or at-risk customer with a routine reply. The
 escalation configuration (``data/escalation.yml``) is stored inside the trained model.
+
+The decision is made once, here: on every customer message the prediction carries a ``SlotSet`` of
+``escalation_decision`` (bot/shared/frustration/decision.py) in its ``events``, which Rasa 3.6 applies whichever
+policy wins, so ``action_handoff_to_human`` reads reason and priority instead of scoring again - also when a rule
+(explicit request, complaint) chose the action.
 """
 from __future__ import annotations
 
@@ -19,10 +24,13 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.shared.frustration.decision import DECISION_SLOT, decide
 from bot.shared.frustration.escalation import EscalationConfig, EscalationEngine
+from bot.shared.tracker_events import as_dicts
 
 HANDOFF_ACTION = "action_handoff_to_human"
 CONFIG_FILE = "escalation.yml"
@@ -78,15 +86,14 @@ class EscalationPolicy(Policy):
 
     def assess(self, tracker: DialogueStateTracker) -> Any:
         """The escalation decision for the tracker's latest customer message."""
-        assert self._engine is not None
-        # Applied events only: a turn undone by the gateway (rewind after a failed action) or by the customer
-        # must not count as a repeated message; a restart starts afresh.
-        events = [event.as_dict() for event in tracker.applied_events()]
-        return self._engine.assess_events(events, tier=tracker.get_slot(self.config["tier_slot"]))
+        return self._decide(tracker)[0]
 
-    def _should_escalate(self, tracker: DialogueStateTracker) -> bool:
-        decision = self.assess(tracker)
-        if not decision.should_escalate:
+    def _decide(self, tracker: DialogueStateTracker) -> Any:
+        assert self._engine is not None
+        return decide(self._engine, as_dicts(tracker.events), tracker.get_slot(self.config["tier_slot"]))
+
+    def _should_escalate(self, tracker: DialogueStateTracker, decision: Any) -> bool:
+        if tracker.get_slot(self.config["handoff_slot"]) or not decision.should_escalate:
             return False
         # Inside a form, answers such as a bare order number or phone digits often look like NLU fallbacks; the
         # form validates them itself, so failures alone do not count there (feelings and risks still do).
@@ -106,16 +113,15 @@ class EscalationPolicy(Policy):
         latest = tracker.latest_action_name
         if latest == HANDOFF_ACTION:
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
-        elif (
-            latest == ACTION_LISTEN_NAME
-            and tracker.latest_message is not None
-            and tracker.latest_message.text
-            and not tracker.get_slot(self.config["handoff_slot"])
-            and self._should_escalate(tracker)
-        ):
-            probabilities[domain.index_for_action(HANDOFF_ACTION)] = 1.0
-        else:
+            return self._prediction(probabilities, is_no_user_prediction=True)
+        if not (latest == ACTION_LISTEN_NAME and tracker.latest_message is not None and tracker.latest_message.text):
             return self._prediction(probabilities)
+        decision, record = self._decide(tracker)
+        # Recorded whichever policy wins (Rasa 3.6 applies every prediction's events): the handoff action reads it.
+        events = [SlotSet(DECISION_SLOT, record)] if any(slot.name == DECISION_SLOT for slot in domain.slots) else []
+        if not self._should_escalate(tracker, decision):
+            return self._prediction(probabilities, events=events)
+        probabilities[domain.index_for_action(HANDOFF_ACTION)] = 1.0
         # Marked as a "no user" prediction so that it also overrides an active form's happy path (the ensemble
         # lets such predictions outrank everything else; our priority then wins among them).
-        return self._prediction(probabilities, is_no_user_prediction=True)
+        return self._prediction(probabilities, events=events, is_no_user_prediction=True)

@@ -163,10 +163,8 @@ async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, wha
 async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep) -> Dict[str, Any]:
     """The handoff, its context package and the live transcript (including messages after the handoff)."""
     row = await _readable_row(desk, agent, handoff_id, "handoff")
-    if row["status"] in ("queued", "claimed"):
-        await desk.refresh_context(handoff_id)
     context = await desk.context(handoff_id)
-    redactor = await desk.redactor(row["conversation_id"])  # no verification digits, phones masked
+    redactor = await desk.redactor(row["conversation_id"], handoff_id)  # no verification digits, phones masked
     messages = [{**redactor.message(m.to_dict()), "author": a or None}
                 for m, a in await store.entries(row["conversation_id"])]
     await desk.audit(agent, "view", row["conversation_id"], handoff_id, {})
@@ -306,7 +304,7 @@ async def events(
             handoff = await desk.get_row_fields(handoff_id)
             access["granted"] = handoff is not None and may_read(agent, handoff)
 
-    redactor = await desk.redactor(conversation_id) if conversation_id else GENERIC_REDACTOR
+    redactor = await desk.redactor(conversation_id, handoff_id) if conversation_id else GENERIC_REDACTOR
     resume = request.headers.get("last-event-id") or after or ""
     parts = resume.split("|") if resume else []
     desk_cursor = parts[0] if parts and _valid(parts[0]) else "$"

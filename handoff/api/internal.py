@@ -6,17 +6,16 @@ learns nothing about the schema (no 422), and its body is never parsed.
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
-from typing import Annotated, Any, Dict, List, Literal, Set
+from typing import Annotated, Any, Dict, List, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
+from bot.shared.reasons import ALL_REASONS, CSAT_LOW
 from conversations.settings import GatewaySettings
 from handoff.deps import DeskDep, SettingsDep, StoreDep, ThrottleDep, WebhookDep
-from handoff.handoffs import REASON_CODES
 
 
 def _check_token(settings: GatewaySettings, token: str | None) -> None:
@@ -33,8 +32,7 @@ async def require_internal_token(
 
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
-_background: Set[asyncio.Task[None]] = set()
-INBOUND_REASONS = tuple(c for c in REASON_CODES if c != "csat_low")  # csat_low is raised by the desk itself
+INBOUND_REASONS = tuple(c for c in ALL_REASONS if c != CSAT_LOW)  # csat_low is raised by the desk itself
 ReasonCode = Literal[INBOUND_REASONS]  # type: ignore[valid-type]
 
 
@@ -54,6 +52,14 @@ class FrustrationIn(BaseModel):
     curve: List[CurvePoint] = Field(default_factory=list, max_length=1000)
 
 
+class TrackerPart(BaseModel):
+    turns: List[Dict[str, Any]] = Field(default_factory=list, max_length=2000)
+    actions: List[Dict[str, Any]] = Field(default_factory=list, max_length=5000)
+    kb_articles: List[Dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    slots: Dict[str, Any] = Field(default_factory=dict)
+    frustration_per_message: List[Dict[str, Any]] = Field(default_factory=list, max_length=2000)
+
+
 class HandoffRequest(BaseModel):
     conversation_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     channel: str = Field(default="webchat", max_length=32)
@@ -64,6 +70,10 @@ class HandoffRequest(BaseModel):
     frustration: FrustrationIn = Field(default_factory=lambda: FrustrationIn(score=0))
     signals: Dict[str, Any] = Field(default_factory=dict)
     summary: str | None = Field(default=None, max_length=2000)
+    # The tracker part of the context package, built by the action server from the tracker it holds
+    # (bot/shared/context_tracker.py: turns, actions, kb_articles, slots, frustration_per_message); redacted there
+    # and checked again here. Absent from old requests: the package then has the transcript only.
+    tracker: TrackerPart | None = None
 
 
 class HandoffOut(BaseModel):
@@ -88,7 +98,7 @@ def parse_request(raw: bytes) -> HandoffRequest:
 
 @router.post("/handoffs", response_model=HandoffOut)
 async def create_handoff(
-    request: Request, desk: DeskDep, store: StoreDep, settings: SettingsDep, webhook: WebhookDep,
+    request: Request, desk: DeskDep, store: StoreDep, webhook: WebhookDep,
     throttle: ThrottleDep,
 ) -> HandoffOut:
     """Open a handoff (idempotent per conversation: while one is open, the open one is returned).
@@ -107,11 +117,6 @@ async def create_handoff(
                                 headers={"Retry-After": str(limited.retry_after_s)})
     outcome, created = await desk.create(body.model_dump(mode="json"))
     if created:
-        # Rasa saves the escalating turn only after the action returns: re-read the tracker shortly after,
-        # before the package is pushed to an external helpdesk.
-        delay_s = settings.handoff_context_refresh_s
-        task = asyncio.create_task(desk.refresh_later(outcome.handoff_id, delay_s))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        await webhook.enqueue(outcome.handoff_id, delay_s=delay_s * 1.5)
+        # The package is complete at creation (the action server sent the tracker part): pushed at once.
+        await webhook.enqueue(outcome.handoff_id)
     return HandoffOut(**outcome.to_dict())

@@ -12,6 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import handoff, verification
 from actions.verification_store import customer_key
+from bot.shared.frustration.decision import DECISION_SLOT, decide
+from bot.shared.frustration.escalation import EscalationEngine
 
 
 def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> Dict[str, Any]:
@@ -20,10 +22,17 @@ def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> Dict[st
                            "frustration": {"score": score}}}
 
 
+ENGINE = EscalationEngine.from_yaml()
+
+
 def tracker(events: List[Dict[str, Any]], slots: Optional[Dict[str, Any]] = None) -> Tracker:
+    """A tracker as the action receives it: with the record the EscalationPolicy set for the latest message
+    (bot/shared/frustration/decision.py, the same call the policy makes with the model's config)."""
     latest = dict(events[-1]["parse_data"], text=events[-1]["text"])
-    return Tracker("conv-h", {"language": "en", **(slots or {})}, latest, events, False, None,
-                   {"name": "webchat"}, "action_listen")
+    slots = {"language": "en", **(slots or {})}
+    _, record = decide(ENGINE, events, slots.get("customer_tier"))
+    events = [*events, {"event": "slot", "name": DECISION_SLOT, "value": record}]
+    return Tracker("conv-h", slots, latest, events, False, None, {"name": "webchat"}, "action_listen")
 
 
 @pytest.fixture
@@ -33,7 +42,7 @@ def offline_service(redis_url: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("REDIS_URL", redis_url)
     handoff.settings.cache_clear()
     verification.reset()
-    monkeypatch.setattr(handoff, "_complaints", None)
+    monkeypatch.setattr(handoff, "_complaints", {})
     client = redis.Redis.from_url(redis_url)
     client.delete(handoff.PENDING_STREAM, customer_key("conv-h"))
     yield client
@@ -76,6 +85,24 @@ async def test_gold_member_complaint_outranks_a_regular_one(offline_service) -> 
     gold_priority = {e["name"]: e["value"] for e in g if e.get("event") == "slot"}["handoff_priority"]
     assert gold_priority < priority
     assert regular.messages[0]["response"] == "utter_handoff_empathy_upset"
+
+
+async def test_the_action_reads_the_policys_decision_and_does_not_score_again(offline_service) -> None:
+    """A calm-looking message the policy escalated (its record says so) keeps the policy's reason and priority."""
+    events = [user("hello", "greet", 5)]
+    record = {"tier": "regular", "escalate": True, "by_tier": {"regular": {
+        "escalate": True, "reason": "sensitive_fraud", "priority": 1, "repeat_complaint_priority": 1,
+        "signals": {"frustration": 5, "fired": ["sensitive_fraud"]}}}}
+    decided = Tracker("conv-h", {"language": "en"}, dict(events[-1]["parse_data"], text="hello"),
+                      [*events, {"event": "slot", "name": DECISION_SLOT, "value": record}], False, None,
+                      {"name": "webchat"}, "action_listen")
+    result = await handoff.ActionHandoffToHuman().run(CollectingDispatcher(), decided, {})
+    assert SlotSet("handoff_reason", "sensitive_fraud") in result and SlotSet("handoff_priority", 1.0) in result
+    ((_, fields),) = offline_service.xrange(handoff.PENDING_STREAM)
+    body = json.loads(fields[b"body"])
+    # The tracker part of the context package travels with the request.
+    assert [t["text"] for t in body["tracker"]["turns"]] == ["hello"]
+    assert "escalation_decision" not in body["tracker"]["slots"]
 
 
 def test_frustration_curve_restarts_with_the_session() -> None:

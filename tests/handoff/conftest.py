@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from bot.shared.context_tracker import tracker_part
 from channels.app import create_app
 from conversations.rasa_client import RasaError
 from conversations.settings import GatewaySettings
@@ -100,6 +101,10 @@ class Desk:
                 "priority": 2, "language": "en", "customer": {"id": None, "tier": "regular", "verified": False},
                 "frustration": {"score": 72, "curve": [{"ts": 2.0, "score": 35}, {"ts": 3.0, "score": 72}]},
                 "signals": {"caps_ratio": 0.4}, "summary": None, **overrides}
+        if "tracker" not in overrides and not self.rasa.fail:
+            # What action_handoff_to_human sends: the tracker part it built (and redacted) from the tracker it holds.
+            held = await self.rasa.get_tracker(conversation_id)
+            body["tracker"] = tracker_part(held.get("events") or [], held.get("slots"))
         return await self.http.post("/internal/handoffs", json=body, headers={"X-Internal-Token": TOKEN})
 
     async def agent(self, username: str, role: str = "agent", max_concurrent: int | None = None

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from bot.shared.context_tracker import tracker_part
 from bot.shared.paths import REPO_ROOT
 from conversations import keys
 from handoff.webhook import WebhookPusher
@@ -428,23 +429,27 @@ async def test_a_retry_answers_a_stored_message_whose_first_attempt_died(desk) -
     assert [m["text"] for m in history].count("bot:refund?") == 1
 
 
-async def test_context_is_refreshed_when_the_escalating_turn_was_not_yet_in_the_tracker(desk) -> None:
-    """The action calls us mid-turn; Rasa saves that turn afterwards. Opening the handoff re-reads the tracker."""
+async def test_context_comes_with_the_request_and_the_desk_never_reads_the_tracker(desk) -> None:
+    """The action server builds the tracker part (it holds the tracker, escalating turn included) and sends it with
+    the request: the package is complete at creation, and neither creating it nor opening it in the console asks
+    Rasa for the tracker of a turn that may still be running (no delayed re-read, no refresh per GET)."""
     await desk.agent("alice")
     cid = (await desk.say("where is my order DM2026110512"))["conversation_id"]
-    full = desk.rasa.get_tracker
+    held = await desk.rasa.get_tracker(cid)  # what the action server holds while the turn runs
+    tracker = tracker_part(held["events"], held["slots"])
+    reads: list[str] = []
 
-    async def mid_turn(sender_id: str):
-        tracker = await full(sender_id)
-        return {**tracker, "events": tracker["events"][:1], "slots": {"language": "en"}}
+    async def no_reads(sender_id: str):
+        reads.append(sender_id)
+        raise AssertionError("the desk read the tracker")
 
-    desk.rasa.get_tracker = mid_turn
-    hid = (await desk.handoff(cid)).json()["handoff_id"]
-    stale = json.loads((await desk.redis.hget(keys.handoff(hid), "context")).decode())
-    assert stale["identifiers"]["order_numbers"] == [] and stale["turns"] == []
-    desk.rasa.get_tracker = full  # Rasa has finished the turn
+    desk.rasa.get_tracker = no_reads
+    hid = (await desk.handoff(cid, tracker=tracker)).json()["handoff_id"]
+    stored = json.loads((await desk.redis.hget(keys.handoff(hid), "context")).decode())
+    assert stored["identifiers"]["order_numbers"] == ["DM2026110512"]
     sue = await desk.agent("sue", role="supervisor")
     view = (await desk.http.get(f"/api/agent/handoffs/{hid}", headers=sue.headers)).json()
     assert view["context"]["identifiers"]["order_numbers"] == ["DM2026110512"]
     assert view["context"]["turns"][0]["intent"] == "order_status"
     assert "DM2026110512" in view["handoff"]["summary"] or "DM2026110512" in view["context"]["summary"]["text"]
+    assert reads == []

@@ -160,6 +160,46 @@ def test_escalation_policy_round_trip_and_decisions(storage, context) -> None:
     assert max(decide(*retried, _user(question, "greet", 0))) == 0.0
 
 
+def test_escalation_policy_records_its_decision_for_the_handoff_action(storage, context) -> None:
+    """One decision: every customer message's prediction carries the escalation record (reason and priority per
+    tier) as a SlotSet, also when the policy abstains (a rule may still choose the handoff: explicit request)."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.plugins.escalation_policy import EscalationPolicy
+    from bot.shared.frustration.decision import DECISION_SLOT, for_handoff
+
+    domain = Domain.from_dict({"intents": ["greet", "request_human"],
+                               "slots": {DECISION_SLOT: {"type": "any", "influence_conversation": False,
+                                                         "mappings": [{"type": "custom"}]}},
+                               "actions": ["action_handoff_to_human"]})
+    config = {**EscalationPolicy.get_default_config(), "escalation_config": str(ROOT / "data" / "escalation.yml")}
+    resource = Resource("escalation-record")
+    EscalationPolicy.create(config, storage, resource, context).train([], domain)
+    policy = EscalationPolicy.load(config, storage, resource, context)
+
+    def predict(*events):
+        tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen"), *events])
+        return policy.predict_action_probabilities(tracker, domain)
+
+    fire = predict(_user("the charger caught fire and burned my hand", "greet", 10))
+    ((event,),) = [fire.events]
+    assert isinstance(event, SlotSet) and event.key == DECISION_SLOT and event.value["escalate"] is True
+    assert for_handoff(event.value, "regular", "greet", False)["reason"] == "sensitive_safety"
+    assert for_handoff(event.value, "regular", "greet", False)["priority"] == 1
+    asked = predict(_user("please", "request_human", 3))
+    assert for_handoff(asked.events[0].value, None, "request_human", False)["reason"] == "explicit_request"
+    calm = predict(_user("hello", "greet", 3))
+    assert max(calm.probabilities) == 0.0 and calm.events[0].value["escalate"] is False
+    # A rule may still choose the handoff (a button): the record then says what the customer asked for.
+    offered = for_handoff(calm.events[0].value, None, "greet", False)
+    assert offered["reason"] == "explicit_request" and offered["priority"] == 4
+    # After the handoff action: no new record (the turn's record stays the one the action read).
+    after = predict(_user("garbage!!!", "greet", 96), ActionExecuted("action_handoff_to_human"))
+    assert after.events == []
+
+
 def test_escalation_policy_cache_key_follows_the_escalation_file(tmp_path) -> None:
     """Rasa reuses a cached trained component when its fingerprint is unchanged: editing data/escalation.yml must
     change it, or a retrain keeps the old thresholds and lists."""
