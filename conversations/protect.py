@@ -70,7 +70,7 @@ def new_device_secret() -> str:
 
 
 def valid_device_secret(value: str | None) -> bool:
-    return bool(value) and len(value) == _DEVICE_ALPHABET_LEN and value.replace("-", "").replace("_", "").isalnum()
+    return value is not None and len(value) == _DEVICE_ALPHABET_LEN and value.replace("-", "").replace("_", "").isalnum()
 
 
 def device_hash(secret: str) -> str:

@@ -85,7 +85,7 @@ class TermMatcher:
         return text
 
 
-def _compile(terms: Sequence[str]) -> TermMatcher | None:
+def _compile(terms: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(_term_regex(t) for t in terms)) if terms else None
 
 

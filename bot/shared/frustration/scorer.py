@@ -228,7 +228,8 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
         remaining *= 1.0 - combine.get("sarcasm_points", 45.0) / 100.0
     wording = 1.0 - remaining
 
-    anger, probs = None, {}
+    anger: float | None = None
+    probs: Dict[str, float] = {}
     topics: Dict[str, float] | None = None
     if context.classifier is not None or context.topics is not None:
         # The classifiers cannot read negation, so words the rules found negated ("不是骗子") are hidden from them.

@@ -138,7 +138,7 @@ def cross_validate(
     for k in range(folds):
         train = [e for e, f in zip(examples, fold, strict=True) if f != k] + list(background)
         model = train_topic_classifier(train, preprocess)
-        for i in np.flatnonzero(fold == k):
+        for i in (int(j) for j in np.flatnonzero(fold == k)):
             probs[i] = model.predict_proba(preprocess(examples[i].text))
     truth = np.array([TOPIC_LABELS.index(e.label) for e in examples])
     return probs, truth
