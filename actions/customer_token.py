@@ -14,7 +14,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     checking = sub.add_parser("verify", help="print the customer id of a token, exit 1 if invalid")
     checking.add_argument("token")
     args = parser.parse_args(argv)
-    secret = os.environ.get(SECRET_ENV, "")
+    from actions.settings import get_settings
+
+    configured = get_settings().customer_token_secret
+    secret = configured.get_secret_value() if configured else ""
     if not secret:
         print(f"{SECRET_ENV} is not set", file=sys.stderr)
         return 2

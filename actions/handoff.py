@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import httpx
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import routing
+from actions.settings import get_settings
 from actions.verification import verified_customer
 from bot.shared.context_tracker import tracker_part
 from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
@@ -57,29 +56,7 @@ ABOUT_THE_SERVICE = 0.8  # question-vs-request probability above which such a me
 CALM_BELOW = 40  # frustration score under which that is allowed
 
 
-class HandoffSettings(BaseSettings):
-    """Environment variables of the handoff client in the action server.
-
-    | variable | default | meaning |
-    |---|---|---|
-    | HANDOFF_URL | http://127.0.0.1:8000 | the gateway/handoff service |
-    | HANDOFF_INTERNAL_TOKEN | (empty) | shared secret for its /internal endpoints |
-    | HANDOFF_TIMEOUT_S | 3 | how long to wait for the handoff service |
-    | REDIS_URL | redis://127.0.0.1:6379/0 | complaints tracking and undelivered handoffs |
-    | HANDOFF_UNDELIVERED_MAXLEN | 10000 | cap (approximate) of the stream of handoffs kept for re-sending |
-    """
-
-    model_config = SettingsConfigDict(extra="ignore")
-    handoff_url: str = "http://127.0.0.1:8000"
-    handoff_internal_token: str = ""
-    handoff_timeout_s: float = 3.0
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    handoff_undelivered_maxlen: int = 10_000
-
-
-@lru_cache
-def settings() -> HandoffSettings:
-    return HandoffSettings()
+settings = get_settings  # HANDOFF_URL, HANDOFF_INTERNAL_TOKEN, HANDOFF_TIMEOUT_S, REDIS_URL... (actions/settings.py)
 
 
 _complaints: Dict[ComplaintConfig, ComplaintTracker] = {}

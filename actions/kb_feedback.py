@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Dict, List, Optional
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actions import keys
 from actions.redis_client import async_redis
+from actions.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-FEEDBACK_STREAM = "csbot:kb:feedback"      # every "did this help?" answer
-UNANSWERED_STREAM = "csbot:kb:unanswered"  # questions the KB could not answer
+FEEDBACK_STREAM = keys.kb_feedback()      # every "did this help?" answer
+UNANSWERED_STREAM = keys.kb_unanswered()  # questions the KB could not answer
 STREAM_MAXLEN = 100_000
 
 
@@ -54,7 +55,7 @@ def get_feedback_store() -> Optional[FeedbackStore]:
     """Built at first use from REDIS_URL (set by the launcher); None when no Redis is configured."""
     global _store
     if _store is None:
-        url = os.environ.get("REDIS_URL")
+        url = get_settings().redis_url_if_set()
         if not url:
             return None
         _store = FeedbackStore(async_redis(url))  # retries a connection broken by a Redis restart

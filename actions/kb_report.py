@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections import Counter
 
 from redis.asyncio import Redis
 
 from actions.kb_feedback import FEEDBACK_STREAM, UNANSWERED_STREAM, FeedbackStore
+from actions.settings import get_settings
 
 
 async def main(limit: int) -> None:
-    store = FeedbackStore(Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")))
+    store = FeedbackStore(Redis.from_url(get_settings().redis_url))
     unanswered = await store.read(UNANSWERED_STREAM, limit)
     feedback = await store.read(FEEDBACK_STREAM, 100_000)
     print(f"Unanswered questions (latest {len(unanswered)}):")

@@ -12,36 +12,12 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from actions.settings import ActionServerSettings, get_settings
 
 logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Action-Token"  # noqa: S105 - a header name
 OPEN_PATHS = frozenset({"/health"})
-
-
-class ActionServerSettings(BaseSettings):
-    """Environment variables of the action server process.
-
-    | variable | default | meaning |
-    |---|---|---|
-    | ACTION_SERVER_HOST | 127.0.0.1 | interface to bind (loopback: only Rasa on this host calls it) |
-    | ACTION_SERVER_PORT | 5055 | port |
-    | ACTION_SERVER_TOKEN | (empty = every action call refused) | secret Rasa sends as X-Action-Token |
-    """
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("ACTION_SERVER_HOST"))
-    port: int = Field(default=5055, ge=1, le=65535, validation_alias=AliasChoices("ACTION_SERVER_PORT"))
-    token: SecretStr = Field(default=SecretStr(""), validation_alias=AliasChoices("ACTION_SERVER_TOKEN"))
-
-
-@lru_cache(maxsize=1)
-def server_settings() -> ActionServerSettings:
-    return ActionServerSettings()
 
 
 def authorised(supplied: str | None, expected: str) -> bool:
@@ -80,13 +56,13 @@ def main() -> None:
     parser.add_argument("--host", default=None, help="overrides ACTION_SERVER_HOST")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = server_settings()
-    app = build_app(settings.token.get_secret_value())
+    settings: ActionServerSettings = get_settings()  # ACTION_SERVER_HOST / _PORT / _TOKEN (actions/settings.py)
+    app = build_app(settings.action_server_token.get_secret_value())
     from actions import routing
 
     routing.classifier()  # trained now (about 2 s) rather than while the first customer waits
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host = args.host or settings.action_server_host
+    port = args.port or settings.action_server_port
     logger.info("action server on http://%s:%s", host, port)
     # One process (no Sanic worker child left behind when the launcher stops it); the launcher supervises it.
     app.run(host=host, port=port, single_process=True, access_log=False, motd=False)

@@ -15,11 +15,8 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasa_sdk import Tracker
 from redis.exceptions import RedisError
 
@@ -28,8 +25,8 @@ from actions.orders.errors import BackendTimeout, OrderServiceError
 from actions.orders.factory import build_order_service
 from actions.orders.policy import StorePolicy, get_policy
 from actions.orders.service import OrderInfo, OrderService, utc_now
-from actions.orders.settings import get_settings
-from actions.verification_store import Limits, VerificationStore
+from actions.settings import ActionServerSettings, get_settings
+from actions.verification_store import Limits, VerificationStore  # noqa: F401 - Limits: tests build it from here
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -46,34 +43,9 @@ SLOT_CUSTOMER_TIER = "customer_tier"  # that customer's membership tier (escalat
 TOKEN_METADATA_KEY = "customer_token"  # noqa: S105 - a metadata key
 
 
-class FlowSettings(BaseSettings):
-    """Verification limits and the token secret (environment / ``.env``)."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    customer_token_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("CUSTOMER_TOKEN_SECRET")
-    )
-    max_attempts: int = Field(default=3, gt=0, validation_alias=AliasChoices("VERIFICATION_MAX_ATTEMPTS"))
-    lock_minutes: int = Field(default=15, gt=0, validation_alias=AliasChoices("VERIFICATION_LOCK_MINUTES"))
-    # Longest the bot waits for the order backend before apologising (the customer is waiting too).
-    backend_timeout_s: float = Field(default=2.0, gt=0, validation_alias=AliasChoices("ORDER_LOOKUP_TIMEOUT_S"))
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL"))
-    # A verified order stays open this long without use (a shared computer must not keep it for 30 days).
-    idle_minutes: int = Field(default=30, gt=0, validation_alias=AliasChoices("VERIFICATION_IDLE_MINUTES"))
-    # Longer-term cap per order on top of max_attempts per lock_minutes (a slow brute force still stops).
-    order_daily_limit: int = Field(default=10, gt=0, validation_alias=AliasChoices("VERIFICATION_ORDER_DAILY_LIMIT"))
-    # Wrong answers per client (the gateway's pseudonym of the address), whichever orders they try.
-    client_limit: str = Field(default="10/hour;30/day", validation_alias=AliasChoices("VERIFICATION_CLIENT_LIMIT"))
-
-    def store_limits(self) -> Limits:
-        return Limits(order=f"{self.max_attempts}/{self.lock_minutes} minutes;{self.order_daily_limit}/day",
-                      client=self.client_limit)
-
-
-@lru_cache(maxsize=1)
-def flow_settings() -> FlowSettings:
-    return FlowSettings()
+# The action server's one settings class (actions/settings.py): verification limits, token secret, Redis, timeouts.
+FlowSettings = ActionServerSettings
+flow_settings = get_settings  # tests replace this function with their own settings
 
 
 _service: OrderService | None = None

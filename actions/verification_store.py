@@ -3,9 +3,9 @@
 Who proved what is never taken from the tracker (slots are written by whoever calls the action server, and a new
 conversation or ``/restart`` clears them). This store keeps:
 
-* **verification records** ``csbot:verify:ok:<conversation>:<order>`` -> the phone digits that unlocked the order in
+* **verification records** (:func:`actions.keys.verification_record`) -> the phone digits that unlocked the order in
   that conversation, expiring after ``VERIFICATION_IDLE_MINUTES`` without use (every use renews it);
-* **the verified customer** ``csbot:verify:customer:<conversation>`` -> ``<customer id>:<membership tier>`` of the
+* **the verified customer** (:func:`actions.keys.verified_customer`) -> ``<customer id>:<membership tier>`` of the
   order's customer (or of the website's signed token), same expiry: the only source of the ``customer_id`` and
   ``customer_tier`` slots;
 * **failure windows** per order number and per client (the gateway's pseudonym of the customer's address), moving
@@ -19,19 +19,10 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 
+from actions.keys import verification_failures_prefix
+from actions.keys import verification_record as record_key
+from actions.keys import verified_customer as customer_key
 from actions.redis_client import async_redis, moving_window
-
-PREFIX = "csbot:verify"
-
-
-def record_key(conversation_id: str, order_number: str) -> str:
-    """String: phone digits that verified ``order_number`` in ``conversation_id`` (expires when idle)."""
-    return f"{PREFIX}:ok:{conversation_id}:{order_number}"
-
-
-def customer_key(conversation_id: str) -> str:
-    """String ``<customer id>:<tier>``: the customer this conversation proved to be (expires when idle)."""
-    return f"{PREFIX}:customer:{conversation_id}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +34,7 @@ class Limits:
 class VerificationStore:
     def __init__(self, redis_url: str, idle_s: int, limits: Limits) -> None:
         self._redis = async_redis(redis_url)  # retries a connection broken by a Redis restart
-        self._limiter = moving_window(redis_url, f"{PREFIX}:fail")
+        self._limiter = moving_window(redis_url, verification_failures_prefix())
         self._idle_s = idle_s
         self._limits: dict[str, list[RateLimitItem]] = {"order": parse_many(limits.order),
                                                         "client": parse_many(limits.client)}

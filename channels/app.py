@@ -10,7 +10,7 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Dict, List
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,11 +19,16 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 import handoff
-from channels import webchat
+from channels import telegram, webchat
+from channels.base import Channel
+from channels.outbox import OutboxWorker, Relay
+from channels.routes import ChannelRoutes
+from channels.settings import ChannelSettings, get_channel_settings
+from conversations import keys
 from conversations.clock import Clock
 from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from conversations.rasa_client import RasaClient
-from conversations.redis_client import connect
+from conversations.redis_client import connect, moving_window
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
 from handoff.agents import AgentStore
@@ -40,8 +45,21 @@ AGENT_STATIC = Path(handoff.__file__).parent / "static" / "agent"  # the desk's 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
+    """The messaging channels whose credentials are configured (the others are off: their routes answer 404)."""
+    built: Dict[str, Channel] = {}
+    if cs.telegram_enabled:
+        built[telegram.NAME] = telegram.TelegramChannel(cs)
+    return built
+
+
+def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
+    return {telegram.NAME: cs.telegram_rate_limit}
+
+
+def create_app(settings: GatewaySettings | None = None, channel_settings: ChannelSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    channel_settings = channel_settings or get_channel_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +94,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                  asyncio.create_task(app.state.undelivered.run_forever())]
         if app.state.webhook.enabled:
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
+        tasks += _start_channels(app, redis, settings, channel_settings)
         try:
             yield
         finally:
@@ -84,6 +103,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             # Bounded: a background loop stuck in a blocking Redis read must not keep the process from stopping.
             await asyncio.wait(tasks, timeout=5)
             await app.state.webhook.close()
+            for channel in app.state.channels.values():
+                await channel.close()
             await app.state.rasa.close()
             await redis.aclose()
 
@@ -94,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web_max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(webchat.router)
+    app.include_router(telegram.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
@@ -120,6 +142,29 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: ChannelSettings
+                    ) -> List["asyncio.Task[None]"]:
+    """The enabled messaging channels, the relay and one outbox worker per channel (every gateway runs them; the
+    consumer group and the cursors share the work without doubles)."""
+    app.state.channel_settings = cs
+    app.state.channels = build_channels(cs)
+    app.state.channel_routes = ChannelRoutes(redis, app.state.store)
+    app.state.outbox_workers = {}
+    if not app.state.channels:
+        return []
+    limiter = moving_window(settings.redis_url, keys.channel_rate_limit_prefix())
+    rates = channel_rates(cs)
+    tasks = []
+    for name, channel in app.state.channels.items():
+        worker = OutboxWorker(redis, channel, app.state.channel_routes, limiter, rates.get(name, ""),
+                              cs.outbox_attempts, cs.outbox_backoff_s, cs.outbox_backoff_max_s, cs.outbox_dead_maxlen)
+        app.state.outbox_workers[name] = worker
+        tasks.append(asyncio.create_task(worker.run_forever(poll_s=cs.outbox_poll_s)))
+    app.state.relay = Relay(redis, app.state.channel_routes, cs.channel_relay_max_conversations)
+    tasks.append(asyncio.create_task(app.state.relay.run_forever(poll_s=cs.outbox_poll_s)))
+    return tasks
 
 
 async def _sla_loop(app: FastAPI, interval_s: float) -> None:

@@ -1,7 +1,8 @@
-"""Every Redis key the gateway uses, in one place. Prefix ``csbot:`` so the database can be shared."""
+"""Every Redis key the gateway and the desk use, in one place. The root prefix and the map of all namespaces:
+:mod:`bot.shared.redis_keys`."""
 from __future__ import annotations
 
-PREFIX = "csbot"
+from bot.shared.redis_keys import PREFIX
 
 
 def conversation(conversation_id: str) -> str:

@@ -36,9 +36,10 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
+from conversations import keys  # noqa: E402 - after the path set-up
+
 DEFAULT_SETS = [ROOT / "tests" / "answers" / "blind_zh.yml", ROOT / "tests" / "answers" / "blind_en.yml"]
 CLASSES = ("right", "wrong", "dym", "declined", "handoff", "form", "other")
-OWNER_KEY = "csbot:conv:{}:owner"  # conversations/keys.py: owner()
 
 
 def _norm(text: str) -> str:
@@ -139,7 +140,7 @@ async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, 
         r.raise_for_status()
         data = r.json()
         cid = data["conversation_id"]
-        owner = await redis.get(OWNER_KEY.format(cid))
+        owner = await redis.get(keys.owner(cid))
         handed = owner is not None and owner.decode() != "bot"
         messages = [m for m in data["messages"] if m["role"] in ("bot", "system")]
         got, articles = classify(cat, messages, handed, turn["expect"])

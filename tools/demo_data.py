@@ -51,7 +51,7 @@ from actions.orders.models import (
     TrackingEvent,
 )
 from actions.orders.policy import StorePolicy, load_policy
-from actions.orders.settings import get_settings
+from actions.settings import get_settings
 from tools.demo_catalogue import (
     CITY_EN,
     COMPOUNDS,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.orders.settings import OrderSettings, get_settings
+from actions.settings import ActionServerSettings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -43,7 +43,7 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None = None, settings: OrderSettings | None = None) -> Engine:
+def make_engine(url: str | None = None, settings: ActionServerSettings | None = None) -> Engine:
     """Build an engine for ``url`` (default: settings.database_url), creating the SQLite directory if needed."""
     cfg = settings or get_settings()
     sa_url = make_url(normalise_url(url or cfg.database_url))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from actions.orders.http_service import HttpOrderService
 from actions.orders.service import OrderService
-from actions.orders.settings import OrderSettings, get_settings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings, get_settings
 
 
-def build_order_service(settings: OrderSettings | None = None) -> OrderService:
+def build_order_service(settings: ActionServerSettings | None = None) -> OrderService:
     """The one place that knows which implementation runs; actions receive an OrderService."""
     cfg = settings or get_settings()
     if cfg.backend == "http":

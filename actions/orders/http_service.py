@@ -40,9 +40,9 @@ from actions.orders.service import (
     ReturnResult,
     TrackingInfo,
 )
-from actions.orders.settings import OrderSettings
 from actions.orders.validation import normalise_order_number
 from actions.orders.wire import API_PREFIX, error_from_body, from_wire, to_wire
+from actions.settings import ActionServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class HttpOrderService:
         self._sleep = sleep
 
     @classmethod
-    def from_settings(cls, settings: OrderSettings) -> HttpOrderService:
+    def from_settings(cls, settings: ActionServerSettings) -> HttpOrderService:
         if not settings.merchant_api_url:
             raise ValueError("ORDERS_MERCHANT_API_URL must be set for the http order backend")
         token = settings.merchant_api_token.get_secret_value() if settings.merchant_api_token else None

@@ -17,9 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actions.orders.enums import Carrier, MembershipTier, OrderStatus, PaymentMethod, ReturnReason
-from bot.shared.paths import REPO_ROOT
-
-DEFAULT_POLICY_PATH = REPO_ROOT / "data" / "store_policy.yml"
+from bot.shared.identifier_formats import POLICY_PATH as DEFAULT_POLICY_PATH
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAY_INDEX: dict[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

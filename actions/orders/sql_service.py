@@ -74,9 +74,9 @@ from actions.orders.service import (
     request_hash,
     utc_now,
 )
-from actions.orders.settings import OrderSettings
 from actions.orders.validation import normalise_order_number, normalise_phone, normalise_phone_digits, unsafe_reason
 from actions.orders.wire import from_wire, to_wire
+from actions.settings import ActionServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class SqlOrderService:
         self._owned_engine = owned_engine
 
     @classmethod
-    def from_settings(cls, settings: OrderSettings) -> SqlOrderService:
+    def from_settings(cls, settings: ActionServerSettings) -> SqlOrderService:
         """Build from deployment settings; :meth:`close` disposes the engine created here."""
         engine = make_engine(settings=settings)
         return cls(make_session_factory(engine), load_policy(settings.policy_path), owned_engine=engine)

@@ -18,8 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import verification
 from actions.orders.db import make_engine, make_session_factory, upgrade
 from actions.orders.policy import StorePolicy, load_policy
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from bot.shared.paths import REPO_ROOT
 from tests.actions.orders.builders import LAST4, PHONE, Scenario
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from actions.orders.db import make_engine
 from actions.orders.enums import MembershipTier, OrderStatus
 from actions.orders.models import Customer, Order
-from actions.orders.settings import OrderSettings
+from actions.settings import ActionServerSettings as OrderSettings
 from tests.e2e.test_e2e_order_flows import SECRET, Chat, OrderStack
 from tools.demo_data import load_demo_data
 

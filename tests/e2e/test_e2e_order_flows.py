@@ -24,8 +24,8 @@ from actions.orders.db import make_engine
 from actions.orders.enums import OrderStatus, ReturnReason
 from actions.orders.models import Coupon, Order, ReturnRequest
 from actions.orders.policy import load_policy
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from bot.shared.paths import REPO_ROOT
 from tools.demo_data import load_demo_data
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from actions.orders.db import make_engine
 from actions.orders.enums import OrderStatus
 from actions.orders.models import Order
-from actions.orders.settings import OrderSettings
+from actions.settings import ActionServerSettings as OrderSettings
 
 pytestmark = pytest.mark.e2e
 

@@ -120,7 +120,7 @@ class ComplaintTracker:
         newly = False
         if flagged:
             entry_id = self._claim_and_publish(
-                keys=[keys.repeat_flag_claim(customer_id, order_number), keys.REPEAT_FLAGS_STREAM],
+                keys=[keys.repeat_flag_claim(customer_id, order_number), keys.repeat_flags()],
                 args=[
                     f"{now:.3f}", window, self._config.alert_stream_maxlen,
                     "customer_id", customer_id, "order_number", order_number,
@@ -157,7 +157,7 @@ class ComplaintTracker:
         if count < self._config.group_threshold:
             return GroupIncidentResult(count, None, already)
         entry_id = self._claim_and_publish(
-            keys=[keys.incident_alert_claim(problem.kind, value), keys.INCIDENT_ALERTS_STREAM],
+            keys=[keys.incident_alert_claim(problem.kind, value), keys.incident_alerts()],
             args=[
                 f"{now:.3f}", window, self._config.alert_stream_maxlen,
                 "problem_kind", problem.kind, "problem_value", value, "customers", count,
@@ -170,11 +170,11 @@ class ComplaintTracker:
 
     def recent_incident_alerts(self, count: int = 50) -> List[Dict[str, Any]]:
         """Newest group-incident alerts first, as plain dicts (``id`` plus the stream fields)."""
-        return self._read_stream(keys.INCIDENT_ALERTS_STREAM, count)
+        return self._read_stream(keys.incident_alerts(), count)
 
     def recent_repeat_flags(self, count: int = 50) -> List[Dict[str, Any]]:
         """Newest repeat-complaint flags first."""
-        return self._read_stream(keys.REPEAT_FLAGS_STREAM, count)
+        return self._read_stream(keys.repeat_flags(), count)
 
     def _read_stream(self, stream: str, count: int) -> List[Dict[str, Any]]:
         entries: Sequence[Any] = self._redis.xrevrange(stream, count=count)

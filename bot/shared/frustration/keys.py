@@ -1,4 +1,5 @@
-"""Every Redis key of the complaint detection, in one place (prefix ``csbot:`` like the gateway's keys).
+"""Every Redis key of the complaint detection (``csbot:complaints``, ``csbot:incidents``), in one place.
+The root prefix and the map of all namespaces: :mod:`bot.shared.redis_keys`.
 
 Identifier parts are percent-encoded, so a ``:`` inside a customer id can never make two keys collide.
 """
@@ -6,11 +7,22 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-PREFIX = "csbot"
-REPEAT_FLAGS_STREAM = f"{PREFIX}:complaints:repeat_flags"
-"""Stream: one entry per customer + order newly flagged as a repeat complainer (for supervisors)."""
-INCIDENT_ALERTS_STREAM = f"{PREFIX}:incidents:alerts"
-"""Stream: one entry per group incident (many customers, same problem, short window), read by supervisors."""
+from bot.shared.redis_keys import PREFIX
+
+
+def repeat_flags() -> str:
+    """Stream: one entry per customer + order newly flagged as a repeat complainer (for supervisors)."""
+    return f"{PREFIX}:complaints:repeat_flags"
+
+
+def incident_alerts() -> str:
+    """Stream: one entry per group incident (many customers, same problem, short window), read by supervisors."""
+    return f"{PREFIX}:incidents:alerts"
+
+
+# The same two keys as constants, for readers written before the functions (handoff/alerts.py).
+REPEAT_FLAGS_STREAM = repeat_flags()
+INCIDENT_ALERTS_STREAM = incident_alerts()
 
 
 def _part(value: str) -> str:

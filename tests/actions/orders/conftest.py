@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions.orders.db import make_engine, make_session_factory, normalise_url, upgrade
 from actions.orders.policy import StorePolicy, load_policy
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from bot.shared.paths import REPO_ROOT
 from tests.actions.orders.builders import Scenario
 

@@ -27,8 +27,8 @@ from actions.orders.enums import (
 )
 from actions.orders.models import Coupon, Customer, Order, Refund, ReturnRequest, Shipment, TrackingEvent
 from actions.orders.policy import StorePolicy
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from tests.actions.orders.conftest import NOW, REPO_ROOT
 from tools.demo_catalogue import PLACES
 from tools.demo_data import DemoStats, load_demo_data, parse_today

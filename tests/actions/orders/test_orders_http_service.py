@@ -30,8 +30,8 @@ from actions.orders.service import (
     OrderService,
     Outcome,
 )
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from tests.actions.orders.builders import LAST4, ItemSpec, Scenario
 from tests.actions.orders.conftest import NOW
 from tests.fakes.merchant_api import FAIL_ALWAYS, FakeControls, create_app, free_port, serve_in_thread

@@ -22,8 +22,8 @@ from actions.orders.http_service import HttpOrderService
 from actions.orders.models import OrderChange, Refund
 from actions.orders.policy import StorePolicy
 from actions.orders.service import BackendTimeout, InvalidInput, NewAddress, Outcome, change_key
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from tests.actions.orders.builders import LAST4, PHONE, Scenario
 from tests.actions.orders.conftest import NOW
 from tests.fakes.merchant_api import FakeControls, create_app, serve_in_thread

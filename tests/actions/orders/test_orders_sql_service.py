@@ -42,8 +42,8 @@ from actions.orders.service import (
     OrderService,
     Outcome,
 )
-from actions.orders.settings import OrderSettings
 from actions.orders.sql_service import SqlOrderService
+from actions.settings import ActionServerSettings as OrderSettings
 from tests.actions.orders.builders import LAST4, ItemSpec, Scenario
 from tests.actions.orders.conftest import NOW
 

@@ -1,0 +1,112 @@
+"""A verified platform message on its way in: the platform user's conversation, then the path every customer
+message takes (``channels/dispatch.py``), then the replies to the outbox (or back to the caller for a passive
+answer, WeChat's 5-second rule).
+
+While the turn is answered the conversation is held (``ChannelRoutes.hold``): the relay leaves it alone, so the
+replies of one turn leave as one batch, in order. A platform's redelivery of the same message (same delivery id) is
+stored and answered once: while the first delivery is still being answered the redelivery returns at once (its
+replies leave through the outbox when that turn ends); after a crash of the first one it takes over.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Tuple
+
+from fastapi import HTTPException, Request
+
+from bot.shared.text import clean_text, detect_language
+from channels import dispatch
+from channels.base import UNSUPPORTED, Channel, Inbound, Malformed, Refused
+from channels.dispatch import CustomerMessage, Gateway
+from channels.routes import ChannelRoutes
+from conversations.store import ChatMessage
+
+logger = logging.getLogger(__name__)
+UNSUPPORTED_LABEL = "[unsupported message: {kind}]"
+
+
+async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_window_s: float | None = None
+                  ) -> Tuple[str, List[Dict[str, Any]]]:
+    """Store and answer one platform message. Returns ("queued" | "none" | "taken", messages): "taken" only with
+    ``passive_window_s``, when the replies were ready in time and the caller answers with them itself."""
+    gw = Gateway.of(state)
+    routes: ChannelRoutes = state.channel_routes
+    settings = gw.settings
+    conversation_id = await routes.conversation_for(channel.name, inbound.user, inbound.address, inbound.ui_lang)
+    text = clean_text(inbound.text, max_chars=settings.web_max_message_chars)
+    if len(inbound.text) > settings.web_max_message_chars:
+        text = text[: settings.web_max_message_chars]
+    message = CustomerMessage(conversation_id=conversation_id, message_id=f"{channel.name}-{inbound.delivery_id}",
+                              text=text, channel=channel.name, ui_lang=inbound.ui_lang)
+    token = await routes.hold(conversation_id, gw.lease_s)
+    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound))
+    if passive_window_s is None:
+        await turn
+        return await routes.flush(conversation_id)
+    try:
+        await asyncio.wait_for(asyncio.shield(turn), passive_window_s)
+    except asyncio.TimeoutError:
+        # Too slow for a passive answer: the turn goes on; its replies leave through the outbox when it ends.
+        turn.add_done_callback(lambda t: asyncio.ensure_future(_flush_after(routes, conversation_id, t)))
+        return "queued", []
+    return await routes.flush(conversation_id, take=True)
+
+
+async def _turn(gw: Gateway, routes: ChannelRoutes, conversation_id: str, token: str, message: CustomerMessage,
+                inbound: Inbound) -> None:
+    try:
+        if inbound.kind == "unsupported":
+            await _unsupported(gw, message, inbound)
+        else:
+            await dispatch.receive(gw, message, wait_s=0)
+    finally:
+        await routes.release(conversation_id, token)
+
+
+async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "asyncio.Future[None]") -> None:
+    if turn.cancelled() or turn.exception() is not None:
+        logger.warning("late turn of %s failed: %s", conversation_id, None if turn.cancelled() else turn.exception())
+    try:
+        await routes.flush(conversation_id)
+    except Exception as exc:  # noqa: BLE001 - the relay flushes it later anyway
+        logger.warning("flush after a late turn of %s failed: %s", conversation_id, exc)
+
+
+async def _unsupported(gw: Gateway, message: CustomerMessage, inbound: Inbound) -> None:
+    """Voice, stickers, locations, files: stored (the agent sees that something came) and answered politely in the
+    customer's language, never with an error. The bot is not asked."""
+    label = UNSUPPORTED_LABEL.format(kind=inbound.text or "other")
+    stored = await gw.store.append_customer_once(message.conversation_id, message.message_id,
+                                                 ChatMessage(role="customer", text=label), gw.lease_s)
+    if stored is not None:
+        return  # a redelivery
+    language = inbound.ui_lang or detect_language(message.text) or "zh"
+    reply = await gw.store.append(message.conversation_id,
+                                  ChatMessage(role="system", text=UNSUPPORTED.get(language, UNSUPPORTED["zh"])))
+    await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
+
+
+def channel_of(request: Request, name: str) -> Channel:
+    """The enabled channel ``name``, else 404 (a channel without credentials is off)."""
+    channel = getattr(request.app.state, "channels", {}).get(name)
+    if channel is None:
+        raise HTTPException(status_code=404, detail="Not Found")
+    return channel
+
+
+async def verified_body(request: Request, channel: Channel) -> bytes:
+    body = await request.body()
+    try:
+        await channel.verify(request, body)
+    except Refused as exc:
+        logger.warning("%s webhook refused: %s", channel.name, exc)
+        raise HTTPException(status_code=exc.status, detail="Signature check failed.") from exc
+    return body
+
+
+def parsed(request: Request, channel: Channel, body: bytes) -> List[Inbound]:
+    try:
+        return channel.parse(request, body)
+    except Malformed as exc:
+        raise HTTPException(status_code=400, detail=f"Malformed {channel.name} payload: {exc}") from exc

@@ -1,0 +1,233 @@
+"""Telegram channel against a real Redis and the fake Bot API (tests/fakes/telegram_api.py); the bot is a stub."""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import httpx
+import pytest
+
+from channels.settings import ChannelSettings
+from conversations import keys
+from conversations.settings import GatewaySettings
+from conversations.store import ChatMessage
+from tests.channels.conftest import eventually, gateway
+from tests.fakes.telegram_api import FakeTelegram
+
+WEBHOOK = "/api/channels/telegram/webhook"
+
+
+def settings_for(fake: FakeTelegram, **extra) -> ChannelSettings:
+    return ChannelSettings(telegram_bot_token=fake.token, telegram_webhook_secret=fake.secret,
+                           outbox_backoff_s=0.05, outbox_poll_s=0.05, **extra)
+
+
+@pytest.fixture
+def fake() -> FakeTelegram:
+    return FakeTelegram()
+
+
+@pytest.fixture
+async def tg(redis_url: str, fake: FakeTelegram):
+    async with gateway(redis_url, settings_for(fake), {"telegram": fake.app()}) as http:
+        yield http
+
+
+def chat() -> int:
+    return random.randint(10**8, 10**9)
+
+
+async def deliver(http: httpx.AsyncClient, fake: FakeTelegram, update: dict, secret: str | None = None
+                  ) -> httpx.Response:
+    return await http.post(WEBHOOK, content=json.dumps(update), headers=fake.headers(secret))
+
+
+async def conversation_of(http: httpx.AsyncClient, chat_id: int) -> str | None:
+    value = await http.app.state.redis.get(keys.channel_user("telegram", str(chat_id)))
+    return value.decode() if value else None
+
+
+async def test_message_is_answered_through_send_message_with_an_inline_keyboard(tg, fake) -> None:
+    chat_id = chat()
+    r = await deliver(tg, fake, fake.text_update(chat_id, "where is my parcel?"))
+    assert r.status_code == 200
+    await eventually(lambda: fake.texts_to(chat_id))
+    sent = [m for m in fake.sent if m["chat_id"] == chat_id]
+    assert sent == [{"chat_id": chat_id, "text": "echo:where is my parcel?", "reply_markup": {
+        "inline_keyboard": [[{"text": "Talk to a person", "callback_data": "/request_human"}]]}}]
+    cid = await conversation_of(tg, chat_id)
+    assert tg.bot.calls[-1]["sender"] == cid
+    assert tg.bot.calls[-1]["metadata"]["channel"] == "telegram"
+    assert tg.bot.calls[-1]["metadata"]["ui_lang"] == "en"
+    history = await tg.app.state.store.history(cid)
+    assert [(m.role, m.text) for m in history] == [("customer", "where is my parcel?"),
+                                                   ("bot", "echo:where is my parcel?")]
+    # The same chat stays in the same conversation.
+    await deliver(tg, fake, fake.text_update(chat_id, "thanks"))
+    await eventually(lambda: len(fake.texts_to(chat_id)) == 2)
+    assert await conversation_of(tg, chat_id) == cid
+
+
+@pytest.mark.parametrize("secret, status", [("", 401), ("wrong-secret-0123456789", 403),
+                                            ("webhook-secret-012345678", 403)])
+async def test_missing_or_forged_secret_is_refused_and_nothing_is_stored(tg, fake, secret, status) -> None:
+    chat_id = chat()
+    headers = fake.headers(secret)
+    if not secret:
+        del headers["X-Telegram-Bot-Api-Secret-Token"]
+    r = await tg.post(WEBHOOK, content=json.dumps(fake.text_update(chat_id, "hi")), headers=headers)
+    assert r.status_code == status
+    assert await conversation_of(tg, chat_id) is None
+    assert tg.bot.calls == []
+
+
+async def test_a_redelivered_update_is_answered_once(tg, fake) -> None:
+    chat_id = chat()
+    update = fake.text_update(chat_id, "hello")
+    for _ in range(3):  # Telegram re-sends an update until it gets a 2xx
+        assert (await deliver(tg, fake, update)).status_code == 200
+    await eventually(lambda: fake.texts_to(chat_id))
+    await asyncio.sleep(0.5)  # time for a double to show up
+    assert fake.texts_to(chat_id) == ["echo:hello"]
+    assert len(tg.bot.calls) == 1
+    history = await tg.app.state.store.history(await conversation_of(tg, chat_id))
+    assert [m.role for m in history] == ["customer", "bot"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"update_id": "1"}', b"[1, 2]",
+                                  b'{"update_id": 5, "message": {"chat": {"type": "private"}, "text": "x"}}'])
+async def test_malformed_update_is_a_400_and_stores_nothing(tg, fake, body) -> None:
+    r = await tg.post(WEBHOOK, content=body, headers=fake.headers())
+    assert r.status_code == 400
+    assert tg.bot.calls == []
+
+
+async def test_button_press_reaches_the_bot_as_the_offered_command_and_is_acknowledged(tg, fake) -> None:
+    chat_id = chat()
+    await deliver(tg, fake, fake.text_update(chat_id, "hello"))
+    await eventually(lambda: fake.texts_to(chat_id))
+    update = fake.callback_update(chat_id, "/request_human")
+    assert (await deliver(tg, fake, update)).status_code == 200
+    assert tg.bot.calls[-1]["text"] == "/request_human"  # a button the bot showed: passes as a command
+    assert update["callback_query"]["id"] in fake.answered_callbacks
+    # A payload the bot never offered is read as words, not as a command.
+    await deliver(tg, fake, fake.callback_update(chat_id, "/restart"))
+    assert tg.bot.calls[-1]["text"] == "restart"
+
+
+async def test_long_text_is_split_at_4096_with_the_buttons_on_the_last_piece(tg, fake) -> None:
+    chat_id = chat()
+    paragraph = "This is a long policy sentence. " * 40
+    tg.bot.reply = lambda text: [{"text": "\n\n".join([paragraph] * 8), "buttons": [
+        {"title": "Yes", "payload": "/affirm"}, {"title": "Talk to a person", "payload": "/request_human"}]}]
+    await deliver(tg, fake, fake.text_update(chat_id, "tell me everything"))
+    await eventually(lambda: len(fake.texts_to(chat_id)) >= 3)
+    sent = [m for m in fake.sent if m["chat_id"] == chat_id]
+    assert all(len(m["text"]) <= 4096 for m in sent)
+    assert "".join(m["text"] for m in sent).replace("\n", "").replace(" ", "") == \
+        "".join([paragraph] * 8).replace(" ", "")
+    assert [("reply_markup" in m) for m in sent] == [False] * (len(sent) - 1) + [True]
+
+
+async def test_unsupported_message_gets_a_polite_answer_in_the_customers_language(tg, fake) -> None:
+    chat_id = chat()
+    update = fake.sticker_update(chat_id)
+    update["message"]["from"]["language_code"] = "zh-hans"
+    assert (await deliver(tg, fake, update)).status_code == 200
+    texts = await eventually(lambda: fake.texts_to(chat_id))
+    assert "文字" in texts[0]
+    assert tg.bot.calls == []
+
+
+async def test_start_command_greets_in_the_users_language(tg, fake) -> None:
+    chat_id = chat()
+    await deliver(tg, fake, fake.text_update(chat_id, "/start", language_code="zh-hans"))
+    assert tg.bot.calls[-1]["text"] == "你好" and tg.bot.calls[-1]["metadata"]["ui_lang"] == "zh"
+
+
+async def test_agent_reply_and_csat_reach_the_customer_through_the_relay(tg, fake) -> None:
+    chat_id = chat()
+    await deliver(tg, fake, fake.text_update(chat_id, "hello"))
+    await eventually(lambda: fake.texts_to(chat_id))
+    cid = await conversation_of(tg, chat_id)
+    store = tg.app.state.store
+    # What the desk does (handoff/handoffs.py): it only writes the conversation's stream, never to channels.
+    await tg.app.state.redis.set(keys.owner(cid), "agent:a1")
+    await store.append(cid, ChatMessage(role="agent", text="Hi, I'm Anna from support."), author="a1")
+    await eventually(lambda: "Hi, I'm Anna from support." in fake.texts_to(chat_id))
+    stars = [{"title": "★" * n, "payload": f'/csat{{"stars":{n}}}'} for n in range(1, 6)]
+    await store.append(cid, ChatMessage(role="system", text="How would you rate the service?", buttons=stars))
+    await eventually(lambda: len(fake.texts_to(chat_id)) == 3)
+    last = [m for m in fake.sent if m["chat_id"] == chat_id][-1]
+    assert [row[0]["callback_data"] for row in last["reply_markup"]["inline_keyboard"]] == \
+        [b["payload"] for b in stars]
+    # While an agent owns the conversation the customer's messages go to the agent, not the bot.
+    calls = len(tg.bot.calls)
+    await deliver(tg, fake, fake.text_update(chat_id, "are you there?"))
+    assert len(tg.bot.calls) == calls
+
+
+async def test_platform_outage_is_retried_and_nothing_is_sent_twice(tg, fake) -> None:
+    chat_id = chat()
+    fake.fail_next, fake.fail_status = 3, 429
+    tg.bot.reply = lambda text: [{"text": "first"}, {"text": "second"}, {"text": "third"}]
+    await deliver(tg, fake, fake.text_update(chat_id, "hello"))
+    await eventually(lambda: len(fake.texts_to(chat_id)) == 3, timeout_s=10)
+    fake.fail_next, fake.fail_status = 1, 500
+    tg.bot.reply = lambda text: [{"text": "fourth"}]
+    await deliver(tg, fake, fake.text_update(chat_id, "again"))
+    await eventually(lambda: len(fake.texts_to(chat_id)) == 4, timeout_s=10)
+    assert fake.texts_to(chat_id) == ["first", "second", "third", "fourth"]
+
+
+async def test_a_blocked_bot_becomes_a_dead_letter_supervisors_can_read(tg, fake) -> None:
+    chat_id = chat()
+    fake.blocked_chats.add(chat_id)
+    await deliver(tg, fake, fake.text_update(chat_id, "hello"))
+    cid = await conversation_of(tg, chat_id)
+    redis = tg.app.state.redis
+
+    async def dead_letter():
+        for _, fields in await redis.xrange(keys.outbox_dead()):
+            if fields[b"conversation_id"].decode() == cid:
+                return fields
+        return None
+
+    fields = await eventually(dead_letter)
+    assert b"403" in fields[b"error"] and b"blocked" in fields[b"error"]
+    assert json.loads(fields[b"messages"])[0]["text"] == "echo:hello"
+    assert int(fields[b"attempts"]) == 1  # a refusal retrying cannot fix is not retried
+    # The conversation's next messages are not stuck behind the dead batch.
+    fake.blocked_chats.discard(chat_id)
+    await deliver(tg, fake, fake.text_update(chat_id, "hello again"))
+    await eventually(lambda: fake.texts_to(chat_id) == ["echo:hello again"])
+
+
+async def test_two_gateways_deliver_each_agent_message_once(redis_url, fake) -> None:
+    cs = settings_for(fake)
+    async with gateway(redis_url, cs, {"telegram": fake.app()}) as one, \
+            gateway(redis_url, cs, {"telegram": fake.app()}) as two:
+        chat_id = chat()
+        await deliver(one, fake, fake.text_update(chat_id, "hello"))
+        await eventually(lambda: fake.texts_to(chat_id))
+        cid = await conversation_of(two, chat_id)
+        for n in range(10):
+            await two.app.state.store.append(cid, ChatMessage(role="agent", text=f"agent {n}"), author="a1")
+        await eventually(lambda: len(fake.texts_to(chat_id)) >= 11)
+        await asyncio.sleep(0.6)  # time for a double to show up
+        assert fake.texts_to(chat_id) == ["echo:hello"] + [f"agent {n}" for n in range(10)]
+
+
+async def test_channel_without_credentials_is_off(redis_url) -> None:
+    async with gateway(redis_url, ChannelSettings(telegram_bot_token="1:a"), {}) as http:  # noqa: S106
+        r = await http.post(WEBHOOK, json={"update_id": 1}, headers={"X-Telegram-Bot-Api-Secret-Token": "x"})
+        assert r.status_code == 404
+        assert http.app.state.channels == {}
+
+
+def test_settings_read_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "s3cret")
+    assert ChannelSettings().telegram_enabled
+    assert GatewaySettings()  # the gateway's own settings ignore the channel variables
