@@ -188,3 +188,62 @@ def undelivered_handoffs() -> str:
     """Stream: handoff requests the action server could not deliver to the desk (written by actions/handoff.py),
     re-sent by the gateways through the consumer group in handoff/undelivered.py; entries are deleted once done."""
     return f"{PREFIX}:handoffs:undelivered"
+
+
+# ---------------------------------------------------------------------------------------------- messaging channels
+# (channels/: the adapters, the relay and the outbox; see docs/CHANNELS.md)
+
+def channel_user(platform: str, user_ref: str) -> str:
+    """String: the conversation id of one platform user (Telegram chat, WhatsApp number, WeChat OpenID); expires
+    with the conversation, so a user who comes back after that starts a new one."""
+    return f"{PREFIX}:chan:{platform}:user:{user_ref}"
+
+
+def channel_route(conversation_id: str) -> str:
+    """Hash: how to reach the customer of a messaging-channel conversation (platform, address, last inbound time)
+    and the relay's delivery state (``cursor``: last stream id handed to the outbox, ``sent_upto``: last id the
+    platform accepted)."""
+    return f"{PREFIX}:conv:{conversation_id}:route"
+
+
+def channel_hold(conversation_id: str) -> str:
+    """String (PX = answer lease): an inbound message of this conversation is being answered; the relay leaves the
+    conversation to that turn, which hands its replies to the outbox (or answers passively) itself."""
+    return f"{PREFIX}:conv:{conversation_id}:hold"
+
+
+def channel_active() -> str:
+    """Sorted set: conversation id -> last activity, of conversations on asynchronous channels (the relay watches
+    their message streams for agent and system messages)."""
+    return f"{PREFIX}:chan:active"
+
+
+def outbox(platform: str) -> str:
+    """Stream (consumer group ``outbox``): batches of messages waiting to be sent to a platform's customers."""
+    return f"{PREFIX}:chan:outbox:{platform}"
+
+
+def outbox_progress(platform: str, entry_id: str) -> str:
+    """Hash: ``sent`` platform calls of one outbox batch already accepted (a retry skips them), ``attempts``."""
+    return f"{PREFIX}:chan:outbox:{platform}:progress:{entry_id}"
+
+
+def outbox_dead() -> str:
+    """Stream: outbox batches given up on (platform refused them, retries exhausted, outside the WhatsApp window);
+    supervisors read it (platform, conversation, error, messages)."""
+    return f"{PREFIX}:chan:outbox:dead"
+
+
+def channel_seen(platform: str, delivery_id: str) -> str:
+    """String flag (EX replay window): a signed delivery already accepted (generic webhook replay protection)."""
+    return f"{PREFIX}:chan:{platform}:seen:{delivery_id}"
+
+
+def channel_token(platform: str) -> str:
+    """String (EX a little under the token's lifetime): a platform access token shared by all gateways (WeChat)."""
+    return f"{PREFIX}:chan:{platform}:access_token"
+
+
+def channel_rate_limit_prefix() -> str:
+    """Prefix of the per-platform outbound moving windows (``limits``), one per platform."""
+    return f"{PREFIX}:chan:rl"
