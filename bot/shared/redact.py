@@ -39,13 +39,7 @@ class _WrittenPhone:
                 pos = m.start() + 1
 
     def sub(self, repl: Callable[[re.Match[str]], str], text: str) -> str:
-        out, last = [], 0
-        for m in self.finditer(text):
-            out.append(text[last:m.start()])
-            out.append(repl(m))
-            last = m.end()
-        out.append(text[last:])
-        return "".join(out)
+        return _splice(text, self.finditer(text), repl)
 
 
 PHONE_RE = _WrittenPhone()
@@ -78,8 +72,13 @@ def _replace_on_halfwidth(text: str, pattern: Any, repl: Any) -> str:
     half = to_halfwidth(text)
     if len(half) != len(text):  # defensive: never mis-align
         half = text
+    return _splice(text, pattern.finditer(half), repl)
+
+
+def _splice(text: str, matches: Iterable[re.Match[str]], repl: Callable[[re.Match[str]], str]) -> str:
+    """``text`` with the span of every match (in order, not overlapping) replaced by ``repl(match)``."""
     out, last = [], 0
-    for m in pattern.finditer(half):
+    for m in matches:
         out.append(text[last:m.start()])
         out.append(repl(m))
         last = m.end()
