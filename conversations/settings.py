@@ -51,7 +51,6 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_DESK_EVENTS_MAXLEN | 10000 | the live desk-event stream keeps at most about this many entries |
     | HANDOFF_UNDELIVERED_ATTEMPTS | 8 | re-sends of a handoff the action server could not deliver, then alert |
     | HANDOFF_UNDELIVERED_BACKOFF_S | 2.0 | first re-send delay of such a handoff; doubles per attempt |
-    | HANDOFF_CONTEXT_REFRESH_S | 2.0 | re-read the tracker this long after a handoff (Rasa saves that turn late) |
     | HANDOFF_SLA_PICKUP_S | 60 | a handoff not claimed this many seconds after queuing (service hours): alert |
     | HANDOFF_SLA_CHECK_INTERVAL_S | 5 | how often the SLA checker runs |
     | HANDOFF_AGENT_MAX_CONCURRENT | 3 | conversations one agent may own at once (per-account override possible) |
@@ -106,7 +105,6 @@ class GatewaySettings(BaseSettings):
     handoff_desk_events_maxlen: int = Field(default=10_000, ge=100)
     handoff_undelivered_attempts: int = Field(default=8, ge=1)
     handoff_undelivered_backoff_s: float = Field(default=2.0, ge=0)
-    handoff_context_refresh_s: float = Field(default=2.0, ge=0)
     handoff_sla_pickup_s: int = Field(default=60, ge=1)
     handoff_sla_check_interval_s: float = Field(default=5.0, gt=0)
     handoff_agent_max_concurrent: int = Field(default=3, ge=1)

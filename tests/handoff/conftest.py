@@ -148,7 +148,6 @@ async def desk(redis_url: str, request: pytest.FixtureRequest):
     marker = request.node.get_closest_marker("desk_settings")
     settings = GatewaySettings(**{"redis_url": url, "handoff_internal_token": TOKEN, "handoff_clock": IN_HOURS,
                                   "handoff_sla_check_interval_s": 3600, "web_sse_block_ms": 300,
-                                  "handoff_context_refresh_s": 0,
                                   # one test client plays many customers: per-client limits have their own tests
                                   "web_limit_handoffs": "1000/minute", "web_limit_new_conversations": "1000/minute",
                                   "web_limit_new_conversations_device": "1000/minute",
