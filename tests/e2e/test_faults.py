@@ -179,9 +179,6 @@ def _recovered_at(load: Load, back: float) -> float:
     return max(firsts)
 
 
-@pytest.mark.xfail(strict=False, reason="known gap (issue 12 stays open): in the clean-clone run of 2026-12-04, 2 of "
-                   "36 messages sent while the action server was down ('ok thank you', '好的谢谢') got a silent reply "
-                   "instead of an apology; 0 lost, 0 duplicated. Passed in two earlier runs.")
 def test_kill_9_each_part_under_load_loses_and_duplicates_nothing(fault_stack) -> None:  # noqa: ANN001
     stack = fault_stack
     load = Load(stack.web_url)
