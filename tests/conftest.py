@@ -11,6 +11,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.processes import start_stack
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
@@ -76,14 +78,7 @@ def relaxed_client_limits() -> dict:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
     """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
-    from stack import Stack  # scripts/stack.py
-
-    var_dir = tmp_path_factory.mktemp("stack-var")
-    running = Stack.on_free_ports(var_dir=var_dir, extra_env=dict(RELAXED_CLIENT_LIMITS))
-    try:
-        running.start()
-    except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
-        pytest.fail(f"stack did not start: {exc}\n{logs}")
+    running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env=dict(RELAXED_CLIENT_LIMITS))
     yield running
     running.stop()
+

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import socket
-from typing import Set
+from pathlib import Path
+from typing import Any, Set
 
 import psutil
+import pytest
 
 
 def alive(pids: Set[int]) -> Set[int]:
@@ -29,3 +31,18 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def start_stack(var_dir: Path, **options: Any) -> Any:
+    """A started stack on free ports (scripts/stack.py ``Stack.on_free_ports(var_dir=..., **options)``); a failed
+    start fails the test with the services' logs, which are otherwise hard to find."""
+    from stack import Stack  # scripts/stack.py
+
+    running = Stack.on_free_ports(var_dir=var_dir, **options)
+    try:
+        running.start()
+    except Exception as exc:
+        running.stop()
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
+        pytest.fail(f"stack did not start: {exc}\n{logs}")
+    return running

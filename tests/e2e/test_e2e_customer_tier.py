@@ -26,6 +26,7 @@ from actions.orders.enums import MembershipTier, OrderStatus
 from actions.orders.models import Customer, Order
 from actions.settings import ActionServerSettings as OrderSettings
 from tests.e2e.test_e2e_order_flows import SECRET, Chat, OrderStack
+from tests.processes import start_stack
 from tools.demo_data import load_demo_data
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +38,6 @@ CHINA = timezone(timedelta(hours=8))
 
 @pytest.fixture(scope="module")
 def orders(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits: dict) -> Iterator[OrderStack]:
-    from stack import Stack  # scripts/stack.py
 
     var_dir = tmp_path_factory.mktemp("tier-stack")
     db_url = f"sqlite:///{var_dir / 'store.db'}"
@@ -45,13 +45,8 @@ def orders(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits: dict
     load_demo_data(engine, seed=42)
     engine.dispose()
     in_hours = datetime.now(CHINA).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
-    running = Stack.on_free_ports(var_dir=var_dir, extra_env={
+    running = start_stack(var_dir, extra_env={
         "DATABASE_URL": db_url, "CUSTOMER_TOKEN_SECRET": SECRET, "HANDOFF_CLOCK": in_hours, **relaxed_client_limits})
-    try:
-        running.start()
-    except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
-        pytest.fail(f"stack did not start: {exc}\n{logs}")
     result = OrderStack(running, db_url)
     yield result
     result.service.close()

@@ -27,6 +27,7 @@ from actions.orders.policy import load_policy
 from actions.orders.sql_service import SqlOrderService
 from actions.settings import ActionServerSettings as OrderSettings
 from bot.shared.paths import REPO_ROOT
+from tests.processes import start_stack
 from tools.demo_data import load_demo_data
 
 pytestmark = pytest.mark.e2e
@@ -51,20 +52,14 @@ class OrderStack:
 
 @pytest.fixture(scope="module")
 def orders(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits: dict) -> Iterator[OrderStack]:
-    from stack import Stack  # scripts/stack.py
 
     var_dir = tmp_path_factory.mktemp("order-stack")
     db_url = f"sqlite:///{var_dir / 'store.db'}"
     engine = make_engine(db_url, OrderSettings(_env_file=None))  # type: ignore[call-arg]
     load_demo_data(engine, seed=42)
     engine.dispose()
-    running = Stack.on_free_ports(var_dir=var_dir, extra_env={"DATABASE_URL": db_url, "CUSTOMER_TOKEN_SECRET": SECRET,
-                                                              **relaxed_client_limits})
-    try:
-        running.start()
-    except Exception as exc:  # show the service logs: a failed start is otherwise hard to diagnose
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
-        pytest.fail(f"stack did not start: {exc}\n{logs}")
+    running = start_stack(var_dir, extra_env={"DATABASE_URL": db_url, "CUSTOMER_TOKEN_SECRET": SECRET,
+                                              **relaxed_client_limits})
     result = OrderStack(running, db_url)
     yield result
     result.service.close()

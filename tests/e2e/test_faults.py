@@ -28,7 +28,7 @@ import psutil
 import pytest
 import redis
 
-from tests.processes import port_free
+from tests.processes import port_free, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -145,16 +145,8 @@ class Fault:
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits: dict) -> Iterator[object]:
-    from stack import Stack  # scripts/stack.py
-
     var_dir = tmp_path_factory.mktemp("fault-stack-var")
-    running = Stack.on_free_ports(var_dir=var_dir, rasa_workers=2, extra_env=relaxed_client_limits)
-    try:
-        running.start()
-    except Exception as exc:
-        running.stop()
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
-        pytest.fail(f"stack did not start: {exc}\n{logs}")
+    running = start_stack(var_dir, rasa_workers=2, extra_env=relaxed_client_limits)
     running.seen_pids = set(running.pids())  # type: ignore[attr-defined]  (for the last test)
     yield running
     running.stop()
