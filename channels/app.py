@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 import handoff
-from channels import telegram, webchat
+from channels import telegram, webchat, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
 from channels.routes import ChannelRoutes
@@ -50,11 +50,13 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
     built: Dict[str, Channel] = {}
     if cs.telegram_enabled:
         built[telegram.NAME] = telegram.TelegramChannel(cs)
+    if cs.whatsapp_enabled:
+        built[whatsapp.NAME] = whatsapp.WhatsAppChannel(cs)
     return built
 
 
 def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
-    return {telegram.NAME: cs.telegram_rate_limit}
+    return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit}
 
 
 def create_app(settings: GatewaySettings | None = None, channel_settings: ChannelSettings | None = None) -> FastAPI:
@@ -116,6 +118,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(webchat.router)
     app.include_router(telegram.router)
+    app.include_router(whatsapp.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
