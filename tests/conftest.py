@@ -1,6 +1,7 @@
 """Shared fixtures. Stdlib only at import: this file is also loaded by the Rasa-side (3.10) test run."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -70,6 +71,17 @@ RELAXED_CLIENT_LIMITS = {
 }
 
 
+# The shared stack's gateway has the Telegram channel on; its Bot API is the fake of tests/fakes/telegram_api.py on
+# this port, started by the tests that use it (tests/e2e/test_e2e_telegram.py). Nothing listens there otherwise.
+# Kept in the environment: this file is imported twice (as pytest's conftest and as tests.conftest).
+FAKE_TELEGRAM_PORT = int(os.environ.setdefault("CSBOT_TEST_FAKE_TELEGRAM_PORT", str(_free_port())))
+CHANNEL_ENV = {
+    "TELEGRAM_BOT_TOKEN": "123456:TEST-token",  # noqa: S105 - test value
+    "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-0123456789",
+    "TELEGRAM_API_BASE": f"http://127.0.0.1:{FAKE_TELEGRAM_PORT}",
+}
+
+
 @pytest.fixture(scope="session")
 def relaxed_client_limits() -> dict:
     return dict(RELAXED_CLIENT_LIMITS)
@@ -78,7 +90,7 @@ def relaxed_client_limits() -> dict:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
     """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
-    running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env=dict(RELAXED_CLIENT_LIMITS))
+    running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env={**RELAXED_CLIENT_LIMITS, **CHANNEL_ENV})
     yield running
     running.stop()
 
