@@ -19,7 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 import handoff
-from channels import telegram, webchat, whatsapp
+from analytics import wiring as analytics
+from channels import telegram, webchat, wechat, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
 from channels.routes import ChannelRoutes
@@ -52,11 +53,14 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
         built[telegram.NAME] = telegram.TelegramChannel(cs)
     if cs.whatsapp_enabled:
         built[whatsapp.NAME] = whatsapp.WhatsAppChannel(cs)
+    if cs.wechat_enabled:
+        built[wechat.NAME] = wechat.WeChatChannel(cs)
     return built
 
 
 def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
-    return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit}
+    return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit,
+            wechat.NAME: cs.wechat_rate_limit}
 
 
 def create_app(settings: GatewaySettings | None = None, channel_settings: ChannelSettings | None = None) -> FastAPI:
@@ -97,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
         if app.state.webhook.enabled:
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         tasks += _start_channels(app, redis, settings, channel_settings)
+        tasks += analytics.start(app, redis)
         try:
             yield
         finally:
@@ -119,10 +124,12 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(webchat.router)
     app.include_router(telegram.router)
     app.include_router(whatsapp.router)
+    app.include_router(wechat.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
     app.mount("/static/agent", StaticFiles(directory=AGENT_STATIC), name="static-agent")
+    analytics.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -161,6 +168,7 @@ def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: Cha
     rates = channel_rates(cs)
     tasks = []
     for name, channel in app.state.channels.items():
+        channel.redis = redis  # shared platform state (e.g. WeChat's access token)
         worker = OutboxWorker(redis, channel, app.state.channel_routes, limiter, rates.get(name, ""),
                               cs.outbox_attempts, cs.outbox_backoff_s, cs.outbox_backoff_max_s, cs.outbox_dead_maxlen)
         app.state.outbox_workers[name] = worker

@@ -74,6 +74,9 @@ class Channel(ABC):
     name: str = ""
     max_text: int = 4096
     asynchronous: bool = True  # replies leave through the outbox (all platform channels)
+    default_language: str = EN  # for a customer whose language is not known yet
+    numbered_buttons: bool = False  # no buttons on the platform: choices are numbered, "2" picks the second
+    redis: Any = None  # the gateway's Redis client, set at start-up (shared platform state such as tokens)
 
     @abstractmethod
     async def verify(self, request: Request, body: bytes) -> None:

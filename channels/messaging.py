@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from fastapi import HTTPException, Request
 
@@ -26,21 +26,23 @@ logger = logging.getLogger(__name__)
 UNSUPPORTED_LABEL = "[unsupported message: {kind}]"
 
 
-async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_window_s: float | None = None
+async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_window_s: float | None = None,
+                  take_if: Callable[[List[Dict[str, Any]]], bool] | None = None
                   ) -> Tuple[str, List[Dict[str, Any]]]:
     """Store and answer one platform message. Returns ("queued" | "none" | "taken", messages): "taken" only with
-    ``passive_window_s``, when the replies were ready in time and the caller answers with them itself."""
+    ``passive_window_s``, when the replies were ready in time (and ``take_if`` accepts them) and the caller answers
+    with them itself."""
     gw = Gateway.of(state)
     routes: ChannelRoutes = state.channel_routes
     settings = gw.settings
     conversation_id = await routes.conversation_for(channel.name, inbound.user, inbound.address, inbound.ui_lang)
     text = clean_text(inbound.text, max_chars=settings.web_max_message_chars)
-    if len(inbound.text) > settings.web_max_message_chars:
-        text = text[: settings.web_max_message_chars]
+    if getattr(channel, "numbered_buttons", False) and inbound.kind == "text":
+        text = await _numbered_choice(gw, conversation_id, text)
     message = CustomerMessage(conversation_id=conversation_id, message_id=f"{channel.name}-{inbound.delivery_id}",
                               text=text, channel=channel.name, ui_lang=inbound.ui_lang)
     token = await routes.hold(conversation_id, gw.lease_s)
-    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound))
+    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound, channel))
     if passive_window_s is None:
         await turn
         return await routes.flush(conversation_id)
@@ -50,14 +52,28 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
         # Too slow for a passive answer: the turn goes on; its replies leave through the outbox when it ends.
         turn.add_done_callback(lambda t: asyncio.ensure_future(_flush_after(routes, conversation_id, t)))
         return "queued", []
-    return await routes.flush(conversation_id, take=True)
+    return await routes.flush(conversation_id, take=True, take_if=take_if)
+
+
+async def _numbered_choice(gw: Gateway, conversation_id: str, text: str) -> str:
+    """On a platform without buttons the choices are numbered: "2" is the payload of the second button of the
+    latest message that showed buttons (if it is among the last few messages), else just "2"."""
+    if not text.strip().isdigit():
+        return text
+    number = int(text.strip())
+    for message, _author in reversed((await gw.store.entries(conversation_id))[-10:]):
+        if message.buttons:
+            if 1 <= number <= len(message.buttons):
+                return message.buttons[number - 1].get("payload") or message.buttons[number - 1].get("title") or text
+            return text
+    return text
 
 
 async def _turn(gw: Gateway, routes: ChannelRoutes, conversation_id: str, token: str, message: CustomerMessage,
-                inbound: Inbound) -> None:
+                inbound: Inbound, channel: Channel) -> None:
     try:
         if inbound.kind == "unsupported":
-            await _unsupported(gw, message, inbound)
+            await _unsupported(gw, message, inbound, channel.default_language)
         else:
             await dispatch.receive(gw, message, wait_s=0)
     finally:
@@ -73,15 +89,26 @@ async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "async
         logger.warning("flush after a late turn of %s failed: %s", conversation_id, exc)
 
 
-async def _unsupported(gw: Gateway, message: CustomerMessage, inbound: Inbound) -> None:
+async def _recent_language(gw: Gateway, conversation_id: str) -> str | None:
+    """The language of the customer's latest words in this conversation, if any."""
+    for message, _author in reversed((await gw.store.entries(conversation_id))[-20:]):
+        if message.role == "customer" and not message.text.startswith("[unsupported"):
+            language = detect_language(message.text)
+            if language:
+                return language
+    return None
+
+
+async def _unsupported(gw: Gateway, message: CustomerMessage, inbound: Inbound, channel_language: str) -> None:
     """Voice, stickers, locations, files: stored (the agent sees that something came) and answered politely in the
-    customer's language, never with an error. The bot is not asked."""
+    customer's language (the platform's, else their latest words', else the channel's usual one), never with an
+    error. The bot is not asked."""
     label = UNSUPPORTED_LABEL.format(kind=inbound.text or "other")
     stored = await gw.store.append_customer_once(message.conversation_id, message.message_id,
                                                  ChatMessage(role="customer", text=label), gw.lease_s)
     if stored is not None:
         return  # a redelivery
-    language = inbound.ui_lang or detect_language(message.text) or "zh"
+    language = inbound.ui_lang or await _recent_language(gw, message.conversation_id) or channel_language
     reply = await gw.store.append(message.conversation_id,
                                   ChatMessage(role="system", text=UNSUPPORTED.get(language, UNSUPPORTED["zh"])))
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from redis.asyncio import Redis
 
@@ -111,9 +111,11 @@ class ChannelRoutes:
     async def held(self, conversation_id: str) -> bool:
         return bool(await self.redis.exists(keys.channel_hold(conversation_id)))
 
-    async def flush(self, conversation_id: str, take: bool = False) -> Tuple[str, List[Dict[str, Any]]]:
+    async def flush(self, conversation_id: str, take: bool = False,
+                    take_if: Callable[[List[Dict[str, Any]]], bool] | None = None) -> Tuple[str, List[Dict[str, Any]]]:
         """Hand the conversation's new non-customer messages on. Returns ("none" | "queued" | "taken", messages):
-        with ``take`` the caller answers them itself (passive reply) when no earlier batch is still on its way."""
+        with ``take`` the caller answers them itself (passive reply) when no earlier batch is still on its way and
+        ``take_if(messages)`` agrees (e.g. they fit in one passive reply)."""
         for _ in range(20):
             route = await self.redis.hmget(keys.channel_route(conversation_id), ["cursor", "platform"])
             cursor, platform = (_s(v) if v is not None else None for v in route)
@@ -124,7 +126,8 @@ class ChannelRoutes:
                 return "none", []
             last = entries[-1][0].id
             deliver = [m.to_dict() for m, _ in entries if m.role != "customer"]
-            mode = "skip" if not deliver else ("take" if take else "enqueue")
+            taking = take and (take_if is None or take_if(deliver))
+            mode = "skip" if not deliver else ("take" if taking else "enqueue")
             args = [cursor, last, mode]
             if deliver:
                 args += ["conversation_id", conversation_id, "messages", json.dumps(deliver, ensure_ascii=False)]

@@ -1,0 +1,241 @@
+"""WeChat Official Account (公众号), plaintext mode.
+
+Inbound: ``/api/channels/wechat``.
+  * GET (server verification): ``signature`` = sha1 of the sorted, concatenated WECHAT_TOKEN, ``timestamp`` and
+    ``nonce``; when it matches (constant time) ``echostr`` is echoed, else 403.
+  * POST: the same query signature on every callback (missing 401, wrong 403, nothing stored); the body is XML,
+    parsed without a DTD (a ``<!DOCTYPE``/``<!ENTITY`` is refused with 400: no entity expansion, no external
+    entities). ``MsgType`` text is a customer message, ``MsgId`` its delivery id (WeChat re-sends a callback it got
+    no answer to within 5 seconds, three times: answered once). A ``subscribe`` event greets; other events are
+    acknowledged; image, voice, video, location, link get a polite answer.
+  * The 5-second rule: when the replies are ready within WECHAT_PASSIVE_WINDOW_S (4 s) they are the passive reply
+    (one text message in the response body, buttons as numbered choices); otherwise the answer is ``success`` and
+    the replies leave through the outbox and the customer-service message API. A customer who answers with a
+    number gets that choice's payload.
+
+Outbound (through the outbox): ``POST /cgi-bin/message/custom/send?access_token=...`` with text messages (split at
+600 characters). The access token (``GET /cgi-bin/token``) is cached in Redis for all gateways until shortly before
+it expires, and fetched again when WeChat says it is invalid or expired (40001, 40014, 42001). ``-1`` (busy) and
+45009 (API quota) are retried; 45015 (the customer has not written for 48 hours) and others are dead letters.
+Safe (AES) mode is not implemented: configure the account in plaintext (明文) mode.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Dict, List
+from xml.parsers import expat
+
+import httpx
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+from redis.asyncio import Redis
+
+from bot.shared.text import ZH, detect_language
+from channels.base import (
+    Call,
+    Channel,
+    DeliveryError,
+    Inbound,
+    Malformed,
+    Refused,
+    numbered_choices,
+    same_secret,
+    split_text,
+)
+from channels.messaging import channel_of, parsed, take_in, verified_body
+from channels.settings import ChannelSettings
+from conversations import keys
+
+logger = logging.getLogger(__name__)
+NAME = "wechat"
+MAX_TEXT = 600
+MAX_PASSIVE = 600
+MAX_XML_FIELDS = 64
+TOKEN_ERRORS = {40001, 40014, 42001}
+RETRYABLE_ERRORS = {-1, 45009} | TOKEN_ERRORS
+UNSUPPORTED_KINDS = ("image", "voice", "video", "shortvideo", "location", "link", "file")
+GREETING = "你好"
+router = APIRouter(prefix="/api/channels", tags=["channels"])
+
+
+def signature_of(token: str, timestamp: str, nonce: str) -> str:
+    """WeChat's callback signature: sha1 of the three strings sorted and concatenated."""
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 - WeChat's
+
+
+def parse_xml(body: bytes) -> Dict[str, str]:
+    """The child elements of WeChat's ``<xml>`` root as a flat dict. No DTD is allowed: a document type or entity
+    declaration is refused before anything is expanded (billion laughs, external entities)."""
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    fields: Dict[str, str] = {}
+    path: List[str] = []
+    text: List[str] = []
+
+    def refuse(*_: Any) -> None:
+        raise Malformed("XML with a DTD or entities is not accepted")
+
+    def start(name: str, _attrs: Dict[str, str]) -> None:
+        path.append(name)
+        text.clear()
+        if len(path) == 1 and name != "xml":
+            raise Malformed("root element is not <xml>")
+
+    def end(name: str) -> None:
+        if len(path) == 2:
+            if len(fields) >= MAX_XML_FIELDS:
+                raise Malformed("too many fields")
+            fields[name] = "".join(text)
+        path.pop()
+
+    def data(chunk: str) -> None:
+        if len(path) == 2:
+            text.append(chunk)
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError as exc:
+        raise Malformed(f"not well-formed XML: {exc}") from exc
+    return fields
+
+
+def cdata(value: str) -> str:
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def passive_text(messages: List[Dict[str, Any]]) -> str:
+    """The replies of one turn as the one text a passive reply can carry (buttons as numbered choices)."""
+    parts = []
+    for m in messages:
+        text = (m.get("text") or "").strip()
+        buttons = m.get("buttons") or []
+        choices = numbered_choices(buttons, detect_language(text) or ZH)
+        parts.append("\n".join(p for p in (text, choices) if p))
+    return "\n\n".join(p for p in parts if p)
+
+
+class WeChatChannel(Channel):
+    name = NAME
+    max_text = MAX_TEXT
+    numbered_buttons = True
+    default_language = ZH
+
+    def __init__(self, settings: ChannelSettings, http: httpx.AsyncClient | None = None) -> None:
+        self.app_id = settings.wechat_app_id
+        self.app_secret = settings.wechat_app_secret
+        self.token = settings.wechat_token
+        self.http = http or httpx.AsyncClient(base_url=settings.wechat_api_base.rstrip("/"),
+                                              timeout=settings.wechat_timeout_s)
+        self.redis: Redis | None = None  # set at start-up (access-token cache shared by all gateways)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def signed(self, request: Request) -> bool:
+        q = request.query_params
+        expected = signature_of(self.token, q.get("timestamp", ""), q.get("nonce", ""))
+        return same_secret(q.get("signature"), expected)
+
+    async def verify(self, request: Request, body: bytes) -> None:
+        if not request.query_params.get("signature"):
+            raise Refused(401, "missing signature")
+        if not self.signed(request):
+            raise Refused(403, "wrong signature")
+
+    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+        fields = parse_xml(body)
+        openid, kind = fields.get("FromUserName"), fields.get("MsgType")
+        if not openid or not kind or not fields.get("ToUserName"):
+            raise Malformed("FromUserName, ToUserName and MsgType are required")
+        address = {"openid": openid, "account": fields["ToUserName"]}
+        if kind == "event":
+            if fields.get("Event") != "subscribe":
+                return []
+            return [Inbound(delivery_id=f"subscribe-{openid}-{fields.get('CreateTime', '')}", user=openid,
+                            address=address, text=GREETING)]
+        if not fields.get("MsgId"):
+            raise Malformed("message without MsgId")
+        base = {"delivery_id": fields["MsgId"], "user": openid, "address": address}
+        if kind == "text":
+            return [Inbound(**base, text=fields.get("Content", ""))]
+        return [Inbound(**base, text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
+
+    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+        openid = json.loads(route["address"])["openid"]
+        return [{"touser": openid, "msgtype": "text", "text": {"content": piece}}
+                for piece in split_text(passive_text(messages), MAX_TEXT)]
+
+    async def access_token(self, fresh: bool = False) -> str:
+        key = keys.channel_token(NAME)
+        if self.redis is not None and not fresh:
+            cached = await self.redis.get(key)
+            if cached:
+                return cached.decode()
+        try:
+            response = await self.http.get("/cgi-bin/token", params={
+                "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret})
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise DeliveryError(f"token: {exc.__class__.__name__}", retryable=True) from exc
+        token = body.get("access_token")
+        if not token:
+            code = int(body.get("errcode") or 0)
+            raise DeliveryError(f"token: errcode {code} {body.get('errmsg', '')}", retryable=code == -1)
+        if self.redis is not None:
+            await self.redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
+        return str(token)
+
+    async def send(self, call: Call, route: Dict[str, str]) -> None:
+        for fresh in (False, True):
+            token = await self.access_token(fresh=fresh)
+            try:
+                response = await self.http.post("/cgi-bin/message/custom/send", params={"access_token": token},
+                                                content=json.dumps(call, ensure_ascii=False).encode())
+                body = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise DeliveryError(f"custom/send: {exc.__class__.__name__}", retryable=True) from exc
+            code = int(body.get("errcode") or 0)
+            if code == 0:
+                return
+            if code in TOKEN_ERRORS and not fresh:
+                continue  # expired or revoked: fetch a new token once
+            raise DeliveryError(f"custom/send: errcode {code} {str(body.get('errmsg') or '')[:200]}",
+                                retryable=code in RETRYABLE_ERRORS)
+
+
+def passive_reply(fields: Dict[str, str], text: str) -> str:
+    return (f"<xml><ToUserName>{cdata(fields['openid'])}</ToUserName>"
+            f"<FromUserName>{cdata(fields['account'])}</FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType>{cdata('text')}</MsgType><Content>{cdata(text)}</Content></xml>")
+
+
+@router.get("/wechat")
+async def verify_server(request: Request) -> PlainTextResponse:
+    channel = channel_of(request, NAME)
+    assert isinstance(channel, WeChatChannel)
+    if not channel.signed(request):
+        raise HTTPException(status_code=403, detail="Signature check failed.")
+    return PlainTextResponse(request.query_params.get("echostr") or "")
+
+
+@router.post("/wechat")
+async def callback(request: Request) -> Response:
+    channel = channel_of(request, NAME)
+    body = await verified_body(request, channel)
+    window = request.app.state.channel_settings.wechat_passive_window_s
+    for inbound in parsed(request, channel, body):
+        status, messages = await take_in(request.app.state, channel, inbound, passive_window_s=window,
+                                         take_if=lambda ms: len(passive_text(ms)) <= MAX_PASSIVE)
+        if status == "taken" and passive_text(messages):
+            return Response(passive_reply(inbound.address, passive_text(messages)), media_type="application/xml")
+    return PlainTextResponse("success")

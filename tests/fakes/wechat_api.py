@@ -1,0 +1,120 @@
+"""A local stand-in for the WeChat Official Account platform (plaintext mode), for tests and demos.
+
+What it reproduces of the documented behaviour:
+
+* callbacks: :meth:`FakeWeChat.query` signs a callback URL like WeChat does (``signature`` = sha1 of the sorted
+  token, timestamp and nonce; ``openid`` too), :meth:`text_xml` / :meth:`event_xml` / :meth:`media_xml` build the
+  XML bodies (``ToUserName``, ``FromUserName``, ``CreateTime``, ``MsgType``, ``Content``, ``MsgId``);
+* ``GET /cgi-bin/token?grant_type=client_credential&appid&secret`` -> ``{"access_token", "expires_in": 7200}``, or
+  ``{"errcode": 40125, "errmsg": "invalid appsecret"}``; counts how often it is asked;
+* ``POST /cgi-bin/message/custom/send?access_token=`` (customer-service message) -> ``{"errcode": 0, "errmsg":
+  "ok"}``; an unknown or expired token gets 42001 ("access_token expired") - :meth:`expire_tokens` expires every
+  token handed out so far; text content must be non-empty and at most 2048 bytes (45002 "content size out of
+  limit"); a user silent for 48 hours gets 45015 ("response out of time limit"); ``fail_next`` answers -1
+  ("system error") like a busy platform;
+* WeChat answers HTTP 200 with an ``errcode`` in the JSON body, even for errors.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+@dataclass
+class FakeWeChat:
+    app_id: str = "wx1234567890abcdef"
+    app_secret: str = "wechat-app-secret-0123456789"  # noqa: S105 - test value
+    token: str = "wechat-token-0123"  # noqa: S105 - test value
+    account: str = "gh_0123456789ab"
+    fail_next: int = 0
+    silent_since: Dict[str, float] = field(default_factory=dict)  # openid -> last message (48-hour window)
+    sent: List[Dict[str, Any]] = field(default_factory=list)
+    token_requests: int = 0
+    _tokens: Dict[str, bool] = field(default_factory=dict)  # handed out -> still valid
+    _ids: Any = field(default_factory=lambda: itertools.count(6_900_000_000_000_000_000))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ------------------------------------------------------------------ callbacks WeChat sends
+
+    def query(self, openid: str = "", token: str | None = None) -> Dict[str, str]:
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        signed = "".join(sorted([self.token if token is None else token, timestamp, nonce]))
+        query = {"signature": hashlib.sha1(signed.encode()).hexdigest(),  # noqa: S324 - WeChat's scheme
+                 "timestamp": timestamp, "nonce": nonce}
+        if openid:
+            query["openid"] = openid
+        return query
+
+    def _xml(self, openid: str, kind: str, inner: str, msg_id: bool = True) -> bytes:
+        with self._lock:
+            self.silent_since[openid] = time.time()
+            number = next(self._ids)
+        tail = f"<MsgId>{number}</MsgId>" if msg_id else ""
+        return (f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
+                f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+                f"<MsgType><![CDATA[{kind}]]></MsgType>{inner}{tail}</xml>").encode()
+
+    def text_xml(self, openid: str, content: str) -> bytes:
+        return self._xml(openid, "text", f"<Content><![CDATA[{content}]]></Content>")
+
+    def media_xml(self, openid: str, kind: str = "voice") -> bytes:
+        return self._xml(openid, kind, "<MediaId><![CDATA[media_id]]></MediaId><Format><![CDATA[amr]]></Format>")
+
+    def event_xml(self, openid: str, event: str = "subscribe") -> bytes:
+        return self._xml(openid, "event", f"<Event><![CDATA[{event}]]></Event>", msg_id=False)
+
+    def texts_to(self, openid: str) -> List[str]:
+        with self._lock:
+            return [m["text"]["content"] for m in self.sent if m.get("touser") == openid]
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens = {t: False for t in self._tokens}
+
+    # ------------------------------------------------------------------ the API
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/cgi-bin/token")
+        async def token(grant_type: str = "", appid: str = "", secret: str = "") -> JSONResponse:
+            with self._lock:
+                self.token_requests += 1
+                if grant_type != "client_credential" or appid != self.app_id or secret != self.app_secret:
+                    return JSONResponse({"errcode": 40125, "errmsg": "invalid appsecret"})
+                issued = secrets.token_hex(16)
+                self._tokens[issued] = True
+            return JSONResponse({"access_token": issued, "expires_in": 7200})
+
+        @app.post("/cgi-bin/message/custom/send")
+        async def custom_send(request: Request, access_token: str = "") -> JSONResponse:
+            with self._lock:
+                valid = self._tokens.get(access_token)
+                fail = self.fail_next > 0
+                self.fail_next = max(0, self.fail_next - 1)
+            if valid is None:
+                return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
+            if not valid:
+                return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+            if fail:
+                return JSONResponse({"errcode": -1, "errmsg": "system error"})
+            body = await request.json()
+            content = (body.get("text") or {}).get("content") or ""
+            if body.get("msgtype") != "text" or not content or len(content.encode()) > 2048:
+                return JSONResponse({"errcode": 45002, "errmsg": "content size out of limit"})
+            if time.time() - self.silent_since.get(body.get("touser", ""), 0) > 48 * 3600:
+                return JSONResponse({"errcode": 45015, "errmsg": "response out of time limit or subscription is "
+                                                                 "canceled"})
+            with self._lock:
+                self.sent.append(body)
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+        return app
