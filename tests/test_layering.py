@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Dict, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["channels", "handoff", "conversations", "actions", "kb_index", "bot.plugins", "bot.shared", "tools"]
+PACKAGES = ["channels", "analytics", "handoff", "conversations", "actions", "kb_index", "bot.plugins", "bot.shared",
+            "tools"]
 ALLOWED: Dict[str, Set[str]] = {
-    "channels": {"handoff", "conversations", "bot.shared"},
+    "channels": {"analytics", "handoff", "conversations", "bot.shared"},
+    "analytics": {"handoff", "conversations", "bot.shared"},
     "handoff": {"conversations", "bot.shared"},
     "conversations": {"bot.shared"},
     "actions": {"kb_index", "bot.shared", "conversations.keys"},

@@ -1,0 +1,113 @@
+"""Supervisors' dashboard API: one JSON endpoint per KPI table, the drill-down and a CSV export of each table.
+Same login as the agent console (handoff/deps.py: current_supervisor, cookie or bearer token)."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Dict, List
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from analytics.kpis import Filters, Kpis
+from handoff.deps import SupervisorDep
+
+router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+MAX_DAYS = 3 * 366
+SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low")
+TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "conversations")
+
+
+def get_kpis(request: Request) -> Kpis:
+    kpis = getattr(request.app.state, "analytics_kpis", None)
+    if kpis is None:
+        raise HTTPException(503, "The analytics database is not available.")
+    return kpis
+
+
+def filters(request: Request, start: Annotated[str | None, Query(pattern=DAY)] = None,
+            end: Annotated[str | None, Query(pattern=DAY)] = None,
+            channel: Annotated[str | None, Query(max_length=32)] = None,
+            language: Annotated[str | None, Query(pattern="^(zh|en)$")] = None) -> Filters:
+    """Date range in China-time days (inclusive; default the last 7 days), channel and language."""
+    desk = getattr(request.app.state, "desk", None)
+    today = (datetime.now(desk.policy.tz) if desk else datetime.now()).date()
+    try:
+        d1 = datetime.strptime(end, "%Y-%m-%d").date() if end else today
+        d0 = datetime.strptime(start, "%Y-%m-%d").date() if start else d1 - timedelta(days=6)
+    except ValueError as exc:
+        raise HTTPException(422, f"Invalid date: {exc}") from exc
+    if d0 > d1:
+        raise HTTPException(422, "start is after end")
+    if (d1 - d0).days > MAX_DAYS:
+        raise HTTPException(422, f"The range may span at most {MAX_DAYS} days.")
+    return Filters(d0.isoformat(), d1.isoformat(), channel or None, language or None)
+
+
+KpisDep = Annotated[Kpis, Depends(get_kpis)]
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def _range(f: Filters) -> Dict[str, Any]:
+    return {"start": f.start, "end": f.end, "channel": f.channel, "language": f.language, "timezone": "Asia/Shanghai"}
+
+
+async def _table(kpis: Kpis, f: Filters, table: str, drill: Dict[str, Any]) -> List[Dict[str, Any]] | Dict[str, Any]:
+    if table == "conversations":
+        return await asyncio.to_thread(kpis.conversations, f, **drill)
+    return await asyncio.to_thread(getattr(kpis, table), f)
+
+
+def _drill(segment: str = Query("all", pattern="^(" + "|".join(SEGMENTS) + ")$"),
+           reason: Annotated[str | None, Query(max_length=40)] = None,
+           day: Annotated[str | None, Query(pattern=DAY)] = None,
+           hour: Annotated[int | None, Query(ge=0, le=23)] = None,
+           dow: Annotated[int | None, Query(ge=0, le=6)] = None,
+           agent: Annotated[str | None, Query(max_length=64)] = None) -> Dict[str, Any]:
+    return {"segment": segment, "reason": reason, "day": day, "hour": hour, "dow": dow, "agent": agent}
+
+
+DrillDep = Annotated[Dict[str, Any], Depends(_drill)]
+
+
+@router.get("/summary")
+async def summary(_: SupervisorDep, kpis: KpisDep, f: FiltersDep) -> Dict[str, Any]:
+    return {"range": _range(f), **await _table(kpis, f, "summary", {})}  # type: ignore[dict-item]
+
+
+@router.get("/{table}")
+async def table(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> Dict[str, Any]:
+    if table not in TABLES or table == "summary":
+        raise HTTPException(404, "Unknown table.")
+    rows = await _table(kpis, f, table, drill)
+    return {"range": _range(f), "rows": rows, "no_data": not rows}
+
+
+@router.get("/export/{table}.csv")
+async def export(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> Response:
+    if table not in TABLES:
+        raise HTTPException(404, "Unknown table.")
+    data = await _table(kpis, f, table, drill)
+    rows = [_flatten(data)] if isinstance(data, dict) else data
+    out = io.StringIO()
+    columns: List[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    writer = csv.DictWriter(out, fieldnames=columns or ["no_data"])
+    writer.writeheader()
+    writer.writerows(rows)
+    name = f"{table}_{f.start}_{f.end}.csv"
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",  # BOM: Excel reads UTF-8
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _flatten(value: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in value.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,51 @@
+"""How the gateway runs analytics: ``install(app)`` adds the API, the page (/dashboard) and its static files;
+``start(app, redis)`` (in the lifespan) opens the database and starts the stream consumer."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, List
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from analytics import api
+from analytics.consumer import AnalyticsConsumer
+from analytics.db import make_engine
+from analytics.kpis import Kpis
+from analytics.settings import AnalyticsSettings
+
+STATIC = Path(__file__).parent / "static" / "dashboard"
+logger = logging.getLogger(__name__)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(api.router)
+    if not (STATIC / "index.html").exists():
+        return
+    app.mount("/static/dashboard", StaticFiles(directory=STATIC), name="static-dashboard")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+
+def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -> List["asyncio.Task[None]"]:
+    """Open the record and start the consumer; a database that cannot be opened leaves the gateway running
+    without analytics (logged; the API answers 503)."""
+    settings = settings or AnalyticsSettings()
+    try:
+        engine = make_engine(settings.database_url)
+    except Exception:  # noqa: BLE001 - analytics must never stop the gateway
+        logger.exception("analytics database %s could not be opened; analytics is off", settings.database_url)
+        return []
+    app.state.analytics_engine = engine
+    app.state.analytics_kpis = Kpis(engine)
+    if not settings.enabled:
+        return []
+    consumer = AnalyticsConsumer(redis, engine, app.state.desk.policy, settings.consumer, poll_s=settings.poll_s,
+                                 scan_s=settings.scan_s, claim_idle_s=settings.claim_idle_s)
+    app.state.analytics_consumer = consumer
+    return [asyncio.create_task(consumer.run_forever())]

@@ -1,0 +1,67 @@
+"""A seeded week of conversations written into the real streams in the desk's and the gateway's own formats (stream
+ids carry the times), with the KPIs computed by hand in the comments of tests/analytics/test_kpis.py."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Dict, List, Tuple
+
+from redis.asyncio import Redis
+
+from conversations import keys
+
+T0 = datetime.fromisoformat("2026-11-23T10:00:00+08:00").timestamp()  # Monday, in service hours (China time)
+START, END = "2026-11-23", "2026-11-24"
+
+# (conversation, channel, ui_lang, device)
+CONVERSATIONS = [("conv-a", "webchat", "en", "device-1"), ("conv-b", "webchat", "zh", "device-2"),
+                 ("conv-c", "webchat", "en", "device-1"), ("conv-d", "telegram", "en", ""),
+                 ("conv-e", "webchat", "en", "device-3")]
+# (conversation, seconds after T0, role, text, extra fields)
+MESSAGES: List[Tuple[str, float, str, str, Dict[str, str]]] = [
+    ("conv-a", 0, "customer", "where is my parcel? my phone is 13812345678", {}),
+    ("conv-a", 2, "bot", "It is on its way.", {}),
+    ("conv-b", 100, "customer", "我的订单到哪里了", {}),
+    ("conv-b", 104, "bot", "一般3-5天送达。", {"kb": json.dumps({"id": "orders-delivery-time", "title": "Delivery",
+                                                              "score": 0.8})}),
+    ("conv-b", 110, "customer", "太慢了，我要投诉", {}),
+    ("conv-b", 140, "agent", "您好，我来帮您查一下。", {"author": "a1"}),
+    ("conv-b", 401, "system", "本次人工服务已结束。请为本次服务打分（1-5 星）：", {}),
+    ("conv-b", 410, "customer", '/csat{"stars":5}', {}),
+    ("conv-b", 420, "customer", '/csat{"stars":1}', {}),  # a second click: the desk took the first only
+    ("conv-c", 3600, "customer", "hello again, still no parcel", {}),
+    ("conv-c", 3620, "bot", "Let me check.", {}),
+    ("conv-c", 3640, "agent", "Hi, I'm on it.", {"author": "a2"}),
+    ("conv-d", 86400, "customer", "I want a human", {}),
+    ("conv-d", 86401, "bot", "Connecting you to an agent.", {}),
+    ("conv-e", 7 * 86400, "customer", "hi", {}),  # outside the range
+    ("conv-e", 7 * 86400 + 1, "bot", "Hello!", {}),
+]
+# (handoff, conversation, reason, agent, resolution, channel, language)
+HANDOFFS = [("h-b", "conv-b", "high_frustration", "a1", "resolved", "webchat", "zh"),
+            ("h-c", "conv-c", "explicit_request", "a2", "", "webchat", "en"),
+            ("h-d", "conv-d", "explicit_request", "", "", "telegram", "en")]
+# (seconds after T0, desk event type, handoff, conversation)
+DESK_EVENTS = [(120, "queued", "h-b", "conv-b"), (130, "claimed", "h-b", "conv-b"), (400, "closed", "h-b", "conv-b"),
+               (3630, "queued", "h-c", "conv-c"), (3635, "claimed", "h-c", "conv-c"),
+               (3700, "handed_back", "h-c", "conv-c"), (86410, "queued", "h-d", "conv-d")]
+
+
+def _id(seconds: float, seq: int = 0) -> str:
+    return f"{int(round((T0 + seconds) * 1000))}-{seq}"
+
+
+async def seed(redis: Redis) -> None:
+    for cid, channel, ui_lang, device in CONVERSATIONS:
+        await redis.hset(keys.conversation(cid), mapping={"channel": channel, "ui_lang": ui_lang, "device": device,
+                                                          "created_at": T0})
+    for cid, seconds, role, text, extra in MESSAGES:
+        fields: Dict[str, Any] = {"role": role, "text": text, "buttons": "[]", "ts": repr(T0 + seconds), **extra}
+        await redis.xadd(keys.messages(cid), fields, id=_id(seconds))
+    for hid, cid, reason, agent, resolution, channel, language in HANDOFFS:
+        await redis.hset(keys.handoff(hid), mapping={
+            "id": hid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": "regular",
+            "language": language, "channel": channel, "customer_id": "", "agent_id": agent, "resolution": resolution})
+    for seconds, kind, hid, cid in DESK_EVENTS:
+        await redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": hid, "conversation_id": cid},
+                         id=_id(seconds))

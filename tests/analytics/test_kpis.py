@@ -1,0 +1,149 @@
+"""The seeded conversations (tests/analytics/seed.py) go through the real streams and the consumer group into SQL;
+every KPI is asserted figure by figure through the supervisors' API.
+
+Hand computation, range 2026-11-23..24 (China time), no filter: conversations A, B, C (Mon) and D (Tue); E is a week
+later. A: bot only (first answer after 2 s). B (zh): bot after 4 s, handoff high_frustration at +120, claimed +130 by
+a1, first agent reply +140 (20 s: SLA breach), closed +400 (resolution 280 s, handling 270 s), CSAT 5 (a second click,
+1 star, is not counted). C (same browser as A, 1 h later: a repeat contact): bot after 20 s (bot SLA breach), handoff
+explicit_request at +3630, claimed +3635 by a2, reply +3640 (10 s), handed back +3700 (70 s; handling 65 s).
+D (telegram, no customer ref): bot after 1 s, handoff explicit_request, never answered (breach).
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import text
+
+from tests.analytics.seed import END, START, seed
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _get(dashboard, headers, path, **params):
+    r = await dashboard.http.get(path, params={"start": START, "end": END, **params}, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
+    await seed(dashboard.redis)
+    inserted = await dashboard.consumer.poll_once(rescan=True)
+    assert inserted == 16 + 7  # every message and desk event once
+    boss = await dashboard.login("boss")
+
+    s = await _get(dashboard, boss, "/api/analytics/summary")
+    assert s["no_data"] is False
+    assert s["conversations"] == 4
+    assert s["bot_resolution"] == {"resolved": 1, "rate": 0.25}
+    assert s["handoff"] == {"conversations": 3, "handoffs": 3, "rate": 0.75, "tickets": 0}
+    assert s["first_response_bot"] == {"answered": 4, "avg_s": 6.75, "max_s": 20.0}  # (2 + 4 + 20 + 1) / 4
+    assert s["first_response_human"] == {"handoffs_in_hours": 3, "answered": 2, "avg_s": 15.0, "max_s": 20.0,
+                                         "queue_wait_avg_s": 7.5}  # (20 + 10) / 2; waits (10 + 5) / 2
+    assert s["resolution_time"] == {"resolved": 2, "closed": 1, "avg_s": 175.0, "max_s": 280.0}  # (280 + 70) / 2
+    assert s["csat"]["agents"] == {"answers": 1, "avg_stars": 5.0, "csat_rate": 1.0}
+    assert s["csat"]["bot"] == {"answers": 0, "avg_stars": None, "csat_rate": None}
+    assert s["sla"] == {"target_s": 15.0, "bot_breaches": 1, "bot_breach_rate": 0.25, "human_breaches": 2,
+                        "human_breach_rate": 0.6667}  # C's bot answer; B (20 s) and D (none) of 3 handoffs
+    assert s["repeat_contacts"] == {"identified": 3, "repeats": 1, "rate": 0.3333}  # C after A, same browser
+
+    reasons = (await _get(dashboard, boss, "/api/analytics/reasons"))["rows"]
+    assert reasons == [{"reason": "explicit_request", "handoffs": 2, "rate": 0.5},
+                       {"reason": "high_frustration", "handoffs": 1, "rate": 0.25}]
+    daily = (await _get(dashboard, boss, "/api/analytics/daily"))["rows"]
+    assert [(d["day"], d["conversations"], d["bot_resolved"], d["handed_off"]) for d in daily] == [
+        ("2026-11-23", 3, 1, 2), ("2026-11-24", 1, 0, 1)]
+    assert daily[0]["bot_resolution_rate"] == 0.3333
+    heat = (await _get(dashboard, boss, "/api/analytics/heatmap"))["rows"]
+    assert heat == [{"dow": 0, "hour": 10, "conversations": 2, "handed_off": 1},
+                    {"dow": 0, "hour": 11, "conversations": 1, "handed_off": 1},
+                    {"dow": 1, "hour": 10, "conversations": 1, "handed_off": 1}]
+    agents = (await _get(dashboard, boss, "/api/analytics/agents"))["rows"]
+    assert agents == [
+        {"agent_id": "a1", "handoffs": 1, "share": 0.5, "replies": 1, "closed": 1, "handle_avg_s": 270.0,
+         "csat_answers": 1, "csat_avg": 5.0},
+        {"agent_id": "a2", "handoffs": 1, "share": 0.5, "replies": 1, "closed": 1, "handle_avg_s": 65.0,
+         "csat_answers": 0, "csat_avg": None}]
+
+    # Filters: language (conversation language = its first customer message's) and channel.
+    zh = await _get(dashboard, boss, "/api/analytics/summary", language="zh")
+    assert (zh["conversations"], zh["bot_resolution"]["rate"], zh["handoff"]["rate"]) == (1, 0.0, 1.0)
+    tg = await _get(dashboard, boss, "/api/analytics/summary", channel="telegram")
+    assert (tg["conversations"], tg["sla"]["human_breaches"], tg["first_response_bot"]["avg_s"]) == (1, 1, 1.0)
+
+    # Drill-down: from a number to its conversations.
+    async def ids(**params):
+        rows = (await _get(dashboard, boss, "/api/analytics/conversations", **params))["rows"]
+        return [r["conversation_id"] for r in rows]
+    assert await ids(segment="human_sla_breach") == ["conv-b", "conv-d"]
+    assert await ids(segment="bot_resolved") == ["conv-a"]
+    assert await ids(reason="explicit_request") == ["conv-c", "conv-d"]
+    assert await ids(dow=0, hour=10) == ["conv-a", "conv-b"]
+    assert await ids(segment="repeat") == ["conv-c"]
+    assert await ids(segment="bot_sla_breach") == ["conv-c"]
+
+    # CSV export of a table.
+    r = await dashboard.http.get("/api/analytics/export/reasons.csv", params={"start": START, "end": END},
+                                 headers=boss)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert rows == [{"reason": "explicit_request", "handoffs": "2", "rate": "0.5"},
+                    {"reason": "high_frustration", "handoffs": "1", "rate": "0.25"}]
+    r = await dashboard.http.get("/api/analytics/export/summary.csv", params={"start": START, "end": END},
+                                 headers=boss)
+    summary_row = next(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert summary_row["conversations"] == "4" and summary_row["bot_resolution.rate"] == "0.25"
+
+    # The record: sources and masking.
+    with dashboard.app.state.analytics_engine.connect() as db:
+        kb = db.execute(text("SELECT source, kb_id, kb_score FROM analytics_events WHERE kind = 'message_bot' "
+                             "AND conversation_id = 'conv-b'")).one()
+        stored = db.execute(text("SELECT text FROM analytics_events WHERE conversation_id = 'conv-a' "
+                                 "AND kind = 'message_customer'")).scalar()
+    assert tuple(kb) == ("kb", "orders-delivery-time", 0.8)
+    assert "12345678" not in stored and "138" in stored
+
+
+async def test_twice_delivered_events_are_counted_once(dashboard) -> None:
+    await seed(dashboard.redis)
+    assert await dashboard.consumer.poll_once(rescan=True) == 23
+    before = await _get(dashboard, await dashboard.login("boss2"), "/api/analytics/summary")
+    # Every entry delivered again (a group rewound, as after a restore) and to a second gateway: nothing new.
+    for stream in [k async for k in dashboard.redis.scan_iter(match="*:messages")] + [b"csbot:desk:events"]:
+        await dashboard.redis.xgroup_setid(stream, "analytics", "0")
+    assert await dashboard.consumer.poll_once(rescan=True) == 0
+    from analytics.consumer import AnalyticsConsumer
+    second = AnalyticsConsumer(dashboard.app.state.redis, dashboard.app.state.analytics_engine,
+                               dashboard.app.state.desk.policy, "test-2", claim_idle_s=0.0)
+    assert await second.poll_once(rescan=True) == 0
+    after = await _get(dashboard, await dashboard.login("boss3"), "/api/analytics/summary")
+    assert after == before
+    with dashboard.app.state.analytics_engine.connect() as db:
+        assert db.execute(text("SELECT COUNT(*) FROM analytics_events")).scalar() == 23
+
+
+async def test_empty_period_is_no_data(dashboard) -> None:
+    await seed(dashboard.redis)
+    await dashboard.consumer.poll_once(rescan=True)
+    boss = await dashboard.login("boss4")
+    r = await dashboard.http.get("/api/analytics/summary", params={"start": "2025-01-01", "end": "2025-01-31"},
+                                 headers=boss)
+    s = r.json()
+    assert s["no_data"] is True and s["conversations"] == 0
+    assert s["bot_resolution"]["rate"] is None and s["handoff"]["rate"] is None
+    assert s["first_response_bot"]["avg_s"] is None and s["sla"]["human_breach_rate"] is None
+    assert s["repeat_contacts"]["rate"] is None and s["csat"]["agents"]["avg_stars"] is None
+    r = await dashboard.http.get("/api/analytics/daily", params={"start": "2025-01-01", "end": "2025-01-31"},
+                                 headers=boss)
+    assert r.json() == {"range": r.json()["range"], "rows": [], "no_data": True}
+
+
+async def test_only_supervisors(dashboard) -> None:
+    agent = await dashboard.login("plain-agent", role="agent")
+    assert (await dashboard.http.get("/api/analytics/summary", headers=agent)).status_code == 403
+    assert (await dashboard.http.get("/api/analytics/summary")).status_code == 401
+    boss = await dashboard.login("boss5")
+    bad = await dashboard.http.get("/api/analytics/summary", params={"start": "2026-02-01", "end": "2026-01-01"},
+                                   headers=boss)
+    assert bad.status_code == 422
