@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 import handoff
 from analytics import wiring as analytics
-from channels import telegram, webchat, wechat, whatsapp
+from channels import signed_webhook, telegram, webchat, wechat, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
 from channels.routes import ChannelRoutes
@@ -55,12 +55,14 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
         built[whatsapp.NAME] = whatsapp.WhatsAppChannel(cs)
     if cs.wechat_enabled:
         built[wechat.NAME] = wechat.WeChatChannel(cs)
+    if cs.signed_webhook_enabled:
+        built[signed_webhook.NAME] = signed_webhook.SignedWebhookChannel(cs)
     return built
 
 
 def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
     return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit,
-            wechat.NAME: cs.wechat_rate_limit}
+            wechat.NAME: cs.wechat_rate_limit, signed_webhook.NAME: cs.signed_webhook_rate_limit}
 
 
 def create_app(settings: GatewaySettings | None = None, channel_settings: ChannelSettings | None = None) -> FastAPI:
@@ -125,6 +127,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(telegram.router)
     app.include_router(whatsapp.router)
     app.include_router(wechat.router)
+    app.include_router(signed_webhook.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")

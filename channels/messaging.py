@@ -23,6 +23,7 @@ from channels.routes import ChannelRoutes
 from conversations.store import ChatMessage
 
 logger = logging.getLogger(__name__)
+RASA_METADATA = ("customer_token",)  # what of a platform's extras the bot may see (verified by the actions)
 UNSUPPORTED_LABEL = "[unsupported message: {kind}]"
 
 
@@ -40,7 +41,8 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
     if getattr(channel, "numbered_buttons", False) and inbound.kind == "text":
         text = await _numbered_choice(gw, conversation_id, text)
     message = CustomerMessage(conversation_id=conversation_id, message_id=f"{channel.name}-{inbound.delivery_id}",
-                              text=text, channel=channel.name, ui_lang=inbound.ui_lang)
+                              text=text, channel=channel.name, ui_lang=inbound.ui_lang,
+                              metadata={k: v for k, v in inbound.extra.items() if k in RASA_METADATA})
     token = await routes.hold(conversation_id, gw.lease_s)
     turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound, channel))
     if passive_window_s is None:

@@ -88,12 +88,17 @@ class ChannelRoutes:
             pipe.hsetnx(route, "last_batch", START)
             pipe.hsetnx(route, "sent_upto", START)
             pipe.hset(route, mapping={"platform": platform, "user": user, "last_inbound": repr(now),
+                                      "conversation_id": conversation_id,
                                       "address": json.dumps(address, ensure_ascii=False)})
             pipe.expire(route, self.store.ttl_s)
             pipe.expire(key, self.store.ttl_s)
             pipe.zadd(keys.channel_active(), {conversation_id: now})
             await pipe.execute()
         return conversation_id
+
+    async def conversation_of(self, platform: str, user: str) -> str | None:
+        value = await self.redis.get(keys.channel_user(platform, user))
+        return _s(value) if value else None
 
     async def route(self, conversation_id: str) -> Dict[str, str]:
         raw = await self.redis.hgetall(keys.channel_route(conversation_id))
