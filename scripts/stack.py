@@ -579,6 +579,9 @@ class Stack:
                 "RASA_TOKEN": self.rasa_token,
                 "HANDOFF_INTERNAL_TOKEN": self.internal_token,
                 "HANDOFF_URL": self.web_url,
+                # The managers' event record lives with this stack's other state (a test stack's var dir).
+                "ANALYTICS_DATABASE_URL": env.get("ANALYTICS_DATABASE_URL",
+                                                  f"sqlite:///{Path(self.var_dir).resolve() / 'analytics.db'}"),
                 "PYTHONPATH": str(ROOT),
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
