@@ -53,6 +53,7 @@ class MessageOut(BaseModel):
     text: str
     buttons: List[ButtonOut] = []
     ts: float
+    name: str | None = None  # an agent's display name
 
 
 class ReplyOut(BaseModel):

@@ -67,6 +67,12 @@ def csat_pending(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:csat"
 
 
+def notes(conversation_id: str) -> str:
+    """Stream: the desk's internal notes on a conversation (agent id and name, text, ts); never shown to the
+    customer. Expires ``HANDOFF_RETENTION_S`` after the last note (handoff/notes.py)."""
+    return f"{PREFIX}:conv:{conversation_id}:notes"
+
+
 def handoff(handoff_id: str) -> str:
     """Hash: one handoff (status, reason, priority, agent, timestamps, context package JSON)."""
     return f"{PREFIX}:handoff:{handoff_id}"

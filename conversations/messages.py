@@ -33,6 +33,10 @@ TEXTS = {
         ZH: "操作过于频繁，请稍后再发送。您的消息没有丢失，稍后点击“重试”即可。",
         EN: "Too many requests from your connection. Your message is not lost: please retry in a little while.",
     },
+    "agent_joined": {
+        ZH: "客服 {name} 已加入对话，将为您继续服务。",
+        EN: "{name} joined the conversation and will help you from here.",
+    },
     "handed_back": {
         ZH: "人工客服已将对话交回智能助手，您可以继续提问。",
         EN: "The agent has handed you back to the assistant. Feel free to keep asking.",

@@ -55,15 +55,21 @@ class ChatMessage:
     buttons: List[Dict[str, str]] = field(default_factory=list)
     ts: float = field(default_factory=time.time)
     id: str = ""
+    name: str = ""  # an agent message's (or joined notice's) display name, shown to the customer; else empty
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.name:
+            del out["name"]
+        return out
 
     def fields(self, author: str = "") -> Dict[str, str]:
         out = {"role": self.role, "text": self.text, "buttons": json.dumps(self.buttons, ensure_ascii=False),
                "ts": repr(self.ts)}
         if author:
             out["author"] = author
+        if self.name:
+            out["name"] = self.name
         return out
 
 
@@ -77,6 +83,7 @@ def decode_entry(entry_id: Any, data: Dict[Any, Any]) -> Tuple[ChatMessage, str]
         buttons=json.loads(d.get("buttons") or "[]"),
         ts=float(d.get("ts") or 0),
         id=entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+        name=d.get("name", ""),
     )
     return message, d.get("author", "")
 

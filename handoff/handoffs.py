@@ -45,7 +45,7 @@ PICKUP_SAMPLES = 50
 CSAT_PAYLOAD_PREFIX = "/csat"
 ROW_FIELDS = ("id", "conversation_id", "status", "reason_code", "priority", "effective_priority", "tier", "language",
               "frustration", "created_at", "agent_id", "ticket_id", "supervisor_only", "summary_text", "resolution",
-              "csat")
+              "csat", "channel")
 DESK_EVENTS_MAXLEN = 10_000
 AUDIT_MAXLEN = 100_000
 RETENTION_S = 30 * 24 * 3600
@@ -273,7 +273,8 @@ class HandoffService:
             "handoff_id": h["id"], "conversation_id": h["conversation_id"], "status": h["status"],
             "reason_code": h["reason_code"], "priority": int(h["priority"]),
             "effective_priority": int(h["effective_priority"]), "tier": h.get("tier"),
-            "language": h.get("language"), "frustration": int(float(h.get("frustration") or 0)),
+            "language": h.get("language"), "channel": h.get("channel") or None,
+            "frustration": int(float(h.get("frustration") or 0)),
             "wait_s": max(0, int(now - created)), "created_at": iso(created),
             "agent_id": h.get("agent_id") or None, "ticket_id": h.get("ticket_id") or None,
             "supervisor_only": h.get("supervisor_only") == "1", "summary": h.get("summary_text", ""),
@@ -362,7 +363,8 @@ class HandoffService:
                              ) -> Tuple[Dict[str, Any], Redactor]:
         conversation_id = request["conversation_id"]
         transcript = [
-            {"id": m.id, "role": m.role, "text": m.text, "ts": iso(m.ts), **({"author": a} if a else {})}
+            {"id": m.id, "role": m.role, "text": m.text, "ts": iso(m.ts), **({"author": a} if a else {}),
+             **({"buttons": m.buttons} if m.buttons else {})}  # buttons only to label taps (context.label_buttons)
             for m, a in await self.store.entries(conversation_id)
         ]
         earlier = await self._earlier(request["customer"].get("id"), conversation_id)
@@ -458,7 +460,13 @@ class HandoffService:
             await pipe.execute()
         await self.resolve_alerts(handoff_id)
         await self.audit(agent, "claim", cid, handoff_id, {"wait_s": round(wait, 1)})
+        await self._joined(cid, agent, h.get("language"))
         return await self.require(handoff_id)
+
+    async def _joined(self, conversation_id: str, agent: Agent, language: str | None) -> None:
+        """The customer is told who is answering now ("Alex joined the conversation")."""
+        text = say_in("agent_joined", language).format(name=agent.display_name)
+        await self.store.append(conversation_id, ChatMessage(role="system", text=text, name=agent.display_name))
 
     async def assign(self, actor: Agent, handoff_id: str, target_id: str, action: str) -> Dict[str, str]:
         """Transfer (owner -> colleague) or, for supervisors, reassign from anyone or from the queue."""
@@ -481,6 +489,7 @@ class HandoffService:
         if not seen:
             await self.resolve_alerts(handoff_id)
         await self.audit(actor, action, cid, handoff_id, {"from": seen or "queue", "to": target.id})
+        await self._joined(cid, target, h.get("language"))
         return await self.require(handoff_id)
 
     async def release(self, actor: Agent, handoff_id: str, new_status: str, resolution: str = "") -> Dict[str, str]:
@@ -535,7 +544,7 @@ class HandoffService:
         """Store an agent message if (and only while) the agent owns the conversation. Returns (id, new)."""
         h = await self.require(handoff_id)
         cid = h["conversation_id"]
-        message = ChatMessage(role="agent", text=text, ts=time.time())
+        message = ChatMessage(role="agent", text=text, ts=time.time(), name=agent.display_name)
         args: List[Any] = [AGENT_PREFIX + agent.id, self.store.ttl_s, STREAM_MAXLEN]
         for k, v in message.fields(author=agent.id).items():
             args += [k, v]

@@ -26,6 +26,7 @@ from conversations.sse import SSE_HEADERS, STREAM_ID, stream_events
 from conversations.store import decode_entry
 from handoff.agents import ROLES, USERNAME_PATTERN, AccountError, Agent, AgentStore, UsernameTaken
 from handoff.alerts import SupervisorAlerts
+from handoff.context import label_buttons
 from handoff.deps import (
     SESSION_COOKIE,
     AgentDep,
@@ -40,9 +41,17 @@ from handoff.deps import (
     same_origin,
     session_token,
 )
-from handoff.handoffs import REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+from handoff.handoffs import CSAT_PAYLOAD_PREFIX, REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+from handoff.notes import NOTE_MAX_CHARS, Notes
 
 router = APIRouter(prefix="/api/agent", tags=["agent desk"], dependencies=[Depends(same_origin)])
+
+
+def get_notes(redis: RedisDep, desk: DeskDep) -> Notes:
+    return Notes(redis, desk.retention_s, desk.desk_events_maxlen)
+
+
+NotesDep = Annotated[Notes, Depends(get_notes)]
 
 
 class LoginIn(BaseModel):
@@ -159,16 +168,78 @@ async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, wha
     return desk.summary_row(handoff)
 
 
+# Debug data: raw slots are shown to supervisors only (behind the console's debug toggle), and never these.
+_NEVER_SLOTS = {"session_started_metadata", "phone_last4"}
+
+
+def _for_reader(agent: Agent, context: Dict[str, Any]) -> Dict[str, Any]:
+    """The stored package as this reader may see it: agents get no raw slots (identifiers carry what they need)."""
+    slots = {k: v for k, v in (context.get("slots") or {}).items() if k not in _NEVER_SLOTS}
+    return {**context, "slots": slots if agent.is_supervisor else {}}
+
+
+async def _live_messages(desk: HandoffService, store: Any, conversation_id: str, handoff_id: str
+                         ) -> List[Dict[str, Any]]:
+    """The live transcript as agents see it: button taps labelled with the title the customer saw (matched on the
+    raw text, then redacted), no verification digits, phones masked, agents' display names."""
+    redactor = await desk.redactor(conversation_id, handoff_id)
+    raw = [{**m.to_dict(), "author": a or None} for m, a in await store.entries(conversation_id)]
+    out = []
+    for message in label_buttons(raw):
+        shown = message.get("shown")
+        message = redactor.message(message)
+        if shown:
+            message["shown"] = redactor.text(shown)
+        out.append(message)
+    return out
+
+
+def _reopen(row: Dict[str, Any], messages: List[Dict[str, Any]]) -> Dict[str, Any] | None:
+    """A case reopened by a 1-2 star rating: the stars and what the customer wrote after the rating question."""
+    if not (row.get("csat") and row["csat"] <= 2 and row.get("supervisor_only")):
+        return None
+    asked = max((i for i, m in enumerate(messages) if any(
+        str(b.get("payload", "")).startswith(CSAT_PAYLOAD_PREFIX) for b in m.get("buttons") or [])), default=-1)
+    words = [m["text"] for m in messages[asked + 1:] if m["role"] == "customer" and not m.get("shown")]
+    return {"stars": row["csat"], "words": words[-5:]}
+
+
 @router.get("/handoffs/{handoff_id}")
-async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep) -> Dict[str, Any]:
-    """The handoff, its context package and the live transcript (including messages after the handoff)."""
+async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep, notes: NotesDep
+                      ) -> Dict[str, Any]:
+    """The handoff, its context package, the live transcript (including messages after the handoff), the internal
+    notes and, for a case reopened by a low rating, the rating and the customer's words."""
     row = await _readable_row(desk, agent, handoff_id, "handoff")
-    context = await desk.context(handoff_id)
-    redactor = await desk.redactor(row["conversation_id"], handoff_id)  # no verification digits, phones masked
-    messages = [{**redactor.message(m.to_dict()), "author": a or None}
-                for m, a in await store.entries(row["conversation_id"])]
+    context = _for_reader(agent, await desk.context(handoff_id))
+    messages = await _live_messages(desk, store, row["conversation_id"], handoff_id)
     await desk.audit(agent, "view", row["conversation_id"], handoff_id, {})
-    return {"handoff": row, "context": context, "messages": messages}
+    return {"handoff": row, "context": context, "messages": messages, "reopen": _reopen(row, messages),
+            "notes": await notes.list(row["conversation_id"])}
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+@router.get("/handoffs/{handoff_id}/notes")
+async def list_notes(handoff_id: str, agent: AgentDep, desk: DeskDep, notes: NotesDep) -> List[Dict[str, Any]]:
+    row = await _readable_row(desk, agent, handoff_id, "notes")
+    return await notes.list(row["conversation_id"])
+
+
+@router.post("/handoffs/{handoff_id}/notes", status_code=201)
+async def add_note(handoff_id: str, body: NoteIn, agent: AgentDep, desk: DeskDep, notes: NotesDep
+                   ) -> Dict[str, Any]:
+    """An internal note (agents and supervisors who may read the conversation); stored as text, audited."""
+    row = await _readable_row(desk, agent, handoff_id, "note")
+    if len(body.text) > NOTE_MAX_CHARS:
+        raise HTTPException(status_code=413, detail=f"Note too long: the limit is {NOTE_MAX_CHARS} characters.")
+    text = clean_text(body.text, max_chars=NOTE_MAX_CHARS)
+    if not text:
+        raise HTTPException(status_code=422, detail="Empty note.")
+    note = await notes.add(agent, row["conversation_id"], handoff_id, text)
+    await desk.audit(agent, "note", row["conversation_id"], handoff_id, {"note_id": note["id"], "chars": len(text)})
+    return note
 
 
 @router.post("/handoffs/{handoff_id}/claim")
@@ -283,6 +354,7 @@ async def audit(supervisor: SupervisorDep, desk: DeskDep, count: int = Query(def
 @router.get("/events")
 async def events(
     request: Request, agent: AgentDep, redis: RedisDep, desk: DeskDep, settings: SettingsDep, agents: AgentsDep,
+    store: StoreDep,
     handoff_id: str | None = Query(default=None, max_length=64),
     after: str | None = Query(default=None, max_length=100),
 ) -> StreamingResponse:
@@ -305,6 +377,12 @@ async def events(
             access["granted"] = handoff is not None and may_read(agent, handoff)
 
     redactor = await desk.redactor(conversation_id, handoff_id) if conversation_id else GENERIC_REDACTOR
+    offered: Dict[str, str] = {}
+    if conversation_id:
+        for m, _ in await store.entries(conversation_id):
+            for button in m.buttons or []:
+                if isinstance(button, dict) and button.get("payload") and button.get("title"):
+                    offered[str(button["payload"]).strip()] = str(button["title"])
     resume = request.headers.get("last-event-id") or after or ""
     parts = resume.split("|") if resume else []
     desk_cursor = parts[0] if parts and _valid(parts[0]) else "$"
@@ -326,8 +404,15 @@ async def events(
         if not access["granted"]:
             return None
         message, author = decode_entry(entry_id, data)
-        return "message", {**redactor.message(message.to_dict()), "author": author or None,
-                           "conversation_id": conversation_id}
+        raw = message.to_dict()
+        for button in raw.get("buttons") or []:  # remember what was offered, to label the customer's tap
+            if isinstance(button, dict) and button.get("payload") and button.get("title"):
+                offered[str(button["payload"]).strip()] = str(button["title"])
+        out = {**redactor.message(raw), "author": author or None, "conversation_id": conversation_id}
+        shown = offered.get(str(raw.get("text") or "").strip()) if raw.get("role") == "customer" else None
+        if shown:
+            out["shown"] = redactor.text(shown)
+        return "message", out
 
     async def tick() -> None:
         await agents.touch(agent.id)
