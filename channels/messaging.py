@@ -131,6 +131,8 @@ async def verified_body(request: Request, channel: Channel) -> bytes:
     except Refused as exc:
         logger.warning("%s webhook refused: %s", channel.name, exc)
         raise HTTPException(status_code=exc.status, detail="Signature check failed.") from exc
+    except Malformed as exc:  # the signature covers a part of the body that is not there
+        raise HTTPException(status_code=400, detail=f"Malformed {channel.name} payload: {exc}") from exc
     return body
 
 

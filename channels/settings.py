@@ -39,6 +39,7 @@ class ChannelSettings(BaseSettings):
     | WECHAT_APP_ID | (empty = off) | Official Account AppID |
     | WECHAT_APP_SECRET | (empty = off) | Official Account AppSecret (access_token for the customer-service API) |
     | WECHAT_TOKEN | (empty = off) | the Token typed into the server configuration (signature of every callback) |
+    | WECHAT_ENCODING_AES_KEY | (empty = plaintext) | EncodingAESKey (43 chars): safe / compatible mode |
     | WECHAT_API_BASE | https://api.weixin.qq.com | API base URL (or the test fake) |
     | WECHAT_PASSIVE_WINDOW_S | 4.0 | passive answer if ready this fast, else `success` + customer-service API |
     | WECHAT_RATE_LIMIT | 20/second | outbound customer-service messages |
@@ -78,6 +79,7 @@ class ChannelSettings(BaseSettings):
     wechat_app_id: str = ""
     wechat_app_secret: str = ""
     wechat_token: str = ""
+    wechat_encoding_aes_key: str = Field(default="", pattern=r"^([A-Za-z0-9+/]{43})?$")
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_passive_window_s: float = Field(default=4.0, gt=0, lt=5)
     wechat_rate_limit: str = "20/second"

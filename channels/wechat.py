@@ -17,7 +17,10 @@ Outbound (through the outbox): ``POST /cgi-bin/message/custom/send?access_token=
 600 characters). The access token (``GET /cgi-bin/token``) is cached in Redis for all gateways until shortly before
 it expires, and fetched again when WeChat says it is invalid or expired (40001, 40014, 42001). ``-1`` (busy) and
 45009 (API quota) are retried; 45015 (the customer has not written for 48 hours) and others are dead letters.
-Safe (AES) mode is not implemented: configure the account in plaintext (明文) mode.
+Safe mode (安全模式) and compatible mode: with WECHAT_ENCODING_AES_KEY set, a callback with ``encrypt_type=aes``
+also carries ``msg_signature`` (sha1 over token, timestamp, nonce and the ``Encrypt`` text: missing 401, wrong 403)
+and its message is decrypted (``channels/wechat_crypto.py``; one that does not decrypt to this AppID is a 400); the
+passive reply is encrypted the same way. Plaintext callbacks are still accepted (compatible mode).
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ from channels.base import (
 )
 from channels.messaging import channel_of, parsed, take_in, verified_body
 from channels.settings import ChannelSettings
+from channels.wechat_crypto import CryptoError, WeChatCrypto
 from conversations import keys
 
 logger = logging.getLogger(__name__)
@@ -137,6 +141,8 @@ class WeChatChannel(Channel):
         self.http = http or httpx.AsyncClient(base_url=settings.wechat_api_base.rstrip("/"),
                                               timeout=settings.wechat_timeout_s)
         self.redis: Redis | None = None  # set at start-up (access-token cache shared by all gateways)
+        self.crypto = (WeChatCrypto(self.token, settings.wechat_encoding_aes_key, self.app_id)
+                       if settings.wechat_encoding_aes_key else None)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -151,8 +157,25 @@ class WeChatChannel(Channel):
             raise Refused(401, "missing signature")
         if not self.signed(request):
             raise Refused(403, "wrong signature")
+        if encrypted(request):
+            q = request.query_params
+            if self.crypto is None:
+                raise Malformed("an encrypted callback, but WECHAT_ENCODING_AES_KEY is not set")
+            encrypt = parse_xml(body).get("Encrypt")
+            if not encrypt:
+                raise Malformed("encrypted callback without Encrypt")
+            if not q.get("msg_signature"):
+                raise Refused(401, "missing msg_signature")
+            if not self.crypto.signed(q.get("msg_signature"), q.get("timestamp", ""), q.get("nonce", ""), encrypt):
+                raise Refused(403, "wrong msg_signature")
 
     def parse(self, request: Request, body: bytes) -> List[Inbound]:
+        if encrypted(request):
+            assert self.crypto is not None  # checked by verify
+            try:
+                body = self.crypto.decrypt(parse_xml(body).get("Encrypt") or "")
+            except CryptoError as exc:
+                raise Malformed(f"cannot decrypt: {exc}") from exc
         fields = parse_xml(body)
         openid, kind = fields.get("FromUserName"), fields.get("MsgType")
         if not openid or not kind or not fields.get("ToUserName"):
@@ -213,6 +236,10 @@ class WeChatChannel(Channel):
                                 retryable=code in RETRYABLE_ERRORS)
 
 
+def encrypted(request: Request) -> bool:
+    return request.query_params.get("encrypt_type") == "aes"
+
+
 def passive_reply(fields: Dict[str, str], text: str) -> str:
     return (f"<xml><ToUserName>{cdata(fields['openid'])}</ToUserName>"
             f"<FromUserName>{cdata(fields['account'])}</FromUserName><CreateTime>{int(time.time())}</CreateTime>"
@@ -237,5 +264,10 @@ async def callback(request: Request) -> Response:
         status, messages = await take_in(request.app.state, channel, inbound, passive_window_s=window,
                                          take_if=lambda ms: len(passive_text(ms)) <= MAX_PASSIVE)
         if status == "taken" and passive_text(messages):
-            return Response(passive_reply(inbound.address, passive_text(messages)), media_type="application/xml")
+            reply = passive_reply(inbound.address, passive_text(messages))
+            if encrypted(request):
+                assert isinstance(channel, WeChatChannel) and channel.crypto is not None
+                q = request.query_params
+                reply = channel.crypto.envelope(reply, q.get("timestamp", ""), q.get("nonce", ""))
+            return Response(reply, media_type="application/xml")
     return PlainTextResponse("success")

@@ -12,20 +12,29 @@ What it reproduces of the documented behaviour:
   token handed out so far; text content must be non-empty and at most 2048 bytes (45002 "content size out of
   limit"); a user silent for 48 hours gets 45015 ("response out of time limit"); ``fail_next`` answers -1
   ("system error") like a busy platform;
-* WeChat answers HTTP 200 with an ``errcode`` in the JSON body, even for errors.
+* WeChat answers HTTP 200 with an ``errcode`` in the JSON body, even for errors;
+* safe mode: :meth:`FakeWeChat.encrypted` wraps a callback as WeChat does with an EncodingAESKey (AES-256-CBC, IV =
+  key[:16], PKCS#7 to 32 bytes, random(16) + length + XML + AppID, ``encrypt_type=aes`` and ``msg_signature``);
+  :meth:`open_reply` decrypts an encrypted passive reply. Written apart from channels/wechat_crypto.py.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
+import os
 import secrets
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from channels.wechat import parse_xml
 
 
 @dataclass
@@ -74,6 +83,33 @@ class FakeWeChat:
     def texts_to(self, openid: str) -> List[str]:
         with self._lock:
             return [m["text"]["content"] for m in self.sent if m.get("touser") == openid]
+
+    def encrypted(self, aes_key: str, plain_xml: bytes, openid: str = "") -> tuple:
+        """(query, body) of a safe-mode callback carrying ``plain_xml``."""
+        key = base64.b64decode(aes_key + "=")
+        text = os.urandom(16) + struct.pack(">I", len(plain_xml)) + plain_xml + self.app_id.encode()
+        pad = 32 - len(text) % 32
+        text += bytes([pad]) * pad
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        encrypt = base64.b64encode(encryptor.update(text) + encryptor.finalize()).decode()
+        query = {**self.query(openid), "encrypt_type": "aes"}
+        joined = "".join(sorted([self.token, query["timestamp"], query["nonce"], encrypt]))
+        query["msg_signature"] = hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 - WeChat's scheme
+        body = f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        return query, body.encode()
+
+    def open_reply(self, aes_key: str, reply: bytes) -> Dict[str, str]:
+        """The fields of an encrypted passive reply, after checking its signature as WeChat does."""
+        outer = parse_xml(reply)
+        joined = "".join(sorted([self.token, outer["TimeStamp"], outer["Nonce"], outer["Encrypt"]]))
+        assert outer["MsgSignature"] == hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324
+        key = base64.b64decode(aes_key + "=")
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+        plain = decryptor.update(base64.b64decode(outer["Encrypt"])) + decryptor.finalize()
+        plain = plain[:-plain[-1]]
+        (length,) = struct.unpack(">I", plain[16:20])
+        assert plain[20 + length:] == self.app_id.encode()
+        return parse_xml(plain[20:20 + length])
 
     def expire_tokens(self) -> None:
         with self._lock:
