@@ -320,15 +320,20 @@
     }
 
     /** One bubble; `labelKey` names the sender for the eye (agent, bot) or only for screen readers. */
-    function buildMessage(role, text, ts) {
+    function buildMessage(role, text, ts, name) {
       const wrapper = document.createElement("div");
       wrapper.className = `msg msg--${role}`;
       wrapper.dataset.role = role;
 
       const label = document.createElement("span");
       label.className = role === "customer" || role === "system" ? "msg__label visually-hidden" : "msg__label";
-      label.dataset.i18n = role;
-      label.textContent = t(role);
+      if (role === "agent" && name) { // the agent's display name, as the desk wrote it with the message
+        label.textContent = name;
+        label.classList.add("msg__label--name");
+      } else {
+        label.dataset.i18n = role;
+        label.textContent = t(role);
+      }
       wrapper.appendChild(label);
 
       if (text) {
@@ -417,7 +422,7 @@
       if (!text && !buttons.length) {
         return;
       }
-      const el = buildMessage(role, text, ts);
+      const el = buildMessage(role, text, ts, typeof message.name === "string" ? message.name : "");
       el.dataset.id = String(message.id);
       if (role !== "customer" && buttons.length) {
         const row = buildQuickReplies(buttons);

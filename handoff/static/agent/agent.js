@@ -4,25 +4,207 @@
  * API: /api/agent/* (session cookie set at login). Live updates: EventSource on /api/agent/events (desk events
  * plus the open conversation's messages). Security rule: every piece of customer, bot or agent text reaches the
  * DOM through textContent only; nothing from the server is ever parsed as HTML.
+ *
+ * Layout: my conversations first, then the queue (filters with live counts), the open conversation (kept across
+ * reloads in the URL hash and sessionStorage, transcript opened at the newest message) and its context. Every
+ * console string is in the one dictionary STRINGS below (en, zh). Keyboard: see SHORTCUTS / the "Shortcuts" panel.
  */
 (function () {
   "use strict";
 
   const SVG_NS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
+  const OPEN_KEY = "desk.open";
+  const FILTER_KEY = "desk.filters";
+  const LANG_KEY = "desk.lang";
+
+  // ---------------------------------------------------------------- strings (the one dictionary)
+
+  const STRINGS = {
+    en: {
+      title: "Agent desk", username: "Username", password: "Password", login: "Log in", logout: "Log out",
+      login_failed: "Login failed.", language_ui: "Language", live_updates: "Live updates",
+      live: "live", offline: "offline", reconnecting: "reconnecting",
+      shortcuts: "Shortcuts", sc_next: "next in queue", sc_prev: "previous in queue",
+      sc_claim: "claim the open conversation", sc_reply: "write a reply", sc_send: "send the reply",
+      sc_handback: "hand back to the bot", sc_escape: "leave the text box", sc_help: "show or hide this list",
+      mine: "My conversations", queue: "Queue", alerts: "Alerts", agents: "Agents",
+      queue_help: "Enter opens a card; j/k move through the queue.",
+      f_reason: "Reason", f_priority: "Priority", f_language: "Language", f_channel: "Channel", f_tier: "Tier",
+      all_reason_code: "All reasons", all_effective_priority: "All priorities", all_language: "All languages",
+      all_channel: "All channels", all_tier: "All tiers",
+      new_account: "New account", acc_name: "Account name", acc_display: "Shown to colleagues as",
+      acc_password: "Initial passphrase (8+ characters)", acc_role: "Role", acc_create: "Create account",
+      acc_created: "Created {role} {username}.",
+      acc_failed: "Could not create the account: the name takes 2-40 letters, digits, '.', '_' or '-'.",
+      empty: "Select a conversation from the queue.", conversation: "Conversation {id}",
+      claim: "Claim", handback: "Hand back to bot", transfer: "Transfer", transfer_to: "Transfer to agent",
+      resolution: "Resolution code", close: "Close", send: "Send", offline_suffix: " (offline)",
+      canned_search: "Search canned answers…", reply_label: "Reply to the customer",
+      reply_placeholder: "Type a reply… (Enter or Ctrl+Enter sends, Shift+Enter new line)",
+      status_queued: "queued", status_claimed: "claimed by {name}", status_handed_back: "handed_back",
+      status_closed: "closed", waited: "waited {wait}", frustration_n: "frustration {n}", ticket: "ticket {id}",
+      supervisor_only: "supervisor", reopened: "reopened {stars}★", agent_n: "agent {name}",
+      role_customer: "customer", role_bot: "bot", role_agent: "agent", role_system: "system",
+      tapped: "tapped a button", you: "you",
+      context: "Context", summary: "Summary", bot_attempts: "What the bot tried", frustration: "Frustration",
+      identifiers: "Order & identifiers", understanding: "Bot's understanding", kb_shown: "Knowledge articles shown",
+      earlier: "Earlier conversations", debug: "Debug (supervisors)", nothing: "nothing recorded",
+      c_customer: "Customer", c_anonymous: "anonymous", c_tier: "Tier", c_verified: "Verified", yes: "yes", no: "no",
+      c_language: "Language", c_channel: "Channel", c_reason: "Reason", c_priority: "Priority",
+      c_priority_v: "{p} (queue {e})", c_frustration: "Frustration", c_frustration_v: "{n} / 100",
+      c_orders: "Orders", c_tracking: "Tracking",
+      reopen_banner: "Reopened after a {stars}★ rating.", reopen_words: "The customer said: “{words}”",
+      reopen_no_words: "The customer left no comment.",
+      curve_label: "Frustration curve, latest {n} of 100", score: "score {n}",
+      notes: "Internal notes", notes_help: "Only agents and supervisors see notes; the customer never does.",
+      note_label: "New internal note", note_add: "Add note", no_notes: "No notes yet.",
+      ack: "Acknowledge",
+      a_sla: "{reason} · waited {wait}", a_sla_d: "not picked up within the SLA ({when})",
+      a_undelivered: "undelivered handoff · {reason}",
+      a_undelivered_d: "conversation {cid}: gave up after {attempts} attempts ({error}) {when}",
+      a_repeat: "repeat complaint · {n}×", a_repeat_d: "customer {customer}, order {order} ({when})",
+      a_group: "group incident · {n} customers", a_group_d: "{kind}: {value} ({when})",
+    },
+    zh: {
+      title: "客服工作台", username: "用户名", password: "密码", login: "登录", logout: "退出",
+      login_failed: "登录失败。", language_ui: "界面语言", live_updates: "实时更新",
+      live: "实时", offline: "离线", reconnecting: "重新连接中",
+      shortcuts: "快捷键", sc_next: "队列中的下一个", sc_prev: "队列中的上一个",
+      sc_claim: "接入当前对话", sc_reply: "输入回复", sc_send: "发送回复",
+      sc_handback: "交回机器人", sc_escape: "离开输入框", sc_help: "显示或隐藏此列表",
+      mine: "我的对话", queue: "排队中", alerts: "告警", agents: "客服账号",
+      queue_help: "回车打开卡片；j/k 在队列中移动。",
+      f_reason: "原因", f_priority: "优先级", f_language: "语言", f_channel: "渠道", f_tier: "会员等级",
+      all_reason_code: "全部原因", all_effective_priority: "全部优先级", all_language: "全部语言",
+      all_channel: "全部渠道", all_tier: "全部等级",
+      new_account: "新建账号", acc_name: "账号名", acc_display: "同事看到的名字",
+      acc_password: "初始密码（至少 8 个字符）", acc_role: "角色", acc_create: "创建账号",
+      acc_created: "已创建 {role} {username}。",
+      acc_failed: "无法创建账号：账号名需为 2-40 个字母、数字、“.”、“_”或“-”。",
+      empty: "请从队列中选择一个对话。", conversation: "对话 {id}",
+      claim: "接入", handback: "交回机器人", transfer: "转接", transfer_to: "转接给客服",
+      resolution: "结案代码", close: "结束", send: "发送", offline_suffix: "（离线）",
+      canned_search: "搜索常用回复…", reply_label: "回复客户",
+      reply_placeholder: "输入回复…（回车或 Ctrl+回车发送，Shift+回车换行）",
+      status_queued: "排队中", status_claimed: "{name} 已接入", status_handed_back: "已交回机器人",
+      status_closed: "已结束", waited: "已等待 {wait}", frustration_n: "不满度 {n}", ticket: "工单 {id}",
+      supervisor_only: "仅主管", reopened: "差评重开 {stars}★", agent_n: "客服 {name}",
+      role_customer: "客户", role_bot: "机器人", role_agent: "客服", role_system: "系统",
+      tapped: "点击了按钮", you: "你",
+      context: "上下文", summary: "摘要", bot_attempts: "机器人做过的尝试", frustration: "不满度",
+      identifiers: "订单与编号", understanding: "机器人的理解", kb_shown: "展示过的知识库文章",
+      earlier: "以往对话", debug: "调试信息（主管）", nothing: "没有记录",
+      c_customer: "客户", c_anonymous: "匿名", c_tier: "会员等级", c_verified: "已验证", yes: "是", no: "否",
+      c_language: "语言", c_channel: "渠道", c_reason: "原因", c_priority: "优先级",
+      c_priority_v: "{p}（队列 {e}）", c_frustration: "不满度", c_frustration_v: "{n} / 100",
+      c_orders: "订单", c_tracking: "运单",
+      reopen_banner: "客户评分 {stars}★，案件已重开。", reopen_words: "客户留言：“{words}”",
+      reopen_no_words: "客户没有留言。",
+      curve_label: "不满度曲线，最新 {n} / 100", score: "分数 {n}",
+      notes: "内部备注", notes_help: "备注只有客服和主管可见，客户看不到。",
+      note_label: "新的内部备注", note_add: "添加备注", no_notes: "暂无备注。",
+      ack: "确认",
+      a_sla: "{reason} · 已等待 {wait}", a_sla_d: "未在服务时限内接入（{when}）",
+      a_undelivered: "未送达的转人工 · {reason}",
+      a_undelivered_d: "对话 {cid}：尝试 {attempts} 次后放弃（{error}）{when}",
+      a_repeat: "重复投诉 · {n} 次", a_repeat_d: "客户 {customer}，订单 {order}（{when}）",
+      a_group: "群体事件 · {n} 位客户", a_group_d: "{kind}：{value}（{when}）",
+    },
+  };
+  // Reason codes read as words in Chinese; the English console keeps the codes agents and reports already use.
+  const REASONS_ZH = {
+    explicit_request: "客户要求人工", high_frustration: "客户非常不满", repeated_failure: "机器人多次未能解决",
+    sensitive_legal: "敏感：法律", sensitive_regulator: "敏感：监管投诉", sensitive_media: "敏感：媒体曝光",
+    sensitive_safety: "敏感：安全", sensitive_fraud: "敏感：欺诈", complaint: "投诉",
+  };
+
+  let lang = "en";
+
+  function t(key, vars) {
+    let text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split(`{${name}}`).join(String(value));
+    }
+    return text;
+  }
+
+  function reasonLabel(code) {
+    return lang === "zh" && REASONS_ZH[code] ? REASONS_ZH[code] : code;
+  }
+
+  function applyStrings() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title");
+    for (const node of document.querySelectorAll("[data-i18n]")) {
+      node.textContent = t(node.dataset.i18n);
+    }
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    }
+    for (const node of document.querySelectorAll("[data-i18n-aria]")) {
+      node.setAttribute("aria-label", t(node.dataset.i18nAria));
+    }
+    for (const node of document.querySelectorAll("[data-i18n-title]")) {
+      node.title = t(node.dataset.i18nTitle);
+    }
+    for (const select of document.querySelectorAll(".ui-lang")) {
+      select.value = lang;
+    }
+    setLive(state.liveState);
+  }
+
+  function setLanguage(value) {
+    lang = value === "zh" ? "zh" : "en";
+    try {
+      window.localStorage.setItem(LANG_KEY, lang);
+    } catch (err) { /* private mode: the choice lasts for this page */ }
+    applyStrings();
+    if (!$("desk-view").hidden) {
+      renderLists();
+      renderAccounts();
+      if (state.handoff) {
+        renderHandoff();
+        renderContext();
+        rerenderTranscript();
+        renderNotes();
+      }
+    }
+  }
+
+  function initialLanguage() {
+    let saved = null;
+    try {
+      saved = window.localStorage.getItem(LANG_KEY);
+    } catch (err) { /* ignore */ }
+    if (saved === "zh" || saved === "en") {
+      return saved;
+    }
+    return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
+  }
+
+  // ---------------------------------------------------------------- state and helpers
 
   const state = {
     me: null,
     meta: { reason_codes: [], resolution_codes: [] },
     agents: [],
+    queue: [],
+    mine: [],
+    alerts: [],
+    filters: {},
     selected: null, // handoff id
     handoff: null, // summary row of the selected handoff
     context: null,
+    reopen: null,
+    notes: [],
+    messages: [],
     knownMessageIds: new Set(),
     lastMessageId: "",
     events: null,
     eventsKey: null,
     refreshTimer: 0,
+    liveState: "offline",
   };
 
   class ApiError extends Error {
@@ -74,7 +256,40 @@
 
   function formatTime(value) {
     const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
-    return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString();
+    return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB");
+  }
+
+  function setLive(which) {
+    state.liveState = which;
+    $("live-status").textContent = t(which);
+    $("live-status").dataset.state = which;
+    $("live-status").classList.toggle("on", which === "live");
+  }
+
+  function remember(handoffId) {
+    try {
+      if (handoffId) {
+        window.sessionStorage.setItem(OPEN_KEY, handoffId);
+      } else {
+        window.sessionStorage.removeItem(OPEN_KEY);
+      }
+    } catch (err) { /* ignore */ }
+    const hash = handoffId ? `#${encodeURIComponent(handoffId)}` : "";
+    if (window.location.hash !== hash) {
+      window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}${hash}`);
+    }
+  }
+
+  function remembered() {
+    const fromHash = decodeURIComponent(window.location.hash.replace(/^#/, ""));
+    if (/^[A-Za-z0-9_-]{1,64}$/.test(fromHash)) {
+      return fromHash;
+    }
+    try {
+      return window.sessionStorage.getItem(OPEN_KEY);
+    } catch (err) {
+      return null;
+    }
   }
 
   // ---------------------------------------------------------------- login
@@ -97,7 +312,7 @@
       $("login-password").value = "";
       await start();
     } catch (err) {
-      $("login-error").textContent = err.detail || "Login failed.";
+      $("login-error").textContent = err.detail || t("login_failed");
     }
   }
 
@@ -105,38 +320,63 @@
     try {
       await api("POST", "/api/agent/logout");
     } finally {
+      remember(null);
       showLogin();
     }
   }
 
   // ---------------------------------------------------------------- lists
 
-  function queueItem(row, showAgent) {
-    const li = el("li");
+  const FILTERS = ["reason_code", "effective_priority", "language", "channel", "tier"];
+
+  function queueItem(row, where) {
+    const li = el("li", "card");
     li.dataset.handoffId = row.handoff_id;
     li.dataset.reason = row.reason_code;
+    li.dataset.frustration = String(row.frustration);
+    li.tabIndex = 0;
     if (row.handoff_id === state.selected) {
       li.classList.add("selected");
+      li.setAttribute("aria-current", "true");
     }
     const top = el("div", "row");
     top.appendChild(el("span", `prio prio-${row.effective_priority}`, `P${row.effective_priority}`));
-    top.appendChild(el("span", "reason", row.reason_code));
+    top.appendChild(el("span", "reason", reasonLabel(row.reason_code)));
     top.appendChild(el("span", "wait", formatWait(row.wait_s)));
     li.appendChild(top);
-    const details = [row.tier, row.language, `frustration ${row.frustration}`];
+    const details = [row.tier, row.language, row.channel].filter(Boolean);
+    const frus = el("span", "frus", t("frustration_n", { n: row.frustration }));
+    const sub = el("div", "sub", details.join(" · "));
+    sub.appendChild(document.createTextNode(" · "));
+    sub.appendChild(frus);
+    const extra = [];
+    if (row.csat && row.csat <= 2 && row.supervisor_only) {
+      extra.push(t("reopened", { stars: row.csat }));
+    }
     if (row.ticket_id) {
-      details.push(`ticket ${row.ticket_id}`);
+      extra.push(t("ticket", { id: row.ticket_id }));
     }
     if (row.supervisor_only) {
-      details.push("supervisor");
+      extra.push(t("supervisor_only"));
     }
-    if (showAgent && row.agent_id) {
-      details.push(`agent ${agentName(row.agent_id)}`);
+    if (where === "mine" && row.agent_id && row.agent_id !== state.me.id) {
+      extra.push(t("agent_n", { name: agentName(row.agent_id) }));
     }
-    li.appendChild(el("div", "sub", details.join(" · ")));
+    if (extra.length) {
+      sub.appendChild(document.createTextNode(` · ${extra.join(" · ")}`));
+    }
+    li.appendChild(sub);
     li.appendChild(el("div", "sub", row.summary || ""));
     li.title = row.summary || "";
+    li.setAttribute("aria-label", `P${row.effective_priority} ${reasonLabel(row.reason_code)}, ${details.join(", ")}, `
+      + `${t("frustration_n", { n: row.frustration })}, ${t("waited", { wait: formatWait(row.wait_s) })}`);
     li.addEventListener("click", () => select(row.handoff_id));
+    li.addEventListener("keydown", (event) => {
+      if ((event.key === "Enter" || event.key === " ") && event.target === li) {
+        event.preventDefault();
+        select(row.handoff_id);
+      }
+    });
     return li;
   }
 
@@ -145,19 +385,97 @@
     return agent ? agent.display_name : id;
   }
 
-  async function refreshLists() {
-    const [queue, mine] = await Promise.all([api("GET", "/api/agent/queue"), api("GET", "/api/agent/mine")]);
-    const queueEl = $("queue");
-    queueEl.replaceChildren(...queue.map((row) => queueItem(row, false)));
-    $("queue-count").textContent = String(queue.length);
-    $("mine").replaceChildren(...mine.map((row) => queueItem(row, false)));
-    $("mine-count").textContent = String(mine.length);
-    if (state.me && state.me.role === "supervisor") {
-      const alerts = await api("GET", "/api/agent/alerts");
-      $("alerts-section").hidden = false;
-      $("alerts-count").textContent = String(alerts.length);
-      $("alerts").replaceChildren(...alerts.map(alertItem));
+  function matches(row, except) {
+    return FILTERS.every((name) => name === except || !state.filters[name]
+      || String(row[name] ?? "") === state.filters[name]);
+  }
+
+  function filterLabel(name, value) {
+    if (name === "reason_code") {
+      return reasonLabel(value);
     }
+    if (name === "effective_priority") {
+      return `P${value}`;
+    }
+    return value;
+  }
+
+  /** Filter menus with live counts: each option counts the waiting items it would show, given the other filters. */
+  function renderFilters() {
+    const known = {
+      reason_code: state.meta.reason_codes,
+      effective_priority: ["1", "2", "3", "4"],
+      language: ["zh", "en"],
+      channel: ["webchat"],
+      tier: ["regular"],
+    };
+    for (const name of FILTERS) {
+      const select = document.querySelector(`select[data-filter="${name}"]`);
+      const values = new Set(known[name].map(String));
+      for (const row of state.queue) {
+        if (row[name] !== null && row[name] !== undefined && row[name] !== "") {
+          values.add(String(row[name]));
+        }
+      }
+      if (state.filters[name]) {
+        values.add(state.filters[name]);
+      }
+      const pool = state.queue.filter((row) => matches(row, name));
+      const all = el("option", "", `${t(`all_${name}`)} (${pool.length})`);
+      all.value = "";
+      const options = [all];
+      for (const value of values) {
+        const count = pool.filter((row) => String(row[name] ?? "") === value).length;
+        const option = el("option", "", `${filterLabel(name, value)} (${count})`);
+        option.value = value;
+        option.dataset.count = String(count);
+        options.push(option);
+      }
+      select.replaceChildren(...options);
+      select.value = state.filters[name] || "";
+    }
+  }
+
+  function renderLists() {
+    const shown = state.queue.filter((row) => matches(row, null));
+    $("queue").replaceChildren(...shown.map((row) => queueItem(row, "queue")));
+    $("queue-count").textContent = shown.length === state.queue.length ? String(state.queue.length)
+      : `${shown.length}/${state.queue.length}`;
+    $("mine").replaceChildren(...state.mine.map((row) => queueItem(row, "mine")));
+    $("mine-count").textContent = String(state.mine.length);
+    renderFilters();
+    if (state.me && state.me.role === "supervisor") {
+      $("alerts-section").hidden = false;
+      $("alerts-count").textContent = String(state.alerts.length);
+      $("alerts").replaceChildren(...state.alerts.map(alertItem));
+    }
+  }
+
+  async function refreshLists() {
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.handoffId : null;
+    const [queue, mine] = await Promise.all([api("GET", "/api/agent/queue"), api("GET", "/api/agent/mine")]);
+    state.queue = queue;
+    state.mine = mine;
+    if (state.me && state.me.role === "supervisor") {
+      state.alerts = await api("GET", "/api/agent/alerts");
+    }
+    renderLists();
+    if (focused) { // a refresh must not take the keyboard focus away from the card the agent is on
+      const again = document.querySelector(`.list li[data-handoff-id="${CSS.escape(focused)}"]`);
+      if (again) {
+        again.focus();
+      }
+    }
+  }
+
+  function onFilterChange(event) {
+    const name = event.target.dataset.filter;
+    state.filters[name] = event.target.value;
+    try {
+      window.sessionStorage.setItem(FILTER_KEY, JSON.stringify(state.filters));
+    } catch (err) { /* ignore */ }
+    renderLists();
   }
 
   // Supervisors' alerts: what happened, and an acknowledge button (the server closes or hides the alert).
@@ -165,15 +483,15 @@
     const when = formatTime(a.raised_at);
     switch (a.kind) {
       case "sla_pickup":
-        return [`${a.reason_code} · waited ${formatWait(a.wait_s)}`, `not picked up within the SLA (${when})`];
+        return [t("a_sla", { reason: reasonLabel(a.reason_code), wait: formatWait(a.wait_s) }), t("a_sla_d", { when })];
       case "handoff_undelivered":
-        return [`undelivered handoff · ${a.reason_code}`,
-          `conversation ${a.conversation_id}: gave up after ${a.attempts} attempts (${a.error}) ${when}`];
+        return [t("a_undelivered", { reason: reasonLabel(a.reason_code) }), t("a_undelivered_d", {
+          cid: a.conversation_id, attempts: a.attempts, error: a.error, when })];
       case "repeat_complaint":
-        return [`repeat complaint · ${a.complaints}×`,
-          `customer ${a.customer_id}, order ${a.order_number} (${when})`];
+        return [t("a_repeat", { n: a.complaints }), t("a_repeat_d", { customer: a.customer_id,
+          order: a.order_number, when })];
       case "group_incident":
-        return [`group incident · ${a.customers} customers`, `${a.problem_kind}: ${a.problem_value} (${when})`];
+        return [t("a_group", { n: a.customers }), t("a_group_d", { kind: a.problem_kind, value: a.problem_value, when })];
       default:
         return [a.kind, when];
     }
@@ -187,7 +505,7 @@
     li.appendChild(el("div", "row", title));
     li.appendChild(el("div", "sub", detail));
     li.title = detail;
-    const ack = el("button", "ack", "Acknowledge");
+    const ack = el("button", "ack", t("ack"));
     ack.type = "button";
     ack.addEventListener("click", (event) => {
       event.stopPropagation();
@@ -198,7 +516,13 @@
     });
     li.appendChild(ack);
     if (a.handoff_id) {
+      li.tabIndex = 0;
       li.addEventListener("click", () => select(a.handoff_id));
+      li.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && event.target === li) {
+          select(a.handoff_id);
+        }
+      });
     }
     return li;
   }
@@ -227,12 +551,11 @@
         role: $("account-role").value,
       });
       $("account-form").reset();
-      message.textContent = `Created ${created.role} ${created.username}.`;
+      message.textContent = t("acc_created", { role: created.role, username: created.username });
       state.agents = await api("GET", "/api/agent/agents");
       renderAccounts();
     } catch (err) {
-      message.textContent = err.detail
-        || "Could not create the account: the name takes 2-40 letters, digits, '.', '_' or '-'.";
+      message.textContent = err.detail || t("acc_failed");
     }
   }
 
@@ -251,12 +574,16 @@
     state.selected = null;
     state.handoff = null;
     state.context = null;
+    state.reopen = null;
+    state.notes = [];
+    remember(null);
     $("conversation").hidden = true;
     $("context-panel").hidden = true;
-    $("empty-state").textContent = reason || "Select a conversation from the queue.";
+    $("empty-state").textContent = reason || t("empty");
     $("empty-state").hidden = false;
     for (const li of document.querySelectorAll(".list li")) {
       li.classList.remove("selected");
+      li.removeAttribute("aria-current");
     }
     openEvents();
   }
@@ -278,24 +605,66 @@
       }
       throw err;
     }
+    if (state.selected !== handoffId) {
+      return; // the agent moved on while this loaded
+    }
+    remember(handoffId);
     state.handoff = data.handoff;
     state.context = data.context;
+    state.reopen = data.reopen || null;
+    state.notes = data.notes || [];
+    state.messages = [];
     state.knownMessageIds = new Set();
     state.lastMessageId = "";
     $("transcript").replaceChildren();
-    for (const message of data.messages) {
-      appendMessage(message);
-    }
     $("empty-state").hidden = true;
     $("conversation").hidden = false;
     $("context-panel").hidden = false;
+    for (const message of data.messages) {
+      appendMessage(message);
+    }
+    scrollToNewest();
     renderHandoff();
     renderContext();
+    renderNotes();
     openEvents();
     loadCanned();
     for (const li of document.querySelectorAll(".list li")) {
-      li.classList.toggle("selected", li.dataset.handoffId === handoffId);
+      const on = li.dataset.handoffId === handoffId;
+      li.classList.toggle("selected", on);
+      if (on) {
+        li.setAttribute("aria-current", "true");
+      } else {
+        li.removeAttribute("aria-current");
+      }
     }
+  }
+
+  function scrollToNewest() {
+    const list = $("transcript");
+    list.scrollTop = list.scrollHeight;
+    window.requestAnimationFrame(() => {
+      list.scrollTop = list.scrollHeight;
+    });
+  }
+
+  function messageNode(message) {
+    const role = ["customer", "bot", "agent", "system"].includes(message.role) ? message.role : "system";
+    const li = el("li", `msg msg--${role}`);
+    li.dataset.id = message.id;
+    li.dataset.role = role;
+    let who = t(`role_${role}`);
+    if (role === "agent") {
+      who = message.author === state.me.id ? t("you") : (message.author_name || agentName(message.author) || who);
+    }
+    const meta = [who, formatTime(message.ts)];
+    if (message.shown) { // a button the customer tapped: what they saw, not the payload the bot received
+      li.classList.add("msg--tap");
+      meta.push(t("tapped"));
+    }
+    li.appendChild(el("span", "msg__meta", meta.filter(Boolean).join(" · ")));
+    li.appendChild(el("span", "msg__text", message.shown || message.text));
+    return li;
   }
 
   function appendMessage(message) {
@@ -304,19 +673,25 @@
     }
     state.knownMessageIds.add(message.id);
     state.lastMessageId = message.id;
-    const role = ["customer", "bot", "agent", "system"].includes(message.role) ? message.role : "system";
-    const li = el("li", `msg msg--${role}`);
-    li.dataset.id = message.id;
-    li.dataset.role = role;
-    const who = role === "agent" && message.author ? agentName(message.author) : role;
-    li.appendChild(el("span", "msg__meta", `${who} · ${formatTime(message.ts)}`));
-    li.appendChild(el("span", "msg__text", message.text));
+    state.messages.push(message);
     const list = $("transcript");
     const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    list.appendChild(li);
+    list.appendChild(messageNode(message));
     if (stick) {
       list.scrollTop = list.scrollHeight;
     }
+  }
+
+  function rerenderTranscript() {
+    $("transcript").replaceChildren(...state.messages.map(messageNode));
+    scrollToNewest();
+  }
+
+  function statusText(h) {
+    if (h.status === "claimed") {
+      return t("status_claimed", { name: h.agent_id === state.me.id ? state.me.display_name : agentName(h.agent_id) });
+    }
+    return t(`status_${h.status}`);
   }
 
   function renderHandoff() {
@@ -324,68 +699,148 @@
     const mineNow = h.status === "claimed" && h.agent_id === state.me.id;
     const supervisor = state.me.role === "supervisor";
     const open = h.status === "queued" || h.status === "claimed";
-    $("conv-title").textContent = `Conversation ${h.conversation_id.slice(0, 8)}`;
-    $("conv-status").textContent = h.status === "claimed" ? `claimed by ${agentName(h.agent_id)}` : h.status;
-    $("conv-reason").textContent = `${h.reason_code} · P${h.effective_priority}`;
+    $("conv-title").textContent = t("conversation", { id: h.conversation_id.slice(0, 8) });
+    $("conv-status").textContent = statusText(h);
+    $("conv-reason").textContent = `${reasonLabel(h.reason_code)} · P${h.effective_priority}`;
     $("claim").hidden = h.status !== "queued";
     $("handback").disabled = !(mineNow || (supervisor && open));
     $("close").disabled = !(mineNow || (supervisor && open));
     $("transfer").disabled = !(mineNow || (supervisor && open));
     $("reply-text").disabled = !mineNow;
     $("reply-send").disabled = !mineNow;
+    $("note-text").disabled = !open && !supervisor;
     const others = state.agents.filter((a) => a.id !== h.agent_id);
+    const chosen = $("transfer-to").value;
     $("transfer-to").replaceChildren(...others.map((a) => {
-      const option = el("option", "", `${a.display_name}${a.online ? "" : " (offline)"}`);
+      const option = el("option", "", `${a.display_name}${a.online ? "" : t("offline_suffix")}`);
       option.value = a.id;
+      return option;
+    }));
+    if (others.some((a) => a.id === chosen)) {
+      $("transfer-to").value = chosen;
+    }
+    $("resolution").replaceChildren(...state.meta.resolution_codes.map((code) => {
+      const option = el("option", "", code);
+      option.value = code;
       return option;
     }));
   }
 
-  function fact(list, label, value) {
-    list.appendChild(el("dt", "", label));
-    list.appendChild(el("dd", "", value === null || value === undefined || value === "" ? "—" : value));
+  function fact(list, label, value, key) {
+    const dt = el("dt", "", label);
+    const dd = el("dd", "", value === null || value === undefined || value === "" ? "—" : value);
+    if (key) {
+      dd.dataset.fact = key;
+    }
+    list.appendChild(dt);
+    list.appendChild(dd);
   }
 
   function renderContext() {
     const c = state.context || {};
+    const h = state.handoff || {};
     const customer = c.customer || {};
     const escalation = c.escalation || {};
+    const banner = $("context-reopen");
+    if (state.reopen) {
+      const words = state.reopen.words || [];
+      banner.replaceChildren(el("strong", "", t("reopen_banner", { stars: state.reopen.stars })), el("br"),
+        el("span", "reopen__words", words.length ? t("reopen_words", { words: words.join(" / ") }) : t("reopen_no_words")));
+      banner.dataset.stars = String(state.reopen.stars);
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+      banner.replaceChildren();
+    }
     const facts = $("context-customer");
     facts.replaceChildren();
-    fact(facts, "Customer", customer.id || "anonymous");
-    fact(facts, "Tier", customer.tier);
-    fact(facts, "Verified", customer.verified ? "yes" : "no");
-    fact(facts, "Language", customer.language);
-    fact(facts, "Channel", c.channel);
-    fact(facts, "Reason", escalation.reason_code);
-    fact(facts, "Priority", `${escalation.priority} (queue ${escalation.effective_priority})`);
+    fact(facts, t("c_customer"), customer.id || t("c_anonymous"));
+    fact(facts, t("c_tier"), customer.tier);
+    fact(facts, t("c_verified"), customer.verified ? t("yes") : t("no"));
+    fact(facts, t("c_language"), customer.language);
+    fact(facts, t("c_channel"), c.channel);
+    fact(facts, t("c_reason"), reasonLabel(escalation.reason_code));
+    fact(facts, t("c_priority"), t("c_priority_v", { p: escalation.priority, e: escalation.effective_priority }));
+    // The queue card's number: the score the escalation was decided on (the handoff row), not the curve's last dot.
+    fact(facts, t("c_frustration"), t("c_frustration_v", { n: h.frustration }), "frustration");
     $("context-summary").textContent = (c.summary && c.summary.text) || "";
-    renderCurve(c.frustration || {});
+    const attempts = (c.summary && (c.summary.bot_attempts || c.summary.bot_tried)) || [];
+    $("context-attempts").replaceChildren(...(attempts.length ? attempts : [t("nothing")]).map((a) => el("li", "", a)));
+    renderCurve(c.frustration || {}, h.frustration);
     const ids = $("context-identifiers");
     ids.replaceChildren();
     const identifiers = c.identifiers || {};
-    fact(ids, "Orders", (identifiers.order_numbers || []).join(", "));
-    fact(ids, "Tracking", (identifiers.tracking_numbers || []).join(", "));
-    for (const [name, value] of Object.entries(c.slots || {})) {
-      if (!["order_number", "tracking_number", "language"].includes(name)) {
-        fact(ids, name, typeof value === "string" ? value : JSON.stringify(value));
-      }
-    }
-    $("context-turns").replaceChildren(...(c.turns || []).map((t) => {
-      const confidence = typeof t.confidence === "number" ? ` ${(t.confidence * 100).toFixed(0)}%` : "";
-      const frustration = typeof t.frustration === "number" ? ` · frustration ${t.frustration}` : "";
-      return el("li", "", `${t.intent || "?"}${confidence}${frustration} — ${t.text}`);
+    fact(ids, t("c_orders"), (identifiers.order_numbers || []).join(", "));
+    fact(ids, t("c_tracking"), (identifiers.tracking_numbers || []).join(", "));
+    $("context-turns").replaceChildren(...(c.turns || []).map((turn) => {
+      const confidence = typeof turn.confidence === "number" ? ` ${(turn.confidence * 100).toFixed(0)}%` : "";
+      const frustration = typeof turn.frustration === "number" ? ` · ${t("frustration_n", { n: turn.frustration })}` : "";
+      return el("li", "", `${turn.intent || "?"}${confidence}${frustration} — ${turn.shown || turn.text}`);
     }));
     $("context-kb").replaceChildren(...(c.kb_articles || []).map((a) => el(
       "li", "", `${typeof a.title === "string" ? a.title : a.id} (${a.score ?? "?"})${a.feedback ? ` · ${a.feedback}` : ""}`,
     )));
     $("context-earlier").replaceChildren(...(c.earlier_conversations || []).map((e) => el(
-      "li", "", `${e.created_at || ""} · ${e.reason_code} · ${e.status}${e.resolution ? ` (${e.resolution})` : ""}${e.csat ? ` · CSAT ${e.csat}` : ""}`,
+      "li", "", `${e.created_at || ""} · ${reasonLabel(e.reason_code)} · ${e.status}${e.resolution ? ` (${e.resolution})` : ""}${e.csat ? ` · CSAT ${e.csat}` : ""}`,
     )));
+    // Raw slots are debug data: the server sends them to supervisors only, never verification digits.
+    const supervisor = state.me.role === "supervisor";
+    $("debug").hidden = !supervisor;
+    const slots = $("context-slots");
+    slots.replaceChildren();
+    if (supervisor) {
+      for (const [name, value] of Object.entries(c.slots || {})) {
+        fact(slots, name, typeof value === "string" ? value : JSON.stringify(value));
+      }
+    }
+  }
+
+  function renderNotes() {
+    const list = $("notes");
+    if (!state.notes.length) {
+      list.replaceChildren(el("li", "muted", t("no_notes")));
+      return;
+    }
+    list.replaceChildren(...state.notes.map((note) => {
+      const li = el("li", "note");
+      li.dataset.id = note.id;
+      li.appendChild(el("span", "msg__meta", `${note.author_name || agentName(note.author_id)} · ${formatTime(note.ts)}`));
+      li.appendChild(el("span", "note__text", note.text)); // text, never HTML
+      return li;
+    }));
+  }
+
+  async function addNote(event) {
+    event.preventDefault();
+    const box = $("note-text");
+    const text = box.value.trim();
+    if (!text || !state.selected) {
+      return;
+    }
+    await act(async () => {
+      const note = await post("notes", { text });
+      box.value = "";
+      if (!state.notes.some((n) => n.id === note.id)) {
+        state.notes.push(note);
+      }
+      renderNotes();
+    });
+  }
+
+  async function reloadNotes() {
+    if (!state.selected) {
+      return;
+    }
+    try {
+      state.notes = await api("GET", `/api/agent/handoffs/${encodeURIComponent(state.selected)}/notes`);
+      renderNotes();
+    } catch (err) {
+      console.warn("desk: notes failed", err);
+    }
   }
 
   /** Inline SVG line of the frustration scores (0-100), one point per scored message. */
-  function renderCurve(frustration) {
+  function renderCurve(frustration, decided) {
     const points = (frustration.curve && frustration.curve.length ? frustration.curve : frustration.per_message || [])
       .filter((p) => typeof p.score === "number");
     const width = 300;
@@ -393,7 +848,7 @@
     const svg = document.createElementNS(SVG_NS, "svg");
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", `Frustration curve, latest ${frustration.score ?? "?"} of 100`);
+    svg.setAttribute("aria-label", t("curve_label", { n: decided ?? frustration.score ?? "?" }));
     svg.id = "frustration-svg";
     const threshold = document.createElementNS(SVG_NS, "line");
     threshold.setAttribute("x1", "0");
@@ -419,7 +874,7 @@
         dot.setAttribute("r", "3");
         dot.setAttribute("fill", "#c25e00");
         const title = document.createElementNS(SVG_NS, "title");
-        title.textContent = `score ${points[i].score}`;
+        title.textContent = t("score", { n: points[i].score });
         dot.appendChild(title);
         svg.appendChild(dot);
       });
@@ -452,10 +907,14 @@
         return;
       }
       state.handoff = data.handoff;
+      state.reopen = data.reopen || null;
+      state.notes = data.notes || state.notes;
       for (const message of data.messages) {
         appendMessage(message);
       }
       renderHandoff();
+      renderContext();
+      renderNotes();
     }
     scheduleRefresh();
   }
@@ -473,7 +932,7 @@
     event.preventDefault();
     const box = $("reply-text");
     const text = box.value.trim();
-    if (!text) {
+    if (!text || box.disabled) {
       return;
     }
     await act(async () => {
@@ -485,6 +944,23 @@
     });
   }
 
+  async function claim() {
+    await act(async () => {
+      await post("claim");
+      await reloadSelected();
+    });
+    if (!$("reply-text").disabled) {
+      $("reply-text").focus(); // the next thing an agent does after claiming is to greet the customer
+    }
+  }
+
+  async function handBack() {
+    await act(async () => {
+      await post("handback");
+      await reloadSelected();
+    });
+  }
+
   async function loadCanned() {
     const language = (state.context && state.context.customer && state.context.customer.language) || "zh";
     const query = $("canned-search").value.trim();
@@ -493,15 +969,98 @@
       $("canned").replaceChildren(...answers.map((a) => {
         const li = el("li", "", a.title);
         li.title = a.answer;
-        li.addEventListener("click", () => {
+        li.tabIndex = 0;
+        const use = () => {
           const box = $("reply-text");
           box.value = box.value ? `${box.value}\n${a.answer}` : a.answer;
           box.focus();
+        };
+        li.addEventListener("click", use);
+        li.addEventListener("keydown", (event) => {
+          if (event.key === "Enter") {
+            event.preventDefault();
+            use();
+          }
         });
         return li;
       }));
     } catch (err) {
       console.warn("desk: canned answers failed", err);
+    }
+  }
+
+  // ---------------------------------------------------------------- keyboard
+
+  /** Next (+1) or previous (-1) card of the queue as filtered, from the open one; opens and focuses it. */
+  function moveInQueue(step) {
+    const cards = Array.from(document.querySelectorAll("#queue li"));
+    if (!cards.length) {
+      return;
+    }
+    const current = cards.findIndex((li) => li.dataset.handoffId === state.selected
+      || li === document.activeElement);
+    const next = current < 0 ? (step > 0 ? 0 : cards.length - 1)
+      : Math.min(cards.length - 1, Math.max(0, current + step));
+    const card = cards[next];
+    card.focus();
+    select(card.dataset.handoffId);
+  }
+
+  function toggleShortcuts() {
+    const panel = $("shortcuts");
+    panel.hidden = !panel.hidden;
+    $("shortcuts-toggle").setAttribute("aria-expanded", String(!panel.hidden));
+  }
+
+  function onKey(event) {
+    if ($("desk-view").hidden || event.defaultPrevented) {
+      return;
+    }
+    const target = event.target;
+    const typing = target && (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) || target.isContentEditable);
+    if (typing) {
+      if (event.key === "Escape") {
+        target.blur();
+      }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) {
+      return;
+    }
+    const visible = (id) => !$(id).hidden && !$(id).disabled && !$("conversation").hidden;
+    switch (event.key) {
+      case "j":
+      case "n":
+        event.preventDefault();
+        moveInQueue(1);
+        break;
+      case "k":
+        event.preventDefault();
+        moveInQueue(-1);
+        break;
+      case "c":
+        if (visible("claim")) {
+          event.preventDefault();
+          claim();
+        }
+        break;
+      case "h":
+        if (visible("handback")) {
+          event.preventDefault();
+          handBack();
+        }
+        break;
+      case "r":
+        if (visible("reply-text")) {
+          event.preventDefault();
+          $("reply-text").focus();
+        }
+        break;
+      case "?":
+        event.preventDefault();
+        toggleShortcuts();
+        break;
+      default:
     }
   }
 
@@ -513,8 +1072,7 @@
     }
     state.events = null;
     state.eventsKey = null;
-    $("live-status").textContent = "offline";
-    $("live-status").classList.remove("on");
+    setLive("offline");
   }
 
   function openEvents() {
@@ -531,15 +1089,16 @@
     const source = new EventSource(`/api/agent/events?${params.toString()}`);
     state.events = source;
     state.eventsKey = key;
-    source.onopen = () => {
-      $("live-status").textContent = "live";
-      $("live-status").classList.add("on");
-    };
+    source.onopen = () => setLive("live");
     source.addEventListener("desk", (event) => {
       const data = JSON.parse(event.data);
       scheduleRefresh();
       if (data.handoff_id === state.selected) {
-        reloadSelected().catch((err) => console.warn("desk: reload failed", err));
+        if (data.type === "note") {
+          reloadNotes();
+        } else {
+          reloadSelected().catch((err) => console.warn("desk: reload failed", err));
+        }
       }
     });
     source.addEventListener("message", (event) => {
@@ -547,10 +1106,7 @@
         appendMessage(JSON.parse(event.data));
       }
     });
-    source.onerror = () => {
-      $("live-status").textContent = "reconnecting";
-      $("live-status").classList.remove("on");
-    };
+    source.onerror = () => setLive("reconnecting");
   }
 
   // ---------------------------------------------------------------- start
@@ -559,30 +1115,35 @@
     state.me = await api("GET", "/api/agent/me");
     state.meta = await api("GET", "/api/agent/meta");
     state.agents = await api("GET", "/api/agent/agents");
+    try {
+      state.filters = JSON.parse(window.sessionStorage.getItem(FILTER_KEY) || "{}") || {};
+    } catch (err) {
+      state.filters = {};
+    }
     $("whoami").textContent = `${state.me.display_name} (${state.me.role})`;
-    $("resolution").replaceChildren(...state.meta.resolution_codes.map((code) => {
-      const option = el("option", "", code);
-      option.value = code;
-      return option;
-    }));
     $("login-view").hidden = true;
     $("desk-view").hidden = false;
     renderAccounts();
     await refreshLists();
-    openEvents();
+    const reopen = remembered();
+    if (reopen) {
+      await select(reopen); // the conversation open before a reload (or a shared link)
+    } else {
+      openEvents();
+    }
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    lang = initialLanguage();
+    applyStrings();
+    for (const select of document.querySelectorAll(".ui-lang")) {
+      select.addEventListener("change", (event) => setLanguage(event.target.value));
+    }
     $("login-form").addEventListener("submit", onLogin);
     $("logout").addEventListener("click", onLogout);
-    $("claim").addEventListener("click", () => act(async () => {
-      await post("claim");
-      await reloadSelected();
-    }));
-    $("handback").addEventListener("click", () => act(async () => {
-      await post("handback");
-      await reloadSelected();
-    }));
+    $("shortcuts-toggle").addEventListener("click", toggleShortcuts);
+    $("claim").addEventListener("click", claim);
+    $("handback").addEventListener("click", handBack);
     $("close").addEventListener("click", () => act(async () => {
       await post("close", { resolution: $("resolution").value });
       await reloadSelected();
@@ -593,13 +1154,24 @@
       await post(action, { to_agent_id: $("transfer-to").value });
       await reloadSelected();
     }));
+    for (const select of document.querySelectorAll("select[data-filter]")) {
+      select.addEventListener("change", onFilterChange);
+    }
     $("reply-form").addEventListener("submit", sendReply);
+    $("note-form").addEventListener("submit", addNote);
     $("account-form").addEventListener("submit", createAccount);
     $("reply-text").addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      const composing = event.isComposing || event.keyCode === 229; // an IME's Enter picks a character
+      if (event.key === "Enter" && !event.shiftKey && !composing) {
         sendReply(event);
       }
     });
+    $("note-text").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.isComposing) {
+        addNote(event);
+      }
+    });
+    document.addEventListener("keydown", onKey);
     let cannedTimer = 0;
     $("canned-search").addEventListener("input", () => {
       window.clearTimeout(cannedTimer);
