@@ -19,8 +19,8 @@ WEBHOOK = "/api/channels/telegram/webhook"
 
 
 def settings_for(fake: FakeTelegram, **extra) -> ChannelSettings:
-    return ChannelSettings(telegram_bot_token=fake.token, telegram_webhook_secret=fake.secret,
-                           outbox_backoff_s=0.05, outbox_poll_s=0.05, **extra)
+    values = {"outbox_backoff_s": 0.05, "outbox_poll_s": 0.05, **extra}
+    return ChannelSettings(telegram_bot_token=fake.token, telegram_webhook_secret=fake.secret, **values)
 
 
 @pytest.fixture
@@ -231,3 +231,24 @@ def test_settings_read_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "s3cret")
     assert ChannelSettings().telegram_enabled
     assert GatewaySettings()  # the gateway's own settings ignore the channel variables
+
+
+async def test_outbox_with_a_platform_failing_a_fifth_of_calls_loses_and_doubles_nothing(redis_url) -> None:
+    fake = FakeTelegram(fail_rate=0.2, fail_status=500, seed=13)
+    cs = settings_for(fake, outbox_backoff_s=0.02, outbox_backoff_max_s=0.2, outbox_attempts=50)
+    async with gateway(redis_url, cs, {"telegram": fake.app()}) as one, \
+            gateway(redis_url, cs, {"telegram": fake.app()}) as two:
+        chats = [chat() for _ in range(10)]
+        for chat_id in chats:
+            await deliver(one, fake, fake.text_update(chat_id, "hello"))
+        conversations = {chat_id: await conversation_of(one, chat_id) for chat_id in chats}
+        for n in range(5):
+            for chat_id, cid in conversations.items():
+                gw = one if n % 2 else two
+                await gw.app.state.store.append(cid, ChatMessage(role="agent", text=f"{chat_id}:{n}"), author="a")
+        expected = {chat_id: ["echo:hello"] + [f"{chat_id}:{n}" for n in range(5)] for chat_id in chats}
+        await eventually(lambda: all(len(fake.texts_to(c)) >= 6 for c in chats), timeout_s=30)
+        await asyncio.sleep(0.5)
+        assert {c: fake.texts_to(c) for c in chats} == expected  # every message once, in order
+        failed = len(fake.calls) - len(fake.sent)
+        assert failed > 0  # the platform really did fail some calls
