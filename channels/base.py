@@ -140,7 +140,7 @@ def hmac_sha256_hex(key: str, data: bytes) -> str:
 
 def same_secret(given: str | None, expected: str) -> bool:
     """Constant-time comparison of a secret sent by a caller with ours."""
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    return given is not None and given != "" and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def language_of(code: str | None) -> str | None:

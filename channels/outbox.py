@@ -49,6 +49,11 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def cancelling(task: "asyncio.Task[Any] | None") -> bool:
+    """True once the loop's task is being cancelled (Python 3.11; redis-py may swallow the CancelledError)."""
+    return task is not None and bool(task.cancelling())  # type: ignore[attr-defined]
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -108,7 +113,7 @@ class OutboxWorker:
 
     async def _due_retries(self) -> List[Tuple[bytes, Dict[bytes, bytes] | None]]:
         pending = await self.redis.xpending_range(self.stream, GROUP, min="-", max="+", count=BATCH * 5)
-        out = []
+        out: List[Tuple[bytes, Dict[bytes, bytes] | None]] = []
         for p in pending:
             entry_id = _s(p["message_id"])
             attempts = int(await self.redis.hget(keys.outbox_progress(self.channel.name, entry_id), "attempts") or 0)
@@ -194,7 +199,7 @@ class OutboxWorker:
     async def run_forever(self, poll_s: float = 0.2, pause_s: float = 1.0) -> None:
         # Polls (no XREADGROUP BLOCK) and checks for cancellation itself, as handoff/undelivered.py does.
         task = asyncio.current_task()
-        while task is None or not task.cancelling():
+        while not cancelling(task):
             try:
                 if not await self.run_once():
                     await asyncio.sleep(poll_s)
@@ -233,7 +238,7 @@ class Relay:
 
     async def run_forever(self, poll_s: float = 0.2, pause_s: float = 1.0) -> None:
         task = asyncio.current_task()
-        while task is None or not task.cancelling():
+        while not cancelling(task):
             try:
                 await self.run_once()
                 await asyncio.sleep(poll_s)

@@ -99,10 +99,9 @@ def parse_xml(body: bytes) -> Dict[str, str]:
         if len(path) == 2:
             text.append(chunk)
 
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.UnparsedEntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
+    for handler in ("StartDoctypeDeclHandler", "EntityDeclHandler", "UnparsedEntityDeclHandler",
+                    "ExternalEntityRefHandler"):
+        setattr(parser, handler, refuse)
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = data
@@ -188,10 +187,10 @@ class WeChatChannel(Channel):
                             address=address, text=GREETING)]
         if not fields.get("MsgId"):
             raise Malformed("message without MsgId")
-        base = {"delivery_id": fields["MsgId"], "user": openid, "address": address}
         if kind == "text":
-            return [Inbound(**base, text=fields.get("Content", ""))]
-        return [Inbound(**base, text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
+            return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address, text=fields.get("Content", ""))]
+        return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address,
+                        text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
 
     def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
         openid = json.loads(route["address"])["openid"]

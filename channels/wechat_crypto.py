@@ -42,7 +42,8 @@ class WeChatCrypto:
         return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 - WeChat's scheme
 
     def signed(self, given: str | None, timestamp: str, nonce: str, encrypt: str) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), self.signature(timestamp, nonce, encrypt).encode())
+        expected = self.signature(timestamp, nonce, encrypt)
+        return given is not None and given != "" and hmac.compare_digest(given.encode(), expected.encode())
 
     def _cipher(self) -> Cipher:
         return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))

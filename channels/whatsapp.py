@@ -109,19 +109,22 @@ class WhatsAppChannel(Channel):
         if not isinstance(message, dict) or not message.get("id") or not message.get("from"):
             raise Malformed("message without id or sender")
         wa_id = str(message["from"])
-        base = {"delivery_id": str(message["id"]), "user": wa_id, "address": {"wa_id": wa_id}}
+        delivery_id = str(message["id"])
+
+        def inbound(text: str, kind: str = "text") -> Inbound:
+            return Inbound(delivery_id=delivery_id, user=wa_id, address={"wa_id": wa_id}, text=text, kind=kind)
+
         kind = message.get("type")
         if kind == "text":
-            return Inbound(**base, text=str((message.get("text") or {}).get("body") or ""))
+            return inbound(str((message.get("text") or {}).get("body") or ""))
         if kind == "interactive":
             interactive = message.get("interactive") or {}
             reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
-            return Inbound(**base, text=str(reply.get("id") or reply.get("title") or ""), kind="button")
+            return inbound(str(reply.get("id") or reply.get("title") or ""), "button")
         if kind == "button":  # a template's quick-reply button
             button = message.get("button") or {}
-            return Inbound(**base, text=str(button.get("payload") or button.get("text") or ""), kind="button")
-        label = kind if kind in UNSUPPORTED_KINDS else "other"
-        return Inbound(**base, text=label, kind="unsupported")
+            return inbound(str(button.get("payload") or button.get("text") or ""), "button")
+        return inbound(kind if kind in UNSUPPORTED_KINDS else "other", "unsupported")
 
     def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
         to = json.loads(route["address"])["wa_id"]
