@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 import handoff
 from analytics import wiring as analytics
+from channels import admin as channel_admin
 from channels import signed_webhook, telegram, webchat, wechat, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
@@ -128,6 +129,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(whatsapp.router)
     app.include_router(wechat.router)
     app.include_router(signed_webhook.router)
+    app.include_router(channel_admin.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")

@@ -16,6 +16,7 @@ from tests.channels.conftest import eventually, gateway
 from tests.fakes.telegram_api import FakeTelegram
 
 WEBHOOK = "/api/channels/telegram/webhook"
+SUPERVISOR_PW = "channels-supervisor-test-pw"  # noqa: S105 - throw-away account in a throw-away Redis
 
 
 def settings_for(fake: FakeTelegram, **extra) -> ChannelSettings:
@@ -196,6 +197,21 @@ async def test_a_blocked_bot_becomes_a_dead_letter_supervisors_can_read(tg, fake
 
     fields = await eventually(dead_letter)
     assert b"403" in fields[b"error"] and b"blocked" in fields[b"error"]
+    # Supervisors read them through the API (agents may not).
+    await tg.app.state.agents.create("tgsup", SUPERVISOR_PW, "supervisor")
+    await tg.app.state.agents.create("tgagent", SUPERVISOR_PW, "agent")
+    tokens = {}
+    for name in ("tgsup", "tgagent"):
+        login = await tg.post("/api/agent/login", json={"username": name, "password": SUPERVISOR_PW})
+        tokens[name] = {"Authorization": f"Bearer {login.json()['token']}"}
+        tg.cookies.clear()
+    assert (await tg.get("/api/channels/dead-letters", headers=tokens["tgagent"])).status_code == 403
+    assert (await tg.get("/api/channels/dead-letters")).status_code == 401
+    listed = (await tg.get("/api/channels/dead-letters", headers=tokens["tgsup"])).json()
+    mine = [d for d in listed if d["conversation_id"] == cid][0]
+    assert mine["platform"] == "telegram" and mine["messages"][0]["text"] == "echo:hello"
+    status = (await tg.get("/api/channels/status", headers=tokens["tgsup"])).json()
+    assert "telegram" in status["channels"] and status["dead_letters"] >= 1
     assert json.loads(fields[b"messages"])[0]["text"] == "echo:hello"
     assert int(fields[b"attempts"]) == 1  # a refusal retrying cannot fix is not retried
     # The conversation's next messages are not stuck behind the dead batch.
