@@ -20,7 +20,8 @@ from channels import dispatch
 from channels.base import UNSUPPORTED, Channel, Inbound, Malformed, Refused
 from channels.dispatch import CustomerMessage, Gateway
 from channels.routes import ChannelRoutes
-from conversations.store import ChatMessage
+from conversations import keys
+from conversations.store import ChatMessage, decode_entry
 
 logger = logging.getLogger(__name__)
 RASA_METADATA = ("customer_token",)  # what of a platform's extras the bot may see (verified by the actions)
@@ -39,7 +40,7 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
     conversation_id = await routes.conversation_for(channel.name, inbound.user, inbound.address, inbound.ui_lang)
     text = clean_text(inbound.text, max_chars=settings.web_max_message_chars)
     if getattr(channel, "numbered_buttons", False) and inbound.kind == "text":
-        text = await _numbered_choice(gw, conversation_id, text)
+        text = await _numbered_choice(routes, conversation_id, text)
     message = CustomerMessage(conversation_id=conversation_id, message_id=f"{channel.name}-{inbound.delivery_id}",
                               text=text, channel=channel.name, ui_lang=inbound.ui_lang,
                               metadata={k: v for k, v in inbound.extra.items() if k in RASA_METADATA})
@@ -57,13 +58,19 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
     return await routes.flush(conversation_id, take=True, take_if=take_if)
 
 
-async def _numbered_choice(gw: Gateway, conversation_id: str, text: str) -> str:
+async def _latest(routes: ChannelRoutes, conversation_id: str, count: int) -> List[ChatMessage]:
+    """The conversation's latest messages, newest first."""
+    raw = await routes.redis.xrevrange(keys.messages(conversation_id), count=count)
+    return [decode_entry(entry_id, data)[0] for entry_id, data in raw]
+
+
+async def _numbered_choice(routes: ChannelRoutes, conversation_id: str, text: str) -> str:
     """On a platform without buttons the choices are numbered: "2" is the payload of the second button of the
     latest message that showed buttons (if it is among the last few messages), else just "2"."""
     if not text.strip().isdigit():
         return text
     number = int(text.strip())
-    for message, _author in reversed((await gw.store.entries(conversation_id))[-10:]):
+    for message in await _latest(routes, conversation_id, 10):
         if message.buttons:
             if 1 <= number <= len(message.buttons):
                 return message.buttons[number - 1].get("payload") or message.buttons[number - 1].get("title") or text
@@ -75,7 +82,7 @@ async def _turn(gw: Gateway, routes: ChannelRoutes, conversation_id: str, token:
                 inbound: Inbound, channel: Channel) -> None:
     try:
         if inbound.kind == "unsupported":
-            await _unsupported(gw, message, inbound, channel.default_language)
+            await _unsupported(gw, routes, message, inbound, channel.default_language)
         else:
             await dispatch.receive(gw, message, wait_s=0)
     finally:
@@ -91,9 +98,9 @@ async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "async
         logger.warning("flush after a late turn of %s failed: %s", conversation_id, exc)
 
 
-async def _recent_language(gw: Gateway, conversation_id: str) -> str | None:
+async def _recent_language(routes: ChannelRoutes, conversation_id: str) -> str | None:
     """The language of the customer's latest words in this conversation, if any."""
-    for message, _author in reversed((await gw.store.entries(conversation_id))[-20:]):
+    for message in await _latest(routes, conversation_id, 20):
         if message.role == "customer" and not message.text.startswith("[unsupported"):
             language = detect_language(message.text)
             if language:
@@ -101,7 +108,8 @@ async def _recent_language(gw: Gateway, conversation_id: str) -> str | None:
     return None
 
 
-async def _unsupported(gw: Gateway, message: CustomerMessage, inbound: Inbound, channel_language: str) -> None:
+async def _unsupported(gw: Gateway, routes: ChannelRoutes, message: CustomerMessage, inbound: Inbound,
+                       channel_language: str) -> None:
     """Voice, stickers, locations, files: stored (the agent sees that something came) and answered politely in the
     customer's language (the platform's, else their latest words', else the channel's usual one), never with an
     error. The bot is not asked."""
@@ -110,7 +118,7 @@ async def _unsupported(gw: Gateway, message: CustomerMessage, inbound: Inbound, 
                                                  ChatMessage(role="customer", text=label), gw.lease_s)
     if stored is not None:
         return  # a redelivery
-    language = inbound.ui_lang or await _recent_language(gw, message.conversation_id) or channel_language
+    language = inbound.ui_lang or await _recent_language(routes, message.conversation_id) or channel_language
     reply = await gw.store.append(message.conversation_id,
                                   ChatMessage(role="system", text=UNSUPPORTED.get(language, UNSUPPORTED["zh"])))
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
