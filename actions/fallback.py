@@ -15,6 +15,8 @@ NLU_FALLBACK_INTENT = "nlu_fallback"
 FAILURES_BEFORE_OFFERING_HUMAN = 2
 ACTION_NAME = "action_fallback"
 FORM_HINTS = {"order_number": "utter_order_number_invalid", "phone_last4": "utter_phone_last4_invalid"}
+SMALL_TALK_INTENTS = ("greet", "goodbye", "thank", "affirm", "deny")
+SMALL_TALK_MASS = 0.8  # NLU probability on those above which a fallback message is small talk, not a question
 
 
 def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
@@ -45,7 +47,11 @@ def _looks_like_a_question(tracker: Tracker) -> bool:
     intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False) or (
         tracker.latest_message.get("intent") or {}).get("name")
     text = (tracker.latest_message.get("text") or "").strip()
-    return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4
+    # Not when the NLU only hesitated between kinds of small talk ("thx bye": thank or goodbye): a short message
+    # would otherwise be read as a follow-up of the previous question and answered with an article.
+    chat = sum(float(r.get("confidence") or 0.0) for r in tracker.latest_message.get("intent_ranking") or []
+               if r.get("name") in SMALL_TALK_INTENTS)
+    return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4 and chat < SMALL_TALK_MASS
 
 
 class ActionFallback(Action):

@@ -52,7 +52,7 @@ TOO_MANY = {
         "few minutes; I can keep helping you meanwhile.",
 }
 QUESTION_REASONS = (EXPLICIT_REQUEST, COMPLAINT)  # reasons a question about the service can be mistaken for
-ABOUT_THE_SERVICE = 0.8  # question-vs-request probability above which such a message is answered, not handed over
+ABOUT_THE_SERVICE = routing.HANDOFF_QUESTION_THRESHOLD  # reads this surely as a question: answered, not handed over
 CALM_BELOW = 40  # frustration score under which that is allowed
 
 

@@ -95,7 +95,7 @@ async def test_missing_index_says_the_kb_is_unavailable(store, tmp_path, monkeyp
         knowledge.reset_retriever()
 
 
-@pytest.mark.parametrize(("scores", "level"), [((0.80, 0.76), "confident"), ((0.80, 0.79), "middling"),
+@pytest.mark.parametrize(("scores", "level"), [((0.80, 0.76), "confident"), ((0.80, 0.795), "middling"),
                                                ((0.85, 0.84), "confident"), ((0.75, 0.60), "none")])
 def test_one_article_clearly_ahead_is_answered_not_offered(monkeypatch: pytest.MonkeyPatch, scores, level) -> None:
     from types import SimpleNamespace

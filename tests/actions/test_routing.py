@@ -107,3 +107,42 @@ async def test_inside_a_form_an_unplaceable_answer_gets_the_forms_hint(slot: str
     await ActionFallback().run(dispatcher, tracker("DM123", "nlu_fallback", slots={"requested_slot": slot},
                                                    active_loop="order_verification_form"), {})
     assert [m["response"] for m in dispatcher.messages] == [response]
+
+
+async def test_a_follow_up_that_asks_something_new_is_not_pulled_back_to_the_previous_answer() -> None:
+    # "what perks do gold members have" then "how do i become one": the joint reading finds the perks article again
+    # (the answer already given); the message alone confidently finds the upgrade article, which is the answer.
+    dispatcher = CollectingDispatcher()
+    slots = {"kb_last_question": "what perks do gold members have"}
+    await knowledge.ActionAnswerPolicy().run(dispatcher, tracker("how do i become one", "ask_policy", slots=slots), {})
+    assert dispatcher.messages[0]["kb"]["id"] == "membership-how-to-upgrade"
+
+
+def test_one_decision_for_every_path() -> None:
+    answer = knowledge.decide("how long does delivery to xinjiang take?", "en", None)
+    assert (answer.action, answer.best.id) == (knowledge.ANSWER, "shipping-remote-regions")
+    assert knowledge.decide("what's the weather in paris tomorrow", "en", None).action == knowledge.NOTHING
+
+
+async def test_small_talk_the_nlu_could_not_place_is_not_answered_from_the_previous_question() -> None:
+    from actions.fallback import ActionFallback
+
+    t = tracker("thx bye", "nlu_fallback", slots={"kb_last_question": "can i return something i just dont like"})
+    t.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.55},
+                                          {"name": "thank", "confidence": 0.52},
+                                          {"name": "goodbye", "confidence": 0.45}]
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, t, {})
+    assert not any(m.get("kb") for m in dispatcher.messages)
+    assert [m["response"] for m in dispatcher.messages] == ["utter_rephrase"]
+
+
+async def test_a_question_that_only_reads_as_one_by_a_little_still_gets_the_answer_and_the_offer(env: Env) -> None:
+    # The form hook takes the classifier's own decision (0.5), not a stricter bar: the action stays one tap away.
+    text = "bought shoes too small, can i change them to a bigger size?"
+    assert routing.FORM_QUESTION_THRESHOLD <= routing.question_probability(text) < 0.65
+    dispatcher = CollectingDispatcher()
+    await forms.ValidateReturnForm().run(dispatcher, tracker(text, "exchange_request", active_loop="return_form"),
+                                         domain())
+    assert dispatcher.messages[0]["kb"]["id"] == "exchanges-size-or-colour"
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "Start an exchange", "payload": "/exchange_request"}]
