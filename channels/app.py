@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 import handoff
 from analytics import wiring as analytics
 from channels import admin as channel_admin
-from channels import signed_webhook, telegram, webchat, wechat, whatsapp
+from channels import signed_webhook, telegram, webchat, wechat, wecom, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
 from channels.routes import ChannelRoutes
@@ -56,6 +56,8 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
         built[whatsapp.NAME] = whatsapp.WhatsAppChannel(cs)
     if cs.wechat_enabled:
         built[wechat.NAME] = wechat.WeChatChannel(cs)
+    if cs.wecom_enabled:
+        built[wecom.NAME] = wecom.WeComChannel(cs)
     if cs.signed_webhook_enabled:
         built[signed_webhook.NAME] = signed_webhook.SignedWebhookChannel(cs)
     return built
@@ -63,7 +65,8 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
 
 def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
     return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit,
-            wechat.NAME: cs.wechat_rate_limit, signed_webhook.NAME: cs.signed_webhook_rate_limit}
+            wechat.NAME: cs.wechat_rate_limit, wecom.NAME: cs.wecom_rate_limit,
+            signed_webhook.NAME: cs.signed_webhook_rate_limit}
 
 
 def create_app(settings: GatewaySettings | None = None, channel_settings: ChannelSettings | None = None) -> FastAPI:
@@ -128,6 +131,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(telegram.router)
     app.include_router(whatsapp.router)
     app.include_router(wechat.router)
+    app.include_router(wecom.router)
     app.include_router(signed_webhook.router)
     app.include_router(channel_admin.router)
     app.include_router(internal.router)

@@ -44,6 +44,13 @@ class ChannelSettings(BaseSettings):
     | WECHAT_PASSIVE_WINDOW_S | 4.0 | passive answer if ready this fast, else `success` + customer-service API |
     | WECHAT_RATE_LIMIT | 20/second | outbound customer-service messages |
     | WECHAT_TIMEOUT_S | 10 | timeout of one WeChat API call |
+    | WECOM_CORP_ID | (empty = off) | WeCom corp id (企业ID): callbacks are encrypted for it |
+    | WECOM_SECRET | (empty = off) | the Secret of 微信客服 (API access token) |
+    | WECOM_TOKEN | (empty = off) | callback Token (msg_signature) |
+    | WECOM_ENCODING_AES_KEY | (empty = off) | callback EncodingAESKey (43 characters) |
+    | WECOM_API_BASE | https://qyapi.weixin.qq.com | API base URL (or the test fake) |
+    | WECOM_RATE_LIMIT | 20/second | outbound kf/send_msg calls |
+    | WECOM_TIMEOUT_S | 10 | timeout of one WeCom API call |
     | SIGNED_WEBHOOK_SECRET | (empty = off) | key (>= 16 chars) of the webhook's HMAC-SHA256, both ways |
     | SIGNED_WEBHOOK_CALLBACK_URL | (empty = off) | the store app's URL that receives the replies (POST JSON, signed) |
     | SIGNED_WEBHOOK_REPLAY_WINDOW_S | 300 | a signed request older or newer than this (by its timestamp) is refused |
@@ -85,6 +92,14 @@ class ChannelSettings(BaseSettings):
     wechat_rate_limit: str = "20/second"
     wechat_timeout_s: float = Field(default=10.0, gt=0)
 
+    wecom_corp_id: str = ""
+    wecom_secret: str = ""
+    wecom_token: str = ""
+    wecom_encoding_aes_key: str = Field(default="", pattern=r"^([A-Za-z0-9+/]{43})?$")
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_rate_limit: str = "20/second"
+    wecom_timeout_s: float = Field(default=10.0, gt=0)
+
     signed_webhook_secret: str = ""
     signed_webhook_callback_url: str = ""
     signed_webhook_replay_window_s: int = Field(default=300, ge=5)
@@ -103,6 +118,10 @@ class ChannelSettings(BaseSettings):
     @property
     def wechat_enabled(self) -> bool:
         return bool(self.wechat_app_id and self.wechat_app_secret and self.wechat_token)
+
+    @property
+    def wecom_enabled(self) -> bool:
+        return bool(self.wecom_corp_id and self.wecom_secret and self.wecom_token and self.wecom_encoding_aes_key)
 
     @property
     def signed_webhook_enabled(self) -> bool:

@@ -253,3 +253,14 @@ def channel_token(platform: str) -> str:
 def channel_rate_limit_prefix() -> str:
     """Prefix of the per-platform outbound moving windows (``limits``), one per platform."""
     return f"{PREFIX}:chan:rl"
+
+
+def channel_sync_cursor(platform: str, account: str) -> str:
+    """String: the platform's cursor of the messages already fetched for one account (WeCom kf/sync_msg next_cursor
+    per open_kfid), so a restart continues where the last sync stopped."""
+    return f"{PREFIX}:chan:{platform}:cursor:{account}"
+
+
+def channel_sync_lock(platform: str, account: str) -> str:
+    """String (PX): one gateway is fetching this account's messages; the others leave it (it fetches again after)."""
+    return f"{PREFIX}:chan:{platform}:sync_lock:{account}"
