@@ -44,6 +44,28 @@ ensure_venv rasa "$PY310" requirements/rasa.lock .venv-rasa
 ensure_venv app "$PY311" requirements/app.lock .venv-app
 mkdir -p var/logs models
 
+# Dashboard charts: Chart.js from the npm registry (npm pack), pinned by the sha256 of its published tarball, unpacked
+# into the git-ignored analytics/static/dashboard/vendor/ that the gateway serves (no CDN at run time). Fetched once;
+# a missing npm, a failed download or a different tarball stops the setup.
+CHARTJS_VERSION=4.5.0
+CHARTJS_SHA256=e383a54911233cd8d5f9365a7407cb4b936507316d7e2977ebb126f266d6b47d
+CHARTJS_DIR=analytics/static/dashboard/vendor
+if [ "$(cat "$CHARTJS_DIR/VERSION" 2>/dev/null)" != "chart.js $CHARTJS_VERSION $CHARTJS_SHA256" ] \
+   || [ ! -s "$CHARTJS_DIR/chart.umd.min.js" ]; then
+  command -v npm >/dev/null || { log "FAILED: npm is needed (once) to fetch Chart.js for the dashboard" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "chart.js@$CHARTJS_VERSION" >/dev/null) \
+    || { log "FAILED: npm pack chart.js@$CHARTJS_VERSION (registry unreachable?)" >&2; rm -rf "$tmp"; exit 1; }
+  echo "$CHARTJS_SHA256  $tmp/chart.js-$CHARTJS_VERSION.tgz" | sha256sum -c --status - \
+    || { log "FAILED: chart.js-$CHARTJS_VERSION.tgz does not have the pinned sha256" >&2; rm -rf "$tmp"; exit 1; }
+  tar -xzf "$tmp/chart.js-$CHARTJS_VERSION.tgz" -C "$tmp" package/dist/chart.umd.min.js package/LICENSE.md
+  mkdir -p "$CHARTJS_DIR"
+  cp "$tmp/package/dist/chart.umd.min.js" "$tmp/package/LICENSE.md" "$CHARTJS_DIR/"
+  echo "chart.js $CHARTJS_VERSION $CHARTJS_SHA256" > "$CHARTJS_DIR/VERSION"
+  rm -rf "$tmp"
+  log "Chart.js $CHARTJS_VERSION for the dashboard in $CHARTJS_DIR"
+fi
+
 if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei postgresql >/dev/null 2>&1; }; then
   log "installing Debian chromium + CJK font (browser tests) and postgresql (data-layer tests)"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql >/dev/null

@@ -1,0 +1,634 @@
+/*
+ * Managers' service dashboard (issue 15), served by the gateway at /dashboard.
+ *
+ * Data: the supervisors-only API /api/analytics/* (analytics/api.py) with the agent console's session (the HttpOnly
+ * cookie set by POST /api/agent/login, same origin). Charts: Chart.js, vendored by scripts/setup.sh; without it the
+ * tiles and tables still work. Every value from the API (agent names, reasons, conversation ids) is put into the page
+ * with textContent or as chart data, never as HTML. Filters live in the URL hash so a view can be reloaded or shared.
+ */
+(function () {
+  "use strict";
+
+  const LANG_KEY = "desk.lang"; // the same choice as the agent console's
+  const STRINGS = {
+    en: {
+      title: "Service dashboard", login_help: "Supervisors only: the agent console's account.",
+      username: "Username", password: "Password", login: "Log in", forbidden: "Supervisors only.",
+      to_console: "Agent console", language_ui: "Language", from: "From", to: "To", channel: "Channel",
+      language: "Language", all_channels: "All channels", all_languages: "All languages", apply: "Apply",
+      tz_note: "Days and hours in China time (Asia/Shanghai).", loading: "Loading…", loaded: "Updated {time}",
+      failed: "Could not load: {detail}", kpis: "Key figures", csv: "CSV", daily: "Daily trend",
+      click_day: "Click a day, a bar or a number for the conversations behind it.",
+      reasons: "Handoffs by reason", reason: "Reason", handoffs: "Handoffs", rate: "Share of conversations",
+      agents: "Agents", agent: "Agent", taken: "Handoffs taken", share: "Share", replies: "Replies",
+      closed: "Closed / handed back", handle: "Avg handling", csat: "CSAT",
+      heatmap: "Conversations by weekday and hour", drill: "Conversations", close: "Close",
+      conversation: "Conversation", day: "Day", hour: "Hour", handed_off: "Handed off",
+      frt_bot_s: "Bot first reply", frt_human_s: "Agent first reply", repeat: "Repeat", yes: "yes", no: "no",
+      no_data: "no data", no_rows: "No data for this period.", charts_missing:
+        "Charts are not installed (Chart.js): run scripts/setup.sh. The figures below are complete.",
+      t_conversations: "Conversations", t_deflection: "Bot resolution (deflection)", t_handoff: "Handoff rate",
+      t_frt_bot: "First response, bot", t_frt_human: "First response, agents", t_csat: "CSAT, agents",
+      t_sla: "SLA breaches (> {target} s)", t_repeat: "Repeat contacts (7 days)", t_resolution: "Resolution time",
+      s_of: "{part} of {whole}", s_handoffs: "{n} handoffs · {tickets} tickets", s_max: "max {max} · {n} answered",
+      s_human: "max {max} · queue wait {wait}", s_csat: "rated {n}× · 4–5★ {rate} · bot: {bot}",
+      s_low: "1–2★", s_sla_bot: "bot", s_sla_human: "agents", s_repeat: "{part} of {whole} identified customers",
+      s_resolved: "{n} resolved · max {max}", stars: "{n} ★",
+      d_all: "All conversations", d_bot_resolved: "Resolved by the bot", d_handed_off: "Handed off",
+      d_repeat: "Repeat contacts", d_bot_sla_breach: "Bot SLA breaches", d_human_sla_breach: "Agent SLA breaches",
+      d_csat_low: "Rated 1–2 ★", d_day: "day {v}", d_reason: "reason {v}", d_agent: "closed by {v}",
+      d_slot: "{dow} {hour}:00", ds_conversations: "Conversations", ds_resolved: "Bot-resolved",
+      ds_handed: "Handed off", ds_rate: "Deflection %",
+      dows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    },
+    zh: {
+      title: "客服数据看板", login_help: "仅限主管：使用客服工作台的账号。", username: "用户名", password: "密码",
+      login: "登录", forbidden: "仅限主管查看。", to_console: "客服工作台", language_ui: "界面语言", from: "开始",
+      to: "结束", channel: "渠道", language: "语言", all_channels: "全部渠道", all_languages: "全部语言",
+      apply: "查询", tz_note: "日期和小时按北京时间（Asia/Shanghai）。", loading: "加载中…", loaded: "更新于 {time}",
+      failed: "加载失败：{detail}", kpis: "关键指标", csv: "导出 CSV", daily: "每日趋势",
+      click_day: "点击某一天、柱形或数字，查看背后的对话。", reasons: "转人工原因", reason: "原因",
+      handoffs: "转人工次数", rate: "占对话比例", agents: "客服", agent: "客服", taken: "接入数", share: "占比",
+      replies: "回复数", closed: "结束/交回", handle: "平均处理时长", csat: "满意度",
+      heatmap: "按星期和小时的对话量", drill: "对话明细", close: "关闭", conversation: "对话", day: "日期",
+      hour: "小时", handed_off: "转人工", frt_bot_s: "机器人首次回复", frt_human_s: "人工首次回复",
+      repeat: "重复咨询", yes: "是", no: "否", no_data: "暂无数据", no_rows: "该时间段暂无数据。",
+      charts_missing: "图表组件（Chart.js）未安装：请运行 scripts/setup.sh。下方数字完整。",
+      t_conversations: "对话数", t_deflection: "机器人解决率", t_handoff: "转人工率", t_frt_bot: "机器人首次响应",
+      t_frt_human: "人工首次响应", t_csat: "人工满意度", t_sla: "超时（> {target} 秒）",
+      t_repeat: "7 天内重复咨询", t_resolution: "解决时长", s_of: "{whole} 中的 {part}",
+      s_handoffs: "{n} 次转人工 · {tickets} 个工单", s_max: "最长 {max} · 已回复 {n}",
+      s_human: "最长 {max} · 排队 {wait}", s_csat: "{n} 份评价 · 4–5 星 {rate} · 机器人：{bot}",
+      s_low: "1–2 星", s_sla_bot: "机器人", s_sla_human: "人工", s_repeat: "已识别客户 {whole} 中的 {part}",
+      s_resolved: "已解决 {n} · 最长 {max}", stars: "{n} 星",
+      d_all: "全部对话", d_bot_resolved: "机器人解决", d_handed_off: "转人工", d_repeat: "重复咨询",
+      d_bot_sla_breach: "机器人超时", d_human_sla_breach: "人工超时", d_csat_low: "1–2 星评价",
+      d_day: "日期 {v}", d_reason: "原因 {v}", d_agent: "由 {v} 结束", d_slot: "{dow} {hour} 时",
+      ds_conversations: "对话数", ds_resolved: "机器人解决", ds_handed: "转人工", ds_rate: "解决率 %",
+      dows: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+    },
+  };
+  const REASONS_ZH = {
+    explicit_request: "客户要求人工", high_frustration: "客户非常不满", repeated_failure: "机器人多次未能解决",
+    sensitive_legal: "敏感：法律", sensitive_regulator: "敏感：监管投诉", sensitive_media: "敏感：媒体曝光",
+    sensitive_safety: "敏感：安全", sensitive_fraud: "敏感：欺诈", complaint: "投诉", csat_low: "低分评价",
+    unknown: "未知",
+  };
+  const COLORS = { resolved: "#2e7d32", handed: "#e08a00", rate: "#2a5bd7", reasons: "#5b6bd7" };
+
+  let lang = "en";
+  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], drill: null,
+                  charts: {} };
+  const $ = (id) => document.getElementById(id);
+
+  function t(key, vars) {
+    let text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split(`{${name}}`).join(String(value));
+    }
+    return text;
+  }
+
+  function reasonLabel(code) {
+    return lang === "zh" && REASONS_ZH[code] ? REASONS_ZH[code] : String(code);
+  }
+
+  // ---------------------------------------------------------------- formatting ("no data" for null)
+
+  function num(value) {
+    return value === null || value === undefined ? t("no_data")
+      : new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US").format(value);
+  }
+
+  function pct(rate) {
+    return rate === null || rate === undefined ? t("no_data") : `${(rate * 100).toFixed(1).replace(/\.0$/, "")}%`;
+  }
+
+  function secs(value) {
+    if (value === null || value === undefined) {
+      return t("no_data");
+    }
+    const unit = lang === "zh" ? { s: " 秒", m: " 分钟", h: " 小时" } : { s: " s", m: " min", h: " h" };
+    if (value < 90) {
+      return `${Number(value.toFixed(1))}${unit.s}`;
+    }
+    if (value < 2 * 3600) {
+      return `${Number((value / 60).toFixed(1))}${unit.m}`;
+    }
+    return `${Number((value / 3600).toFixed(1))}${unit.h}`;
+  }
+
+  function stars(value) {
+    return value === null || value === undefined ? t("no_data") : t("stars", { n: value });
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail || `HTTP ${status}`);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: body === undefined ? { Accept: "application/json" }
+        : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok) {
+      throw new ApiError(response.status, data && typeof data.detail === "string" ? data.detail : "");
+    }
+    return data;
+  }
+
+  function query(extra) {
+    const f = state.filters;
+    const params = new URLSearchParams({ start: f.start, end: f.end });
+    if (f.channel) params.set("channel", f.channel);
+    if (f.language) params.set("language", f.language);
+    for (const [key, value] of Object.entries(extra || {})) {
+      if (value !== null && value !== undefined && value !== "") params.set(key, String(value));
+    }
+    return params.toString();
+  }
+
+  // ---------------------------------------------------------------- views
+
+  function show(view) {
+    for (const id of ["login-view", "forbidden-view", "dash-view"]) {
+      $(id).hidden = id !== view;
+    }
+  }
+
+  function applyStrings() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title");
+    for (const el of document.querySelectorAll("[data-i18n]")) {
+      el.textContent = t(el.dataset.i18n);
+    }
+    for (const el of document.querySelectorAll("[data-i18n-aria]")) {
+      el.setAttribute("aria-label", t(el.dataset.i18nAria));
+    }
+    $("ui-lang").value = lang;
+  }
+
+  function setLanguage(value) {
+    lang = value === "zh" ? "zh" : "en";
+    try {
+      window.localStorage.setItem(LANG_KEY, lang);
+    } catch (err) { /* private mode */ }
+    applyStrings();
+    if (state.summary) renderAll();
+  }
+
+  function initialLanguage() {
+    let saved = null;
+    try {
+      saved = window.localStorage.getItem(LANG_KEY);
+    } catch (err) { /* ignore */ }
+    if (saved === "zh" || saved === "en") return saved;
+    return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
+  }
+
+  function setStatus(text, isError) {
+    $("status").textContent = text;
+    $("status").classList.toggle("error", Boolean(isError));
+  }
+
+  // ---------------------------------------------------------------- filters (URL hash)
+
+  function isoDay(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  }
+
+  function readFilters() {
+    const hash = new URLSearchParams(window.location.hash.slice(1));
+    const day = /^\d{4}-\d{2}-\d{2}$/;
+    const today = new Date();
+    const weekAgo = new Date(today.getTime() - 6 * 86400000);
+    const channel = hash.get("channel") || "";
+    const language = hash.get("language") || "";
+    return {
+      start: day.test(hash.get("start") || "") ? hash.get("start") : isoDay(weekAgo),
+      end: day.test(hash.get("end") || "") ? hash.get("end") : isoDay(today),
+      channel: /^[a-z_]{1,32}$/.test(channel) ? channel : "",
+      language: language === "zh" || language === "en" ? language : "",
+    };
+  }
+
+  function fillForm() {
+    const f = state.filters;
+    $("f-start").value = f.start;
+    $("f-end").value = f.end;
+    $("f-channel").value = f.channel;
+    $("f-language").value = f.language;
+  }
+
+  function onFilter(event) {
+    event.preventDefault();
+    state.filters = { start: $("f-start").value, end: $("f-end").value, channel: $("f-channel").value,
+                      language: $("f-language").value };
+    const hash = new URLSearchParams(Object.entries(state.filters).filter(([, v]) => v)).toString();
+    window.history.replaceState(null, "", `#${hash}`);
+    load();
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  async function load() {
+    setStatus(t("loading"));
+    const q = query();
+    try {
+      const [summary, daily, reasons, heatmap, agents] = await Promise.all([
+        api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
+        api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
+        api("GET", `/api/analytics/agents?${q}`)]);
+      Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
+                             agents: agents.rows });
+      renderAll();
+      setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
+      if (state.drill) openDrill(state.drill);
+    } catch (err) {
+      if (err.status === 401) {
+        show("login-view");
+        return;
+      }
+      if (err.status === 403) {
+        show("forbidden-view");
+        return;
+      }
+      setStatus(t("failed", { detail: err.message }), true);
+    }
+  }
+
+  function renderAll() {
+    for (const link of document.querySelectorAll("a.csv[data-table]")) {
+      link.href = `/api/analytics/export/${link.dataset.table}.csv?${query()}`;
+      link.setAttribute("download", "");
+    }
+    renderTiles();
+    renderDaily();
+    renderReasons();
+    renderAgents();
+    renderHeatmap();
+  }
+
+  // ---------------------------------------------------------------- tiles
+
+  function drillButton(text, drill, testId) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "num";
+    button.textContent = text;
+    if (testId) button.dataset.drill = testId;
+    button.addEventListener("click", () => openDrill(drill));
+    return button;
+  }
+
+  function tile(key, label, main, sub, extras) {
+    const el = document.createElement("div");
+    el.className = "tile";
+    el.dataset.kpi = key;
+    const head = document.createElement("div");
+    head.className = "tile__label";
+    head.textContent = label;
+    el.append(head);
+    const value = document.createElement("div");
+    value.className = "tile__value";
+    if (main.nodes) {
+      value.append(...main.nodes);
+    } else if (main.drill && !main.empty) {
+      value.append(drillButton(main.text, main.drill, key));
+    } else {
+      value.textContent = main.text;
+    }
+    if (main.empty) value.classList.add("tile__value--empty");
+    el.append(value);
+    const small = document.createElement("div");
+    small.className = "tile__sub muted";
+    small.textContent = sub || "";
+    for (const extra of extras || []) {
+      small.append(" · ", drillButton(extra.text, extra.drill, extra.id));
+    }
+    el.append(small);
+    return el;
+  }
+
+  function renderTiles() {
+    const s = state.summary;
+    const n = s.conversations;
+    const empty = (v) => v === null || v === undefined;
+    const box = $("tiles");
+    box.replaceChildren();
+    const frb = s.first_response_bot;
+    const frh = s.first_response_human;
+    const agentsCsat = s.csat.agents;
+    const sla = s.sla;
+    box.append(
+      tile("conversations", t("t_conversations"), { text: num(n), drill: { segment: "all" }, empty: !n }, ""),
+      tile("deflection", t("t_deflection"),
+        { text: pct(s.bot_resolution.rate), drill: { segment: "bot_resolved" }, empty: empty(s.bot_resolution.rate) },
+        empty(s.bot_resolution.rate) ? "" : t("s_of", { part: s.bot_resolution.resolved, whole: n })),
+      tile("handoff", t("t_handoff"),
+        { text: pct(s.handoff.rate), drill: { segment: "handed_off" }, empty: empty(s.handoff.rate) },
+        empty(s.handoff.rate) ? "" : t("s_handoffs", { n: s.handoff.handoffs, tickets: s.handoff.tickets })),
+      tile("frt_bot", t("t_frt_bot"), { text: secs(frb.avg_s), drill: { segment: "all" }, empty: empty(frb.avg_s) },
+        empty(frb.avg_s) ? "" : t("s_max", { max: secs(frb.max_s), n: frb.answered })),
+      tile("frt_human", t("t_frt_human"),
+        { text: secs(frh.avg_s), drill: { segment: "handed_off" }, empty: empty(frh.avg_s) },
+        empty(frh.avg_s) ? "" : t("s_human", { max: secs(frh.max_s), wait: secs(frh.queue_wait_avg_s) })),
+      tile("csat", t("t_csat"), { text: stars(agentsCsat.avg_stars), empty: empty(agentsCsat.avg_stars) },
+        t("s_csat", { n: agentsCsat.answers, rate: pct(agentsCsat.csat_rate), bot: stars(s.csat.bot.avg_stars) }),
+        [{ text: t("s_low"), drill: { segment: "csat_low" }, id: "csat_low" }]),
+      tile("sla", t("t_sla", { target: sla.target_s }), {
+        empty: !n,
+        nodes: n ? [drillButton(num(sla.bot_breaches), { segment: "bot_sla_breach" }, "bot_sla_breach"),
+                    document.createTextNode(" / "),
+                    drillButton(num(sla.human_breaches), { segment: "human_sla_breach" }, "human_sla_breach")]
+          : [document.createTextNode(t("no_data"))],
+      }, n ? `${t("s_sla_bot")} ${pct(sla.bot_breach_rate)} / ${t("s_sla_human")} ${pct(sla.human_breach_rate)}`
+        : ""),
+      tile("repeat", t("t_repeat"),
+        { text: pct(s.repeat_contacts.rate), drill: { segment: "repeat" }, empty: empty(s.repeat_contacts.rate) },
+        empty(s.repeat_contacts.rate) ? ""
+          : t("s_repeat", { part: s.repeat_contacts.repeats, whole: s.repeat_contacts.identified })),
+      tile("resolution", t("t_resolution"),
+        { text: secs(s.resolution_time.avg_s), drill: { segment: "handed_off" },
+          empty: empty(s.resolution_time.avg_s) },
+        empty(s.resolution_time.avg_s) ? ""
+          : t("s_resolved", { n: s.resolution_time.resolved, max: secs(s.resolution_time.max_s) })),
+    );
+  }
+
+  // ---------------------------------------------------------------- charts
+
+  function chartsAvailable(canvas) {
+    const ok = typeof window.Chart === "function";
+    const box = canvas.parentElement;
+    let note = box.querySelector(".chart-missing");
+    if (!ok && !note) {
+      note = document.createElement("p");
+      note.className = "chart-missing error";
+      box.append(note);
+    }
+    if (note) {
+      note.textContent = ok ? "" : t("charts_missing");
+      note.hidden = ok;
+    }
+    return ok;
+  }
+
+  function draw(key, canvas, config) {
+    if (state.charts[key]) {
+      state.charts[key].destroy();
+      delete state.charts[key];
+    }
+    if (!chartsAvailable(canvas)) return;
+    state.charts[key] = new window.Chart(canvas, config);
+  }
+
+  function rangeDays() {
+    const days = [];
+    const start = new Date(`${state.filters.start}T00:00:00Z`);
+    const end = new Date(`${state.filters.end}T00:00:00Z`);
+    for (let d = start; d <= end && days.length <= 400; d = new Date(d.getTime() + 86400000)) {
+      days.push(d.toISOString().slice(0, 10));
+    }
+    return days.length > 400 ? state.daily.map((r) => r.day) : days;
+  }
+
+  function renderDaily() {
+    const byDay = new Map(state.daily.map((r) => [r.day, r]));
+    const days = rangeDays();
+    const pick = (field) => days.map((d) => (byDay.has(d) ? byDay.get(d)[field] : 0));
+    const rate = days.map((d) => (byDay.has(d) && byDay.get(d).bot_resolution_rate !== null
+      ? Math.round(byDay.get(d).bot_resolution_rate * 1000) / 10 : null));
+    draw("daily", $("chart-daily"), {
+      data: {
+        labels: days,
+        datasets: [
+          { type: "bar", label: t("ds_resolved"), data: pick("bot_resolved"), backgroundColor: COLORS.resolved,
+            stack: "c", yAxisID: "y", order: 1 },
+          { type: "bar", label: t("ds_handed"), data: pick("handed_off"), backgroundColor: COLORS.handed,
+            stack: "c", yAxisID: "y", order: 1 },
+          { type: "line", label: t("ds_rate"), data: rate, borderColor: COLORS.rate, backgroundColor: COLORS.rate,
+            yAxisID: "rate", spanGaps: true, order: 0 },
+        ],
+      },
+      options: {
+        animation: false, responsive: true, maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          x: { stacked: true },
+          y: { stacked: true, beginAtZero: true, ticks: { precision: 0 },
+               title: { display: true, text: t("ds_conversations") } },
+          rate: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } },
+        },
+        onClick: (event, elements) => {
+          if (elements.length) openDrill({ segment: "all", day: days[elements[0].index] });
+        },
+      },
+    });
+  }
+
+  function renderReasons() {
+    const rows = state.reasons;
+    draw("reasons", $("chart-reasons"), {
+      type: "bar",
+      data: { labels: rows.map((r) => reasonLabel(r.reason)),
+              datasets: [{ label: t("handoffs"), data: rows.map((r) => r.handoffs),
+                           backgroundColor: COLORS.reasons }] },
+      options: {
+        animation: false, responsive: true, maintainAspectRatio: false, indexAxis: "y",
+        plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+        onClick: (event, elements) => {
+          if (elements.length) openDrill({ segment: "handed_off", reason: rows[elements[0].index].reason });
+        },
+      },
+    });
+    const body = $("reasons-table").tBodies[0];
+    body.replaceChildren();
+    if (!rows.length) {
+      body.append(emptyRow(3));
+      return;
+    }
+    for (const r of rows) {
+      const tr = document.createElement("tr");
+      tr.append(cell(reasonLabel(r.reason)),
+        cell(drillButton(num(r.handoffs), { segment: "handed_off", reason: r.reason }, `reason-${r.reason}`)),
+        cell(pct(r.rate)));
+      body.append(tr);
+    }
+  }
+
+  // ---------------------------------------------------------------- tables
+
+  function cell(content, tag) {
+    const td = document.createElement(tag || "td");
+    if (content instanceof Node) td.append(content);
+    else td.textContent = content === null || content === undefined ? "–" : String(content);
+    return td;
+  }
+
+  function emptyRow(span) {
+    const tr = document.createElement("tr");
+    const td = cell(t("no_rows"));
+    td.colSpan = span;
+    td.className = "muted";
+    tr.append(td);
+    return tr;
+  }
+
+  function renderAgents() {
+    const body = $("agents-table").tBodies[0];
+    body.replaceChildren();
+    if (!state.agents.length) {
+      body.append(emptyRow(7));
+      return;
+    }
+    for (const a of state.agents) {
+      const tr = document.createElement("tr");
+      tr.append(cell(a.agent_id), cell(num(a.handoffs)), cell(pct(a.share)), cell(num(a.replies)),
+        cell(a.closed ? drillButton(num(a.closed), { segment: "all", agent: a.agent_id }, `agent-${a.agent_id}`)
+          : "0"),
+        cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")));
+      body.append(tr);
+    }
+  }
+
+  function renderHeatmap() {
+    const table = $("heatmap");
+    table.replaceChildren();
+    const counts = new Map(state.heatmap.map((r) => [`${r.dow}-${r.hour}`, r]));
+    const max = Math.max(0, ...state.heatmap.map((r) => r.conversations));
+    const head = document.createElement("tr");
+    head.append(cell("", "th"));
+    for (let h = 0; h < 24; h += 1) head.append(cell(String(h), "th"));
+    const thead = document.createElement("thead");
+    thead.append(head);
+    const tbody = document.createElement("tbody");
+    const dows = t("dows");
+    for (let d = 0; d < 7; d += 1) {
+      const tr = document.createElement("tr");
+      tr.append(cell(dows[d], "th"));
+      for (let h = 0; h < 24; h += 1) {
+        const r = counts.get(`${d}-${h}`);
+        const n = r ? r.conversations : 0;
+        const level = n && max ? Math.max(1, Math.ceil((n / max) * 4)) : 0;
+        const td = document.createElement("td");
+        td.className = `heat-${level}`;
+        if (n) {
+          const button = drillButton(String(n), { segment: "all", dow: d, hour: h }, `slot-${d}-${h}`);
+          button.title = `${t("d_slot", { dow: dows[d], hour: h })}: ${n} / ${t("handed_off")} ${r.handed_off}`;
+          td.append(button);
+        }
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+    table.append(thead, tbody);
+  }
+
+  // ---------------------------------------------------------------- drill-down
+
+  function drillTitle(drill) {
+    const parts = [t(`d_${drill.segment}`)];
+    if (drill.day) parts.push(t("d_day", { v: drill.day }));
+    if (drill.reason) parts.push(t("d_reason", { v: reasonLabel(drill.reason) }));
+    if (drill.agent) parts.push(t("d_agent", { v: drill.agent }));
+    if (drill.dow !== undefined && drill.hour !== undefined) {
+      parts.push(t("d_slot", { dow: t("dows")[drill.dow], hour: drill.hour }));
+    }
+    return `${t("drill")}: ${parts.join(" · ")}`;
+  }
+
+  async function openDrill(drill) {
+    state.drill = drill;
+    const q = query(drill);
+    const section = $("drill");
+    section.hidden = false;
+    $("drill-title").textContent = drillTitle(drill);
+    $("drill-csv").href = `/api/analytics/export/conversations.csv?${q}`;
+    $("drill-csv").setAttribute("download", "");
+    const body = $("drill-table").tBodies[0];
+    let data;
+    try {
+      data = await api("GET", `/api/analytics/conversations?${q}`);
+    } catch (err) {
+      setStatus(t("failed", { detail: err.message }), true);
+      return;
+    }
+    if (state.drill !== drill) return; // a newer drill-down was asked for meanwhile
+    body.replaceChildren();
+    $("drill-count").textContent = num(data.rows.length);
+    if (!data.rows.length) body.append(emptyRow(12));
+    for (const r of data.rows) {
+      const tr = document.createElement("tr");
+      tr.append(cell(r.conversation_id), cell(r.day), cell(r.hour), cell(r.channel), cell(r.language),
+        cell(r.handed_off ? t("yes") : t("no")), cell(r.reason ? reasonLabel(r.reason) : null), cell(r.agent_id),
+        cell(r.bot_frt_s === null ? null : secs(r.bot_frt_s)),
+        cell(r.human_frt_s === null ? null : secs(r.human_frt_s)), cell(r.csat), cell(r.repeat ? t("yes") : ""));
+      body.append(tr);
+    }
+    section.scrollIntoView({ block: "nearest" });
+  }
+
+  function closeDrill() {
+    state.drill = null;
+    $("drill").hidden = true;
+  }
+
+  // ---------------------------------------------------------------- start
+
+  async function onLogin(event) {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    try {
+      await api("POST", "/api/agent/login",
+        { username: $("login-username").value, password: $("login-password").value });
+      $("login-password").value = "";
+      await start();
+    } catch (err) {
+      $("login-error").textContent = err.message;
+    }
+  }
+
+  async function start() {
+    let me;
+    try {
+      me = await api("GET", "/api/agent/me");
+    } catch (err) {
+      show(err.status === 401 ? "login-view" : "forbidden-view");
+      return;
+    }
+    if (me.role !== "supervisor") {
+      show("forbidden-view");
+      return;
+    }
+    $("whoami").textContent = `${me.display_name || me.username || ""} (${me.role})`;
+    show("dash-view");
+    state.filters = readFilters();
+    fillForm();
+    await load();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    lang = initialLanguage();
+    applyStrings();
+    $("ui-lang").addEventListener("change", (e) => setLanguage(e.target.value));
+    $("login-form").addEventListener("submit", onLogin);
+    $("filters").addEventListener("submit", onFilter);
+    $("drill-close").addEventListener("click", closeDrill);
+    start();
+  });
+}());
