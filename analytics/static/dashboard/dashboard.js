@@ -39,7 +39,7 @@
       d_csat_low: "Rated 1–2 ★", d_day: "day {v}", d_reason: "reason {v}", d_agent: "closed by {v}",
       d_slot: "{dow} {hour}:00", ds_conversations: "Conversations", ds_resolved: "Bot-resolved",
       ds_handed: "Handed off", ds_rate: "Deflection %",
-      dows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+      first_n: "first {n}", dows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     },
     zh: {
       title: "客服数据看板", login_help: "仅限主管：使用客服工作台的账号。", username: "用户名", password: "密码",
@@ -65,7 +65,7 @@
       d_bot_sla_breach: "机器人超时", d_human_sla_breach: "人工超时", d_csat_low: "1–2 星评价",
       d_day: "日期 {v}", d_reason: "原因 {v}", d_agent: "由 {v} 结束", d_slot: "{dow} {hour} 时",
       ds_conversations: "对话数", ds_resolved: "机器人解决", ds_handed: "转人工", ds_rate: "解决率 %",
-      dows: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+      first_n: "前 {n} 条", dows: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
     },
   };
   const REASONS_ZH = {
@@ -74,6 +74,7 @@
     sensitive_safety: "敏感：安全", sensitive_fraud: "敏感：欺诈", complaint: "投诉", csat_low: "低分评价",
     unknown: "未知",
   };
+  const DRILL_LIMIT = 500; // analytics/kpis.py Kpis.conversations(limit=500)
   const COLORS = { resolved: "#2e7d32", handed: "#e08a00", rate: "#2a5bd7", reasons: "#5b6bd7" };
 
   let lang = "en";
@@ -570,7 +571,9 @@
     }
     if (state.drill !== drill) return; // a newer drill-down was asked for meanwhile
     body.replaceChildren();
-    $("drill-count").textContent = num(data.rows.length);
+    // The API lists at most DRILL_LIMIT conversations (oldest first); say so rather than show a wrong count.
+    $("drill-count").textContent = data.rows.length >= DRILL_LIMIT ? t("first_n", { n: num(DRILL_LIMIT) })
+      : num(data.rows.length);
     if (!data.rows.length) body.append(emptyRow(12));
     for (const r of data.rows) {
       const tr = document.createElement("tr");
