@@ -44,6 +44,7 @@ class FakeTelegram:
     retry_after: int = 1
     blocked_chats: set = field(default_factory=set)
     sent: List[Dict[str, Any]] = field(default_factory=list)  # accepted sendMessage payloads, in order
+    accepted_at: List[float] = field(default_factory=list)  # time.monotonic() of each accepted sendMessage
     answered_callbacks: List[str] = field(default_factory=list)
     calls: List[str] = field(default_factory=list)  # every method called (accepted or not)
     seed: int = 7
@@ -147,6 +148,7 @@ class FakeTelegram:
             message = {"message_id": next(self._ids), "date": int(time.time()),
                        "chat": {"id": int(chat_id), "type": "private"}, "text": text}
             self.sent.append(dict(body))
+            self.accepted_at.append(time.monotonic())
         return JSONResponse({"ok": True, "result": message})
 
 
