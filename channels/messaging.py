@@ -45,9 +45,14 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
                               text=text, channel=channel.name, ui_lang=inbound.ui_lang,
                               metadata={k: v for k, v in inbound.extra.items() if k in RASA_METADATA})
     token = await routes.hold(conversation_id, gw.lease_s)
-    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound, channel))
+    # A redelivery of a message another attempt is still answering waits for it (up to the attempt's lease, then takes
+    # over: that attempt died), so the platform is told "done" only once the message is answered; a passive channel
+    # cannot wait beyond its window and leaves the redelivery to the first attempt.
+    wait_s = 0.0 if passive_window_s is not None else dispatch.DUPLICATE_WAIT_S
+    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound, channel, wait_s))
     if passive_window_s is None:
-        await turn
+        if not await turn:
+            raise StillAnswering(conversation_id)
         return await routes.flush(conversation_id)
     try:
         await asyncio.wait_for(asyncio.shield(turn), passive_window_s)
@@ -79,17 +84,23 @@ async def _numbered_choice(routes: ChannelRoutes, conversation_id: str, text: st
 
 
 async def _turn(gw: Gateway, routes: ChannelRoutes, conversation_id: str, token: str, message: CustomerMessage,
-                inbound: Inbound, channel: Channel) -> None:
+                inbound: Inbound, channel: Channel, wait_s: float) -> bool:
+    """Answer the message; False when another attempt is still answering it after ``wait_s``."""
     try:
         if inbound.kind == "unsupported":
             await _unsupported(gw, routes, message, inbound, channel.default_language)
-        else:
-            await dispatch.receive(gw, message, wait_s=0)
+            return True
+        return await dispatch.receive(gw, message, wait_s=wait_s) is not None
     finally:
         await routes.release(conversation_id, token)
 
 
-async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "asyncio.Future[None]") -> None:
+class StillAnswering(Exception):
+    """A redelivered message is still being answered by another attempt: the platform should deliver it again later
+    (the webhook answers 503)."""
+
+
+async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "asyncio.Future[bool]") -> None:
     if turn.cancelled() or turn.exception() is not None:
         logger.warning("late turn of %s failed: %s", conversation_id, None if turn.cancelled() else turn.exception())
     try:
@@ -122,6 +133,15 @@ async def _unsupported(gw: Gateway, routes: ChannelRoutes, message: CustomerMess
     reply = await gw.store.append(message.conversation_id,
                                   ChatMessage(role="system", text=UNSUPPORTED.get(language, UNSUPPORTED["zh"])))
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
+
+
+async def take_in_or_retry_later(state: Any, channel: Channel, inbound: Inbound) -> Tuple[str, List[Dict[str, Any]]]:
+    """``take_in`` for a webhook: 503 + Retry-After when the platform should deliver the message again later."""
+    try:
+        return await take_in(state, channel, inbound)
+    except StillAnswering as exc:
+        raise HTTPException(status_code=503, detail="This message is still being answered; deliver it again later.",
+                            headers={"Retry-After": "5"}) from exc
 
 
 def channel_of(request: Request, name: str) -> Channel:

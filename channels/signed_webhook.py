@@ -33,7 +33,7 @@ from channels.base import (
     language_of,
     same_secret,
 )
-from channels.messaging import channel_of, parsed, take_in, verified_body
+from channels.messaging import channel_of, parsed, take_in_or_retry_later, verified_body
 from channels.settings import ChannelSettings
 
 NAME = "webhook"
@@ -112,6 +112,6 @@ async def messages(request: Request) -> JSONResponse:
     body = await verified_body(request, channel)
     conversation_id = ""
     for inbound in parsed(request, channel, body):
-        await take_in(request.app.state, channel, inbound)
+        await take_in_or_retry_later(request.app.state, channel, inbound)
         conversation_id = await request.app.state.channel_routes.conversation_of(NAME, inbound.user) or ""
     return JSONResponse({"conversation_id": conversation_id}, status_code=202)

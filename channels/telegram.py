@@ -34,7 +34,7 @@ from channels.base import (
     same_secret,
     split_text,
 )
-from channels.messaging import channel_of, parsed, take_in, verified_body
+from channels.messaging import channel_of, parsed, take_in_or_retry_later, verified_body
 from channels.settings import ChannelSettings
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ async def webhook(request: Request) -> JSONResponse:
     assert isinstance(channel, TelegramChannel)
     body = await verified_body(request, channel)
     for inbound in parsed(request, channel, body):
-        await take_in(request.app.state, channel, inbound)
+        await take_in_or_retry_later(request.app.state, channel, inbound)
         if inbound.extra.get("callback_query_id"):
             await channel.answer_callback(inbound.extra["callback_query_id"])
     return JSONResponse({"ok": True})

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 from bot.shared.text import ZH, detect_language
 from channels.base import Call, Channel, DeliveryError, Inbound, Malformed, Refused, split_text, truncate
-from channels.messaging import channel_of, take_in, verified_body
+from channels.messaging import StillAnswering, channel_of, take_in, verified_body
 from channels.settings import ChannelSettings
 from channels.wechat import parse_xml
 from channels.wechat_crypto import CryptoError, WeChatCrypto
@@ -138,7 +138,10 @@ class WeComChannel(Channel):
                     for message in page.get("msg_list") or []:
                         inbound = self.inbound(message) if isinstance(message, dict) else None
                         if inbound is not None:
-                            await take_in(state, self, inbound)
+                            try:
+                                await take_in(state, self, inbound)
+                            except StillAnswering:
+                                logger.info("wecom %s is still being answered elsewhere", inbound.delivery_id)
                             taken += 1
                     if page.get("next_cursor"):
                         await self.redis.set(keys.channel_sync_cursor(NAME, open_kfid), page["next_cursor"])

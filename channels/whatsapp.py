@@ -41,7 +41,7 @@ from channels.base import (
     split_text,
     truncate,
 )
-from channels.messaging import channel_of, parsed, take_in, verified_body
+from channels.messaging import channel_of, parsed, take_in_or_retry_later, verified_body
 from channels.settings import ChannelSettings
 
 logger = logging.getLogger(__name__)
@@ -208,5 +208,5 @@ async def webhook(request: Request) -> JSONResponse:
     channel = channel_of(request, NAME)
     body = await verified_body(request, channel)
     for inbound in parsed(request, channel, body):
-        await take_in(request.app.state, channel, inbound)
+        await take_in_or_retry_later(request.app.state, channel, inbound)
     return JSONResponse({"ok": True})

@@ -8,6 +8,7 @@ import random
 import httpx
 import pytest
 
+from channels import dispatch
 from channels.settings import ChannelSettings
 from conversations import keys
 from conversations.settings import GatewaySettings
@@ -268,3 +269,49 @@ async def test_outbox_with_a_platform_failing_a_fifth_of_calls_loses_and_doubles
         assert {c: fake.texts_to(c) for c in chats} == expected  # every message once, in order
         failed = len(fake.calls) - len(fake.sent)
         assert failed > 0  # the platform really did fail some calls
+
+
+async def test_redelivery_during_a_slow_answer_waits_for_it_and_the_bot_is_asked_once(tg, fake) -> None:
+    chat_id = chat()
+    tg.bot.delay_s = 1.0
+    update = fake.text_update(chat_id, "slow question")
+    first, second = await asyncio.gather(deliver(tg, fake, update), deliver(tg, fake, update))
+    assert first.status_code == second.status_code == 200
+    await eventually(lambda: fake.texts_to(chat_id))
+    await asyncio.sleep(0.3)
+    assert fake.texts_to(chat_id) == ["echo:slow question"] and len(tg.bot.calls) == 1
+
+
+async def test_redelivery_after_the_first_attempt_died_is_answered(tg, fake) -> None:
+    chat_id = chat()
+    update = fake.text_update(chat_id, "are you there")
+    # A gateway stored the message and died before answering (its lease runs out in half a second); Telegram got
+    # no 2xx and delivers the update again.
+    cid = await tg.app.state.channel_routes.conversation_for("telegram", str(chat_id), {"chat_id": str(chat_id)},
+                                                             "en")
+    await tg.app.state.store.append_customer_once(cid, f"telegram-{update['update_id']}",
+                                                  ChatMessage(role="customer", text="are you there"), 0.5)
+    r = await deliver(tg, fake, update)
+    assert r.status_code == 200
+    await eventually(lambda: fake.texts_to(chat_id))
+    assert fake.texts_to(chat_id) == ["echo:are you there"] and len(tg.bot.calls) == 1
+    history = await tg.app.state.store.history(cid)
+    assert [m.role for m in history] == ["customer", "bot"]  # stored once
+
+
+async def test_redelivery_while_another_gateway_still_answers_is_asked_again_later(redis_url, fake) -> None:
+    async with gateway(redis_url, settings_for(fake), {"telegram": fake.app()}) as http:
+        http.app.state.settings.rasa_timeout_s = 60  # a long lease: the other attempt is alive for the whole wait
+        chat_id = chat()
+        update = fake.text_update(chat_id, "hello")
+        cid = await http.app.state.channel_routes.conversation_for("telegram", str(chat_id),
+                                                                   {"chat_id": str(chat_id)}, "en")
+        await http.app.state.store.append_customer_once(cid, f"telegram-{update['update_id']}",
+                                                        ChatMessage(role="customer", text="hello"), 60)
+        waited, dispatch.DUPLICATE_WAIT_S = dispatch.DUPLICATE_WAIT_S, 0.3
+        try:
+            r = await deliver(http, fake, update)
+        finally:
+            dispatch.DUPLICATE_WAIT_S = waited
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert http.bot.calls == []
