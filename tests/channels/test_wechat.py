@@ -133,3 +133,22 @@ async def test_agent_messages_use_a_cached_token_refreshed_when_expired(wx, fake
     await eventually(lambda: "after expiry" in fake.texts_to(user))
     assert fake.token_requests == 2
     assert fake.texts_to(user) == [f"agent reply {n}" for n in range(3)] + ["after expiry"]
+
+
+async def test_bot_taking_8_seconds_with_the_default_window(redis_url, fake) -> None:
+    """The issue's case: WeChat waits 5 s; the bot needs 8. The callback answers `success` within the window (4 s),
+    a redelivery is not answered twice, and the reply arrives once through the customer-service API."""
+    cs = settings_for(fake, wechat_passive_window_s=4.0)
+    async with gateway(redis_url, cs, {"wechat": fake.app()}) as wx:
+        user = openid()
+        wx.bot.delay_s = 8.0
+        body = fake.text_xml(user, "is my refund done")
+        started = asyncio.get_running_loop().time()
+        first = await post(wx, fake, user, body)
+        answered_after = asyncio.get_running_loop().time() - started
+        assert first.text == "success" and 3.9 <= answered_after < 5.0
+        assert (await post(wx, fake, user, body)).text == "success"  # WeChat's retry
+        texts = await eventually(lambda: fake.texts_to(user), timeout_s=15)
+        await asyncio.sleep(0.5)
+        assert texts == fake.texts_to(user) == ["echo:is my refund done\nReply with a number:\n1. Talk to a person"]
+        assert len(wx.bot.calls) == 1
