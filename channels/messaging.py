@@ -49,18 +49,28 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
     # over: that attempt died), so the platform is told "done" only once the message is answered; a passive channel
     # cannot wait beyond its window and leaves the redelivery to the first attempt.
     wait_s = 0.0 if passive_window_s is not None else dispatch.DUPLICATE_WAIT_S
-    turn = asyncio.ensure_future(_turn(gw, routes, conversation_id, token, message, inbound, channel, wait_s))
+    turn = asyncio.ensure_future(_turn(gw, message, inbound, channel, routes, wait_s))
+    # The hold is released only after the turn's replies were handed on (or taken), so the relay cannot split them.
     if passive_window_s is None:
-        if not await turn:
-            raise StillAnswering(conversation_id)
-        return await routes.flush(conversation_id)
+        try:
+            if not await turn:
+                raise StillAnswering(conversation_id)
+            return await routes.flush(conversation_id)
+        finally:
+            await routes.release(conversation_id, token)
     try:
         await asyncio.wait_for(asyncio.shield(turn), passive_window_s)
     except asyncio.TimeoutError:
         # Too slow for a passive answer: the turn goes on; its replies leave through the outbox when it ends.
-        turn.add_done_callback(lambda t: asyncio.ensure_future(_flush_after(routes, conversation_id, t)))
+        turn.add_done_callback(lambda t: asyncio.ensure_future(_flush_after(routes, conversation_id, token, t)))
         return "queued", []
-    return await routes.flush(conversation_id, take=True, take_if=take_if)
+    except BaseException:
+        await routes.release(conversation_id, token)
+        raise
+    try:
+        return await routes.flush(conversation_id, take=True, take_if=take_if)
+    finally:
+        await routes.release(conversation_id, token)
 
 
 async def _latest(routes: ChannelRoutes, conversation_id: str, count: int) -> List[ChatMessage]:
@@ -83,16 +93,13 @@ async def _numbered_choice(routes: ChannelRoutes, conversation_id: str, text: st
     return text
 
 
-async def _turn(gw: Gateway, routes: ChannelRoutes, conversation_id: str, token: str, message: CustomerMessage,
-                inbound: Inbound, channel: Channel, wait_s: float) -> bool:
+async def _turn(gw: Gateway, message: CustomerMessage, inbound: Inbound, channel: Channel, routes: ChannelRoutes,
+                wait_s: float) -> bool:
     """Answer the message; False when another attempt is still answering it after ``wait_s``."""
-    try:
-        if inbound.kind == "unsupported":
-            await _unsupported(gw, routes, message, inbound, channel.default_language)
-            return True
-        return await dispatch.receive(gw, message, wait_s=wait_s) is not None
-    finally:
-        await routes.release(conversation_id, token)
+    if inbound.kind == "unsupported":
+        await _unsupported(gw, routes, message, inbound, channel.default_language)
+        return True
+    return await dispatch.receive(gw, message, wait_s=wait_s) is not None
 
 
 class StillAnswering(Exception):
@@ -100,13 +107,16 @@ class StillAnswering(Exception):
     (the webhook answers 503)."""
 
 
-async def _flush_after(routes: ChannelRoutes, conversation_id: str, turn: "asyncio.Future[bool]") -> None:
+async def _flush_after(routes: ChannelRoutes, conversation_id: str, token: str, turn: "asyncio.Future[bool]"
+                       ) -> None:
     if turn.cancelled() or turn.exception() is not None:
         logger.warning("late turn of %s failed: %s", conversation_id, None if turn.cancelled() else turn.exception())
     try:
         await routes.flush(conversation_id)
-    except Exception as exc:  # noqa: BLE001 - the relay flushes it later anyway
+    except Exception as exc:  # noqa: BLE001 - the relay flushes it once the hold is gone
         logger.warning("flush after a late turn of %s failed: %s", conversation_id, exc)
+    finally:
+        await routes.release(conversation_id, token)
 
 
 async def _recent_language(routes: ChannelRoutes, conversation_id: str) -> str | None:
