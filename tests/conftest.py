@@ -71,14 +71,26 @@ RELAXED_CLIENT_LIMITS = {
 }
 
 
-# The shared stack's gateway has the Telegram channel on; its Bot API is the fake of tests/fakes/telegram_api.py on
-# this port, started by the tests that use it (tests/e2e/test_e2e_telegram.py). Nothing listens there otherwise.
-# Kept in the environment: this file is imported twice (as pytest's conftest and as tests.conftest).
+# The shared stack's gateway has the Telegram, WhatsApp and WeChat channels on; their platform APIs are the fakes of
+# tests/fakes/ on these ports, started by the tests that use them (tests/e2e/test_e2e_telegram.py,
+# test_e2e_messaging.py). Nothing listens there otherwise. The ports are kept in the environment: this file is
+# imported twice (as pytest's conftest and as tests.conftest).
 FAKE_TELEGRAM_PORT = int(os.environ.setdefault("CSBOT_TEST_FAKE_TELEGRAM_PORT", str(_free_port())))
-CHANNEL_ENV = {
+FAKE_WHATSAPP_PORT = int(os.environ.setdefault("CSBOT_TEST_FAKE_WHATSAPP_PORT", str(_free_port())))
+FAKE_WECHAT_PORT = int(os.environ.setdefault("CSBOT_TEST_FAKE_WECHAT_PORT", str(_free_port())))
+CHANNEL_ENV = {  # test values, matching the fakes' defaults
     "TELEGRAM_BOT_TOKEN": "123456:TEST-token",  # noqa: S105 - test value
     "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-0123456789",
     "TELEGRAM_API_BASE": f"http://127.0.0.1:{FAKE_TELEGRAM_PORT}",
+    "WHATSAPP_ACCESS_TOKEN": "EAAG-test-token",  # noqa: S105 - test value
+    "WHATSAPP_APP_SECRET": "meta-app-secret-0123456789",
+    "WHATSAPP_VERIFY_TOKEN": "verify-me-0123456789",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "WHATSAPP_API_BASE": f"http://127.0.0.1:{FAKE_WHATSAPP_PORT}/v21.0",
+    "WECHAT_APP_ID": "wx1234567890abcdef",
+    "WECHAT_APP_SECRET": "wechat-app-secret-0123456789",
+    "WECHAT_TOKEN": "wechat-token-0123",  # noqa: S105 - test value
+    "WECHAT_API_BASE": f"http://127.0.0.1:{FAKE_WECHAT_PORT}",
 }
 
 
