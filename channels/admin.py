@@ -5,18 +5,22 @@ GET /api/channels/status        enabled channels, and per channel: batches waiti
 GET /api/channels/dead-letters  the newest batches the outbox gave up on (platform, conversation, error, attempts,
                                 the messages), newest first
 Supervisors only (the desk's session: cookie or bearer token).
+
+GET /api/channels/media/<id>    a photo a customer sent (the customer message names this link): any logged-in agent;
+                                image types are shown inline, anything else is a download
 """
 from __future__ import annotations
 
 import json
 from typing import Any, Dict, List
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from redis.exceptions import ResponseError
 
+from channels.base import MEDIA_TYPES
 from channels.outbox import GROUP
 from conversations import keys
-from handoff.deps import SupervisorDep
+from handoff.deps import AgentDep, SupervisorDep
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
 
@@ -55,3 +59,17 @@ async def dead_letters(request: Request, supervisor: SupervisorDep,
                     "attempts": int(fields.get("attempts") or 0), "at": float(fields.get("ts") or 0),
                     "messages": messages})
     return out
+
+
+@router.get("/media/{media_id}")
+async def media(media_id: str, request: Request, agent: AgentDep) -> Response:
+    if not media_id.replace("-", "").replace("_", "").isalnum() or len(media_id) > 64:
+        raise HTTPException(status_code=404, detail="Not Found")
+    stored = await request.app.state.redis.hgetall(keys.channel_media(media_id))
+    if not stored:
+        raise HTTPException(status_code=404, detail="Not Found")
+    content_type = _s(stored.get(b"content_type", b""))
+    inline = content_type in MEDIA_TYPES
+    return Response(stored.get(b"data", b""), media_type=content_type if inline else "application/octet-stream",
+                    headers={"Content-Disposition": "inline" if inline else "attachment",
+                             "Cache-Control": "private, no-store"})

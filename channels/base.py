@@ -25,8 +25,9 @@ import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
+import httpx
 from fastapi import Request
 
 from bot.shared.text import EN, ZH
@@ -63,7 +64,7 @@ class Inbound:
     user: str  # the platform user (Telegram chat id, WhatsApp number, WeChat OpenID): one conversation each
     address: Dict[str, str]  # where replies go (stored in the conversation's route)
     text: str  # the customer's words, or a button's payload
-    kind: str = "text"  # text | button | unsupported (voice, sticker, location, file: answered politely)
+    kind: str = "text"  # text | button | photo (stored for agents) | unsupported (voice, sticker, ...: answered)
     ui_lang: str | None = None  # the language the platform reports for the user, if any
     extra: Dict[str, str] = field(default_factory=dict)  # platform specifics (e.g. Telegram callback_query id)
 
@@ -96,6 +97,33 @@ class Channel(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the channel's HTTP client."""
+
+    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+        """The photo ``Inbound.extra["media_ref"]`` names, as (bytes, content type); DeliveryError when it cannot be
+        fetched (then the customer is asked to describe it in words)."""
+        raise DeliveryError(f"{self.name} cannot fetch media", retryable=False)
+
+
+MEDIA_MAX_BYTES = 5 * 1024 * 1024
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+
+
+async def download(http: Any, url: str, headers: Dict[str, str] | None = None) -> Tuple[bytes, str]:
+    """GET a platform's media file, at most MEDIA_MAX_BYTES (streamed: a bigger file is refused, not read whole)."""
+    try:
+        async with http.stream("GET", url, headers=headers or {}) as response:
+            if response.status_code != 200:
+                raise DeliveryError(f"media: HTTP {response.status_code}", retryable=False)
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MEDIA_MAX_BYTES:
+                    raise DeliveryError("media: larger than 5 MB", retryable=False)
+                chunks.append(chunk)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"media: {exc.__class__.__name__}", retryable=True) from exc
+    return b"".join(chunks), content_type
 
 
 def split_text(text: str, limit: int) -> List[str]:
@@ -150,6 +178,12 @@ def language_of(code: str | None) -> str | None:
     code = code.lower()
     return ZH if code.startswith("zh") else EN
 
+
+PHOTO_RECEIVED = {
+    ZH: "已收到您的图片并保存，客服人员可以查看。也请用文字简单描述一下问题，我会尽力帮您。",
+    EN: "Thanks, your photo is saved and our agents can see it. Please also describe the problem in a few words "
+        "so I can help.",
+}
 
 UNSUPPORTED = {
     ZH: "抱歉，我暂时只能看懂文字消息。请用文字描述您的问题，或输入“人工”联系客服。",

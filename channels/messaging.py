@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Tuple
 
 from fastapi import HTTPException, Request
 
 from bot.shared.text import clean_text, detect_language
 from channels import dispatch
-from channels.base import UNSUPPORTED, Channel, Inbound, Malformed, Refused
+from channels.base import PHOTO_RECEIVED, UNSUPPORTED, Channel, DeliveryError, Inbound, Malformed, Refused
 from channels.dispatch import CustomerMessage, Gateway
 from channels.routes import ChannelRoutes
 from conversations import keys
@@ -26,6 +28,8 @@ from conversations.store import ChatMessage, decode_entry
 logger = logging.getLogger(__name__)
 RASA_METADATA = ("customer_token",)  # what of a platform's extras the bot may see (verified by the actions)
 UNSUPPORTED_LABEL = "[unsupported message: {kind}]"
+PHOTO_LABEL = "[photo]"
+MEDIA_PATH = "/api/channels/media/"
 
 
 async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_window_s: float | None = None,
@@ -99,6 +103,9 @@ async def _turn(gw: Gateway, message: CustomerMessage, inbound: Inbound, channel
     if inbound.kind == "unsupported":
         await _unsupported(gw, routes, message, inbound, channel.default_language)
         return True
+    if inbound.kind == "photo":
+        await _photo(gw, routes, message, inbound, channel)
+        return True
     return await dispatch.receive(gw, message, wait_s=wait_s) is not None
 
 
@@ -119,10 +126,40 @@ async def _flush_after(routes: ChannelRoutes, conversation_id: str, token: str, 
         await routes.release(conversation_id, token)
 
 
+async def _photo(gw: Gateway, routes: ChannelRoutes, message: CustomerMessage, inbound: Inbound,
+                 channel: Channel) -> None:
+    """A photo (a damaged parcel, a wrong item): fetched from the platform, kept in Redis for the conversation's
+    lifetime and shown to agents through GET /api/channels/media/<id> (the customer message names that link); the
+    customer is thanked in their language and asked for a few words. The bot is not asked."""
+    if await gw.store.client_message_state(message.conversation_id, message.message_id) is not None:
+        return  # a redelivery: stored already
+    try:
+        data, content_type = await channel.fetch_media(inbound.extra.get("media_ref", ""))
+    except DeliveryError as exc:
+        logger.warning("%s photo of %s not fetched: %s", channel.name, message.conversation_id, exc)
+        await _unsupported(gw, routes, message, replace(inbound, text="photo", kind="unsupported"),
+                           channel.default_language)
+        return
+    media_id = secrets.token_urlsafe(18)
+    async with routes.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.channel_media(media_id), mapping={"content_type": content_type, "data": data,
+                                                         "conversation_id": message.conversation_id})
+        pipe.expire(keys.channel_media(media_id), gw.store.ttl_s)
+        await pipe.execute()
+    label = f"{PHOTO_LABEL} {MEDIA_PATH}{media_id}"
+    if await gw.store.append_customer_once(message.conversation_id, message.message_id,
+                                           ChatMessage(role="customer", text=label), gw.lease_s) is not None:
+        return
+    language = inbound.ui_lang or await _recent_language(routes, message.conversation_id) or channel.default_language
+    reply = await gw.store.append(message.conversation_id,
+                                  ChatMessage(role="system", text=PHOTO_RECEIVED.get(language, PHOTO_RECEIVED["en"])))
+    await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
+
+
 async def _recent_language(routes: ChannelRoutes, conversation_id: str) -> str | None:
     """The language of the customer's latest words in this conversation, if any."""
     for message in await _latest(routes, conversation_id, 20):
-        if message.role == "customer" and not message.text.startswith("[unsupported"):
+        if message.role == "customer" and not message.text.startswith(("[unsupported", PHOTO_LABEL)):
             language = detect_language(message.text)
             if language:
                 return language

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List
+import mimetypes
+from typing import Any, Dict, List, Tuple
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from channels.base import (
+    MEDIA_MAX_BYTES,
     Call,
     Channel,
     DeliveryError,
     Inbound,
     Malformed,
     Refused,
+    download,
     language_of,
     same_secret,
     split_text,
@@ -42,7 +45,7 @@ NAME = "telegram"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
-UNSUPPORTED_KINDS = ("photo", "voice", "audio", "video", "video_note", "sticker", "animation", "document",
+UNSUPPORTED_KINDS = ("voice", "audio", "video", "video_note", "sticker", "animation", "document",
                      "location", "venue", "contact", "poll", "dice")
 START_TEXT = {"zh": "你好", "en": "hello"}
 router = APIRouter(prefix="/api/channels/telegram", tags=["channels"])
@@ -101,6 +104,10 @@ class TelegramChannel(Channel):
             return []
         ui_lang = language_of(_dict(message.get("from")).get("language_code"))
         address = {"chat_id": str(chat_id)}
+        photo = _largest_photo(message.get("photo"))
+        if photo:
+            return [Inbound(delivery_id=update_id, user=str(chat_id), address=address, text="photo", kind="photo",
+                            ui_lang=ui_lang, extra={"media_ref": photo})]
         text = message.get("text")
         if isinstance(text, str):
             if text.strip().split("@")[0] == "/start":
@@ -143,12 +150,33 @@ class TelegramChannel(Channel):
         reason = f"{method}: HTTP {status} {str(body.get('description') or '')[:200]}"
         raise DeliveryError(reason, retryable=status == 429 or status >= 500)
 
+    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+        """getFile, then the file from ``/file/bot<token>/<file_path>`` (Telegram serves it as octet-stream: the
+        type comes from the path's extension)."""
+        result = (await self.call("getFile", {"file_id": ref})).get("result") or {}
+        path = str(result.get("file_path") or "")
+        if not path:
+            raise DeliveryError("getFile: no file_path", retryable=False)
+        data, _ = await download(self.http, f"/file/bot{self.token}/{path}")
+        return data, mimetypes.guess_type(path)[0] or "application/octet-stream"
+
     async def answer_callback(self, callback_query_id: str) -> None:
         """Stop the button's spinner (best effort: the customer's choice is already stored and answered)."""
         try:
             await self.call("answerCallbackQuery", {"callback_query_id": callback_query_id})
         except DeliveryError as exc:
             logger.info("answerCallbackQuery failed: %s", exc)
+
+
+def _largest_photo(sizes: Any) -> str:
+    """The file_id of the largest size of a photo Telegram offers that is at most 5 MB."""
+    if not isinstance(sizes, list):
+        return ""
+    fitting = [p for p in sizes if isinstance(p, dict) and isinstance(p.get("file_id"), str)
+               and int(p.get("file_size") or 0) <= MEDIA_MAX_BYTES]
+    if not fitting:
+        return ""
+    return max(fitting, key=lambda p: int(p.get("width") or 0) * int(p.get("height") or 0))["file_id"]
 
 
 def _dict(value: Any) -> Dict[str, Any]:

@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 from xml.parsers import expat
 
 import httpx
@@ -44,6 +44,7 @@ from channels.base import (
     Inbound,
     Malformed,
     Refused,
+    download,
     numbered_choices,
     same_secret,
     split_text,
@@ -189,6 +190,9 @@ class WeChatChannel(Channel):
             raise Malformed("message without MsgId")
         if kind == "text":
             return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address, text=fields.get("Content", ""))]
+        if kind == "image" and fields.get("PicUrl", "").startswith(("https://", "http://")):
+            return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address, text="photo", kind="photo",
+                            extra={"media_ref": fields["PicUrl"]})]
         return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address,
                         text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
 
@@ -196,6 +200,10 @@ class WeChatChannel(Channel):
         openid = json.loads(route["address"])["openid"]
         return [{"touser": openid, "msgtype": "text", "text": {"content": piece}}
                 for piece in split_text(passive_text(messages), MAX_TEXT)]
+
+    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+        """The image message's PicUrl (WeChat's image server; no token needed)."""
+        return await download(self.http, ref)
 
     async def access_token(self, fresh: bool = False) -> str:
         key = keys.channel_token(NAME)

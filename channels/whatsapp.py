@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
@@ -36,6 +36,7 @@ from channels.base import (
     Inbound,
     Malformed,
     Refused,
+    download,
     hmac_sha256_hex,
     same_secret,
     split_text,
@@ -53,7 +54,7 @@ MAX_REPLY_BUTTONS = 3
 MAX_LIST_ROWS = 10
 WINDOW_S = 24 * 3600
 RETRYABLE_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056, 133004}
-UNSUPPORTED_KINDS = ("image", "audio", "video", "sticker", "location", "document", "contacts", "reaction")
+UNSUPPORTED_KINDS = ("audio", "video", "sticker", "location", "document", "contacts", "reaction")
 router = APIRouter(prefix="/api/channels/whatsapp", tags=["channels"])
 
 
@@ -111,8 +112,9 @@ class WhatsAppChannel(Channel):
         wa_id = str(message["from"])
         delivery_id = str(message["id"])
 
-        def inbound(text: str, kind: str = "text") -> Inbound:
-            return Inbound(delivery_id=delivery_id, user=wa_id, address={"wa_id": wa_id}, text=text, kind=kind)
+        def inbound(text: str, kind: str = "text", media_ref: str = "") -> Inbound:
+            return Inbound(delivery_id=delivery_id, user=wa_id, address={"wa_id": wa_id}, text=text, kind=kind,
+                           extra={"media_ref": media_ref} if media_ref else {})
 
         kind = message.get("type")
         if kind == "text":
@@ -121,6 +123,8 @@ class WhatsAppChannel(Channel):
             interactive = message.get("interactive") or {}
             reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
             return inbound(str(reply.get("id") or reply.get("title") or ""), "button")
+        if kind == "image" and (message.get("image") or {}).get("id"):
+            return inbound("photo", "photo", str(message["image"]["id"]))
         if kind == "button":  # a template's quick-reply button
             button = message.get("button") or {}
             return inbound(str(button.get("payload") or button.get("text") or ""), "button")
@@ -162,6 +166,19 @@ class WhatsAppChannel(Channel):
                     "button": "选项" if language == ZH else "Options", "sections": [{"title": "…", "rows": rows}]}}
             calls.append({"to": to, "type": "interactive", "interactive": interactive})
         return calls
+
+    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+        """``GET /{media-id}`` gives a short-lived URL and the MIME type; the file needs the same Bearer token."""
+        auth = {"Authorization": f"Bearer {self.access_token}"}
+        try:
+            response = await self.http.get(f"/{ref}", headers=auth)
+            meta = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            raise DeliveryError(f"media: {exc.__class__.__name__}", retryable=True) from exc
+        if not meta.get("url"):
+            raise DeliveryError(f"media {ref}: HTTP {response.status_code}", retryable=False)
+        data, served_type = await download(self.http, str(meta["url"]), auth)
+        return data, str(meta.get("mime_type") or served_type)
 
     async def send(self, call: Call, route: Dict[str, str]) -> None:
         if call.get("outside_window"):

@@ -264,3 +264,9 @@ def channel_sync_cursor(platform: str, account: str) -> str:
 def channel_sync_lock(platform: str, account: str) -> str:
     """String (PX): one gateway is fetching this account's messages; the others leave it (it fetches again after)."""
     return f"{PREFIX}:chan:{platform}:sync_lock:{account}"
+
+
+def channel_media(media_id: str) -> str:
+    """Hash (EX = conversation TTL): a photo a customer sent on a messaging channel (content_type, data, conversation
+    id), shown to agents by GET /api/channels/media/<id>."""
+    return f"{PREFIX}:chan:media:{media_id}"

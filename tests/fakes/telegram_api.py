@@ -9,6 +9,9 @@ What it reproduces of the documented behaviour:
   ``callback_data`` of 1-64 bytes (else 400 ``BUTTON_DATA_INVALID``); a chat that blocked the bot gets 403
   ``Forbidden: bot was blocked by the user``; the result is the sent Message with a new ``message_id``;
 * ``answerCallbackQuery`` with a ``callback_query_id``;
+* photos: an Update's ``message.photo`` is a list of PhotoSize (``file_id``, ``width``, ``height``, ``file_size``);
+  ``getFile`` answers a File with ``file_path``, the bytes are at ``GET /file/bot<token>/<file_path>`` (served as
+  ``application/octet-stream``, as Telegram's file server does);
 * flood control: when told to (``fail_next`` / ``fail_rate``), 429 ``Too Many Requests: retry after N`` with
   ``parameters.retry_after``, or 500/502 like a Bot API outage;
 * :meth:`FakeTelegram.text_update` / :meth:`callback_update` build the Updates Telegram POSTs to a webhook, with
@@ -24,11 +27,11 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
@@ -50,6 +53,7 @@ class FakeTelegram:
     seed: int = 7
     _ids: Any = field(default_factory=lambda: itertools.count(1000))
     _updates: Any = field(default_factory=lambda: itertools.count(500_000))
+    files: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, bytes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,19 @@ class FakeTelegram:
         update["message"]["sticker"] = {"file_id": "CAACAgIAAx", "width": 512, "height": 512, "is_animated": False}
         return update
 
+    def photo_update(self, chat_id: int, data: bytes, caption: str = "") -> Dict[str, Any]:
+        update = self.text_update(chat_id, "")
+        del update["message"]["text"]
+        small, large = f"AgAC-small-{update['update_id']}", f"AgAC-large-{update['update_id']}"
+        self.files[small] = (f"photos/file_{update['update_id']}_s.jpg", data[:100])
+        self.files[large] = (f"photos/file_{update['update_id']}.jpg", data)
+        update["message"]["photo"] = [
+            {"file_id": small, "file_unique_id": "s", "width": 90, "height": 90, "file_size": len(data[:100])},
+            {"file_id": large, "file_unique_id": "l", "width": 1280, "height": 960, "file_size": len(data)}]
+        if caption:
+            update["message"]["caption"] = caption
+        return update
+
     def texts_to(self, chat_id: int) -> List[str]:
         with self._lock:
             return [m["text"] for m in self.sent if int(m["chat_id"]) == chat_id]
@@ -103,6 +120,15 @@ class FakeTelegram:
     def app(self) -> FastAPI:
         app = FastAPI()
 
+        @app.get("/file/bot{token}/{path:path}")
+        async def file(token: str, path: str) -> Response:
+            if token != self.token:
+                return _error(401, "Unauthorized")
+            for file_path, data in self.files.values():
+                if file_path == path:
+                    return Response(data, media_type="application/octet-stream")
+            return _error(404, "Not Found")
+
         @app.post("/bot{token}/{method}")
         async def method(token: str, method: str, request: Request) -> JSONResponse:
             with self._lock:
@@ -118,6 +144,12 @@ class FakeTelegram:
                 return failure
             if method == "sendMessage":
                 return self._send_message(body)
+            if method == "getFile":
+                known = self.files.get(str(body.get("file_id")))
+                if known is None:
+                    return _error(400, "Bad Request: invalid file_id")
+                return JSONResponse({"ok": True, "result": {"file_id": body["file_id"], "file_unique_id": "u",
+                                                            "file_size": len(known[1]), "file_path": known[0]}})
             if method == "answerCallbackQuery":
                 if not body.get("callback_query_id"):
                     return _error(400, "Bad Request: query is too old and response timeout expired or query ID "

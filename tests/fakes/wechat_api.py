@@ -32,7 +32,7 @@ from typing import Any, Dict, List
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from channels.wechat import parse_xml
 
@@ -47,6 +47,7 @@ class FakeWeChat:
     silent_since: Dict[str, float] = field(default_factory=dict)  # openid -> last message (48-hour window)
     sent: List[Dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
+    images: Dict[str, bytes] = field(default_factory=dict)
     _tokens: Dict[str, bool] = field(default_factory=dict)  # handed out -> still valid
     _ids: Any = field(default_factory=lambda: itertools.count(6_900_000_000_000_000_000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -76,6 +77,14 @@ class FakeWeChat:
 
     def media_xml(self, openid: str, kind: str = "voice") -> bytes:
         return self._xml(openid, kind, "<MediaId><![CDATA[media_id]]></MediaId><Format><![CDATA[amr]]></Format>")
+
+    def image_xml(self, openid: str, data: bytes) -> bytes:
+        """An image message: WeChat gives a PicUrl on its image server (here: this fake's /mmbiz/<id>)."""
+        with self._lock:
+            pic_id = f"pic{len(self.images)}"
+            self.images[pic_id] = data
+        return self._xml(openid, "image", f"<PicUrl><![CDATA[http://mmbiz.qpic.test/mmbiz/{pic_id}]]></PicUrl>"
+                                          "<MediaId><![CDATA[media_id]]></MediaId>")
 
     def event_xml(self, openid: str, event: str = "subscribe") -> bytes:
         return self._xml(openid, "event", f"<Event><![CDATA[{event}]]></Event>", msg_id=False)
@@ -119,6 +128,11 @@ class FakeWeChat:
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.get("/mmbiz/{pic_id}")
+        async def image(pic_id: str) -> Response:
+            data = self.images.get(pic_id)
+            return Response(data, media_type="image/jpeg") if data is not None else Response(status_code=404)
 
         @app.get("/cgi-bin/token")
         async def token(grant_type: str = "", appid: str = "", secret: str = "") -> JSONResponse:

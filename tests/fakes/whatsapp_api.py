@@ -11,6 +11,8 @@ What it reproduces of the documented behaviour:
   <= 24, description <= 72 (violations: 400, code 131009 "Parameter value is not valid");
 * the 24-hour customer-service window: a free-form message to a user whose last message is older than 24 hours
   gets 400 code 131047 ("Re-engagement message"); templates are always accepted;
+* media: an ``image`` message carries ``image.id``; ``GET /{media-id}`` (Bearer) answers ``{"url", "mime_type",
+  "sha256", "file_size", "id"}``, and the URL serves the bytes to the same Bearer token only;
 * throttling / outages on demand: 429 code 130429 ("Rate limit hit") or 500 code 131000 ("Something went wrong");
 * :meth:`FakeWhatsApp.notification` builds the webhook POST Meta sends (``whatsapp_business_account`` object,
   ``entry[].changes[].value.messages``), :meth:`headers` signs it (``X-Hub-Signature-256``: sha256 HMAC of the raw
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 
 @dataclass
@@ -41,13 +43,14 @@ class FakeWhatsApp:
     fail_status: int = 429
     last_inbound: Dict[str, float] = field(default_factory=dict)  # wa_id -> when the user last wrote
     sent: List[Dict[str, Any]] = field(default_factory=list)
+    media: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)  # media id -> (mime type, bytes)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------------ what Meta sends to the webhook
 
     def message(self, wa_id: str, text: str | None = None, *, kind: str = "text", reply_id: str = "",
-                at: float | None = None) -> Dict[str, Any]:
+                at: float | None = None, data: bytes = b"") -> Dict[str, Any]:
         at = time.time() if at is None else at
         with self._lock:
             self.last_inbound[wa_id] = at
@@ -57,6 +60,10 @@ class FakeWhatsApp:
             message["text"] = {"body": text or ""}
         elif kind == "interactive":
             message["interactive"] = {"type": "button_reply", "button_reply": {"id": reply_id, "title": text}}
+        elif kind == "image":
+            media_id = f"{next(self._ids)}{len(self.media):06d}"
+            self.media[media_id] = ("image/jpeg", data)
+            message["image"] = {"mime_type": "image/jpeg", "sha256": "x", "id": media_id}
         elif kind == "sticker":
             message["sticker"] = {"mime_type": "image/webp", "sha256": "x", "id": "1234"}
         return message
@@ -87,6 +94,25 @@ class FakeWhatsApp:
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.get("/media-download/{media_id}")
+        async def download(media_id: str, request: Request) -> Response:
+            if request.headers.get("authorization") != f"Bearer {self.access_token}":
+                return _error(401, 190, "Invalid OAuth access token - Cannot parse access token", "OAuthException")
+            known = self.media.get(media_id)
+            if known is None:
+                return _error(404, 100, "Unsupported get request")
+            return Response(known[1], media_type=known[0])
+
+        @app.get("/{version}/{media_id}")
+        async def media_url(version: str, media_id: str, request: Request) -> JSONResponse:
+            if request.headers.get("authorization") != f"Bearer {self.access_token}":
+                return _error(401, 190, "Invalid OAuth access token - Cannot parse access token", "OAuthException")
+            known = self.media.get(media_id)
+            if known is None:
+                return _error(400, 100, "Unsupported get request. Object with ID does not exist")
+            return JSONResponse({"messaging_product": "whatsapp", "url": f"{request.base_url}media-download/{media_id}",
+                                 "mime_type": known[0], "sha256": "x", "file_size": len(known[1]), "id": media_id})
 
         @app.post("/{version}/{phone_number_id}/messages")  # the Graph API version, e.g. /v21.0
         @app.post("/{phone_number_id}/messages")

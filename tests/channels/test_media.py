@@ -1,0 +1,91 @@
+"""Photos customers send on messaging channels: fetched from each fake platform the documented way, kept for the
+conversation, shown to logged-in agents only, the customer thanked; too big or unfetchable: a polite answer."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+
+import pytest
+
+from channels.base import MEDIA_MAX_BYTES
+from channels.settings import ChannelSettings
+from conversations import keys
+from tests.channels.conftest import eventually, gateway
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.wechat_api import FakeWeChat
+from tests.fakes.whatsapp_api import FakeWhatsApp
+
+JPEG = b"\xff\xd8\xff\xe0" + secrets.token_bytes(3000) + b"\xff\xd9"
+PASSWORD = "media-agent-test-pw"  # noqa: S105 - throw-away account in a throw-away Redis
+
+
+async def agent_headers(http, username: str) -> dict:
+    await http.app.state.agents.create(username, PASSWORD, "agent")
+    login = await http.post("/api/agent/login", json={"username": username, "password": PASSWORD})
+    http.cookies.clear()
+    return {"Authorization": f"Bearer {login.json()['token']}"}
+
+
+async def photo_link(http, platform: str, user: str) -> str:
+    cid = (await http.app.state.redis.get(keys.channel_user(platform, user))).decode()
+    history = await http.app.state.store.history(cid)
+    assert [m.role for m in history] == ["customer", "system"]
+    match = re.fullmatch(r"\[photo\] (/api/channels/media/[A-Za-z0-9_-]+)", history[0].text)
+    assert match, history[0].text
+    return match.group(1)
+
+
+async def test_telegram_photo_is_kept_for_agents_and_the_customer_thanked(redis_url) -> None:
+    fake = FakeTelegram()
+    cs = ChannelSettings(telegram_bot_token=fake.token, telegram_webhook_secret=fake.secret, outbox_poll_s=0.05)
+    async with gateway(redis_url, cs, {"telegram": fake.app()}) as http:
+        chat_id = random.randint(10**8, 10**9)
+        update = fake.photo_update(chat_id, JPEG)
+        for _ in range(2):  # a redelivery is stored once
+            r = await http.post("/api/channels/telegram/webhook", content=json.dumps(update), headers=fake.headers())
+            assert r.status_code == 200
+        texts = await eventually(lambda: fake.texts_to(chat_id))
+        assert "photo is saved" in texts[0] and http.bot.calls == []
+        link = await photo_link(http, "telegram", str(chat_id))
+        assert (await http.get(link)).status_code == 401  # not for customers or strangers
+        shown = await http.get(link, headers=await agent_headers(http, "media-tg"))
+        assert shown.status_code == 200 and shown.content == JPEG  # the largest size, not the thumbnail
+        assert shown.headers["content-type"] == "image/jpeg" and shown.headers["content-disposition"] == "inline"
+        assert (await http.get("/api/channels/media/unknown-id", headers=await agent_headers(http, "media-tg2"))
+                ).status_code == 404
+
+
+async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> None:
+    fake = FakeWhatsApp()
+    cs = ChannelSettings(whatsapp_access_token=fake.access_token, whatsapp_app_secret=fake.app_secret,
+                         whatsapp_verify_token=fake.verify_token, whatsapp_phone_number_id=fake.phone_number_id,
+                         outbox_poll_s=0.05)
+    async with gateway(redis_url, cs, {"whatsapp": fake.app()}) as http:
+        wa_id = str(random.randint(10**10, 10**11))
+        body, headers = fake.signed(fake.notification(fake.message(wa_id, kind="image", data=JPEG)))
+        assert (await http.post("/api/channels/whatsapp/webhook", content=body, headers=headers)).status_code == 200
+        sent = await eventually(lambda: fake.sent_to(wa_id))
+        assert "photo is saved" in sent[0]["text"]["body"]
+        link = await photo_link(http, "whatsapp", wa_id)
+        assert (await http.get(link, headers=await agent_headers(http, "media-wa"))).content == JPEG
+
+
+@pytest.mark.parametrize("size", [100, MEDIA_MAX_BYTES + 1])
+async def test_wechat_photo_from_picurl_and_a_too_big_one(redis_url, size) -> None:
+    fake = FakeWeChat()
+    cs = ChannelSettings(wechat_app_id=fake.app_id, wechat_app_secret=fake.app_secret, wechat_token=fake.token,
+                         wechat_passive_window_s=2.0)
+    async with gateway(redis_url, cs, {"wechat": fake.app()}) as http:
+        user = "o6_" + secrets.token_hex(8)
+        data = JPEG[:size] if size < len(JPEG) else b"\xff" * size
+        r = await http.post("/api/channels/wechat", params=fake.query(user), content=fake.image_xml(user, data))
+        reply = r.text
+        cid = (await http.app.state.redis.get(keys.channel_user("wechat", user))).decode()
+        history = await http.app.state.store.history(cid)
+        if size <= MEDIA_MAX_BYTES:
+            assert "已收到您的图片" in reply and history[0].text.startswith("[photo] /api/channels/media/")
+        else:  # refused while streaming: the customer is asked for words instead, nothing is kept
+            assert "只能看懂文字" in reply and history[0].text == "[unsupported message: photo]"
+        assert http.bot.calls == []
