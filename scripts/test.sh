@@ -7,8 +7,11 @@ scripts/setup.sh --for-tests
 export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2 LOG_LEVEL=WARNING LOG_LEVEL_LIBRARIES=ERROR
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "lint"
+step "lint and types"
 .venv-app/bin/ruff check .
+# The pure code both environments import is checked as Python 3.10, the gateway (3.11) as 3.11 (pyproject.toml).
+.venv-app/bin/mypy --python-version 3.10 bot/shared
+.venv-app/bin/mypy --python-version 3.11 conversations channels
 
 step "Rasa side (Python 3.10): Rasa plugins, held-out NLU evaluation, and the shared pure code"
 .venv-rasa/bin/python -m pytest -q -p no:cacheprovider tests/bot/plugins tests/bot/shared -s
@@ -24,6 +27,6 @@ step "services side (Python 3.11): shared code, actions, gateway, desk, KB, scri
 # Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the rest of the
 # session, which async tests collected after it could not use. One session, so one stack serves e2e and browser.
 .venv-app/bin/python -m pytest -q -p no:cacheprovider tests/test_layering.py tests/bot/shared tests/nlu tests/actions tests/kb_index \
-    tests/channels tests/handoff tests/scripts tests/e2e tests/browser
+    tests/channels tests/handoff tests/analytics tests/scripts tests/e2e tests/browser
 
 echo; echo "all tests passed in $(( $(date +%s) - start )) s"
