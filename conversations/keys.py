@@ -240,11 +240,6 @@ def outbox_dead() -> str:
     return f"{PREFIX}:chan:outbox:dead"
 
 
-def channel_seen(platform: str, delivery_id: str) -> str:
-    """String flag (EX replay window): a signed delivery already accepted (generic webhook replay protection)."""
-    return f"{PREFIX}:chan:{platform}:seen:{delivery_id}"
-
-
 def channel_token(platform: str) -> str:
     """String (EX a little under the token's lifetime): a platform access token shared by all gateways (WeChat)."""
     return f"{PREFIX}:chan:{platform}:access_token"
