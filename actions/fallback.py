@@ -1,7 +1,7 @@
 """Fallback handling: ask to rephrase once, then offer a human after two consecutive failures."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -19,14 +19,14 @@ SMALL_TALK_INTENTS = ("greet", "goodbye", "thank", "affirm", "deny")
 SMALL_TALK_MASS = 0.8  # NLU probability on those above which a fallback message is small talk, not a question
 
 
-def consecutive_failures(events: List[Dict[Text, Any]]) -> int:
+def consecutive_failures(events: list[dict[str, Any]]) -> int:
     """Count the customer's latest turns in a row that the bot failed, including the current one.
 
     A turn failed when NLU fell back (``nlu_fallback``) or when the bot answered it with ``action_fallback``
     (the dialogue policy could not decide). The current turn is being handled by ``action_fallback``. Turns that were
     rewound, undone or restarted away do not count (bot/shared/tracker_events.py).
     """
-    turns: List[bool] = []
+    turns: list[bool] = []
     for event in applied_events(events):
         if event.get("event") == "user":
             turns.append(intent_of(event) == NLU_FALLBACK_INTENT)
@@ -57,12 +57,12 @@ def _looks_like_a_question(tracker: Tracker) -> bool:
 class ActionFallback(Action):
     """A confident knowledge-base answer if there is one; else rephrase prompt, then (2nd failure) offer a human."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return ACTION_NAME
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         if _looks_like_a_question(tracker):
             events = await answer_from_kb(dispatcher, tracker, get_feedback_store(), allow_none=False)
             if events is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any
 
 import httpx
 from rasa_sdk import Action, Tracker
@@ -45,7 +45,7 @@ NOT_RECORDED = {
     EN: "Sorry, a technical problem stopped me from passing your request to our agents, and it was not recorded. "
         "Please ask for a person again in a few minutes.",
 }
-RATE_LIMITED: Dict[str, Any] = {"status": "rate_limited"}  # _send's answer when the desk refused with 429
+RATE_LIMITED: dict[str, Any] = {"status": "rate_limited"}  # _send's answer when the desk refused with 429
 TOO_MANY = {
     ZH: "抱歉，您的网络连接在短时间内发起了过多的人工客服请求，请几分钟后再试。我仍可以继续为您解答问题。",
     EN: "Sorry, too many requests for a person came from your connection in a short time. Please try again in a "
@@ -59,10 +59,10 @@ CALM_BELOW = 40  # frustration score under which that is allowed
 settings = get_settings  # HANDOFF_URL, HANDOFF_INTERNAL_TOKEN, HANDOFF_TIMEOUT_S, REDIS_URL... (actions/settings.py)
 
 
-_complaints: Dict[ComplaintConfig, ComplaintTracker] = {}
+_complaints: dict[ComplaintConfig, ComplaintTracker] = {}
 
 
-def complaints(raw_config: Dict[str, Any]) -> ComplaintTracker:
+def complaints(raw_config: dict[str, Any]) -> ComplaintTracker:
     """Complaint statistics with the windows of the model's escalation config (sent in the policy's record)."""
     config = ComplaintConfig.from_dict(raw_config)
     if config not in _complaints:
@@ -72,7 +72,7 @@ def complaints(raw_config: Dict[str, Any]) -> ComplaintTracker:
     return _complaints[config]
 
 
-def frustration_curve(events: List[Dict[str, Any]]) -> List[Dict[str, float]]:
+def frustration_curve(events: list[dict[str, Any]]) -> list[dict[str, float]]:
     """Per-message frustration scores (written by the FrustrationScorer NLU component) with their times; messages
     that were rewound, undone or restarted away do not count (bot/shared/tracker_events.py)."""
     curve = []
@@ -83,7 +83,7 @@ def frustration_curve(events: List[Dict[str, Any]]) -> List[Dict[str, float]]:
     return curve
 
 
-def _channel(tracker: Tracker, events: List[Dict[str, Any]]) -> str:
+def _channel(tracker: Tracker, events: list[dict[str, Any]]) -> str:
     """The customer's own channel as the gateway named it (Rasa itself only sees its REST channel)."""
     users = user_events(events)
     if not users:
@@ -91,13 +91,13 @@ def _channel(tracker: Tracker, events: List[Dict[str, Any]]) -> str:
     return str((users[-1].get("metadata") or {}).get("channel") or tracker.get_latest_input_channel() or "webchat")
 
 
-def latest_intent(tracker: Tracker) -> Optional[str]:
+def latest_intent(tracker: Tracker) -> str | None:
     """The latest message's intent (rasa-sdk's helper; nlu_fallback kept: it is what the policy saw)."""
     return tracker.get_intent_of_latest_message(skip_fallback_intent=False) or (
         tracker.latest_message.get("intent") or {}).get("name")
 
 
-def recorded_decision(events: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def recorded_decision(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The escalation record the policy set for the customer's latest message (None if it set none this turn)."""
     found = None
     for event in since_latest_user(events):
@@ -106,7 +106,7 @@ def recorded_decision(events: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return found if isinstance(found, dict) else None
 
 
-def _customer(tracker: Tracker) -> Dict[str, Any]:
+def _customer(tracker: Tracker) -> dict[str, Any]:
     verified = tracker.get_slot("verified_orders") or {}
     return {
         "id": tracker.get_slot("customer_id"),
@@ -115,7 +115,7 @@ def _customer(tracker: Tracker) -> Dict[str, Any]:
     }
 
 
-def _record_complaint(tracker: Tracker, raw_config: Dict[str, Any]) -> bool:
+def _record_complaint(tracker: Tracker, raw_config: dict[str, Any]) -> bool:
     """Repeat complaints (same customer + order, 7 days) and group incidents (same carrier/product, 1 hour)."""
     customer = tracker.get_slot("customer_id") or tracker.sender_id
     order = tracker.get_slot("order_number")
@@ -134,12 +134,12 @@ def _record_complaint(tracker: Tracker, raw_config: Dict[str, Any]) -> bool:
 class ActionHandoffToHuman(Action):
     """Hands the conversation to a person with its reason and priority (tooling depends on this name)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff_to_human"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         language = ZH if tracker.get_slot("language") == ZH else EN
         intent = latest_intent(tracker)
         events = applied_events(tracker.applied_events())
@@ -210,7 +210,7 @@ class ActionHandoffToHuman(Action):
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", True),
                 SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(priority))]
 
-    async def _send(self, body: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], bool]:
+    async def _send(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
         """(the desk's answer or None, whether the request is safe: delivered or kept for re-sending)."""
         cfg = settings()
         try:
@@ -229,7 +229,7 @@ class ActionHandoffToHuman(Action):
         return None, await asyncio.to_thread(self._keep_undelivered, body)
 
     @staticmethod
-    def _keep_undelivered(body: Dict[str, Any]) -> bool:
+    def _keep_undelivered(body: dict[str, Any]) -> bool:
         import json
 
         import redis
@@ -247,13 +247,13 @@ class ActionHandoffToHuman(Action):
             return False
 
 
-def redact_request(body: Dict[str, Any], tracker: Tracker) -> Dict[str, Any]:
+def redact_request(body: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
     """The request without verification digits or full phone numbers (signals and summary are free text)."""
     redactor = Redactor.from_sources({"slots": dict(tracker.slots or {}), "events": list(tracker.events or [])})
     return scrub_stored(redactor.deep(body), redactor)
 
 
-def _format_time(iso: Optional[str], language: str) -> str:
+def _format_time(iso: str | None, language: str) -> str:
     if not iso:
         return "明天 10:00 前" if language == ZH else "by 10:00 tomorrow"
     from datetime import datetime

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -25,7 +25,7 @@ class FeedbackStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def _add(self, stream: str, fields: Dict[str, Any]) -> None:
+    async def _add(self, stream: str, fields: dict[str, Any]) -> None:
         try:
             await self._redis.xadd(stream, {k: "" if v is None else str(v) for k, v in fields.items()},
                                    maxlen=STREAM_MAXLEN, approximate=True)
@@ -39,19 +39,19 @@ class FeedbackStore:
                                           "ts": ts})
 
     async def record_unanswered(self, conversation_id: str, question: str, language: str,
-                                best_score: Optional[float]) -> None:
+                                best_score: float | None) -> None:
         await self._add(UNANSWERED_STREAM, {"conversation_id": conversation_id, "question": question,
                                             "language": language, "best_score": best_score, "ts": time.time()})
 
-    async def read(self, stream: str, count: int = 1000) -> List[Dict[str, str]]:
+    async def read(self, stream: str, count: int = 1000) -> list[dict[str, str]]:
         entries = await self._redis.xrevrange(stream, count=count)
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
-_store: Optional[FeedbackStore] = None
+_store: FeedbackStore | None = None
 
 
-def get_feedback_store() -> Optional[FeedbackStore]:
+def get_feedback_store() -> FeedbackStore | None:
     """Built at first use from REDIS_URL (set by the launcher); None when no Redis is configured."""
     global _store
     if _store is None:

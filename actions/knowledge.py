@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 KB_ARTICLE_ENTITY = "kb_article"
 MAX_SUGGESTIONS = 3
 
-_retriever: Optional[Any] = None
+_retriever: Any | None = None
 _retriever_lock = threading.Lock()
 
 
@@ -64,7 +64,7 @@ def customer_language(tracker: Tracker) -> str:
     return ZH if tracker.get_slot("language") == ZH else EN
 
 
-def _search(question: str, language: str) -> List[Any]:
+def _search(question: str, language: str) -> list[Any]:
     """The best hits with their evidence level: ``confident`` (answer), ``middling`` (suggest) or ``none``.
 
     The level reads the score AND the lead over the runner-up: a middling best article at least ``KB_CLEAR_MARGIN``
@@ -88,7 +88,7 @@ def is_elliptical(text: str) -> bool:
     return (cjk <= FOLLOW_UP_MAX_CJK) if cjk else len(text.split()) <= FOLLOW_UP_MAX_WORDS
 
 
-def search_in_context(question: str, language: str, previous: Optional[str]) -> List[Any]:
+def search_in_context(question: str, language: str, previous: str | None) -> list[Any]:
     """Search the message; a short follow-up ("and by bank card?") leans on the customer's previous knowledge
     question, so it is also read together with it. A follow-up asks something new: the joint reading is taken when
     it is confident and finds an article other than the one the previous question alone finds (the words of the
@@ -117,18 +117,18 @@ class KbDecision:
     hook and the handoff all ask this, so a message gets the same answer whichever way it came in."""
 
     action: str
-    hits: List[Any] = field(default_factory=list)  # (hit, level), best first
+    hits: list[Any] = field(default_factory=list)  # (hit, level), best first
 
     @property
     def best(self) -> Any:
         return self.hits[0][0] if self.hits else None
 
     @property
-    def suggestions(self) -> List[Any]:
+    def suggestions(self) -> list[Any]:
         return [hit for hit, level in self.hits if level in ("confident", "middling")][:MAX_SUGGESTIONS]
 
 
-def decide(question: str, language: str, previous: Optional[str]) -> KbDecision:
+def decide(question: str, language: str, previous: str | None) -> KbDecision:
     """The knowledge base's decision for ``question`` (raises KnowledgeBaseDown when it cannot be searched)."""
     hits = search_in_context(question, language, previous) if question else []
     if hits and hits[0][1] == "confident":
@@ -138,18 +138,18 @@ def decide(question: str, language: str, previous: Optional[str]) -> KbDecision:
     return KbDecision(NOTHING, hits)
 
 
-async def decide_for(tracker: Tracker, question: Optional[str] = None) -> KbDecision:
+async def decide_for(tracker: Tracker, question: str | None = None) -> KbDecision:
     """``decide`` for the latest message of ``tracker`` (or ``question``), off the event loop."""
     text = (tracker.latest_message.get("text") or "").strip() if question is None else question
     return await asyncio.to_thread(decide, text, customer_language(tracker), tracker.get_slot("kb_last_question"))
 
 
-def _article(article_id: str, language: str) -> Optional[Any]:
+def _article(article_id: str, language: str) -> Any | None:
     found = get_retriever().article(article_id, language)
     return {"id": found.id, "title": found.title, "answer": found.answer} if found else None
 
 
-def feedback_buttons(language: str) -> List[Dict[str, str]]:
+def feedback_buttons(language: str) -> list[dict[str, str]]:
     yes, no = ("有帮助", "没帮助") if language == ZH else ("Yes, it helped", "No")
     return [
         {"title": yes, "payload": "/affirm"},
@@ -160,11 +160,11 @@ def feedback_buttons(language: str) -> List[Dict[str, str]]:
 async def answer_from_kb(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
-    store: Optional[FeedbackStore],
+    store: FeedbackStore | None,
     *,
     allow_none: bool = True,
     ask_feedback: bool = True,
-) -> Optional[List[Dict[Text, Any]]]:
+) -> list[dict[str, Any]] | None:
     """Answer the latest message from the KB. Returns events, or None when the KB had nothing (allow_none=False).
 
     ``ask_feedback=False`` leaves out "did this help?" (inside a form, whose own question follows the answer).
@@ -208,7 +208,7 @@ async def answer_from_kb(
 
 
 def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, answer: str, score: float,
-                 language: str, question: str, ask_feedback: bool = True) -> List[Dict[Text, Any]]:
+                 language: str, question: str, ask_feedback: bool = True) -> list[dict[str, Any]]:
     # `kb` lands in the bot message's metadata: the handoff context lists the articles shown and their scores.
     dispatcher.utter_message(text=answer, kb={"id": article_id, "title": title, "score": score})
     if ask_feedback:
@@ -220,24 +220,24 @@ def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, 
 class ActionAnswerPolicy(Action):
     """Answers `ask_policy` (and suggestions the customer picked) from the knowledge base."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_answer_policy"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         return await answer_from_kb(dispatcher, tracker, get_feedback_store()) or []
 
 
 class ActionKbFeedback(Action):
     """Stores the customer's "did this help?" answer; an unhelpful answer offers a human."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_kb_feedback"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         article = tracker.get_slot("kb_last_article")
         helpful = (tracker.latest_message.get("intent") or {}).get("name") == "affirm"
         store = get_feedback_store()
@@ -254,12 +254,12 @@ class ActionOutOfScope(Action):
     """``out_of_scope``: a store question the NLU did not recognise still gets its answer when the knowledge base
     is confident (the retrieval score is evidence too); otherwise the polite decline."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_out_of_scope"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         text = (tracker.latest_message.get("text") or "").strip()
         if text and not text.startswith("/"):
             try:

@@ -1,7 +1,7 @@
 """Acknowledge an order number the customer typed, or explain the format when it is malformed."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -15,12 +15,12 @@ from actions.orders.validation import normalise_order_number
 class ActionAcknowledgeOrderNumber(Action):
     """Stores a valid order number for the rest of the conversation; never echoes an invalid one back."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_acknowledge_order_number"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         entities = tracker.latest_message.get("entities", [])
         candidates = [e.get("value") for e in entities if e.get("entity") == "order_number"]
         for raw in candidates:

@@ -11,7 +11,7 @@ which for these (overwrites, expiries, window counts, append-only logs) costs at
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import redis
 from limits.aio.storage import RedisStorage
@@ -29,7 +29,7 @@ BACKOFF_CAP_S = 0.5
 RETRY_ON = [RedisConnectionError, RedisTimeoutError]
 
 
-def async_options() -> Dict[str, Any]:
+def async_options() -> dict[str, Any]:
     """Keyword arguments for an asyncio client (``redis.asyncio.Redis.from_url``, or the ``limits`` storage)."""
     return {"retry": AsyncRetry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), RETRIES),
             "retry_on_error": list(RETRY_ON)}

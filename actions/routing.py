@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 import yaml
 from rasa_sdk import Tracker
@@ -44,7 +44,7 @@ REQUEST_INTENTS = ("order_status", "delivery_delay", "change_address", "cancel_o
                    "refund_status", "exchange_request", "payment_issue", "request_human", "complaint",
                    "provide_order_number")
 # The button offered after answering a question that shares an order intent (payload = the intent itself).
-OFFERS: Dict[str, Dict[str, str]] = {
+OFFERS: dict[str, dict[str, str]] = {
     "return_request": {"en": "Start a return", ZH: "申请退货"},
     "exchange_request": {"en": "Start an exchange", ZH: "申请换货"},
     "cancel_order": {"en": "Cancel an order", ZH: "取消订单"},
@@ -61,7 +61,7 @@ def _normalise(text: str) -> str:
     return to_halfwidth(text).lower()
 
 
-def _without_cue(examples: List[LabelledMessage]) -> List[LabelledMessage]:
+def _without_cue(examples: list[LabelledMessage]) -> list[LabelledMessage]:
     """Each example once more with its end punctuation swapped: the example questions end in "?" far more often
     than the request examples, and "where is my order?" must not count as a question for its question mark."""
     out = []
@@ -72,7 +72,7 @@ def _without_cue(examples: List[LabelledMessage]) -> List[LabelledMessage]:
     return out
 
 
-def _kb_questions() -> List[LabelledMessage]:
+def _kb_questions() -> list[LabelledMessage]:
     out = []
     for path in sorted((ROOT / "data" / "kb").glob("*.yml")):
         for article in yaml.safe_load(path.read_text(encoding="utf-8"))["articles"]:
@@ -113,9 +113,9 @@ def is_a_question(tracker: Tracker, threshold: float = 0.5) -> bool:
 
 
 async def answer_if_confident(
-    dispatcher: CollectingDispatcher, tracker: Tracker, *, offer_intent: Optional[str] = None,
+    dispatcher: CollectingDispatcher, tracker: Tracker, *, offer_intent: str | None = None,
     ask_feedback: bool = True,
-) -> Optional[List[Dict[Text, Any]]]:
+) -> list[dict[str, Any]] | None:
     """Answer from the knowledge base when it has an answer (``knowledge.decide``); None (nothing said) otherwise. With
     ``offer_intent``, the answer is followed by the action the customer might want next, as a button."""
     from actions.knowledge import ANSWER, KnowledgeBaseDown, _give_answer, customer_language, decide_for

@@ -6,7 +6,7 @@ import asyncio
 import csv
 import io
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Dict, List
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
@@ -50,11 +50,11 @@ KpisDep = Annotated[Kpis, Depends(get_kpis)]
 FiltersDep = Annotated[Filters, Depends(filters)]
 
 
-def _range(f: Filters) -> Dict[str, Any]:
+def _range(f: Filters) -> dict[str, Any]:
     return {"start": f.start, "end": f.end, "channel": f.channel, "language": f.language, "timezone": "Asia/Shanghai"}
 
 
-async def _table(kpis: Kpis, f: Filters, table: str, drill: Dict[str, Any]) -> List[Dict[str, Any]] | Dict[str, Any]:
+async def _table(kpis: Kpis, f: Filters, table: str, drill: dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
     if table == "conversations":
         return await asyncio.to_thread(kpis.conversations, f, **drill)
     return await asyncio.to_thread(getattr(kpis, table), f)
@@ -65,20 +65,20 @@ def _drill(segment: str = Query("all", pattern="^(" + "|".join(SEGMENTS) + ")$")
            day: Annotated[str | None, Query(pattern=DAY)] = None,
            hour: Annotated[int | None, Query(ge=0, le=23)] = None,
            dow: Annotated[int | None, Query(ge=0, le=6)] = None,
-           agent: Annotated[str | None, Query(max_length=64)] = None) -> Dict[str, Any]:
+           agent: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     return {"segment": segment, "reason": reason, "day": day, "hour": hour, "dow": dow, "agent": agent}
 
 
-DrillDep = Annotated[Dict[str, Any], Depends(_drill)]
+DrillDep = Annotated[dict[str, Any], Depends(_drill)]
 
 
 @router.get("/summary")
-async def summary(_: SupervisorDep, kpis: KpisDep, f: FiltersDep) -> Dict[str, Any]:
+async def summary(_: SupervisorDep, kpis: KpisDep, f: FiltersDep) -> dict[str, Any]:
     return {"range": _range(f), **await _table(kpis, f, "summary", {})}  # type: ignore[dict-item]
 
 
 @router.get("/{table}")
-async def table(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> Dict[str, Any]:
+async def table(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> dict[str, Any]:
     if table not in TABLES or table == "summary":
         raise HTTPException(404, "Unknown table.")
     rows = await _table(kpis, f, table, drill)
@@ -92,7 +92,7 @@ async def export(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, dri
     data = await _table(kpis, f, table, drill)
     rows = [_flatten(data)] if isinstance(data, dict) else data
     out = io.StringIO()
-    columns: List[str] = []
+    columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
     writer = csv.DictWriter(out, fieldnames=columns or ["no_data"])
@@ -103,8 +103,8 @@ async def export(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, dri
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _flatten(value: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in value.items():
         if isinstance(v, dict):
             out.update(_flatten(v, f"{prefix}{k}."))

@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -67,17 +67,17 @@ class Ingest:
         self.engine = engine
         self.policy = policy
 
-    def _when(self, ts: float) -> Dict[str, Any]:
+    def _when(self, ts: float) -> dict[str, Any]:
         local = datetime.fromtimestamp(ts, timezone.utc).astimezone(self.policy.tz)
         return {"ts": ts, "day": local.strftime("%Y-%m-%d"), "hour": local.hour, "dow": local.weekday(),
                 "in_hours": self.policy.in_service_hours(local)}
 
-    async def _conv_meta(self, conversation_id: str) -> Dict[str, str]:
+    async def _conv_meta(self, conversation_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.conversation(conversation_id))
         return {_s(k): _s(v) for k, v in raw.items()}
 
-    def _conv(self, conversation_id: str, ts: float, meta: Dict[str, str], language: str | None = None,
-              ref: str | None = None, channel: str | None = None) -> Dict[str, Any]:
+    def _conv(self, conversation_id: str, ts: float, meta: dict[str, str], language: str | None = None,
+              ref: str | None = None, channel: str | None = None) -> dict[str, Any]:
         when = self._when(ts)
         lang = language or (meta.get("ui_lang") if meta.get("ui_lang") in ("zh", "en") else None)
         return {"conversation_id": conversation_id, "channel": channel or meta.get("channel") or "webchat",
@@ -86,8 +86,8 @@ class Ingest:
                 "day": when["day"], "hour": when["hour"], "dow": when["dow"],
                 "customer_ref": ref or customer_ref(meta.get("device", ""))}
 
-    async def desk_entry(self, stream: str, entry_id: str, data: Dict[str, str]
-                         ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    async def desk_entry(self, stream: str, entry_id: str, data: dict[str, str]
+                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         kind = DESK_KINDS.get(data.get("type", ""))
         conversation_id = data.get("conversation_id", "")
         if not kind or not conversation_id:
@@ -113,16 +113,16 @@ class Ingest:
                          | ({"language": language} if language else {}))
         return [row], convs
 
-    async def message_entry(self, stream: str, entry_id: str, data: Dict[str, str]
-                            ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    async def message_entry(self, stream: str, entry_id: str, data: dict[str, str]
+                            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         conversation_id = stream[len(_CONV_PREFIX):-len(_MESSAGES_SUFFIX)]
         role = data.get("role", "system")
         kind = MESSAGE_KINDS.get(role, "message_system")
         ts = float(data.get("ts") or 0) or entry_ts(entry_id)
         text = data.get("text", "")
-        row: Dict[str, Any] = {"stream": stream, "entry_id": entry_id, **self._when(ts),
+        row: dict[str, Any] = {"stream": stream, "entry_id": entry_id, **self._when(ts),
                                "conversation_id": conversation_id, "kind": kind}
-        convs: List[Dict[str, Any]] = []
+        convs: list[dict[str, Any]] = []
         if role == "customer":
             stars = CSAT_RE.match(text.strip())
             if stars:
@@ -146,7 +146,7 @@ class Ingest:
         return [row], convs
 
 
-def _json(value: str | None) -> Dict[str, Any] | None:
+def _json(value: str | None) -> dict[str, Any] | None:
     if not value:
         return None
     try:
@@ -169,7 +169,7 @@ class AnalyticsConsumer:
         self.scan_s = scan_s
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.batch = batch
-        self.streams: Set[str] = set()
+        self.streams: set[str] = set()
         self._last_scan = float("-inf")
         self._desk_ready = False
 
@@ -189,9 +189,9 @@ class AnalyticsConsumer:
             if stream not in self.streams and await self._group(stream):
                 self.streams.add(stream)
 
-    async def _read(self, streams: List[str]) -> List[Tuple[str, str, Dict[str, str]]]:
+    async def _read(self, streams: list[str]) -> list[tuple[str, str, dict[str, str]]]:
         """New entries of these streams for this consumer, plus entries another consumer left unacknowledged."""
-        out: List[Tuple[str, str, Dict[str, str]]] = []
+        out: list[tuple[str, str, dict[str, str]]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream in streams:
                 pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch)
@@ -227,15 +227,15 @@ class AnalyticsConsumer:
             entries = await self._read(chunk)
             if not entries:
                 continue
-            rows: List[Dict[str, Any]] = []
-            convs: List[Dict[str, Any]] = []
+            rows: list[dict[str, Any]] = []
+            convs: list[dict[str, Any]] = []
             for stream, entry_id, data in entries:
                 handler = self.ingest.desk_entry if stream == keys.desk_events() else self.ingest.message_entry
                 r, c = await handler(stream, entry_id, data)
                 rows += r
                 convs += c
             inserted += await asyncio.to_thread(db.write, self.engine, rows, convs)
-            acks: Dict[str, List[str]] = {}
+            acks: dict[str, list[str]] = {}
             for stream, entry_id, _ in entries:
                 acks.setdefault(stream, []).append(entry_id)
             async with self.redis.pipeline(transaction=False) as pipe:

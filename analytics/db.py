@@ -7,8 +7,9 @@ computed at write time so grouping is plain SQL on SQLite and PostgreSQL alike. 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -98,7 +99,7 @@ def _insert(engine: Engine, table: Table):
     return (pg_insert if engine.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
-def write(engine: Engine, rows: Iterable[Dict[str, Any]], convs: Iterable[Dict[str, Any]]) -> int:
+def write(engine: Engine, rows: Iterable[dict[str, Any]], convs: Iterable[dict[str, Any]]) -> int:
     """Insert event rows (a row whose stream entry is already there is skipped) and conversation rows (the earliest
     start and the language of the earliest customer message win, whatever order they arrive in). Returns the number
     of event rows inserted now."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -26,7 +26,7 @@ class Filters:
     channel: str | None = None
     language: str | None = None
 
-    def params(self) -> Dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"d0": self.start, "d1": self.end, "channel": self.channel, "language": self.language,
                 "sla": SLA_FIRST_RESPONSE_S, "now": time.time(), "repeat_s": REPEAT_WINDOW_S}
 
@@ -111,11 +111,11 @@ class Kpis:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _rows(self, sql: str, f: Filters, **extra: Any) -> List[Dict[str, Any]]:
+    def _rows(self, sql: str, f: Filters, **extra: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(text(_with(sql, f)), {**f.params(), **extra})]
 
-    def summary(self, f: Filters) -> Dict[str, Any]:
+    def summary(self, f: Filters) -> dict[str, Any]:
         conv = self._rows("""
 SELECT COUNT(*) AS conversations,
   SUM(CASE WHEN handoffs = 0 THEN 1 ELSE 0 END) AS bot_resolved,
@@ -152,7 +152,7 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
         by_who = {r["who"]: r for r in sat}
         n = int(conv["conversations"] or 0)
 
-        def csat_of(who: str) -> Dict[str, Any]:
+        def csat_of(who: str) -> dict[str, Any]:
             r = by_who.get(who) or {"answers": 0, "avg_stars": None, "satisfied": 0}
             return {"answers": int(r["answers"]), "avg_stars": _round(r["avg_stars"], 2),
                     "csat_rate": _rate(r["satisfied"] or 0, r["answers"])}
@@ -186,7 +186,7 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
                                 "rate": _rate(conv["repeat_contacts"] or 0, conv["identified"] or 0)},
         }
 
-    def reasons(self, f: Filters) -> List[Dict[str, Any]]:
+    def reasons(self, f: Filters) -> list[dict[str, Any]]:
         n = self.summary_count(f)
         rows = self._rows("SELECT COALESCE(reason, 'unknown') AS reason, COUNT(*) AS handoffs FROM h "
                           "GROUP BY COALESCE(reason, 'unknown') ORDER BY handoffs DESC, reason", f)
@@ -196,7 +196,7 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
     def summary_count(self, f: Filters) -> int:
         return int(self._rows("SELECT COUNT(*) AS n FROM c", f)[0]["n"] or 0)
 
-    def daily(self, f: Filters) -> List[Dict[str, Any]]:
+    def daily(self, f: Filters) -> list[dict[str, Any]]:
         rows = self._rows("""
 SELECT day, COUNT(*) AS conversations, SUM(CASE WHEN handoffs = 0 THEN 1 ELSE 0 END) AS bot_resolved,
   SUM(CASE WHEN handoffs > 0 THEN 1 ELSE 0 END) AS handed_off, AVG(first_bot_ts - first_customer_ts) AS bot_frt_avg_s
@@ -206,13 +206,13 @@ FROM cv GROUP BY day ORDER BY day""", f)
                  "bot_resolution_rate": _rate(r["bot_resolved"], r["conversations"]),
                  "bot_frt_avg_s": _round(r["bot_frt_avg_s"], 2)} for r in rows]
 
-    def heatmap(self, f: Filters) -> List[Dict[str, Any]]:
+    def heatmap(self, f: Filters) -> list[dict[str, Any]]:
         rows = self._rows("""
 SELECT dow, hour, COUNT(*) AS conversations, SUM(CASE WHEN handoffs > 0 THEN 1 ELSE 0 END) AS handed_off
 FROM cv GROUP BY dow, hour ORDER BY dow, hour""", f)
         return [{k: int(v) for k, v in r.items()} for r in rows]
 
-    def agents(self, f: Filters) -> List[Dict[str, Any]]:
+    def agents(self, f: Filters) -> list[dict[str, Any]]:
         rows = self._rows("""
 , taken AS (
   SELECT e.agent_id, COUNT(DISTINCT e.handoff_id) AS handoffs FROM analytics_events e
@@ -241,7 +241,7 @@ ORDER BY handoffs DESC, ids.agent_id""".lstrip(), f)  # noqa: S608 - fixed SQL
 
     def conversations(self, f: Filters, segment: str = "all", reason: str | None = None, day: str | None = None,
                       hour: int | None = None, dow: int | None = None, agent: str | None = None,
-                      limit: int = 500) -> List[Dict[str, Any]]:
+                      limit: int = 500) -> list[dict[str, Any]]:
         """The conversations behind a number (drill-down)."""
         where = {
             "all": "1 = 1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -32,7 +32,7 @@ def install(app: FastAPI) -> None:
         return FileResponse(STATIC / "index.html")
 
 
-def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -> List["asyncio.Task[None]"]:
+def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -> list[asyncio.Task[None]]:
     """Open the record and start the consumer; a database that cannot be opened leaves the gateway running
     without analytics (logged; the API answers 503)."""
     settings = settings or AnalyticsSettings()

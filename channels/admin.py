@@ -12,7 +12,7 @@ GET /api/channels/media/<id>    a photo a customer sent (the customer message na
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from redis.exceptions import ResponseError
@@ -30,9 +30,9 @@ def _s(value: Any) -> str:
 
 
 @router.get("/status")
-async def status(request: Request, supervisor: SupervisorDep) -> Dict[str, Any]:
+async def status(request: Request, supervisor: SupervisorDep) -> dict[str, Any]:
     redis = request.app.state.redis
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name in getattr(request.app.state, "channels", {}):
         waiting = int(await redis.xlen(keys.outbox(name)))
         try:
@@ -45,7 +45,7 @@ async def status(request: Request, supervisor: SupervisorDep) -> Dict[str, Any]:
 
 @router.get("/dead-letters")
 async def dead_letters(request: Request, supervisor: SupervisorDep,
-                       count: int = Query(default=50, ge=1, le=500)) -> List[Dict[str, Any]]:
+                       count: int = Query(default=50, ge=1, le=500)) -> list[dict[str, Any]]:
     entries = await request.app.state.redis.xrevrange(keys.outbox_dead(), count=count)
     out = []
     for entry_id, data in entries:

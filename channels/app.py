@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,9 +48,9 @@ AGENT_STATIC = Path(handoff.__file__).parent / "static" / "agent"  # the desk's 
 logger = logging.getLogger(__name__)
 
 
-def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
+def build_channels(cs: ChannelSettings) -> dict[str, Channel]:
     """The messaging channels whose credentials are configured (the others are off: their routes answer 404)."""
-    built: Dict[str, Channel] = {}
+    built: dict[str, Channel] = {}
     if cs.telegram_enabled:
         built[telegram.NAME] = telegram.TelegramChannel(cs)
     if cs.whatsapp_enabled:
@@ -63,7 +64,7 @@ def build_channels(cs: ChannelSettings) -> Dict[str, Channel]:
     return built
 
 
-def channel_rates(cs: ChannelSettings) -> Dict[str, str]:
+def channel_rates(cs: ChannelSettings) -> dict[str, str]:
     return {telegram.NAME: cs.telegram_rate_limit, whatsapp.NAME: cs.whatsapp_rate_limit,
             wechat.NAME: cs.wechat_rate_limit, wecom.NAME: cs.wecom_rate_limit,
             signed_webhook.NAME: cs.signed_webhook_rate_limit}
@@ -164,7 +165,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
 
 
 def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: ChannelSettings
-                    ) -> List["asyncio.Task[None]"]:
+                    ) -> list[asyncio.Task[None]]:
     """The enabled messaging channels, the relay and one outbox worker per channel (every gateway runs them; the
     consumer group and the cursors share the work without doubles)."""
     app.state.channel_settings = cs

@@ -25,14 +25,14 @@ import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import httpx
 from fastapi import Request
 
 from bot.shared.text import EN, ZH
 
-Call = Dict[str, Any]  # one platform API call, JSON-serialisable (rendered again on retry, never stored)
+Call = dict[str, Any]  # one platform API call, JSON-serialisable (rendered again on retry, never stored)
 
 
 class Refused(Exception):
@@ -62,11 +62,11 @@ class Inbound:
 
     delivery_id: str  # the platform's id of this message/update: a redelivery carries the same one
     user: str  # the platform user (Telegram chat id, WhatsApp number, WeChat OpenID): one conversation each
-    address: Dict[str, str]  # where replies go (stored in the conversation's route)
+    address: dict[str, str]  # where replies go (stored in the conversation's route)
     text: str  # the customer's words, or a button's payload
     kind: str = "text"  # text | button | photo (stored for agents) | unsupported (voice, sticker, ...: answered)
     ui_lang: str | None = None  # the language the platform reports for the user, if any
-    extra: Dict[str, str] = field(default_factory=dict)  # platform specifics (e.g. Telegram callback_query id)
+    extra: dict[str, str] = field(default_factory=dict)  # platform specifics (e.g. Telegram callback_query id)
 
 
 class Channel(ABC):
@@ -84,21 +84,21 @@ class Channel(ABC):
         """Raise :class:`Refused` unless the request carries the platform's valid signature."""
 
     @abstractmethod
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         """The customer messages in a verified request (empty for events that need no answer)."""
 
     @abstractmethod
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         """The platform calls that show ``messages`` (stored ChatMessage dicts) to the customer at ``route``."""
 
     @abstractmethod
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         """Make one call; raise :class:`DeliveryError` when the platform did not accept it."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the channel's HTTP client."""
 
-    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """The photo ``Inbound.extra["media_ref"]`` names, as (bytes, content type); DeliveryError when it cannot be
         fetched (then the customer is asked to describe it in words)."""
         raise DeliveryError(f"{self.name} cannot fetch media", retryable=False)
@@ -108,7 +108,7 @@ MEDIA_MAX_BYTES = 5 * 1024 * 1024
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
 
-async def download(http: Any, url: str, headers: Dict[str, str] | None = None) -> Tuple[bytes, str]:
+async def download(http: Any, url: str, headers: dict[str, str] | None = None) -> tuple[bytes, str]:
     """GET a platform's media file, at most MEDIA_MAX_BYTES (streamed: a bigger file is refused, not read whole)."""
     try:
         async with http.stream("GET", url, headers=headers or {}) as response:
@@ -126,7 +126,7 @@ async def download(http: Any, url: str, headers: Dict[str, str] | None = None) -
     return b"".join(chunks), content_type
 
 
-def split_text(text: str, limit: int) -> List[str]:
+def split_text(text: str, limit: int) -> list[str]:
     """``text`` in pieces of at most ``limit`` characters, cut at a paragraph, line or sentence end, or a space
     when there is one in the second half of the piece (never inside a word when avoidable)."""
     text = text.strip()
@@ -150,7 +150,7 @@ def split_text(text: str, limit: int) -> List[str]:
     return pieces
 
 
-def numbered_choices(buttons: List[Dict[str, str]], language: str) -> str:
+def numbered_choices(buttons: list[dict[str, str]], language: str) -> str:
     """Buttons as numbered lines, for platforms without buttons (the customer answers with the number)."""
     if not buttons:
         return ""

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -49,7 +49,7 @@ class Gateway:
     desk: HandoffService
 
     @classmethod
-    def of(cls, state: Any) -> "Gateway":
+    def of(cls, state: Any) -> Gateway:
         """From ``app.state`` (read per request: tests replace ``app.state.rasa`` after start-up)."""
         return cls(state.store, state.rasa, state.settings, state.desk)
 
@@ -71,14 +71,14 @@ class CustomerMessage:
     channel: str
     client: str = ""
     ui_lang: str | None = None
-    metadata: Dict[str, Any] = field(default_factory=dict)  # extra metadata for Rasa (e.g. customer_token)
+    metadata: dict[str, Any] = field(default_factory=dict)  # extra metadata for Rasa (e.g. customer_token)
 
-    def rasa_metadata(self) -> Dict[str, Any]:
+    def rasa_metadata(self) -> dict[str, Any]:
         return {**self.metadata, "ui_lang": self.ui_lang, "channel": self.channel, "client": self.client}
 
 
 async def receive(gw: Gateway, message: CustomerMessage, *, wait_s: float = DUPLICATE_WAIT_S
-                  ) -> List[Dict[str, Any]] | None:
+                  ) -> list[dict[str, Any]] | None:
     """Store and answer a customer message; returns the stored replies (as dicts). A repeated message id returns
     the reply already given; None when its first attempt is still being answered after ``wait_s``."""
     previous = await gw.store.append_customer_once(
@@ -89,7 +89,7 @@ async def receive(gw: Gateway, message: CustomerMessage, *, wait_s: float = DUPL
     return await answer_stored(gw, message)
 
 
-async def answer_stored(gw: Gateway, message: CustomerMessage) -> List[Dict[str, Any]]:
+async def answer_stored(gw: Gateway, message: CustomerMessage) -> list[dict[str, Any]]:
     """Answer a message that is stored and leased to this attempt."""
     try:
         return await answer_and_store(gw, message)
@@ -100,7 +100,7 @@ async def answer_stored(gw: Gateway, message: CustomerMessage) -> List[Dict[str,
         raise
 
 
-async def answer_and_store(gw: Gateway, message: CustomerMessage) -> List[Dict[str, Any]]:
+async def answer_and_store(gw: Gateway, message: CustomerMessage) -> list[dict[str, Any]]:
     replies = await answer(gw, message)
     stored = [await gw.store.append(message.conversation_id, m) for m in replies]
     payload = [m.to_dict() for m in stored]
@@ -111,7 +111,7 @@ async def answer_and_store(gw: Gateway, message: CustomerMessage) -> List[Dict[s
     return payload
 
 
-async def answer(gw: Gateway, message: CustomerMessage) -> List[ChatMessage]:
+async def answer(gw: Gateway, message: CustomerMessage) -> list[ChatMessage]:
     """Ask whoever owns the conversation. The bot never answers a conversation that waits for or has an agent."""
     store, settings, conversation_id, ui_lang = gw.store, gw.settings, message.conversation_id, message.ui_lang
     text = message.text
@@ -154,7 +154,7 @@ async def answer(gw: Gateway, message: CustomerMessage) -> List[ChatMessage]:
     return replies
 
 
-def bot_messages(rasa_messages: List[Dict[str, Any]]) -> List[ChatMessage]:
+def bot_messages(rasa_messages: list[dict[str, Any]]) -> list[ChatMessage]:
     out = []
     for m in rasa_messages:
         text = m.get("text") or ""
@@ -169,7 +169,7 @@ def bot_messages(rasa_messages: List[Dict[str, Any]]) -> List[ChatMessage]:
 
 
 async def as_customer_text(store: ConversationStore, conversation_id: str, text: str, fresh_s: float
-                           ) -> Tuple[str, bool]:
+                           ) -> tuple[str, bool]:
     """What Rasa may read. A leading "/" makes Rasa treat a message as a command (an intent with entities, or
     /restart, /back, /session_start). Only the payload of a button the bot showed in this conversation, within
     WEB_BUTTON_FRESH_S, passes as a command; an older button is read as its title (what the customer saw); anything
@@ -185,7 +185,7 @@ async def as_customer_text(store: ConversationStore, conversation_id: str, text:
 
 
 async def record_csat(desk: HandoffService, conversation_id: str, stars: int, ui_lang: str | None
-                      ) -> List[ChatMessage]:
+                      ) -> list[ChatMessage]:
     result = await desk.record_csat(conversation_id, stars)
     if result is None:
         return [ChatMessage(role="system", text=say("csat_none", "", ui_lang))]
@@ -196,7 +196,7 @@ async def record_csat(desk: HandoffService, conversation_id: str, stars: int, ui
 
 
 async def replay(gw: Gateway, message: CustomerMessage, previous: str, wait_s: float
-                 ) -> List[Dict[str, Any]] | None:
+                 ) -> list[dict[str, Any]] | None:
     """A retried message: return the reply already given instead of answering twice. If the first attempt died
     before answering (its lease ran out), answer now; the message itself is stored exactly once either way.
     None when the first attempt is still answering after ``wait_s``."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any
 
 from fastapi import HTTPException, Request
 
@@ -33,8 +34,8 @@ MEDIA_PATH = "/api/channels/media/"
 
 
 async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_window_s: float | None = None,
-                  take_if: Callable[[List[Dict[str, Any]]], bool] | None = None
-                  ) -> Tuple[str, List[Dict[str, Any]]]:
+                  take_if: Callable[[list[dict[str, Any]]], bool] | None = None
+                  ) -> tuple[str, list[dict[str, Any]]]:
     """Store and answer one platform message. Returns ("queued" | "none" | "taken", messages): "taken" only with
     ``passive_window_s``, when the replies were ready in time (and ``take_if`` accepts them) and the caller answers
     with them itself."""
@@ -77,7 +78,7 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
         await routes.release(conversation_id, token)
 
 
-async def _latest(routes: ChannelRoutes, conversation_id: str, count: int) -> List[ChatMessage]:
+async def _latest(routes: ChannelRoutes, conversation_id: str, count: int) -> list[ChatMessage]:
     """The conversation's latest messages, newest first."""
     raw = await routes.redis.xrevrange(keys.messages(conversation_id), count=count)
     return [decode_entry(entry_id, data)[0] for entry_id, data in raw]
@@ -114,7 +115,7 @@ class StillAnswering(Exception):
     (the webhook answers 503)."""
 
 
-async def _flush_after(routes: ChannelRoutes, conversation_id: str, token: str, turn: "asyncio.Future[bool]"
+async def _flush_after(routes: ChannelRoutes, conversation_id: str, token: str, turn: asyncio.Future[bool]
                        ) -> None:
     if turn.cancelled() or turn.exception() is not None:
         logger.warning("late turn of %s failed: %s", conversation_id, None if turn.cancelled() else turn.exception())
@@ -182,7 +183,7 @@ async def _unsupported(gw: Gateway, routes: ChannelRoutes, message: CustomerMess
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
 
 
-async def take_in_or_retry_later(state: Any, channel: Channel, inbound: Inbound) -> Tuple[str, List[Dict[str, Any]]]:
+async def take_in_or_retry_later(state: Any, channel: Channel, inbound: Inbound) -> tuple[str, list[dict[str, Any]]]:
     """``take_in`` for a webhook: 503 + Retry-After when the platform should deliver the message again later."""
     try:
         return await take_in(state, channel, inbound)
@@ -211,7 +212,7 @@ async def verified_body(request: Request, channel: Channel) -> bytes:
     return body
 
 
-def parsed(request: Request, channel: Channel, body: bytes) -> List[Inbound]:
+def parsed(request: Request, channel: Channel, body: bytes) -> list[Inbound]:
     try:
         return channel.parse(request, body)
     except Malformed as exc:

@@ -29,7 +29,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from limits import parse
 from redis.asyncio import Redis
@@ -49,9 +49,9 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def cancelling(task: "asyncio.Task[Any] | None") -> bool:
+def cancelling(task: asyncio.Task[Any] | None) -> bool:
     """True once the loop's task is being cancelled (Python 3.11; redis-py may swallow the CancelledError)."""
-    return task is not None and bool(task.cancelling())  # type: ignore[attr-defined]
+    return task is not None and bool(task.cancelling())
 
 
 def consumer_name() -> str:
@@ -111,9 +111,9 @@ class OutboxWorker:
                 done += await self._handle(entry_id, data)
         return done
 
-    async def _due_retries(self) -> List[Tuple[bytes, Dict[bytes, bytes] | None]]:
+    async def _due_retries(self) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
         pending = await self.redis.xpending_range(self.stream, GROUP, min="-", max="+", count=BATCH * 5)
-        out: List[Tuple[bytes, Dict[bytes, bytes] | None]] = []
+        out: list[tuple[bytes, dict[bytes, bytes] | None]] = []
         for p in pending:
             entry_id = _s(p["message_id"])
             attempts = int(await self.redis.hget(keys.outbox_progress(self.channel.name, entry_id), "attempts") or 0)
@@ -125,7 +125,7 @@ class OutboxWorker:
             out.extend((entry_id, data) for entry_id, data in claimed or [])  # empty: another gateway has it
         return out
 
-    async def _handle(self, entry_id: Any, data: Dict[bytes, bytes] | None) -> int:
+    async def _handle(self, entry_id: Any, data: dict[bytes, bytes] | None) -> int:
         entry_id = _s(entry_id)
         if not data:  # deleted meanwhile
             await self._ack(entry_id)
@@ -165,7 +165,7 @@ class OutboxWorker:
         await self._complete(entry_id, cid, fields)
         return 1
 
-    async def _complete(self, entry_id: str, conversation_id: str, fields: Dict[str, str]) -> None:
+    async def _complete(self, entry_id: str, conversation_id: str, fields: dict[str, str]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.channel_route(conversation_id), "sent_upto", fields.get("last", "0-0"))
             pipe.xack(self.stream, GROUP, entry_id)
@@ -173,7 +173,7 @@ class OutboxWorker:
             pipe.delete(keys.outbox_progress(self.channel.name, entry_id))
             await pipe.execute()
 
-    async def _dead(self, entry_id: str, fields: Dict[str, str], route: Dict[str, str], error: str,
+    async def _dead(self, entry_id: str, fields: dict[str, str], route: dict[str, str], error: str,
                     attempts: int) -> None:
         """Give up on a batch: visible to supervisors in the dead-letter stream; the conversation's next batch
         may go."""

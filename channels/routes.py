@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -69,7 +70,7 @@ class ChannelRoutes:
         self._flush = redis.register_script(_FLUSH)
         self._release = redis.register_script(_RELEASE)
 
-    async def conversation_for(self, platform: str, user: str, address: Dict[str, str], ui_lang: str | None,
+    async def conversation_for(self, platform: str, user: str, address: dict[str, str], ui_lang: str | None,
                                client: str = "") -> str:
         """The conversation of a platform user (a new one the first time, or after the old one expired); records
         where replies go and when the customer last wrote."""
@@ -100,7 +101,7 @@ class ChannelRoutes:
         value = await self.redis.get(keys.channel_user(platform, user))
         return _s(value) if value else None
 
-    async def route(self, conversation_id: str) -> Dict[str, str]:
+    async def route(self, conversation_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.channel_route(conversation_id))
         return {_s(k): _s(v) for k, v in raw.items()}
 
@@ -117,7 +118,7 @@ class ChannelRoutes:
         return bool(await self.redis.exists(keys.channel_hold(conversation_id)))
 
     async def flush(self, conversation_id: str, take: bool = False,
-                    take_if: Callable[[List[Dict[str, Any]]], bool] | None = None) -> Tuple[str, List[Dict[str, Any]]]:
+                    take_if: Callable[[list[dict[str, Any]]], bool] | None = None) -> tuple[str, list[dict[str, Any]]]:
         """Hand the conversation's new non-customer messages on. Returns ("none" | "queued" | "taken", messages):
         with ``take`` the caller answers them itself (passive reply) when no earlier batch is still on its way and
         ``take_if(messages)`` agrees (e.g. they fit in one passive reply)."""
@@ -145,14 +146,14 @@ class ChannelRoutes:
             return ("taken" if code == 2 else "queued"), deliver
         return "none", []
 
-    async def active(self, limit: int) -> List[str]:
+    async def active(self, limit: int) -> list[str]:
         """Recently active conversations of asynchronous channels (older ones are forgotten)."""
         since = time.time() - self.store.ttl_s
         await self.redis.zremrangebyscore(keys.channel_active(), "-inf", since)
         ids = await self.redis.zrevrangebyscore(keys.channel_active(), "+inf", since, start=0, num=limit)
         return [_s(i) for i in ids]
 
-    async def cursors(self, conversation_ids: List[str]) -> Dict[str, str]:
+    async def cursors(self, conversation_ids: list[str]) -> dict[str, str]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid in conversation_ids:
                 pipe.hget(keys.channel_route(cid), "cursor")

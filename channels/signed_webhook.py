@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
@@ -68,7 +68,7 @@ class SignedWebhookChannel(Channel):
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.window_s:
             raise Refused(403, "timestamp outside the replay window")
 
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         try:
             data = json.loads(body)
         except ValueError as exc:
@@ -86,12 +86,12 @@ class SignedWebhookChannel(Channel):
         return [Inbound(delivery_id=message_id, user=user, address={"user_id": user}, text=text,
                         ui_lang=language_of(language) if isinstance(language, str) else None, extra=extra)]
 
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         user = json.loads(route["address"])["user_id"]
         return [{"user_id": user, "conversation_id": route.get("conversation_id", ""),
                  "message": {k: m.get(k) for k in ("id", "role", "text", "buttons")}} for m in messages]
 
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         body = json.dumps(call, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Signature-Timestamp": timestamp,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
@@ -71,7 +71,7 @@ class TelegramChannel(Channel):
         if not same_secret(given, self.secret):
             raise Refused(403, "wrong secret token")
 
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         try:
             update = json.loads(body)
         except ValueError as exc:
@@ -117,14 +117,14 @@ class TelegramChannel(Channel):
         return [Inbound(delivery_id=update_id, user=str(chat_id), address=address, text=kind, kind="unsupported",
                         ui_lang=ui_lang)]
 
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         chat_id = json.loads(route["address"])["chat_id"]
-        calls: List[Call] = []
+        calls: list[Call] = []
         for m in messages:
             buttons = m.get("buttons") or []
             pieces = split_text(m.get("text") or "", MAX_TEXT) or ([" "] if buttons else [])
             for i, piece in enumerate(pieces):
-                payload: Dict[str, Any] = {"chat_id": int(chat_id), "text": piece}
+                payload: dict[str, Any] = {"chat_id": int(chat_id), "text": piece}
                 if buttons and i == len(pieces) - 1:
                     payload["reply_markup"] = {"inline_keyboard": [
                         [{"text": b.get("title") or b.get("payload") or "?", "callback_data": _callback_data(b)}]
@@ -132,10 +132,10 @@ class TelegramChannel(Channel):
                 calls.append({"method": "sendMessage", "payload": payload})
         return calls
 
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         await self.call(call["method"], call["payload"])
 
-    async def call(self, method: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+    async def call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await self.http.post(f"/bot{self.token}/{method}", json=payload)
         except httpx.HTTPError as exc:
@@ -150,7 +150,7 @@ class TelegramChannel(Channel):
         reason = f"{method}: HTTP {status} {str(body.get('description') or '')[:200]}"
         raise DeliveryError(reason, retryable=status == 429 or status >= 500)
 
-    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """getFile, then the file from ``/file/bot<token>/<file_path>`` (Telegram serves it as octet-stream: the
         type comes from the path's extension)."""
         result = (await self.call("getFile", {"file_id": ref})).get("result") or {}
@@ -179,11 +179,11 @@ def _largest_photo(sizes: Any) -> str:
     return max(fitting, key=lambda p: int(p.get("width") or 0) * int(p.get("height") or 0))["file_id"]
 
 
-def _dict(value: Any) -> Dict[str, Any]:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _callback_data(button: Dict[str, str]) -> str:
+def _callback_data(button: dict[str, str]) -> str:
     payload = button.get("payload") or ""
     if payload and len(payload.encode()) <= MAX_CALLBACK_DATA:
         return payload

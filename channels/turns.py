@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any
 
 from conversations.rasa_client import RasaClient, RasaError
 from conversations.store import ChatMessage
@@ -45,7 +45,7 @@ class RetryableNotice(ChatMessage):
     client retry of the same message id is answered again instead of replaying this notice)."""
 
 
-def failed_action(events: List[Dict[str, Any]], text: str) -> str | None:
+def failed_action(events: list[dict[str, Any]], text: str) -> str | None:
     """The custom action of the latest turn for ``text`` that left no trace (it failed), or None."""
     start = None
     for i in range(len(events) - 1, -1, -1):
@@ -54,7 +54,7 @@ def failed_action(events: List[Dict[str, Any]], text: str) -> str | None:
             break
     if start is None:
         return None
-    turn: List[Dict[str, Any]] = []
+    turn: list[dict[str, Any]] = []
     for event in events[start + 1:]:
         if event.get("event") == "user":
             break

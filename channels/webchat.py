@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Dict, List, Literal
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -51,14 +51,14 @@ class MessageOut(BaseModel):
     id: str
     role: str
     text: str
-    buttons: List[ButtonOut] = []
+    buttons: list[ButtonOut] = []
     ts: float
     name: str | None = None  # an agent's display name
 
 
 class ReplyOut(BaseModel):
     conversation_id: str
-    messages: List[MessageOut]
+    messages: list[MessageOut]
 
 
 def _refuse(limited: protect.Limited, ui_lang: str | None) -> HTTPException:
@@ -152,7 +152,7 @@ async def message_events(
     last_event_id = request.headers.get("last-event-id") or ""
     cursor = last_event_id if re.match(STREAM_ID, last_event_id) else (after or "0-0")
 
-    async def format_entry(key: str, entry_id: bytes, data: Dict[bytes, bytes], _: Dict[str, str]):
+    async def format_entry(key: str, entry_id: bytes, data: dict[bytes, bytes], _: dict[str, str]):
         message, _author = decode_entry(entry_id, data)
         return None, message.to_dict()
 

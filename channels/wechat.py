@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any
 from xml.parsers import expat
 
 import httpx
@@ -71,19 +71,19 @@ def signature_of(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 - WeChat's
 
 
-def parse_xml(body: bytes) -> Dict[str, str]:
+def parse_xml(body: bytes) -> dict[str, str]:
     """The child elements of WeChat's ``<xml>`` root as a flat dict. No DTD is allowed: a document type or entity
     declaration is refused before anything is expanded (billion laughs, external entities)."""
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    fields: Dict[str, str] = {}
-    path: List[str] = []
-    text: List[str] = []
+    fields: dict[str, str] = {}
+    path: list[str] = []
+    text: list[str] = []
 
     def refuse(*_: Any) -> None:
         raise Malformed("XML with a DTD or entities is not accepted")
 
-    def start(name: str, _attrs: Dict[str, str]) -> None:
+    def start(name: str, _attrs: dict[str, str]) -> None:
         path.append(name)
         text.clear()
         if len(path) == 1 and name != "xml":
@@ -117,7 +117,7 @@ def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def passive_text(messages: List[Dict[str, Any]]) -> str:
+def passive_text(messages: list[dict[str, Any]]) -> str:
     """The replies of one turn as the one text a passive reply can carry (buttons as numbered choices)."""
     parts = []
     for m in messages:
@@ -169,7 +169,7 @@ class WeChatChannel(Channel):
             if not self.crypto.signed(q.get("msg_signature"), q.get("timestamp", ""), q.get("nonce", ""), encrypt):
                 raise Refused(403, "wrong msg_signature")
 
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         if encrypted(request):
             assert self.crypto is not None  # checked by verify
             try:
@@ -196,12 +196,12 @@ class WeChatChannel(Channel):
         return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address,
                         text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
 
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         openid = json.loads(route["address"])["openid"]
         return [{"touser": openid, "msgtype": "text", "text": {"content": piece}}
                 for piece in split_text(passive_text(messages), MAX_TEXT)]
 
-    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """The image message's PicUrl (WeChat's image server; no token needed)."""
         return await download(self.http, ref)
 
@@ -225,7 +225,7 @@ class WeChatChannel(Channel):
             await self.redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
         return str(token)
 
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         for fresh in (False, True):
             token = await self.access_token(fresh=fresh)
             try:
@@ -247,7 +247,7 @@ def encrypted(request: Request) -> bool:
     return request.query_params.get("encrypt_type") == "aes"
 
 
-def passive_reply(fields: Dict[str, str], text: str) -> str:
+def passive_reply(fields: dict[str, str], text: str) -> str:
     return (f"<xml><ToUserName>{cdata(fields['openid'])}</ToUserName>"
             f"<FromUserName>{cdata(fields['account'])}</FromUserName><CreateTime>{int(time.time())}</CreateTime>"
             f"<MsgType>{cdata('text')}</MsgType><Content>{cdata(text)}</Content></xml>")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Dict, List, Set
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
@@ -65,7 +65,7 @@ class WeComChannel(Channel):
         self.http = http or httpx.AsyncClient(base_url=settings.wecom_api_base.rstrip("/"),
                                               timeout=settings.wecom_timeout_s)
         self.redis: Redis | None = None
-        self.tasks: Set["asyncio.Task[None]"] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         for task in list(self.tasks):
@@ -84,16 +84,16 @@ class WeComChannel(Channel):
         if not self.crypto.signed(q.get("msg_signature"), q.get("timestamp", ""), q.get("nonce", ""), encrypt):
             raise Refused(403, "wrong msg_signature")
 
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         return []  # the callback only announces messages; they are fetched with kf/sync_msg (see sync)
 
-    def event(self, body: bytes) -> Dict[str, str]:
+    def event(self, body: bytes) -> dict[str, str]:
         try:
             return parse_xml(self.crypto.decrypt(parse_xml(body).get("Encrypt") or ""))
         except CryptoError as exc:
             raise Malformed(f"cannot decrypt: {exc}") from exc
 
-    def inbound(self, message: Dict[str, Any]) -> Inbound | None:
+    def inbound(self, message: dict[str, Any]) -> Inbound | None:
         """A synced message as a customer message (None for what needs no answer)."""
         msgid, user, kfid = message.get("msgid"), message.get("external_userid"), message.get("open_kfid")
         if not (isinstance(msgid, str) and isinstance(user, str) and isinstance(kfid, str)):
@@ -154,10 +154,10 @@ class WeComChannel(Channel):
 
     # ------------------------------------------------------------------ outbound
 
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         address = json.loads(route["address"])
         base = {"touser": address["external_userid"], "open_kfid": address["open_kfid"]}
-        calls: List[Call] = []
+        calls: list[Call] = []
         for m in messages:
             text = (m.get("text") or "").strip()
             buttons = [b for b in m.get("buttons") or [] if b.get("payload") or b.get("title")]
@@ -172,7 +172,7 @@ class WeComChannel(Channel):
                 calls.append({**base, "msgtype": "msgmenu", "msgmenu": {"head_content": head, "list": items}})
         return calls
 
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         try:
             await self.api("kf/send_msg", call)
         except DeliveryError as exc:
@@ -206,7 +206,7 @@ class WeComChannel(Channel):
             await self.redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
         return str(token)
 
-    async def api(self, path: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+    async def api(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One WeCom API call (errcode 0 or DeliveryError with ``code``); a stale token is replaced once."""
         for fresh in (False, True):
             token = await self.access_token(fresh=fresh)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
@@ -82,7 +82,7 @@ class WhatsAppChannel(Channel):
         if not same_secret(given, "sha256=" + hmac_sha256_hex(self.app_secret, body)):
             raise Refused(403, "wrong X-Hub-Signature-256")
 
-    def parse(self, request: Request, body: bytes) -> List[Inbound]:
+    def parse(self, request: Request, body: bytes) -> list[Inbound]:
         try:
             notification = json.loads(body)
         except ValueError as exc:
@@ -130,14 +130,14 @@ class WhatsAppChannel(Channel):
             return inbound(str(button.get("payload") or button.get("text") or ""), "button")
         return inbound(kind if kind in UNSUPPORTED_KINDS else "other", "unsupported")
 
-    def render(self, messages: List[Dict[str, Any]], route: Dict[str, str]) -> List[Call]:
+    def render(self, messages: list[dict[str, Any]], route: dict[str, str]) -> list[Call]:
         to = json.loads(route["address"])["wa_id"]
         if time.time() - float(route.get("last_inbound") or 0) > WINDOW_S:
             if self.template_name:
                 return [{"to": to, "type": "template", "template": {
                     "name": self.template_name, "language": {"code": self.template_language}}}]
             return [{"outside_window": True}]
-        calls: List[Call] = []
+        calls: list[Call] = []
         for m in messages:
             text = (m.get("text") or "").strip()
             buttons = [b for b in m.get("buttons") or [] if b.get("payload") or b.get("title")][:MAX_LIST_ROWS]
@@ -150,7 +150,7 @@ class WhatsAppChannel(Channel):
                 calls += [_text(to, piece) for piece in split_text(text, MAX_TEXT)]
                 body = "请选择：" if language == ZH else "Please choose:"
             if len(buttons) <= MAX_REPLY_BUTTONS:
-                action: Dict[str, Any] = {"buttons": [
+                action: dict[str, Any] = {"buttons": [
                     {"type": "reply", "reply": {"id": _id(b), "title": truncate(b.get("title") or _id(b), 20)}}
                     for b in buttons]}
                 interactive = {"type": "button", "body": {"text": body}, "action": action}
@@ -167,7 +167,7 @@ class WhatsAppChannel(Channel):
             calls.append({"to": to, "type": "interactive", "interactive": interactive})
         return calls
 
-    async def fetch_media(self, ref: str) -> Tuple[bytes, str]:
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """``GET /{media-id}`` gives a short-lived URL and the MIME type; the file needs the same Bearer token."""
         auth = {"Authorization": f"Bearer {self.access_token}"}
         try:
@@ -180,7 +180,7 @@ class WhatsAppChannel(Channel):
         data, served_type = await download(self.http, str(meta["url"]), auth)
         return data, str(meta.get("mime_type") or served_type)
 
-    async def send(self, call: Call, route: Dict[str, str]) -> None:
+    async def send(self, call: Call, route: dict[str, str]) -> None:
         if call.get("outside_window"):
             raise DeliveryError("outside the 24-hour customer-service window and no WHATSAPP_TEMPLATE_NAME: "
                                 "not sent", retryable=False)
@@ -206,7 +206,7 @@ def _text(to: str, body: str) -> Call:
     return {"to": to, "type": "text", "text": {"body": body, "preview_url": False}}
 
 
-def _id(button: Dict[str, str]) -> str:
+def _id(button: dict[str, str]) -> str:
     return (button.get("payload") or button.get("title") or "?")[:256]
 
 

@@ -17,8 +17,9 @@ import hashlib
 import ipaddress
 import secrets
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping
+from typing import Any
 
 from fastapi import Request
 from limits import RateLimitItem, parse_many
@@ -39,7 +40,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # ---------------------------------------------------------------------------------------------- client identity
 
-def client_ip(request: Request, trusted_proxies: List[str]) -> str:
+def client_ip(request: Request, trusted_proxies: list[str]) -> str:
     """The client's address: the peer, or the last untrusted hop of X-Forwarded-For when the peer is a proxy we
     trust (each trusted proxy appends the address it saw, so the right-most untrusted entry is the client)."""
     peer = request.client.host if request.client else "unknown"
@@ -52,7 +53,7 @@ def client_ip(request: Request, trusted_proxies: List[str]) -> str:
     return peer
 
 
-def _in(address: str, networks: List[str]) -> bool:
+def _in(address: str, networks: list[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -70,7 +71,9 @@ def new_device_secret() -> str:
 
 
 def valid_device_secret(value: str | None) -> bool:
-    return value is not None and len(value) == _DEVICE_ALPHABET_LEN and value.replace("-", "").replace("_", "").isalnum()
+    if value is None or len(value) != _DEVICE_ALPHABET_LEN:
+        return False
+    return value.replace("-", "").replace("_", "").isalnum()
 
 
 def device_hash(secret: str) -> str:
@@ -91,9 +94,9 @@ class Limited:
 class Throttle:
     """Named per-client limits in Redis. ``hit`` counts one event and says whether it was over a limit."""
 
-    def __init__(self, redis_url: str, limits: Dict[str, str]) -> None:
+    def __init__(self, redis_url: str, limits: dict[str, str]) -> None:
         self._limiter = moving_window(redis_url, keys.rate_limit_prefix())
-        self._limits: Dict[str, List[RateLimitItem]] = {name: parse_many(spec) for name, spec in limits.items()}
+        self._limits: dict[str, list[RateLimitItem]] = {name: parse_many(spec) for name, spec in limits.items()}
 
     async def hit(self, name: str, *identifiers: str) -> Limited | None:
         """Count one event for ``identifiers`` under every window of limit ``name``; None when allowed."""

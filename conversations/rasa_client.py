@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -71,7 +72,7 @@ class RasaClient:
         """The worker that serves this conversation while it is up (stable for a given list of workers)."""
         return self._workers[self._index(sender_id)]
 
-    def _order(self, sender_id: str) -> List[int]:
+    def _order(self, sender_id: str) -> list[int]:
         """Workers to try, in order: the conversation's own, then the next ones; workers marked down go last
         (tried only when every other one failed too; the first request after the pause probes them)."""
         first = self._index(sender_id)
@@ -131,8 +132,8 @@ class RasaClient:
             await worker.aclose()
 
     async def send_message(
-        self, sender_id: str, text: str, metadata: Dict[str, Any] | None = None
-    ) -> List[Dict[str, Any]]:
+        self, sender_id: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Send one customer message through Rasa's REST channel and return the bot's messages."""
         payload = {"sender": sender_id, "message": text, "metadata": metadata or {}}
         response = await self._request(sender_id, "POST", "/webhooks/rest/webhook", json=payload,
@@ -144,7 +145,7 @@ class RasaClient:
             raise RasaError("Rasa answered with an unexpected body")
         return body
 
-    async def get_tracker(self, sender_id: str) -> Dict[str, Any]:
+    async def get_tracker(self, sender_id: str) -> dict[str, Any]:
         """Read a conversation's tracker through the HTTP API (needs the auth token)."""
         response = await self._request(sender_id, "GET", f"/conversations/{sender_id}/tracker",
                                         params={"token": self._token}, resend_after_failure=True)
@@ -152,7 +153,7 @@ class RasaClient:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         return response.json()
 
-    async def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+    async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
         """Append events to a tracker (e.g. ``resume`` when an agent hands a conversation back to the bot)."""
         response = await self._request(
             sender_id, "POST", f"/conversations/{sender_id}/tracker/events",

@@ -11,7 +11,7 @@ are windows or overwrites; a bot reply appended in that instant could be stored 
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -26,7 +26,7 @@ BACKOFF_BASE_S = 0.05  # waits 0.1, 0.2, 0.4 s: a stale connection needs one, a 
 BACKOFF_CAP_S = 0.5
 
 
-def redis_options() -> Dict[str, Any]:
+def redis_options() -> dict[str, Any]:
     """Keyword arguments for an asyncio client (``Redis.from_url``, or a ``limits`` ``RedisStorage``)."""
     return {"retry": Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), RETRIES),
             "retry_on_error": [RedisConnectionError, RedisTimeoutError]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import AsyncIterator, Awaitable, Callable, Dict, List, Tuple
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import Request
 from redis.asyncio import Redis
@@ -20,7 +20,7 @@ STREAM_ID = r"^\d+-\d+$"
 RETRY_MS = 1000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
-Formatter = Callable[[str, bytes, Dict[bytes, bytes], Dict[str, str]], Awaitable[Tuple[str | None, object] | None]]
+Formatter = Callable[[str, bytes, dict[bytes, bytes], dict[str, str]], Awaitable[tuple[str | None, object] | None]]
 
 
 def frame(event_id: str, data: object, event: str | None = None) -> str:
@@ -31,12 +31,12 @@ def frame(event_id: str, data: object, event: str | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def composite_id(cursors: Dict[str, str], order: List[str]) -> str:
+def composite_id(cursors: dict[str, str], order: list[str]) -> str:
     return "|".join(cursors[k] for k in order)
 
 
 async def stream_events(
-    request: Request, redis: Redis, cursors: Dict[str, str], block_ms: int, format_entry: Formatter,
+    request: Request, redis: Redis, cursors: dict[str, str], block_ms: int, format_entry: Formatter,
     on_tick: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[str]:
     """Yield SSE frames for every entry after ``cursors`` (stream key -> last id) until the client goes away."""

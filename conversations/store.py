@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -52,18 +52,18 @@ class ChatMessage:
 
     role: str  # customer | bot | agent | system
     text: str
-    buttons: List[Dict[str, str]] = field(default_factory=list)
+    buttons: list[dict[str, str]] = field(default_factory=list)
     ts: float = field(default_factory=time.time)
     id: str = ""
     name: str = ""  # an agent message's (or joined notice's) display name, shown to the customer; else empty
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if not self.name:
             del out["name"]
         return out
 
-    def fields(self, author: str = "") -> Dict[str, str]:
+    def fields(self, author: str = "") -> dict[str, str]:
         out = {"role": self.role, "text": self.text, "buttons": json.dumps(self.buttons, ensure_ascii=False),
                "ts": repr(self.ts)}
         if author:
@@ -73,7 +73,7 @@ class ChatMessage:
         return out
 
 
-def decode_entry(entry_id: Any, data: Dict[Any, Any]) -> Tuple[ChatMessage, str]:
+def decode_entry(entry_id: Any, data: dict[Any, Any]) -> tuple[ChatMessage, str]:
     """A stream entry as a message plus its author (agent id for agent messages, else empty)."""
     d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
          for k, v in data.items()}
@@ -137,7 +137,7 @@ class ConversationStore:
         stored = await self._redis.hget(keys.conversation(conversation_id), "device")
         return bool(stored) and bool(device_hash) and hmac.compare_digest(stored, device_hash.encode())
 
-    async def offered_payload(self, conversation_id: str, payload: str, fresh_s: float) -> Tuple[str, str]:
+    async def offered_payload(self, conversation_id: str, payload: str, fresh_s: float) -> tuple[str, str]:
         """Was ``payload`` on a button the bot showed in this conversation? Returns ("fresh" | "stale" | "unknown",
         the button's title)."""
         value = await self._redis.hget(keys.offered(conversation_id), payload)
@@ -146,7 +146,7 @@ class ConversationStore:
         shown_at, _, title = value.decode().partition("|")
         return ("fresh" if time.time() - float(shown_at) <= fresh_s else "stale"), title
 
-    async def meta(self, conversation_id: str) -> Dict[str, str]:
+    async def meta(self, conversation_id: str) -> dict[str, str]:
         raw = await self._redis.hgetall(keys.conversation(conversation_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -178,7 +178,7 @@ class ConversationStore:
     ) -> str | None:
         """Store a customer message unless its client id was seen. Returns None when stored now (``message.id`` is
         set), else the stored marker: ``pending:<lease end>`` while being answered, or the reply JSON."""
-        args: List[Any] = [self._ttl_s, repr(time.time() + lease_s), STREAM_MAXLEN]
+        args: list[Any] = [self._ttl_s, repr(time.time() + lease_s), STREAM_MAXLEN]
         for k, v in message.fields().items():
             args += [k, v]
         stored, value = await self._append_once(
@@ -206,10 +206,10 @@ class ConversationStore:
         if value and value.decode().startswith(PENDING):
             await self._redis.set(key, PENDING + "0", ex=self._ttl_s)
 
-    async def history(self, conversation_id: str, after: str | None = None) -> List[ChatMessage]:
+    async def history(self, conversation_id: str, after: str | None = None) -> list[ChatMessage]:
         return [m for m, _ in await self.entries(conversation_id, after)]
 
-    async def entries(self, conversation_id: str, after: str | None = None) -> List[Tuple[ChatMessage, str]]:
+    async def entries(self, conversation_id: str, after: str | None = None) -> list[tuple[ChatMessage, str]]:
         start = f"({after}" if after else "-"
         raw = await self._redis.xrange(keys.messages(conversation_id), min=start, max="+")
         return [decode_entry(entry_id, data) for entry_id, data in raw]
@@ -218,7 +218,7 @@ class ConversationStore:
         value = await self._redis.get(keys.dedupe(conversation_id, client_message_id))
         return value.decode() if value else None
 
-    async def store_reply(self, conversation_id: str, client_message_id: str, reply: List[Dict[str, Any]]) -> None:
+    async def store_reply(self, conversation_id: str, client_message_id: str, reply: list[dict[str, Any]]) -> None:
         await self._redis.set(
             keys.dedupe(conversation_id, client_message_id), json.dumps(reply, ensure_ascii=False), ex=self._ttl_s
         )
@@ -227,7 +227,7 @@ class ConversationStore:
         """True the first time per phase (e.g. one handoff's queue wait): at most one notice, not one per message."""
         return bool(await self._redis.set(keys.notice(conversation_id, phase), "1", nx=True, ex=self._ttl_s))
 
-    async def over_rate_limit(self, conversation_id: str, limit: int, window_s: int) -> Tuple[bool, bool]:
+    async def over_rate_limit(self, conversation_id: str, limit: int, window_s: int) -> tuple[bool, bool]:
         """Counts a customer message; returns (over the limit, first time over in this window)."""
         window = int(time.time() // window_s)
         async with self._redis.pipeline(transaction=True) as pipe:

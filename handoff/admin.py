@@ -11,7 +11,6 @@ import asyncio
 import getpass
 import os
 import sys
-from typing import List
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -51,7 +50,7 @@ async def _create(username: str, role: str, display_name: str | None, max_concur
         await redis.aclose()
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handoff.admin", description="Agent desk accounts")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in ("create-supervisor", "create-agent"):

@@ -17,8 +17,9 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -77,12 +78,12 @@ class Agent:
     def is_supervisor(self) -> bool:
         return self.role == "supervisor"
 
-    def public(self) -> Dict[str, object]:
+    def public(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name, "role": self.role,
                 "max_concurrent": self.max_concurrent}
 
 
-def _decode(raw: Dict[bytes, bytes]) -> Dict[str, str]:
+def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -130,7 +131,7 @@ class AgentStore:
         return Agent(id=agent_id, username=raw["username"], display_name=raw.get("display_name", raw["username"]),
                      role=raw["role"], max_concurrent=int(raw.get("max_concurrent") or self._default_max))
 
-    async def all(self) -> List[Agent]:
+    async def all(self) -> list[Agent]:
         ids = [v.decode() for v in (await self._redis.hgetall(keys.agent_usernames())).values()]
         agents = [await self.get(i) for i in ids]
         return sorted((a for a in agents if a), key=lambda a: a.username)
@@ -174,7 +175,7 @@ class AgentStore:
     async def touch(self, agent_id: str) -> None:
         await self._redis.zadd(keys.agents_online(), {agent_id: time.time()})
 
-    async def online_ids(self) -> List[str]:
+    async def online_ids(self) -> list[str]:
         since = time.time() - self._presence_ttl_s
         return [v.decode() for v in await self._redis.zrangebyscore(keys.agents_online(), since, "+inf")]
 

@@ -14,9 +14,10 @@ A stream alert older than the desk's retention is not shown.
 """
 from __future__ import annotations
 
+import builtins
 import json
 import re
-from typing import Any, Dict, List
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -45,11 +46,11 @@ class SupervisorAlerts:
         self.redis = redis
         self.desk = desk
 
-    async def list(self) -> List[Dict[str, Any]]:
+    async def list(self) -> builtins.list[dict[str, Any]]:
         """Open alerts, oldest first: the desk's, then each complaint stream's not yet acknowledged."""
         out = await self.desk.alerts()
         since = self.desk.clock.timestamp() - self.desk.retention_s
-        stream_alerts: List[Dict[str, Any]] = []
+        stream_alerts: list[dict[str, Any]] = []
         for kind, (prefix, stream) in STREAMS.items():
             for entry_id, raw in await self.redis.xrevrange(stream, count=PER_STREAM):
                 eid = _s(entry_id)
@@ -89,8 +90,8 @@ class SupervisorAlerts:
         return True
 
 
-def _stream_alert(kind: str, alert_id: str, at: float, fields: Dict[str, str]) -> Dict[str, Any]:
-    alert: Dict[str, Any] = {"id": alert_id, "kind": kind, "raised_at": iso(at), "raised_ts": at,
+def _stream_alert(kind: str, alert_id: str, at: float, fields: dict[str, str]) -> dict[str, Any]:
+    alert: dict[str, Any] = {"id": alert_id, "kind": kind, "raised_at": iso(at), "raised_ts": at,
                              "handoff_id": "", "conversation_id": "",
                              "window_seconds": int(fields.get("window_seconds") or 0)}
     if kind == "repeat_complaint":

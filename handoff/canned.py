@@ -6,7 +6,6 @@ a topic; no embeddings are needed for a list of ~100 articles.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
 
 import yaml
 
@@ -14,11 +13,11 @@ import yaml
 class CannedAnswers:
     def __init__(self, kb_dir: Path) -> None:
         self._kb_dir = Path(kb_dir)
-        self._articles: List[Dict[str, object]] | None = None
+        self._articles: list[dict[str, object]] | None = None
 
-    def _load(self) -> List[Dict[str, object]]:
+    def _load(self) -> list[dict[str, object]]:
         if self._articles is None:
-            articles: List[Dict[str, object]] = []
+            articles: list[dict[str, object]] = []
             for path in sorted(self._kb_dir.glob("*.yml")):
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
                 for article in data.get("articles") or []:
@@ -39,7 +38,7 @@ class CannedAnswers:
             self._articles = articles
         return self._articles
 
-    def search(self, language: str, query: str = "", limit: int = 20) -> List[Dict[str, str]]:
+    def search(self, language: str, query: str = "", limit: int = 20) -> list[dict[str, str]]:
         """Articles in the conversation's language whose title, answer, questions or tags contain the query."""
         lang = language if language in ("zh", "en") else "zh"
         needle = query.strip().lower()

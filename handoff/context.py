@@ -17,7 +17,8 @@ for the console's live transcript); ``summary.bot_attempts`` says in words what 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Set
+from collections.abc import Iterable
+from typing import Any
 
 from bot.shared.context_tracker import iso
 from bot.shared.redact import DIGIT_RUN_RE, MASK, Redactor, scrub_stored
@@ -34,16 +35,16 @@ _GENERIC_INTENTS = {"greet", "goodbye", "affirm", "deny", "thank", "thanks", "th
 _IDENTIFIER_SLOTS = ("order_number", "tracking_number", "phone")
 # Slots the package never carries: Rasa's session metadata (client details, not the customer's case).
 _DROPPED_SLOTS = {"session_started_metadata", "phone_last4"}
-_EMPTY_TRACKER: Dict[str, Any] = {"turns": [], "actions": [], "kb_articles": [], "slots": {},
+_EMPTY_TRACKER: dict[str, Any] = {"turns": [], "actions": [], "kb_articles": [], "slots": {},
                                   "frustration_per_message": []}
 
 
-def _learn_masked(turns: Iterable[Dict[str, Any]], texts: Iterable[str]) -> Set[str]:
+def _learn_masked(turns: Iterable[dict[str, Any]], texts: Iterable[str]) -> set[str]:
     """Digit strings the action server masked in its (redacted) turn texts, read at the same places of the raw
     customer messages the desk holds: the desk learns which digits are secrets without the action sending any."""
     generic = Redactor()
     raw = [generic.text(t) for t in texts if t]  # phones masked exactly as the action server masked them
-    secrets: Set[str] = set()
+    secrets: set[str] = set()
     for turn in turns:
         masked = str(turn.get("text") or "")
         if MASK not in masked:
@@ -62,7 +63,7 @@ def _learn_masked(turns: Iterable[Dict[str, Any]], texts: Iterable[str]) -> Set[
     return secrets
 
 
-def conversation_redactor(tracker_part: Dict[str, Any] | None, transcript: List[Dict[str, Any]]) -> Redactor:
+def conversation_redactor(tracker_part: dict[str, Any] | None, transcript: list[dict[str, Any]]) -> Redactor:
     """The secrets of one conversation: phone tails anywhere in the transcript, and the digits the action server
     masked in the customer's messages (see :func:`_learn_masked`)."""
     texts = [str(m.get("text") or "") for m in transcript if m.get("role") == "customer"]
@@ -71,8 +72,8 @@ def conversation_redactor(tracker_part: Dict[str, Any] | None, transcript: List[
     return Redactor(base.secrets | learned)
 
 
-def _collect_identifiers(slots: Dict[str, Any], turns: Iterable[Dict[str, Any]]) -> Dict[str, List[str]]:
-    found: Dict[str, List[str]] = {name: [] for name in _IDENTIFIER_SLOTS}
+def _collect_identifiers(slots: dict[str, Any], turns: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {name: [] for name in _IDENTIFIER_SLOTS}
     for turn in turns:
         for entity in turn["entities"]:
             if entity["entity"] in found and entity["value"] and str(entity["value"]) not in found[entity["entity"]]:
@@ -83,10 +84,10 @@ def _collect_identifiers(slots: Dict[str, Any], turns: Iterable[Dict[str, Any]])
     return {f"{k}s": v for k, v in found.items()}
 
 
-def label_buttons(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def label_buttons(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The customer's button taps as they saw them: a customer message whose text is the payload of a button shown
     earlier (latest offer wins) gets ``shown`` = that button's title. Other messages are returned unchanged."""
-    offered: Dict[str, str] = {}
+    offered: dict[str, str] = {}
     out = []
     for message in messages:
         if message.get("role") == "customer":
@@ -132,7 +133,7 @@ def _first_sentence(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def describe_attempts(tracker: Dict[str, Any], transcript: List[Dict[str, Any]]) -> List[str]:
+def describe_attempts(tracker: dict[str, Any], transcript: list[dict[str, Any]]) -> list[str]:
     """What the bot tried, in words, in order: order look-ups with the first sentence of the answer the customer
     got ("looked up DM2026110512: \"Your parcel is in transit...\""), knowledge answers with the customer's feedback
     ("answered 'Refund times' - customer said it did not help"), verification asked (and whether it succeeded),
@@ -142,7 +143,7 @@ def describe_attempts(tracker: Dict[str, Any], transcript: List[Dict[str, Any]])
     order = str(slots.get("order_number") or "") or "the order"
     verified = {str(o) for o in (slots.get("verified_orders") or []) if o}
     bot_lines = [m for m in transcript if m.get("role") == "bot" and m.get("text")]
-    out: List[str] = []
+    out: list[str] = []
     for action in tracker.get("actions") or []:
         name = str(action.get("name") or "")
         if name.startswith(("utter_", "validate_")) or name in {"action_handoff_to_human", "action_answer_policy",
@@ -173,8 +174,8 @@ def describe_attempts(tracker: Dict[str, Any], transcript: List[Dict[str, Any]])
     return out
 
 
-def summarise(request: Dict[str, Any], transcript: List[Dict[str, Any]], tracker: Dict[str, Any],
-              identifiers: Dict[str, List[str]]) -> Dict[str, Any]:
+def summarise(request: dict[str, Any], transcript: list[dict[str, Any]], tracker: dict[str, Any],
+              identifiers: dict[str, list[str]]) -> dict[str, Any]:
     """Rule-based summary: the customer's main intent (and first words), what the bot did, why it escalated."""
     intents = Counter(t["intent"] for t in tracker["turns"] if t["intent"] and t["intent"] not in _GENERIC_INTENTS)
     main_intent = intents.most_common(1)[0][0] if intents else None
@@ -203,13 +204,13 @@ def summarise(request: Dict[str, Any], transcript: List[Dict[str, Any]], tracker
 def build_context(
     *,
     handoff_id: str,
-    request: Dict[str, Any],
-    transcript: List[Dict[str, Any]],
-    earlier: List[Dict[str, Any]],
+    request: dict[str, Any],
+    transcript: list[dict[str, Any]],
+    earlier: list[dict[str, Any]],
     created_at: float,
     effective_priority: int,
     redactor: Redactor | None = None,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Assemble the package (pure function: all I/O is done by the caller). The tracker part is the one the action
     server built and sent with the request (``request["tracker"]``, see bot/shared/context_tracker.py); the desk
     checks it once more. ``redactor``: what to mask (default: :func:`conversation_redactor`)."""

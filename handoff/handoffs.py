@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -191,7 +191,7 @@ class HandoffOutcome:
     ticket_id: str | None
     next_contact: str | None
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -227,20 +227,20 @@ class HandoffService:
 
     # ------------------------------------------------------------------ reading
 
-    async def get(self, handoff_id: str) -> Dict[str, str] | None:
+    async def get(self, handoff_id: str) -> dict[str, str] | None:
         raw = await self.redis.hgetall(keys.handoff(handoff_id))
         if not raw:
             return None
         return {_s(k): _s(v) for k, v in raw.items()}
 
-    async def get_row_fields(self, handoff_id: str) -> Dict[str, str] | None:
+    async def get_row_fields(self, handoff_id: str) -> dict[str, str] | None:
         """The handoff without its (possibly large) context package: what lists need."""
         values = await self.redis.hmget(keys.handoff(handoff_id), ROW_FIELDS)
         if values[0] is None:
             return None
         return {f: _s(v) for f, v in zip(ROW_FIELDS, values) if v is not None}
 
-    async def require(self, handoff_id: str) -> Dict[str, str]:
+    async def require(self, handoff_id: str) -> dict[str, str]:
         handoff = await self.get(handoff_id)
         if handoff is None:
             raise DeskError(404, "Unknown handoff.")
@@ -250,11 +250,11 @@ class HandoffService:
         value = await self.redis.get(keys.conversation_handoff(conversation_id))
         return _s(value) if value else None
 
-    async def context(self, handoff_id: str) -> Dict[str, Any]:
+    async def context(self, handoff_id: str) -> dict[str, Any]:
         handoff = await self.require(handoff_id)
         return json.loads(handoff.get("context") or "{}")
 
-    async def queue(self) -> List[Dict[str, Any]]:
+    async def queue(self) -> list[dict[str, Any]]:
         """Waiting handoffs in pickup order, with what the queue view shows."""
         ids = [_s(i) for i in await self.redis.zrange(keys.queue(), 0, -1)]
         now = self.clock.timestamp()
@@ -266,7 +266,7 @@ class HandoffService:
             out.append(self.summary_row(h, now) | {"queue_position": position})
         return out
 
-    def summary_row(self, h: Dict[str, str], now: float | None = None) -> Dict[str, Any]:
+    def summary_row(self, h: dict[str, str], now: float | None = None) -> dict[str, Any]:
         now = self.clock.timestamp() if now is None else now
         created = float(h.get("created_at") or now)
         return {
@@ -281,7 +281,7 @@ class HandoffService:
             "resolution": h.get("resolution") or None, "csat": int(h["csat"]) if h.get("csat") else None,
         }
 
-    async def mine(self, agent: Agent) -> List[Dict[str, Any]]:
+    async def mine(self, agent: Agent) -> list[dict[str, Any]]:
         conversation_ids = [_s(c) for c in await self.redis.smembers(keys.agent_active(agent.id))]
         rows = []
         for cid in conversation_ids:
@@ -306,7 +306,7 @@ class HandoffService:
     def queue_score(effective_priority: int, created_at: float) -> float:
         return effective_priority * 1e13 + int(created_at * 1000)
 
-    async def create(self, request: Dict[str, Any]) -> Tuple[HandoffOutcome, bool]:
+    async def create(self, request: dict[str, Any]) -> tuple[HandoffOutcome, bool]:
         """Open a handoff for a conversation, or return the open one. Returns (outcome, created now)."""
         conversation_id = request["conversation_id"]
         existing = await self.open_for(conversation_id)
@@ -330,7 +330,7 @@ class HandoffService:
             "context": json.dumps(context, ensure_ascii=False),
             "request": json.dumps(request, ensure_ascii=False),
         }
-        args: List[Any] = [handoff_id, self.queue_score(eff, now_ts), conversation_id]
+        args: list[Any] = [handoff_id, self.queue_score(eff, now_ts), conversation_id]
         for k, v in fields.items():
             args += [k, v]
         created, value = await self._create(
@@ -359,8 +359,8 @@ class HandoffService:
         transcript = [{"role": m.role, "text": m.text} for m, _ in await self.store.entries(conversation_id)]
         return conversation_redactor({"turns": turns}, transcript)
 
-    async def _build_context(self, handoff_id: str, request: Dict[str, Any], now_ts: float, eff: int
-                             ) -> Tuple[Dict[str, Any], Redactor]:
+    async def _build_context(self, handoff_id: str, request: dict[str, Any], now_ts: float, eff: int
+                             ) -> tuple[dict[str, Any], Redactor]:
         conversation_id = request["conversation_id"]
         transcript = [
             {"id": m.id, "role": m.role, "text": m.text, "ts": iso(m.ts), **({"author": a} if a else {}),
@@ -375,7 +375,7 @@ class HandoffService:
                                 earlier=earlier, created_at=now_ts, effective_priority=eff, redactor=redactor)
         return scrub_stored(context, redactor), redactor  # the desk's own last check before anything is stored
 
-    async def _earlier(self, customer_id: str | None, conversation_id: str) -> List[Dict[str, Any]]:
+    async def _earlier(self, customer_id: str | None, conversation_id: str) -> list[dict[str, Any]]:
         if not customer_id or self.earlier_limit == 0:
             return []
         ids = await self.redis.zrevrange(keys.handoffs_by_customer(customer_id), 0, self.earlier_limit * 2)
@@ -392,7 +392,7 @@ class HandoffService:
                 break
         return out
 
-    async def _route(self, handoff_id: str, fields: Dict[str, Any], language: str) -> HandoffOutcome:
+    async def _route(self, handoff_id: str, fields: dict[str, Any], language: str) -> HandoffOutcome:
         """Queue during service hours with someone online; otherwise also open a ticket with a reply-by time."""
         now = self.clock.now()
         in_hours = self.policy.in_service_hours(now)
@@ -442,7 +442,7 @@ class HandoffService:
 
     # ------------------------------------------------------------------ agent actions
 
-    async def claim(self, agent: Agent, handoff_id: str) -> Dict[str, str]:
+    async def claim(self, agent: Agent, handoff_id: str) -> dict[str, str]:
         h = await self.require(handoff_id)
         cid = h["conversation_id"]
         now = self.clock.timestamp()
@@ -468,7 +468,7 @@ class HandoffService:
         text = say_in("agent_joined", language).format(name=agent.display_name)
         await self.store.append(conversation_id, ChatMessage(role="system", text=text, name=agent.display_name))
 
-    async def assign(self, actor: Agent, handoff_id: str, target_id: str, action: str) -> Dict[str, str]:
+    async def assign(self, actor: Agent, handoff_id: str, target_id: str, action: str) -> dict[str, str]:
         """Transfer (owner -> colleague) or, for supervisors, reassign from anyone or from the queue."""
         target = await self.agents.get(target_id)
         if target is None:
@@ -492,7 +492,7 @@ class HandoffService:
         await self._joined(cid, target, h.get("language"))
         return await self.require(handoff_id)
 
-    async def release(self, actor: Agent, handoff_id: str, new_status: str, resolution: str = "") -> Dict[str, str]:
+    async def release(self, actor: Agent, handoff_id: str, new_status: str, resolution: str = "") -> dict[str, str]:
         """Hand back to the bot (``handed_back``) or close (``closed`` + resolution); the owner becomes the bot."""
         h = await self.require(handoff_id)
         cid = h["conversation_id"]
@@ -540,12 +540,12 @@ class HandoffService:
         await self.store.append(conversation_id, ChatMessage(role="system", text=say_in("csat_question", language),
                                                              buttons=stars))
 
-    async def reply(self, agent: Agent, handoff_id: str, text: str, client_message_id: str) -> Tuple[str, bool]:
+    async def reply(self, agent: Agent, handoff_id: str, text: str, client_message_id: str) -> tuple[str, bool]:
         """Store an agent message if (and only while) the agent owns the conversation. Returns (id, new)."""
         h = await self.require(handoff_id)
         cid = h["conversation_id"]
         message = ChatMessage(role="agent", text=text, ts=time.time(), name=agent.display_name)
-        args: List[Any] = [AGENT_PREFIX + agent.id, self.store.ttl_s, STREAM_MAXLEN]
+        args: list[Any] = [AGENT_PREFIX + agent.id, self.store.ttl_s, STREAM_MAXLEN]
         for k, v in message.fields(author=agent.id).items():
             args += [k, v]
         code, value = await self._agent_message(
@@ -562,7 +562,7 @@ class HandoffService:
 
     # ------------------------------------------------------------------ customer side
 
-    async def record_csat(self, conversation_id: str, stars: int) -> Tuple[str, bool] | None:
+    async def record_csat(self, conversation_id: str, stars: int) -> tuple[str, bool] | None:
         """Store the customer's rating; 1-2 reopens the case to a supervisor. Returns (handoff id, reopened)."""
         value = await self.redis.getdel(keys.csat_pending(conversation_id))
         if not value:
@@ -591,7 +591,7 @@ class HandoffService:
 
     # ------------------------------------------------------------------ SLA and alerts
 
-    async def check_sla(self) -> List[str]:
+    async def check_sla(self) -> list[str]:
         """Raise one alert per queued handoff not picked up within the SLA during service hours."""
         now_dt = self.clock.now()
         if not self.policy.in_service_hours(now_dt):
@@ -611,7 +611,7 @@ class HandoffService:
         return raised
 
     async def raise_alert(self, kind: str, handoff_id: str, conversation_id: str, since: float,
-                          fields: Dict[str, Any] | None = None) -> str:
+                          fields: dict[str, Any] | None = None) -> str:
         """A supervisor-visible alert (console: alerts list). It expires HANDOFF_RETENTION_S after it was raised
         (the alerts index is pruned of older ones), or that long after it was resolved."""
         now = self.clock.timestamp()
@@ -629,7 +629,7 @@ class HandoffService:
             await pipe.execute()
         return alert_id
 
-    async def alerts(self) -> List[Dict[str, Any]]:
+    async def alerts(self) -> list[dict[str, Any]]:
         out = []
         for aid in [_s(i) for i in await self.redis.zrange(keys.alerts(), 0, -1)]:
             raw = await self.redis.hgetall(keys.alert(aid))
@@ -648,7 +648,7 @@ class HandoffService:
     # ------------------------------------------------------------------ audit
 
     async def audit(self, actor: Agent | None, action: str, conversation_id: str, handoff_id: str,
-                    detail: Dict[str, Any]) -> None:
+                    detail: dict[str, Any]) -> None:
         min_id = f"{int((time.time() - self.audit_retention_s) * 1000)}-0"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(keys.audit(), {
@@ -658,6 +658,6 @@ class HandoffService:
             pipe.xtrim(keys.audit(), minid=min_id, approximate=True)
             await pipe.execute()
 
-    async def audit_log(self, count: int = 200) -> List[Dict[str, Any]]:
+    async def audit_log(self, count: int = 200) -> list[dict[str, Any]]:
         raw = await self.redis.xrevrange(keys.audit(), count=count)
         return [{"id": _s(i), **{_s(k): _s(v) for k, v in d.items()}} for i, d in raw]

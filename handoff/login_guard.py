@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Dict, List
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from redis.asyncio import Redis
@@ -40,7 +39,7 @@ class LoginLocked:
     """A refused login attempt: which scopes (never shown to the client), when to retry, and whether it was only
     the number of attempts in progress (``busy``: the budget is not used up, nothing is locked)."""
 
-    scopes: List[str]
+    scopes: list[str]
     retry_after_s: int
     busy: bool = False
 
@@ -55,7 +54,7 @@ class LoginGuard:
     def __init__(self, redis: Redis, redis_url: str, max_failures: int, ip_max_failures: int, window_s: int,
                  lock_s: int) -> None:
         self._limiter = moving_window(redis_url, keys.rate_limit_prefix())
-        self._items: Dict[str, RateLimitItem] = {
+        self._items: dict[str, RateLimitItem] = {
             "account": RateLimitItemPerSecond(max_failures, window_s),
             "ip": RateLimitItemPerSecond(ip_max_failures, window_s),
         }
@@ -77,7 +76,7 @@ class LoginGuard:
                 pipe.expire(keys.login_inflight(scope, ref), INFLIGHT_TTL_S)
             results = await pipe.execute()
         inflight = dict(zip(refs, results[0::2]))
-        refused: Dict[str, int] = {}
+        refused: dict[str, int] = {}
         busy = True
         for scope, ref in refs.items():
             stats = await self._limiter.get_window_stats(self._items[scope], f"login_{scope}", ref)
@@ -94,7 +93,7 @@ class LoginGuard:
             return LoginLocked(sorted(refused), max(1, *refused.values()), busy)
         return None
 
-    async def end(self, account_ref: str, ip_ref: str, success: bool) -> List[str]:
+    async def end(self, account_ref: str, ip_ref: str, success: bool) -> list[str]:
         """After the check: count a failure (returns the scopes it locked) or clear the account's failures."""
         refs = {"account": account_ref, "ip": ip_ref}
         newly_locked = []
@@ -115,7 +114,7 @@ class LoginGuard:
         finally:
             await self._release(refs)
 
-    async def _release(self, refs: Dict[str, str]) -> None:
+    async def _release(self, refs: dict[str, str]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for scope, ref in refs.items():
                 pipe.decr(keys.login_inflight(scope, ref))

@@ -5,8 +5,9 @@ other desk actions and announced on the desk event stream (``type=note``) so oth
 The text is stored as typed (cleaned of control characters) and the console shows it as text, never as HTML."""
 from __future__ import annotations
 
+import builtins
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -27,11 +28,11 @@ class Notes:
         self.retention_s = int(retention_s)
         self.desk_events_maxlen = int(desk_events_maxlen)
 
-    async def list(self, conversation_id: str) -> List[Dict[str, Any]]:
+    async def list(self, conversation_id: str) -> builtins.list[dict[str, Any]]:
         raw = await self.redis.xrange(keys.notes(conversation_id))
         return [self._decode(entry_id, data) for entry_id, data in raw]
 
-    async def add(self, agent: Agent, conversation_id: str, handoff_id: str, text: str) -> Dict[str, Any]:
+    async def add(self, agent: Agent, conversation_id: str, handoff_id: str, text: str) -> dict[str, Any]:
         fields = {"author_id": agent.id, "author_name": agent.display_name, "text": text, "ts": repr(time.time())}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(keys.notes(conversation_id), fields, maxlen=NOTES_MAXLEN, approximate=True)
@@ -43,7 +44,7 @@ class Notes:
         return self._decode(entry_id, fields)
 
     @staticmethod
-    def _decode(entry_id: Any, data: Dict[Any, Any]) -> Dict[str, Any]:
+    def _decode(entry_id: Any, data: dict[Any, Any]) -> dict[str, Any]:
         d = {_s(k): _s(v) for k, v in data.items()}
         return {"id": _s(entry_id), "author_id": d.get("author_id", ""), "author_name": d.get("author_name", ""),
                 "text": d.get("text", ""), "ts": float(d.get("ts") or 0)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import FrozenSet
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -35,9 +34,9 @@ class DeskPolicy:
     tz: ZoneInfo
     start: time
     end: time
-    days: FrozenSet[int]  # 0 = Monday
+    days: frozenset[int]  # 0 = Monday
     ticket_reply_by: time
-    priority_tiers: FrozenSet[str]
+    priority_tiers: frozenset[str]
     tiers: tuple
 
     @classmethod

@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
@@ -92,7 +92,7 @@ class UndeliveredConsumer:
                 delivered += await self._handle(entry_id, data, 1)
         return delivered
 
-    async def _due_retries(self) -> List[Tuple[bytes, Dict[bytes, bytes] | None, int]]:
+    async def _due_retries(self) -> list[tuple[bytes, dict[bytes, bytes] | None, int]]:
         pending = await self.redis.xpending_range(self.stream, GROUP, min="-", max="+", count=BATCH)
         out = []
         for p in pending:
@@ -106,7 +106,7 @@ class UndeliveredConsumer:
                 out.append((entry_id, data, deliveries + 1))
         return out
 
-    async def _handle(self, entry_id: bytes, data: Dict[bytes, bytes] | None, deliveries: int) -> int:
+    async def _handle(self, entry_id: bytes, data: dict[bytes, bytes] | None, deliveries: int) -> int:
         if not data:  # deleted meanwhile: nothing to send
             await self._done(entry_id)
             return 0
@@ -124,7 +124,7 @@ class UndeliveredConsumer:
         await self._done(entry_id)
         return 1
 
-    async def _deliver(self, fields: Dict[str, str]) -> None:
+    async def _deliver(self, fields: dict[str, str]) -> None:
         from handoff.api.internal import parse_request  # the route's own validation (no import cycle at load)
 
         try:
@@ -143,9 +143,9 @@ class UndeliveredConsumer:
             await self.store.append(body.conversation_id,
                                     ChatMessage(role="system", text=say_in("queued", body.language)))
 
-    async def _give_up(self, entry_id: bytes, fields: Dict[str, str], deliveries: int, error: str) -> None:
+    async def _give_up(self, entry_id: bytes, fields: dict[str, str], deliveries: int, error: str) -> None:
         try:
-            request: Dict[str, Any] = scrub_stored(json.loads(fields.get("body") or "{}"))
+            request: dict[str, Any] = scrub_stored(json.loads(fields.get("body") or "{}"))
         except ValueError:
             request = {}
         if not isinstance(request, dict):

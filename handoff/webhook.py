@@ -18,7 +18,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, Dict
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -77,7 +77,7 @@ def conversation_ref(secret: str, conversation_id: str) -> str:
                             hashlib.sha256).hexdigest()[:32]
 
 
-def outbound_payload(context: Dict[str, Any], secret: str) -> bytes:
+def outbound_payload(context: dict[str, Any], secret: str) -> bytes:
     """The package as an external helpdesk receives it: redacted once more, conversation ids replaced by refs."""
     payload = scrub_stored(context)
     cid = payload.pop("conversation_id", None)

@@ -36,9 +36,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set
 from urllib.parse import quote, urlparse
 from urllib.request import urlopen
 
@@ -72,7 +72,7 @@ def latest_model() -> Path:
     return ROOT / "models" / marker.read_text().strip()
 
 
-def wait_http(url: str, timeout_s: float, proc: Optional[subprocess.Popen] = None) -> None:
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -116,7 +116,7 @@ def redis_ping(port: int, password: str = "", timeout_s: float = 1.0) -> bool:
         return False
 
 
-def _libc_prctl() -> Optional[Callable[..., int]]:
+def _libc_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -126,7 +126,7 @@ def _libc_prctl() -> Optional[Callable[..., int]]:
         return None
 
 
-def _die_with_parent() -> Optional[Callable[[], None]]:
+def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn``: the child gets SIGKILL when the thread that spawned it (the launcher) dies.
 
     prctl is looked up before the fork; the child only calls it (and exits at once if the launcher already died in
@@ -144,10 +144,10 @@ def _die_with_parent() -> Optional[Callable[[], None]]:
     return preexec
 
 
-def session_members(sid: int) -> Set[int]:
+def session_members(sid: int) -> set[int]:
     """Every live process in session ``sid`` (Linux /proc; empty elsewhere). A service's leader starts the session,
     so this finds its children and grandchildren even after they were re-parented to init."""
-    members: Set[int] = set()
+    members: set[int] = set()
     proc = Path("/proc")
     if not proc.is_dir():
         return members
@@ -211,12 +211,12 @@ class Service:
     """One supervised process: how to start it and how to tell it is ready."""
 
     name: str
-    cmd: List[str]
+    cmd: list[str]
     ready: Callable[[], bool]
     ready_timeout_s: float = 60.0
-    umask: Optional[int] = None
-    on_ready: Optional[Callable[[], None]] = None  # run each time an instance becomes ready (errors announced)
-    proc: Optional[subprocess.Popen] = None
+    umask: int | None = None
+    on_ready: Callable[[], None] | None = None  # run each time an instance becomes ready (errors announced)
+    proc: subprocess.Popen | None = None
     is_ready: bool = False
     starts: int = 0
     failures: int = 0  # crashes since it last ran stably
@@ -236,22 +236,22 @@ class Event:
 class Supervisor:
     """Starts services in order, restarts any that exits (with backoff), stops them all and their descendants."""
 
-    def __init__(self, services: List[Service], env: Dict[str, str], log_dir: Path, cwd: Path = ROOT,
+    def __init__(self, services: list[Service], env: dict[str, str], log_dir: Path, cwd: Path = ROOT,
                  poll_s: float = 0.25, announce: Callable[[str], None] = lambda text: say(text, err=True),
-                 stop_event: Optional[threading.Event] = None) -> None:
-        self.services: Dict[str, Service] = {s.name: s for s in services}
+                 stop_event: threading.Event | None = None) -> None:
+        self.services: dict[str, Service] = {s.name: s for s in services}
         self.env = env
         self.log_dir = log_dir
         self.cwd = cwd
         self.poll_s = poll_s
         self.announce = announce
-        self.events: List[Event] = []
+        self.events: list[Event] = []
         self._lock = threading.RLock()
         self._stopping = stop_event or threading.Event()
         self._idle = threading.Event()  # the supervision loop has stopped restarting things
         self._done = threading.Event()  # stop() finished: the supervision thread may end
-        self._thread: Optional[threading.Thread] = None
-        self._sessions: Set[int] = set()  # every session we ever started (leader pids)
+        self._thread: threading.Thread | None = None
+        self._sessions: set[int] = set()  # every session we ever started (leader pids)
 
     # -- lifecycle
     def start(self) -> None:
@@ -318,13 +318,13 @@ class Supervisor:
 
     # -- helpers for tests and operators
     @property
-    def procs(self) -> List[subprocess.Popen]:
+    def procs(self) -> list[subprocess.Popen]:
         with self._lock:
             return [s.proc for s in self.services.values() if s.proc is not None]
 
-    def pids(self) -> Set[int]:
+    def pids(self) -> set[int]:
         """Every live process of every service (leaders and their descendants)."""
-        out: Set[int] = set()
+        out: set[int] = set()
         for sid in list(self._sessions):
             out |= session_members(sid)
         return out
@@ -365,7 +365,7 @@ class Supervisor:
         with contextlib.suppress(OSError):
             os.chmod(log_path, 0o600)
         try:
-            kwargs: Dict[str, object] = {}
+            kwargs: dict[str, object] = {}
             if svc.umask is not None:
                 kwargs["umask"] = svc.umask
             proc = subprocess.Popen(
@@ -483,12 +483,12 @@ class Stack:
     rasa_port: int = 5005
     # More Rasa workers share the load (sticky per conversation; tracker and lock store in Redis). RASA_WORKERS.
     rasa_workers: int = field(default_factory=lambda: max(1, int(os.environ.get("RASA_WORKERS", "2"))))
-    extra_rasa_ports: List[int] = field(default_factory=list)
+    extra_rasa_ports: list[int] = field(default_factory=list)
     action_port: int = 5055
     redis_port: int = 6379
-    redis_url: Optional[str] = None  # an external Redis (REDIS_URL); None: the project's own under var/redis
+    redis_url: str | None = None  # an external Redis (REDIS_URL); None: the project's own under var/redis
     var_dir: Path = ROOT / "var"
-    log_dir: Optional[Path] = None
+    log_dir: Path | None = None
     rasa_token: str = field(default_factory=lambda: secrets.token_hex(24))
     # Shared secret of the gateway's internal API (the action server opens handoffs with it).
     internal_token: str = field(default_factory=lambda: os.environ.get("HANDOFF_INTERNAL_TOKEN")
@@ -496,13 +496,13 @@ class Stack:
     # Shared secret between Rasa and the action server (sent as X-Action-Token; endpoints.yml).
     action_token: str = field(default_factory=lambda: os.environ.get("ACTION_SERVER_TOKEN")
                               or secrets.token_hex(24))
-    extra_env: Dict[str, str] = field(default_factory=dict)
-    supervisor: Optional[Supervisor] = None
-    _redis_password: Optional[str] = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+    _redis_password: str | None = None
     _stop_event: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def on_free_ports(cls, **kwargs: object) -> "Stack":
+    def on_free_ports(cls, **kwargs: object) -> Stack:
         return cls(web_port=free_port(), rasa_port=free_port(), action_port=free_port(), redis_port=free_port(),
                    **kwargs)  # type: ignore[arg-type]
 
@@ -522,7 +522,7 @@ class Stack:
         return f"http://127.0.0.1:{self.rasa_port}"
 
     @property
-    def rasa_ports(self) -> List[int]:
+    def rasa_ports(self) -> list[int]:
         if len(self.extra_rasa_ports) < self.rasa_workers - 1:
             taken = {self.rasa_port, *self.extra_rasa_ports}
             base = self.rasa_port
@@ -534,11 +534,11 @@ class Stack:
         return [self.rasa_port, *self.extra_rasa_ports[: self.rasa_workers - 1]]
 
     @property
-    def rasa_urls(self) -> List[str]:
+    def rasa_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}" for port in self.rasa_ports]
 
     @property
-    def rasa_names(self) -> List[str]:
+    def rasa_names(self) -> list[str]:
         """Service names of the Rasa workers (also their log file names): rasa, rasa2, ..."""
         return ["rasa" if i == 0 else f"rasa{i + 1}" for i in range(len(self.rasa_ports))]
 
@@ -559,7 +559,7 @@ class Stack:
             self._redis_password = _redis_password(self.redis_dir)
         return self._redis_password
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         redis_url = self.redis_url or (
             f"redis://:{quote(self.redis_password, safe='')}@127.0.0.1:{self.redis_port}/0")
         parsed = urlparse(redis_url)
@@ -591,9 +591,9 @@ class Stack:
         return env
 
     # -- services
-    def services(self) -> List[Service]:
+    def services(self) -> list[Service]:
         """In start order: Redis (unless external), the Rasa workers, the action server, the gateway."""
-        out: List[Service] = []
+        out: list[Service] = []
         if not self.redis_url:
             out.append(Service("redis", [self._redis_binary(), str(self._redis_config())],
                                lambda: redis_ping(self.redis_port, self.redis_password), ready_timeout_s=20,
@@ -620,7 +620,7 @@ class Stack:
         ))
         return out
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         if self.supervisor is not None:  # started again after a stop()
             self._stop_event.clear()
         self.supervisor = Supervisor(self.services(), self.env(), self.log_dir or (self.var_dir / "logs"),
@@ -642,11 +642,11 @@ class Stack:
         return self._stop_event.is_set()
 
     @property
-    def procs(self) -> List[subprocess.Popen]:
+    def procs(self) -> list[subprocess.Popen]:
         """The services' current leader processes."""
         return self.supervisor.procs if self.supervisor else []
 
-    def pids(self) -> Set[int]:
+    def pids(self) -> set[int]:
         """Every live process of the stack, descendants included."""
         return self.supervisor.pids() if self.supervisor else set()
 

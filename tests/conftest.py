@@ -7,12 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from tests.processes import start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -100,8 +98,10 @@ def relaxed_client_limits() -> dict:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["object"]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
+    from tests.processes import start_stack  # psutil: not in the Rasa (3.10) environment
+
     running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env={**RELAXED_CLIENT_LIMITS, **CHANNEL_ENV})
     yield running
     running.stop()

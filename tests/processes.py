@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, Set
+from typing import Any
 
 import psutil
 import pytest
 
 
-def alive(pids: Set[int]) -> Set[int]:
+def alive(pids: set[int]) -> set[int]:
     """The pids that still run (zombies count as gone)."""
     out = set()
     for pid in pids:

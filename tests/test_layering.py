@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Dict, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["channels", "analytics", "handoff", "conversations", "actions", "kb_index", "bot.plugins", "bot.shared",
             "tools"]
-ALLOWED: Dict[str, Set[str]] = {
+ALLOWED: dict[str, set[str]] = {
     "channels": {"analytics", "handoff", "conversations", "bot.shared"},
     "analytics": {"handoff", "conversations", "bot.shared"},
     "handoff": {"conversations", "bot.shared"},
@@ -33,7 +32,7 @@ def _package(module: str) -> str | None:
     return None
 
 
-def _imports() -> Set[Tuple[str, str, str]]:
+def _imports() -> set[tuple[str, str, str]]:
     """(importing package, imported module, file) for every absolute import between project packages."""
     found = set()
     for package in PACKAGES:

@@ -27,7 +27,7 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import httpx
 import yaml
@@ -50,12 +50,12 @@ def _norm(text: str) -> str:
 class Catalogue:
     """What the bot can say, to recognise replies: article answers and the decline / form responses."""
 
-    answers: Dict[str, str] = field(default_factory=dict)  # normalised answer text -> article id
-    declines: List[str] = field(default_factory=list)
-    form_prompts: List[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)  # normalised answer text -> article id
+    declines: list[str] = field(default_factory=list)
+    form_prompts: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls) -> "Catalogue":
+    def load(cls) -> Catalogue:
         cat = cls()
         for path in sorted((ROOT / "data" / "kb").glob("*.yml")):
             for article in yaml.safe_load(path.read_text(encoding="utf-8"))["articles"]:
@@ -63,7 +63,7 @@ class Catalogue:
                     cat.answers[_norm(text)] = article["id"]
         responses = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
 
-        def texts(name: str) -> List[str]:
+        def texts(name: str) -> list[str]:
             return [_norm(v["text"]) for v in responses.get(name, []) if v.get("text")]
 
         for name in ("utter_out_of_scope", "utter_kb_no_answer", "utter_ask_rephrase_content"):
@@ -72,7 +72,7 @@ class Catalogue:
             cat.form_prompts += texts(name)
         return cat
 
-    def articles_in(self, messages: List[Dict[str, Any]]) -> List[str]:
+    def articles_in(self, messages: list[dict[str, Any]]) -> list[str]:
         found = []
         for m in messages:
             text = _norm(m.get("text", ""))
@@ -80,8 +80,8 @@ class Catalogue:
         return found
 
 
-def classify(cat: Catalogue, messages: List[Dict[str, Any]], handed_over: bool, expect: Dict[str, Any]
-             ) -> Tuple[str, List[str]]:
+def classify(cat: Catalogue, messages: list[dict[str, Any]], handed_over: bool, expect: dict[str, Any]
+             ) -> tuple[str, list[str]]:
     """The class of one reply against its expectation, and the articles it contained."""
     articles = cat.articles_in(messages)
     wanted = {expect["answer"], *expect.get("also", [])} if "answer" in expect else set()
@@ -101,7 +101,7 @@ def classify(cat: Catalogue, messages: List[Dict[str, Any]], handed_over: bool, 
     return "other", articles
 
 
-def expected_kind(expect: Dict[str, Any]) -> str:
+def expected_kind(expect: dict[str, Any]) -> str:
     return next(k for k in ("answer", "form", "handoff", "decline", "smalltalk") if k in expect)
 
 
@@ -115,20 +115,20 @@ def passed(kind: str, got: str) -> bool:
 class Turn:
     conversation: str
     language: str
-    tags: List[str]
+    tags: list[str]
     position: int
     text: str
     kind: str
-    expect: Dict[str, Any]
+    expect: dict[str, Any]
     got: str
-    articles: List[str]
+    articles: list[str]
     reply: str
 
 
 async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, cat: Catalogue,
-                           conv: Dict[str, Any], language: str) -> List[Turn]:
-    cid: Optional[str] = None
-    out: List[Turn] = []
+                           conv: dict[str, Any], language: str) -> list[Turn]:
+    cid: str | None = None
+    out: list[Turn] = []
     for i, turn in enumerate(conv["turns"]):
         body = {"conversation_id": cid, "message_id": uuid.uuid4().hex, "text": turn["user"],
                 "metadata": {"ui_lang": language}}
@@ -151,7 +151,7 @@ async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, 
     return out
 
 
-async def evaluate(web_url: str, redis_url: str, sets: List[Path], concurrency: int = 4) -> List[Turn]:
+async def evaluate(web_url: str, redis_url: str, sets: list[Path], concurrency: int = 4) -> list[Turn]:
     cat = Catalogue.load()
     redis = Redis.from_url(redis_url)
     jobs = []
@@ -161,7 +161,7 @@ async def evaluate(web_url: str, redis_url: str, sets: List[Path], concurrency: 
     queue: asyncio.Queue = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
-    turns: List[Turn] = []
+    turns: list[Turn] = []
 
     async def worker() -> None:
         while not queue.empty():
@@ -174,15 +174,15 @@ async def evaluate(web_url: str, redis_url: str, sets: List[Path], concurrency: 
     return turns
 
 
-def summary(turns: List[Turn]) -> Dict[str, Dict[str, Any]]:
+def summary(turns: list[Turn]) -> dict[str, dict[str, Any]]:
     """Per language: the classes of in-scope policy questions (first turns), follow-ups, and the other kinds."""
-    out: Dict[str, Dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for language in sorted({t.language for t in turns}):
         mine = [t for t in turns if t.language == language]
         policy = [t for t in mine if t.kind == "answer" and t.position == 0]
         follow = [t for t in mine if t.kind == "answer" and t.position > 0]
         counts = Counter(t.got for t in policy)
-        row: Dict[str, Any] = {"policy_n": len(policy)}
+        row: dict[str, Any] = {"policy_n": len(policy)}
         row.update({c: counts.get(c, 0) / max(1, len(policy)) for c in CLASSES})
         row["followup_n"] = len(follow)
         row["followup_right"] = sum(t.got == "right" for t in follow) / max(1, len(follow))
@@ -194,7 +194,7 @@ def summary(turns: List[Turn]) -> Dict[str, Dict[str, Any]]:
     return out
 
 
-def print_report(turns: List[Turn]) -> None:
+def print_report(turns: list[Turn]) -> None:
     table = summary(turns)
     print("\nIn-scope policy questions (first turn), share of replies per class:")
     print(f"{'lang':5} {'n':>4} " + " ".join(f"{c:>9}" for c in CLASSES))
@@ -205,7 +205,7 @@ def print_report(turns: List[Turn]) -> None:
         parts = [f"follow-ups in context {row['followup_right']:.3f} (n={row['followup_n']})"]
         parts += [f"{k} {row[f'{k}_ok']:.3f} (n={row[f'{k}_n']})" for k in ("form", "handoff", "decline", "smalltalk")]
         print(f"{language:5} " + "; ".join(parts))
-    by_tag: Dict[Tuple[str, str], List[Turn]] = defaultdict(list)
+    by_tag: dict[tuple[str, str], list[Turn]] = defaultdict(list)
     for t in turns:
         if t.kind == "answer":
             for tag in t.tags:

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -44,7 +44,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _p(values: List[float], q: float) -> float:
+def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
@@ -137,7 +137,7 @@ class Bench:
             "message_id": uuid.uuid4().hex, "text": "I need help with my order", "metadata": {"ui_lang": "en"}}))
         return r.json()["conversation_id"]
 
-    async def open_handoff(self, conversation_id: str) -> Dict[str, Any]:
+    async def open_handoff(self, conversation_id: str) -> dict[str, Any]:
         r = await _retrying(lambda: self.http.post("/internal/handoffs", headers={"X-Internal-Token": self.procs.token},
                                                    json={"conversation_id": conversation_id, "channel": "webchat",
                                                          "reason_code": "explicit_request", "priority": 3,
@@ -145,7 +145,7 @@ class Bench:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def login(self, username: str) -> Dict[str, str]:
+    async def login(self, username: str) -> dict[str, str]:
         redis = Redis.from_url(self.procs.redis_url)
         await AgentStore(redis, 3600, 90, 1000).create(username, PASSWORD, "agent", max_concurrent=1000)
         await redis.aclose()
@@ -153,8 +153,8 @@ class Bench:
         self.http.cookies.clear()
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
-    async def handoff_to_queue_latency(self, samples: int, agent: Dict[str, str]) -> List[float]:
-        seen: Dict[str, float] = {}
+    async def handoff_to_queue_latency(self, samples: int, agent: dict[str, str]) -> list[float]:
+        seen: dict[str, float] = {}
         ready = asyncio.Event()
 
         async def watch() -> None:
@@ -181,11 +181,11 @@ class Bench:
         watcher.cancel()
         return latencies
 
-    async def reply_to_customer_latency(self, samples: int, agent: Dict[str, str]) -> List[float]:
+    async def reply_to_customer_latency(self, samples: int, agent: dict[str, str]) -> list[float]:
         cid = await self.new_conversation()
         handoff = await self.open_handoff(cid)
         await self.http.post(f"/api/agent/handoffs/{handoff['handoff_id']}/claim", headers=agent)
-        arrived: Dict[str, float] = {}
+        arrived: dict[str, float] = {}
 
         async def watch() -> None:
             async for event in sse_events(self.http, f"/api/webchat/conversations/{cid}/events"):
@@ -207,7 +207,7 @@ class Bench:
         watcher.cancel()
         return latencies
 
-    async def relay(self, conversations: int, messages: int, agents: List[Dict[str, str]]) -> Dict[str, Any]:
+    async def relay(self, conversations: int, messages: int, agents: list[dict[str, str]]) -> dict[str, Any]:
         pairs = []
         for i in range(conversations):
             cid = await self.new_conversation()
@@ -219,11 +219,11 @@ class Bench:
         per_conversation = messages // conversations
         customer_seen: Counter = Counter()
         agent_seen: Counter = Counter()
-        sent: List[str] = []
+        sent: list[str] = []
         reconnects = Counter()
         stop = asyncio.Event()
 
-        async def consume(url: str, headers: Dict[str, str] | None, role: str, bucket: Counter, name: str) -> None:
+        async def consume(url: str, headers: dict[str, str] | None, role: str, bucket: Counter, name: str) -> None:
             last = ""
             while not stop.is_set():
                 try:
@@ -251,7 +251,7 @@ class Bench:
         progress = {"n": 0}
         restart_done = asyncio.Event()
 
-        async def talk(cid: str, hid: str, agent: Dict[str, str]) -> None:
+        async def talk(cid: str, hid: str, agent: dict[str, str]) -> None:
             for i in range(per_conversation):
                 text = f"relay:{cid[:8]}:{i}"
                 sent.append(text)
@@ -311,7 +311,7 @@ class Bench:
         }
 
 
-async def run(args: argparse.Namespace) -> Dict[str, Any]:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
         procs = Processes(Path(tmp))
         procs.start_redis()
@@ -328,7 +328,7 @@ async def run(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             procs.stop()
 
-    def stats(values: List[float]) -> Dict[str, float]:
+    def stats(values: list[float]) -> dict[str, float]:
         return {"n": len(values), "p50_ms": round(statistics.median(values), 1), "p95_ms": round(_p(values, 0.95), 1),
                 "max_ms": round(max(values), 1)}
 

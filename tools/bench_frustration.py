@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 import numpy as np
 
@@ -49,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for text in messages:  # warm-up: regex caches, numpy code paths
         score_message(text, context=context)
-    scoring: List[int] = []
-    scoring_cpu: List[int] = []
+    scoring: list[int] = []
+    scoring_cpu: list[int] = []
     for _ in range(args.rounds):
         for text in messages:
             c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scoring.append(time.perf_counter_ns() - t0)
             scoring_cpu.append(time.thread_time_ns() - c0)
 
-    deciding: List[int] = []
+    deciding: list[int] = []
     for _ in range(max(1, args.rounds // 4)):
         for conversation in conversations:
             turns = [Turn(t.text, 30.0) for t in conversation.turns]

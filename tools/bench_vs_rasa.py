@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
 
 import httpx
 
@@ -45,9 +45,9 @@ def ensure_plain_bot() -> Path:
     return sorted(models.glob("*.tar.gz"))[-1]
 
 
-async def drive(send: Callable[[httpx.AsyncClient, str, str], "asyncio.Future"], messages: List[str],
-                clients: int, per_client: int) -> Tuple[float, List[float]]:
-    latencies: List[float] = []
+async def drive(send: Callable[[httpx.AsyncClient, str, str], asyncio.Future], messages: list[str],
+                clients: int, per_client: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
 
     async def customer(i: int) -> None:
         sender = uuid.uuid4().hex
@@ -62,7 +62,7 @@ async def drive(send: Callable[[httpx.AsyncClient, str, str], "asyncio.Future"],
     return time.perf_counter() - start, latencies
 
 
-def pct(values: List[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
@@ -97,7 +97,7 @@ def main() -> None:
             ours.ids[sender] = body["conversation_id"]
             if not any(m["role"] == "bot" for m in body["messages"]):
                 ours.unanswered += 1  # type: ignore[attr-defined]
-        ours.ids: Dict[str, str] = {}  # type: ignore[attr-defined]
+        ours.ids: dict[str, str] = {}  # type: ignore[attr-defined]
         ours.unanswered = 0  # type: ignore[attr-defined]
 
         async def plain_bot(http: httpx.AsyncClient, sender: str, text: str) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def cross_validated_scores(
     *,
     use_background: bool = True,
     **train_kwargs: float,
-) -> List[Row]:
+) -> list[Row]:
     """Every hand-labelled message scored by a classifier that did not see it (background always trained on)."""
     lexicon = Lexicon.from_yaml(scoring_path)
     examples = load_training_data(train_path)
@@ -76,7 +76,7 @@ def cross_validated_scores(
     return rows
 
 
-def rescore(rows: Sequence[Row], combine: Mapping[str, float]) -> List[Row]:
+def rescore(rows: Sequence[Row], combine: Mapping[str, float]) -> list[Row]:
     """The same rows scored with other ``combine`` weights (no retraining)."""
     return [
         Row(r.text, r.label, r.lang, round(combine_evidence(r.evidence, combine)[0] * 100), r.predicted, r.evidence)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import yaml
 
@@ -39,7 +39,7 @@ class EvalConversation:
     id: str
     lang: str
     tier: str | None
-    turns: Tuple[EvalTurn, ...]
+    turns: tuple[EvalTurn, ...]
     expect_escalate: bool
     expect_reason: str | None
 
@@ -51,8 +51,8 @@ class Prediction:
     reason: str | None
     priority: int
     turn_index: int | None
-    message_scores: Tuple[int, ...]
-    conversation_scores: Tuple[int, ...]
+    message_scores: tuple[int, ...]
+    conversation_scores: tuple[int, ...]
 
 
 @dataclass
@@ -76,14 +76,14 @@ class Counts:
 
 @dataclass
 class EvalReport:
-    predictions: List[Prediction]
+    predictions: list[Prediction]
     overall: Counts
-    by_language: Dict[str, Counts]
-    by_reason: Dict[str, Dict[str, float]]
-    by_reason_language: Dict[Tuple[str, str], Dict[str, float]] = field(default_factory=dict)
+    by_language: dict[str, Counts]
+    by_reason: dict[str, dict[str, float]]
+    by_reason_language: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
 
-def load_conversations(path: Path) -> List[EvalConversation]:
+def load_conversations(path: Path) -> list[EvalConversation]:
     """Parse the evaluation YAML (format documented at the top of the file)."""
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
@@ -122,10 +122,10 @@ def load_conversations(path: Path) -> List[EvalConversation]:
 
 def replay(conversation: EvalConversation, context: ScoringContext, engine: EscalationEngine) -> Prediction:
     """Feed the conversation turn by turn; the first escalating turn decides."""
-    turns: List[Turn] = []
+    turns: list[Turn] = []
     failures = 0
-    message_scores: List[int] = []
-    conversation_scores: List[int] = []
+    message_scores: list[int] = []
+    conversation_scores: list[int] = []
     for index, eval_turn in enumerate(conversation.turns):
         scored = score_message(eval_turn.text, context=context)
         score = scored.score
@@ -147,8 +147,8 @@ def replay(conversation: EvalConversation, context: ScoringContext, engine: Esca
     )
 
 
-def _reason_table(predictions: Sequence[Prediction]) -> Dict[str, Dict[str, float]]:
-    table: Dict[str, Dict[str, float]] = {}
+def _reason_table(predictions: Sequence[Prediction]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
     for reason in REASON_CODES:
         expected = [p for p in predictions if p.conversation.expect_reason == reason]
         predicted = [p for p in predictions if p.reason == reason]

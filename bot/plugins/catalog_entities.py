@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -27,7 +27,7 @@ from bot.shared.text import to_halfwidth
 _LATIN = re.compile(r"[A-Za-z0-9]")
 
 
-def build_pipeline(terms: Dict[str, Dict[str, List[str]]]) -> Any:
+def build_pipeline(terms: dict[str, dict[str, list[str]]]) -> Any:
     """A blank zh spaCy pipeline whose entity ruler knows every term; the label is "<entity>|<id>"."""
     import spacy
 
@@ -55,11 +55,11 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
     """Adds ``carrier`` and ``product_category`` entities found by a spaCy entity ruler."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"terms_path": "data/spacy/catalog_terms.yml"}
 
     def __init__(
-        self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, nlp: Optional[Any] = None
+        self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource, nlp: Any | None = None
     ) -> None:
         self._config = config
         self._storage = model_storage
@@ -68,9 +68,9 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     @classmethod
     def create(
-        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+        cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "CatalogEntityExtractor":
+    ) -> CatalogEntityExtractor:
         return cls({**cls.get_default_config(), **config}, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -82,16 +82,16 @@ class CatalogEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     @classmethod
     def load(
-        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+        cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
         execution_context: ExecutionContext, **kwargs: Any,
-    ) -> "CatalogEntityExtractor":
+    ) -> CatalogEntityExtractor:
         import spacy
 
         with model_storage.read_from(resource) as directory:
             nlp = spacy.load(directory / "spacy_pipeline")
         return cls({**cls.get_default_config(), **config}, model_storage, resource, nlp)
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         if self._nlp is None:
             return messages
         for message in messages:

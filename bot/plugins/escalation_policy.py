@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.graph import ExecutionContext
@@ -41,30 +41,30 @@ class EscalationPolicy(Policy):
     """Predicts the handoff when the conversation must go to a human; abstains otherwise."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"priority": 7, "escalation_config": "data/escalation.yml", "tier_slot": "customer_tier",
                 "handoff_slot": "handoff_active"}
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-        engine: Optional[EscalationEngine] = None,
+        engine: EscalationEngine | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, model_storage, resource, execution_context)
         self._engine = engine
 
     @classmethod
-    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
         """The escalation file's content: Rasa's training cache keys on the config, not on files a component reads,
         and would otherwise keep a trained policy with stale thresholds and lists."""
         path = Path({**cls.get_default_config(), **config}["escalation_config"])
         return hashlib.sha256(path.read_bytes() if path.exists() else f"missing:{path}".encode()).hexdigest()
 
-    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+    def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         raw = Path(self.config["escalation_config"]).read_text(encoding="utf-8")
         self._engine = EscalationEngine(EscalationConfig.from_yaml(Path(self.config["escalation_config"])))
         with self._model_storage.write_to(self._resource) as directory:
@@ -74,12 +74,12 @@ class EscalationPolicy(Policy):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "EscalationPolicy":
+    ) -> EscalationPolicy:
         with model_storage.read_from(resource) as directory:
             engine = EscalationEngine(EscalationConfig.from_yaml(Path(directory) / CONFIG_FILE))
         return cls(config, model_storage, resource, execution_context, engine=engine)
@@ -104,7 +104,7 @@ class EscalationPolicy(Policy):
         self,
         tracker: DialogueStateTracker,
         domain: Domain,
-        rule_only_data: Optional[Dict[Text, Any]] = None,
+        rule_only_data: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -46,7 +46,7 @@ USE_NLU_BACKGROUND = "use_nlu_background"
 ENTITY_NAME = "entity_name"
 
 
-def nlu_background(training_data: TrainingData, lexicon: Lexicon) -> List[LabelledMessage]:
+def nlu_background(training_data: TrainingData, lexicon: Lexicon) -> list[LabelledMessage]:
     """Calm background examples from the NLU training data: examples of the intents listed in scoring.yml."""
     spec = lexicon.raw.get("background") or {}
     calm_intents = set(spec.get("calm_intents") or [])
@@ -59,7 +59,7 @@ def nlu_background(training_data: TrainingData, lexicon: Lexicon) -> List[Labell
     return examples
 
 
-def nlu_topic_background(training_data: TrainingData, lexicon: Lexicon) -> List[LabelledMessage]:
+def nlu_topic_background(training_data: TrainingData, lexicon: Lexicon) -> list[LabelledMessage]:
     """Topic-classifier background from the NLU data: calm intents as ``none``, ``topic_intents`` as their reason."""
     spec = lexicon.raw.get("background") or {}
     labels = {intent: NONE for intent in spec.get("calm_intents") or []}
@@ -79,7 +79,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
     """Adds ``frustration`` (score + signals) to the parse data and a ``frustration`` entity with the score."""
 
     @staticmethod
-    def get_default_config() -> Dict[str, Any]:
+    def get_default_config() -> dict[str, Any]:
         """Paths are relative to the project root (where ``rasa train`` runs)."""
         return {
             TRAINING_DATA_PATH: "data/frustration/train.yml",
@@ -93,7 +93,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
 
     def __init__(
         self,
-        config: Dict[str, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         scoring: ScoringContext | None = None,
@@ -104,7 +104,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
         self._scoring = scoring
 
     @classmethod
-    def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
         """Retrain when the labelled messages or the wording file change (they are not Rasa training data)."""
         merged = {**cls.get_default_config(), **config}
         digest = hashlib.sha256()
@@ -118,7 +118,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
     @classmethod
     def create(
         cls,
-        config: Dict[str, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -153,7 +153,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
     @classmethod
     def load(
         cls,
-        config: Dict[str, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -175,7 +175,7 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
             return cls(merged, model_storage, resource)
         return cls(merged, model_storage, resource, scoring)
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Score each message; write the parse-data entry and replace any earlier ``frustration`` entity."""
         if self._scoring is None:
             return messages

@@ -4,7 +4,7 @@ Uses the shared patterns of :mod:`bot.shared.patterns`, so the action server val
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -24,20 +24,20 @@ class IdentifierExtractor(GraphComponent, EntityExtractorMixin):
     """Adds ``order_number`` / ``tracking_number`` / ``phone`` entities with normalised values."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {}
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "IdentifierExtractor":
+    ) -> IdentifierExtractor:
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
             entities = [e for e in message.get(ENTITIES, []) if e.get("entity") not in _OWN_ENTITIES]

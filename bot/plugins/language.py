@@ -6,7 +6,7 @@ without language (emoji, digits only) leaves the slot alone unless the channel s
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -26,23 +26,23 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
     """Sets the message language from its script; falls back to the channel's ``ui_lang`` metadata hint."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"metadata_hint_key": "ui_lang"}
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self._hint_key = config["metadata_hint_key"]
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "LanguageDetector":
+    ) -> LanguageDetector:
         return cls({**cls.get_default_config(), **config})
 
-    def _language_of(self, message: Message) -> Optional[str]:
+    def _language_of(self, message: Message) -> str | None:
         language = detect_language(message.get(TEXT) or "")
         if language:
             return language
@@ -50,7 +50,7 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
         hint = metadata.get(self._hint_key) if isinstance(metadata, dict) else None
         return hint if hint in SUPPORTED_LANGUAGES else None
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             language = self._language_of(message)
             if language is None:

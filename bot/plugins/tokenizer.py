@@ -6,8 +6,6 @@ the word features; this subclass drops them and maps full-width characters typed
 """
 from __future__ import annotations
 
-from typing import List, Text
-
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 from rasa.nlu.tokenizers.tokenizer import Token
@@ -26,7 +24,7 @@ _PLACEHOLDERS = {"order_number": "__order_number__", "tracking_number": "__track
 class BilingualTokenizer(JiebaTokenizer):
     """jieba for Chinese spans, whitespace/punctuation split for Latin text, no blank tokens."""
 
-    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
         import jieba
 
         text = to_halfwidth(message.get(attribute) or "")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.core.actions.action import RemoteAction
 from rasa.core.tracker_store import RedisTrackerStore
@@ -30,14 +30,14 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
-Event = Dict[str, Any]
+Event = dict[str, Any]
 
 
 def _key(event: Event) -> str:
     return json.dumps(event, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def merge_event_dicts(stored: List[Event], current: List[Event]) -> List[Event]:
+def merge_event_dicts(stored: list[Event], current: list[Event]) -> list[Event]:
     """Rasa's merge in linear time: ``stored`` (all sessions, from Redis) in order, then the events of ``current``
     not stored yet, none twice. ``save`` only needs it when the in-memory events do not line up with the end of
     the stored ones (see :func:`_misaligned`); otherwise it appends the newer events directly."""
@@ -54,14 +54,14 @@ def merge_event_dicts(stored: List[Event], current: List[Event]) -> List[Event]:
 class LinearRedisTrackerStore(RedisTrackerStore):
     """``RedisTrackerStore`` (same keys, format and expiry) whose ``save`` does not grow quadratically."""
 
-    async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
+    async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Stores the tracker, keeping the events of earlier sessions already in Redis."""
         await self.stream_events(tracker)
         if not timeout and self.record_exp:
             timeout = self.record_exp
         key = self.key_prefix + tracker.sender_id
         stored = self.red.get(key)
-        stored_events: List[Event] = []
+        stored_events: list[Event] = []
         if stored is not None:
             try:
                 stored_events = list(json.loads(stored).get("events") or [])
@@ -78,7 +78,7 @@ class LinearRedisTrackerStore(RedisTrackerStore):
         self.red.set(key, json.dumps({"events": events, "name": tracker.sender_id}), ex=timeout)
 
 
-def _misaligned(stored: List[Event], tracker: DialogueStateTracker) -> bool:
+def _misaligned(stored: list[Event], tracker: DialogueStateTracker) -> bool:
     """True when the tracker's already-stored events do not line up with the end of ``stored``
     (then the full comparison of :func:`merge_event_dicts` decides)."""
     last = stored[-1].get("timestamp") or 0.0
@@ -100,7 +100,7 @@ def _response_validator() -> Any:
     return cls(schema)
 
 
-def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+def validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
     """``RemoteAction._validate_action_result`` with the validator built once: same schema, same error."""
     from jsonschema import ValidationError
     from jsonschema.exceptions import best_match

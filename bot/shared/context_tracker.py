@@ -7,7 +7,8 @@ tracker of a turn that is still running. Pure code: no Rasa, no I/O.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bot.shared.redact import Redactor
 from bot.shared.tracker_events import applied_events
@@ -31,11 +32,11 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(float(ts), timezone.utc).isoformat()
 
 
-def _kb_from_metadata(metadata: Any) -> List[Dict[str, Any]]:
+def _kb_from_metadata(metadata: Any) -> list[dict[str, Any]]:
     """Knowledge articles a bot message carried: ``metadata.kb`` (one dict or a list) or ``metadata.kb_articles``."""
     if not isinstance(metadata, dict):
         return []
-    found: List[Dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for key in ("kb", "kb_articles", "kb_article"):
         value = metadata.get(key)
         for item in value if isinstance(value, list) else [value]:
@@ -48,13 +49,13 @@ def _kb_from_metadata(metadata: Any) -> List[Dict[str, Any]]:
     return found
 
 
-def parse_tracker(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any] | None) -> Dict[str, Any]:
+def parse_tracker(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any] | None) -> dict[str, Any]:
     """Turns (intent, confidence, entities, frustration), actions and their results, knowledge articles, slots and
     per-message frustration; tolerant of missing keys (old trackers, other versions)."""
-    turns: List[Dict[str, Any]] = []
-    actions: List[Dict[str, Any]] = []
-    kb_articles: List[Dict[str, Any]] = []
-    frustration: List[Dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    kb_articles: list[dict[str, Any]] = []
+    frustration: list[dict[str, Any]] = []
     for event in applied_events(events):
         kind = event.get("event")
         ts = event.get("timestamp")
@@ -102,7 +103,7 @@ def parse_tracker(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any] 
             "frustration_per_message": frustration}
 
 
-def redacted(part: Dict[str, Any], redactor: Redactor) -> Dict[str, Any]:
+def redacted(part: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """The part as agents may see it: customer texts and entities without secrets, slots summarised."""
     out = {**part, "turns": [dict(t) for t in part.get("turns") or []]}
     for turn in out["turns"]:
@@ -112,7 +113,7 @@ def redacted(part: Dict[str, Any], redactor: Redactor) -> Dict[str, Any]:
     return out
 
 
-def tracker_part(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any] | None) -> Dict[str, Any]:
+def tracker_part(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any] | None) -> dict[str, Any]:
     """What the action server sends as ``tracker``: parsed and redacted (secrets learnt from the same tracker)."""
     redactor = Redactor.from_sources({"slots": dict(slots or {}), "events": list(events)})
     return redacted(parse_tracker(events, slots), redactor)

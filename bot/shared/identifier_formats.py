@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 
 import yaml
 
@@ -33,7 +33,7 @@ class IdentifierFormats:
     """Full-match pattern of a mobile phone number, digits only (``identifiers.phone.pattern``)."""
     verification_digits: int
     """How many last digits of the phone on the order a customer types to verify it."""
-    tracking: Tuple[Tuple[str, str], ...]
+    tracking: tuple[tuple[str, str], ...]
     """``(carrier, full-match pattern)`` of every carrier's tracking numbers, in file order."""
 
     @staticmethod
@@ -55,7 +55,7 @@ def _anchored(where: str, pattern: Any) -> str:
     return pattern
 
 
-def formats_from_policy(policy: Dict[str, Any]) -> IdentifierFormats:
+def formats_from_policy(policy: dict[str, Any]) -> IdentifierFormats:
     """The identifier formats of a parsed policy document (the ``identifiers`` and ``carriers`` sections)."""
     identifiers = policy["identifiers"]
     digits = identifiers["phone"]["verification_digits"]
@@ -72,13 +72,13 @@ def formats_from_policy(policy: Dict[str, Any]) -> IdentifierFormats:
     )
 
 
-def load_identifier_formats(path: Optional[Union[str, Path]] = None) -> IdentifierFormats:
+def load_identifier_formats(path: str | Path | None = None) -> IdentifierFormats:
     """Read the formats from a policy file (default: the repository's ``data/store_policy.yml``)."""
     with Path(path or POLICY_PATH).open(encoding="utf-8") as handle:
         return formats_from_policy(yaml.safe_load(handle))
 
 
 @lru_cache(maxsize=4)
-def get_identifier_formats(path: Optional[str] = None) -> IdentifierFormats:
+def get_identifier_formats(path: str | None = None) -> IdentifierFormats:
     """Cached :func:`load_identifier_formats` (the file is read once per process)."""
     return load_identifier_formats(path)

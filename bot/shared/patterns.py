@@ -7,8 +7,9 @@ map back 1:1.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Pattern, Sequence, Tuple
+from re import Pattern
 
 from bot.shared.identifier_formats import IdentifierFormats, get_identifier_formats
 from bot.shared.text import to_halfwidth
@@ -25,7 +26,7 @@ ORDER_NUMBER = "order_number"
 TRACKING_NUMBER = "tracking_number"
 PHONE = "phone"
 
-SearchPatterns = Tuple[Tuple[str, Pattern[str]], ...]
+SearchPatterns = tuple[tuple[str, Pattern[str]], ...]
 
 
 def compile_patterns(formats: IdentifierFormats) -> SearchPatterns:
@@ -59,12 +60,12 @@ class Match:
     end: int
 
 
-def find_identifiers(text: str, patterns: Optional[Sequence[Tuple[str, Pattern[str]]]] = None) -> List[Match]:
+def find_identifiers(text: str, patterns: Sequence[tuple[str, Pattern[str]]] | None = None) -> list[Match]:
     """Find order numbers, tracking numbers and mobile phone numbers in free text, in either language
     (``patterns``: from :func:`compile_patterns`; default: the repository's policy file)."""
     half = to_halfwidth(text)
-    taken: List[range] = []
-    found: List[Match] = []
+    taken: list[range] = []
+    found: list[Match] = []
     for entity, pattern in PATTERNS if patterns is None else patterns:
         for m in pattern.finditer(half):
             if any(m.start() < r.stop and r.start < m.end() for r in taken):

@@ -6,8 +6,6 @@ desk itself when a customer rates a closed case 1-2 stars. The context package s
 """
 from __future__ import annotations
 
-from typing import Tuple
-
 EXPLICIT_REQUEST = "explicit_request"
 HIGH_FRUSTRATION = "high_frustration"
 REPEATED_FAILURE = "repeated_failure"
@@ -20,10 +18,10 @@ COMPLAINT = "complaint"
 CSAT_LOW = "csat_low"
 
 SENSITIVE_PREFIX = "sensitive_"
-SENSITIVE_REASONS: Tuple[str, ...] = (SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL, SENSITIVE_REGULATOR,
+SENSITIVE_REASONS: tuple[str, ...] = (SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL, SENSITIVE_REGULATOR,
                                       SENSITIVE_MEDIA)
 # What the bot's escalation engine can fire (every one needs a priority in data/escalation.yml).
-BOT_REASONS: Tuple[str, ...] = (
+BOT_REASONS: tuple[str, ...] = (
     EXPLICIT_REQUEST,
     HIGH_FRUSTRATION,
     REPEATED_FAILURE,
@@ -35,9 +33,9 @@ BOT_REASONS: Tuple[str, ...] = (
     COMPLAINT,
 )
 # Every reason a handoff can carry.
-ALL_REASONS: Tuple[str, ...] = (*BOT_REASONS, CSAT_LOW)
+ALL_REASONS: tuple[str, ...] = (*BOT_REASONS, CSAT_LOW)
 # Reasons the customer can state in words (the topic classifier's labels besides "none").
-STATED_REASONS: Tuple[str, ...] = (EXPLICIT_REQUEST, COMPLAINT, SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL,
+STATED_REASONS: tuple[str, ...] = (EXPLICIT_REQUEST, COMPLAINT, SENSITIVE_SAFETY, SENSITIVE_FRAUD, SENSITIVE_LEGAL,
                                    SENSITIVE_REGULATOR, SENSITIVE_MEDIA)
 # Reasons whose empathy line is "I can hear you're upset" (sensitive ones get the serious line, others the request).
-UPSET_REASONS: Tuple[str, ...] = (HIGH_FRUSTRATION, COMPLAINT, REPEATED_FAILURE)
+UPSET_REASONS: tuple[str, ...] = (HIGH_FRUSTRATION, COMPLAINT, REPEATED_FAILURE)

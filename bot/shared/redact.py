@@ -11,7 +11,8 @@ Pure standard library + ``bot/`` (shared with the action server); no I/O.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Set
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from bot.shared.identifier_formats import get_identifier_formats
 from bot.shared.text import to_halfwidth
@@ -86,7 +87,7 @@ def _splice(text: str, matches: Iterable[re.Match[str]], repl: Callable[[re.Matc
     return "".join(out)
 
 
-def phones_in(text: str) -> List[str]:
+def phones_in(text: str) -> list[str]:
     """Full phone numbers (11 digits) found in ``text``."""
     return ["".join(m.groups()) for m in PHONE_RE.finditer(to_halfwidth(text))]
 
@@ -95,7 +96,7 @@ class Redactor:
     """Masks phones and a set of known secret digit strings in any text; pure and idempotent."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: Set[str] = {s for s in (str(x).strip() for x in secrets) if s.isdigit() and len(s) >= 3}
+        self.secrets: set[str] = {s for s in (str(x).strip() for x in secrets) if s.isdigit() and len(s) >= 3}
         self._secret_re = (
             re.compile(r"(?<![0-9A-Za-z])(?:" + "|".join(sorted(map(re.escape, self.secrets), key=len, reverse=True))
                        + r")(?![0-9A-Za-z])") if self.secrets else None
@@ -104,10 +105,10 @@ class Redactor:
     # ---------------------------------------------------------------- building
 
     @classmethod
-    def from_sources(cls, tracker: Dict[str, Any] | None, texts: Iterable[str] = ()) -> "Redactor":
+    def from_sources(cls, tracker: dict[str, Any] | None, texts: Iterable[str] = ()) -> Redactor:
         """Secrets known from the tracker (verification slots, answers typed while the bot asked for the phone
         digits) and the tails of every phone number in the conversation."""
-        secrets: Set[str] = set()
+        secrets: set[str] = set()
         tracker = tracker or {}
         slots = tracker.get("slots") or {}
         for name in SECRET_SLOTS:
@@ -162,16 +163,16 @@ class Redactor:
             return [self.deep(v) for v in value]
         return value
 
-    def message(self, message: Dict[str, Any]) -> Dict[str, Any]:
+    def message(self, message: dict[str, Any]) -> dict[str, Any]:
         """A chat message (``role``, ``text``, ...) as an agent may see it."""
         out = dict(message)
         out["text"] = self.text(str(message.get("text") or ""), customer=message.get("role") == "customer")
         return out
 
-    def slots(self, slots: Dict[str, Any]) -> Dict[str, Any]:
+    def slots(self, slots: dict[str, Any]) -> dict[str, Any]:
         """Slots without verification secrets: digits dropped, verified orders as a list of order numbers,
         phone masked, the pending address summarised to its region."""
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         address = slots.get(ADDRESS_SLOT)
         for name, value in slots.items():
             if name in SECRET_SLOTS:
@@ -195,7 +196,7 @@ def summarise_address(address: Any) -> str:
     return "(address withheld)" if address else ""
 
 
-def _digit_values(value: Any) -> List[str]:
+def _digit_values(value: Any) -> list[str]:
     if value is None or isinstance(value, bool):
         return []
     text = to_halfwidth(str(value))
@@ -205,7 +206,7 @@ def _digit_values(value: Any) -> List[str]:
 GENERIC = Redactor()
 
 
-def scrub_stored(package: Dict[str, Any], redactor: Redactor | None = None) -> Dict[str, Any]:
+def scrub_stored(package: dict[str, Any], redactor: Redactor | None = None) -> dict[str, Any]:
     """The desk's last check before a package (or request) is stored or sent: secret slots removed wherever they
     appear, every string redacted again. Idempotent (a masked phone no longer matches)."""
     redactor = redactor or GENERIC

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Optional
 
 ZH = "zh"
 EN = "en"
@@ -42,7 +41,7 @@ def clean_text(text: str, max_chars: int = 2000) -> str:
     return text[:max_chars]
 
 
-def detect_language(text: str) -> Optional[str]:
+def detect_language(text: str) -> str | None:
     """Return "zh" or "en" for the message, or None when it carries no language (emoji, digits, empty).
 
     A Chinese character carries roughly half a word, so mixed messages are decided by comparing

@@ -13,22 +13,23 @@ Pure Python: used by the Rasa policy (3.10) and the action server (3.11) alike.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 Event = Mapping[str, Any]
 CLEARING = ("restart", "session_started")
 
 
-def _undo_till(kind: str, done: List[Event]) -> None:
+def _undo_till(kind: str, done: list[Event]) -> None:
     while done:
         event = done.pop()
         if event.get("event") == kind:
             return
 
 
-def applied_events(events: Iterable[Event]) -> List[Event]:
+def applied_events(events: Iterable[Event]) -> list[Event]:
     """The events still in force: reverted ones removed, nothing before the latest restart/session start."""
-    done: List[Event] = []
+    done: list[Event] = []
     for event in events:
         kind = event.get("event")
         if kind in CLEARING:
@@ -43,16 +44,16 @@ def applied_events(events: Iterable[Event]) -> List[Event]:
     return done
 
 
-def user_events(events: Iterable[Event]) -> List[Event]:
+def user_events(events: Iterable[Event]) -> list[Event]:
     """The customer's messages still in force (current session)."""
     return [e for e in applied_events(events) if e.get("event") == "user"]
 
 
-def intent_of(event: Event) -> Optional[str]:
+def intent_of(event: Event) -> str | None:
     return ((event.get("parse_data") or {}).get("intent") or {}).get("name")
 
 
-def since_latest_user(events: Iterable[Event]) -> List[Event]:
+def since_latest_user(events: Iterable[Event]) -> list[Event]:
     """Applied events after the customer's latest message (what the bot has done in this turn so far)."""
     done = applied_events(events)
     for index in range(len(done) - 1, -1, -1):
@@ -61,6 +62,6 @@ def since_latest_user(events: Iterable[Event]) -> List[Event]:
     return done
 
 
-def as_dicts(events: Iterable[Any]) -> List[Dict[str, Any]]:
+def as_dicts(events: Iterable[Any]) -> list[dict[str, Any]]:
     """Rasa ``Event`` objects or dicts -> dicts (the policy passes ``tracker.events``)."""
     return [e if isinstance(e, dict) else e.as_dict() for e in events]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any, AsyncIterator, Dict, List, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -78,7 +79,7 @@ def _desk_call_error(exc: DeskError) -> HTTPException:
 
 @router.post("/login")
 async def login(body: LoginIn, request: Request, response: Response, agents: AgentsDep, desk: DeskDep,
-                settings: SettingsDep, guard: LoginGuardDep) -> Dict[str, Any]:
+                settings: SettingsDep, guard: LoginGuardDep) -> dict[str, Any]:
     ip_ref = client_ref(client_ip(request, settings.trusted_proxies), settings.client_salt)
     account_ref = client_ref("account:" + body.username, settings.client_salt)
     locked = await guard.begin(account_ref, ip_ref)
@@ -101,7 +102,7 @@ async def login(body: LoginIn, request: Request, response: Response, agents: Age
 
 
 async def _audit_failed_login(desk: HandoffService, agents: AgentStore, username: str, client: str,
-                              locked: List[str]) -> None:
+                              locked: list[str]) -> None:
     """Supervisors see guessing in the audit log: the account (only when it exists: a typed name may be a
     password) and the client's pseudonym; a lock is an entry of its own."""
     account = username if await agents.id_for(username) else None
@@ -112,7 +113,7 @@ async def _audit_failed_login(desk: HandoffService, agents: AgentStore, username
 
 @router.post("/logout")
 async def logout(request: Request, response: Response, agent: AgentDep, agents: AgentsDep, desk: DeskDep
-                 ) -> Dict[str, str]:
+                 ) -> dict[str, str]:
     await agents.logout(session_token(request) or "", agent.id)
     response.delete_cookie(SESSION_COOKIE, path="/")
     await desk.audit(agent, "logout", "", "", {})
@@ -120,33 +121,33 @@ async def logout(request: Request, response: Response, agent: AgentDep, agents: 
 
 
 @router.get("/me")
-async def me(agent: AgentDep, agents: AgentsDep) -> Dict[str, Any]:
+async def me(agent: AgentDep, agents: AgentsDep) -> dict[str, Any]:
     return {**agent.public(), "active": await agents.active_count(agent.id)}
 
 
 @router.get("/meta")
-async def meta(agent: AgentDep) -> Dict[str, List[str]]:
+async def meta(agent: AgentDep) -> dict[str, list[str]]:
     return {"reason_codes": list(REASON_CODES), "resolution_codes": list(RESOLUTION_CODES)}
 
 
 @router.get("/agents")
-async def list_agents(agent: AgentDep, agents: AgentsDep) -> List[Dict[str, Any]]:
+async def list_agents(agent: AgentDep, agents: AgentsDep) -> list[dict[str, Any]]:
     online = set(await agents.online_ids())
     return [{**a.public(), "online": a.id in online, "active": await agents.active_count(a.id)}
             for a in await agents.all()]
 
 
 @router.get("/queue")
-async def queue(agent: AgentDep, desk: DeskDep) -> List[Dict[str, Any]]:
+async def queue(agent: AgentDep, desk: DeskDep) -> list[dict[str, Any]]:
     return await desk.queue()
 
 
 @router.get("/mine")
-async def mine(agent: AgentDep, desk: DeskDep) -> List[Dict[str, Any]]:
+async def mine(agent: AgentDep, desk: DeskDep) -> list[dict[str, Any]]:
     return await desk.mine(agent)
 
 
-def may_read(agent: Agent, handoff: Dict[str, str]) -> bool:
+def may_read(agent: Agent, handoff: dict[str, str]) -> bool:
     """Who may read a conversation: supervisors; its agent (``agent_id``: the owner, or the last one of a closed or
     handed-back case); any agent while it waits in the queue, unless it is a reopened supervisors-only case."""
     if agent.is_supervisor:
@@ -156,7 +157,7 @@ def may_read(agent: Agent, handoff: Dict[str, str]) -> bool:
     return handoff.get("status") == "queued" and handoff.get("supervisor_only") != "1"
 
 
-async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, what: str) -> Dict[str, Any]:
+async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, what: str) -> dict[str, Any]:
     """The handoff's summary row if ``agent`` may read it; a refusal (403) is audited too."""
     try:
         handoff = await desk.require(handoff_id)
@@ -172,14 +173,14 @@ async def _readable_row(desk: HandoffService, agent: Agent, handoff_id: str, wha
 _NEVER_SLOTS = {"session_started_metadata", "phone_last4"}
 
 
-def _for_reader(agent: Agent, context: Dict[str, Any]) -> Dict[str, Any]:
+def _for_reader(agent: Agent, context: dict[str, Any]) -> dict[str, Any]:
     """The stored package as this reader may see it: agents get no raw slots (identifiers carry what they need)."""
     slots = {k: v for k, v in (context.get("slots") or {}).items() if k not in _NEVER_SLOTS}
     return {**context, "slots": slots if agent.is_supervisor else {}}
 
 
 async def _live_messages(desk: HandoffService, store: Any, conversation_id: str, handoff_id: str
-                         ) -> List[Dict[str, Any]]:
+                         ) -> list[dict[str, Any]]:
     """The live transcript as agents see it: button taps labelled with the title the customer saw (matched on the
     raw text, then redacted), no verification digits, phones masked, agents' display names."""
     redactor = await desk.redactor(conversation_id, handoff_id)
@@ -194,7 +195,7 @@ async def _live_messages(desk: HandoffService, store: Any, conversation_id: str,
     return out
 
 
-def _reopen(row: Dict[str, Any], messages: List[Dict[str, Any]]) -> Dict[str, Any] | None:
+def _reopen(row: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A case reopened by a 1-2 star rating: the stars and what the customer wrote after the rating question."""
     if not (row.get("csat") and row["csat"] <= 2 and row.get("supervisor_only")):
         return None
@@ -206,7 +207,7 @@ def _reopen(row: Dict[str, Any], messages: List[Dict[str, Any]]) -> Dict[str, An
 
 @router.get("/handoffs/{handoff_id}")
 async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: StoreDep, notes: NotesDep
-                      ) -> Dict[str, Any]:
+                      ) -> dict[str, Any]:
     """The handoff, its context package, the live transcript (including messages after the handoff), the internal
     notes and, for a case reopened by a low rating, the rating and the customer's words."""
     row = await _readable_row(desk, agent, handoff_id, "handoff")
@@ -222,14 +223,14 @@ class NoteIn(BaseModel):
 
 
 @router.get("/handoffs/{handoff_id}/notes")
-async def list_notes(handoff_id: str, agent: AgentDep, desk: DeskDep, notes: NotesDep) -> List[Dict[str, Any]]:
+async def list_notes(handoff_id: str, agent: AgentDep, desk: DeskDep, notes: NotesDep) -> list[dict[str, Any]]:
     row = await _readable_row(desk, agent, handoff_id, "notes")
     return await notes.list(row["conversation_id"])
 
 
 @router.post("/handoffs/{handoff_id}/notes", status_code=201)
 async def add_note(handoff_id: str, body: NoteIn, agent: AgentDep, desk: DeskDep, notes: NotesDep
-                   ) -> Dict[str, Any]:
+                   ) -> dict[str, Any]:
     """An internal note (agents and supervisors who may read the conversation); stored as text, audited."""
     row = await _readable_row(desk, agent, handoff_id, "note")
     if len(body.text) > NOTE_MAX_CHARS:
@@ -243,7 +244,7 @@ async def add_note(handoff_id: str, body: NoteIn, agent: AgentDep, desk: DeskDep
 
 
 @router.post("/handoffs/{handoff_id}/claim")
-async def claim(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+async def claim(handoff_id: str, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
     try:
         return desk.summary_row(await desk.claim(agent, handoff_id))
     except DeskError as exc:
@@ -252,7 +253,7 @@ async def claim(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str, An
 
 @router.post("/handoffs/{handoff_id}/messages")
 async def reply(handoff_id: str, body: ReplyIn, agent: AgentDep, desk: DeskDep, settings: SettingsDep
-                ) -> Dict[str, Any]:
+                ) -> dict[str, Any]:
     if len(body.text) > settings.web_max_message_chars:
         raise HTTPException(status_code=413, detail=f"Message too long: the limit is {settings.web_max_message_chars}.")
     text = clean_text(body.text, max_chars=settings.web_max_message_chars)
@@ -266,7 +267,7 @@ async def reply(handoff_id: str, body: ReplyIn, agent: AgentDep, desk: DeskDep, 
 
 
 @router.post("/handoffs/{handoff_id}/transfer")
-async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
     try:
         return desk.summary_row(await desk.assign(agent, handoff_id, body.to_agent_id, "transfer"))
     except DeskError as exc:
@@ -274,7 +275,7 @@ async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskD
 
 
 @router.post("/handoffs/{handoff_id}/reassign")
-async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, desk: DeskDep) -> Dict[str, Any]:
+async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, desk: DeskDep) -> dict[str, Any]:
     try:
         return desk.summary_row(await desk.assign(supervisor, handoff_id, body.to_agent_id, "reassign"))
     except DeskError as exc:
@@ -282,7 +283,7 @@ async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, d
 
 
 @router.post("/handoffs/{handoff_id}/handback")
-async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
     try:
         return desk.summary_row(await desk.release(agent, handoff_id, "handed_back"))
     except DeskError as exc:
@@ -290,7 +291,7 @@ async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep) -> Dict[str
 
 
 @router.post("/handoffs/{handoff_id}/close")
-async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep) -> Dict[str, Any]:
+async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
     try:
         return desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution))
     except DeskError as exc:
@@ -299,7 +300,7 @@ async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep) 
 
 @router.get("/canned")
 async def canned(agent: AgentDep, answers: CannedDep, lang: Literal["zh", "en"] = "zh",
-                 q: str = Query(default="", max_length=100)) -> List[Dict[str, str]]:
+                 q: str = Query(default="", max_length=100)) -> list[dict[str, str]]:
     return answers.search(lang, q)
 
 
@@ -311,13 +312,13 @@ AlertsDep = Annotated[SupervisorAlerts, Depends(get_alerts)]
 
 
 @router.get("/alerts")
-async def alerts(supervisor: SupervisorDep, board: AlertsDep) -> List[Dict[str, Any]]:
+async def alerts(supervisor: SupervisorDep, board: AlertsDep) -> list[dict[str, Any]]:
     """Open alerts for supervisors: SLA pickup, undelivered handoffs, repeat complaints, group incidents."""
     return await board.list()
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge_alert(alert_id: str, supervisor: SupervisorDep, board: AlertsDep) -> Dict[str, str]:
+async def acknowledge_alert(alert_id: str, supervisor: SupervisorDep, board: AlertsDep) -> dict[str, str]:
     if len(alert_id) > 64 or not await board.acknowledge(alert_id, supervisor):
         raise HTTPException(status_code=404, detail="No such open alert.")
     return {"status": "acknowledged", "id": alert_id}
@@ -333,7 +334,7 @@ class NewAgentIn(BaseModel):
 
 @router.post("/agents", status_code=201)
 async def create_agent(body: NewAgentIn, supervisor: SupervisorDep, agents: AgentsDep, desk: DeskDep
-                       ) -> Dict[str, Any]:
+                       ) -> dict[str, Any]:
     """A supervisor creates an agent or supervisor account (the same rules as ``python -m handoff.admin``)."""
     display_name = clean_text(body.display_name, max_chars=80) or None
     try:
@@ -347,7 +348,7 @@ async def create_agent(body: NewAgentIn, supervisor: SupervisorDep, agents: Agen
 
 @router.get("/audit")
 async def audit(supervisor: SupervisorDep, desk: DeskDep, count: int = Query(default=200, ge=1, le=1000)
-                ) -> List[Dict[str, Any]]:
+                ) -> list[dict[str, Any]]:
     return await desk.audit_log(count)
 
 
@@ -377,7 +378,7 @@ async def events(
             access["granted"] = handoff is not None and may_read(agent, handoff)
 
     redactor = await desk.redactor(conversation_id, handoff_id) if conversation_id else GENERIC_REDACTOR
-    offered: Dict[str, str] = {}
+    offered: dict[str, str] = {}
     if conversation_id:
         for m, _ in await store.entries(conversation_id):
             for button in m.buttons or []:
@@ -395,7 +396,7 @@ async def events(
         last = await redis.xrevrange(keys.desk_events(), count=1)
         cursors[keys.desk_events()] = last[0][0].decode() if last else "0-0"
 
-    async def format_entry(key: str, entry_id: bytes, data: Dict[bytes, bytes], _: Dict[str, str]):
+    async def format_entry(key: str, entry_id: bytes, data: dict[bytes, bytes], _: dict[str, str]):
         if key == keys.desk_events():
             event = {k.decode(): v.decode() for k, v in data.items()}
             if handoff_id and event.get("handoff_id") == handoff_id:

@@ -7,7 +7,7 @@ learns nothing about the schema (no 422), and its body is never parsed.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Dict, List, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,15 +49,15 @@ class CurvePoint(BaseModel):
 
 class FrustrationIn(BaseModel):
     score: float = Field(ge=0, le=100)
-    curve: List[CurvePoint] = Field(default_factory=list, max_length=1000)
+    curve: list[CurvePoint] = Field(default_factory=list, max_length=1000)
 
 
 class TrackerPart(BaseModel):
-    turns: List[Dict[str, Any]] = Field(default_factory=list, max_length=2000)
-    actions: List[Dict[str, Any]] = Field(default_factory=list, max_length=5000)
-    kb_articles: List[Dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    slots: Dict[str, Any] = Field(default_factory=dict)
-    frustration_per_message: List[Dict[str, Any]] = Field(default_factory=list, max_length=2000)
+    turns: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
+    actions: list[dict[str, Any]] = Field(default_factory=list, max_length=5000)
+    kb_articles: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    slots: dict[str, Any] = Field(default_factory=dict)
+    frustration_per_message: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
 
 
 class HandoffRequest(BaseModel):
@@ -68,7 +68,7 @@ class HandoffRequest(BaseModel):
     language: Literal["zh", "en"]
     customer: CustomerIn = Field(default_factory=CustomerIn)
     frustration: FrustrationIn = Field(default_factory=lambda: FrustrationIn(score=0))
-    signals: Dict[str, Any] = Field(default_factory=dict)
+    signals: dict[str, Any] = Field(default_factory=dict)
     summary: str | None = Field(default=None, max_length=2000)
     # The tracker part of the context package, built by the action server from the tracker it holds
     # (bot/shared/context_tracker.py: turns, actions, kb_articles, slots, frustration_per_message); redacted there

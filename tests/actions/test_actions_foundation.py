@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
@@ -13,16 +13,16 @@ from actions.fallback import ActionFallback, consecutive_failures
 from actions.order_number import ActionAcknowledgeOrderNumber
 
 
-def user(intent: str, text: str = "x", entities: List[dict] | None = None) -> Dict[str, Any]:
+def user(intent: str, text: str = "x", entities: list[dict] | None = None) -> dict[str, Any]:
     return {"event": "user", "text": text,
             "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": entities or []}}
 
 
-def action(name: str) -> Dict[str, Any]:
+def action(name: str) -> dict[str, Any]:
     return {"event": "action", "name": name}
 
 
-def tracker(events: List[Dict[str, Any]]) -> Tracker:
+def tracker(events: list[dict[str, Any]]) -> Tracker:
     latest = next((e["parse_data"] | {"text": e["text"]} for e in reversed(events) if e["event"] == "user"), {})
     return Tracker("c1", {"language": "en"}, latest, events, False, None, {}, "action_listen")
 

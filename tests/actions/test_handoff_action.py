@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 import redis
@@ -16,7 +16,7 @@ from bot.shared.frustration.decision import DECISION_SLOT, decide
 from bot.shared.frustration.escalation import EscalationEngine
 
 
-def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> Dict[str, Any]:
+def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> dict[str, Any]:
     return {"event": "user", "text": text, "timestamp": ts,
             "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": [],
                            "frustration": {"score": score}}}
@@ -25,7 +25,7 @@ def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> Dict[st
 ENGINE = EscalationEngine.from_yaml()
 
 
-def tracker(events: List[Dict[str, Any]], slots: Optional[Dict[str, Any]] = None) -> Tracker:
+def tracker(events: list[dict[str, Any]], slots: dict[str, Any] | None = None) -> Tracker:
     """A tracker as the action receives it: with the record the EscalationPolicy set for the latest message
     (bot/shared/frustration/decision.py, the same call the policy makes with the model's config)."""
     latest = dict(events[-1]["parse_data"], text=events[-1]["text"])

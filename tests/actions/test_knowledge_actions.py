@@ -1,7 +1,7 @@
 """Knowledge-base actions against the real built index and a real Redis for the editors' feedback records."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
@@ -13,8 +13,8 @@ from actions import kb_feedback, knowledge
 from actions.kb_feedback import FEEDBACK_STREAM, UNANSWERED_STREAM, FeedbackStore
 
 
-def tracker(text: str, language: str, intent: str = "ask_policy", entities: Optional[List[dict]] = None,
-            slots: Optional[Dict[str, Any]] = None) -> Tracker:
+def tracker(text: str, language: str, intent: str = "ask_policy", entities: list[dict] | None = None,
+            slots: dict[str, Any] | None = None) -> Tracker:
     latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": entities or []}
     events = [{"event": "user", "text": text, "parse_data": latest}]
     return Tracker("conv-kb", {"language": language, **(slots or {})}, latest, events, False, None, {},

@@ -3,7 +3,7 @@ still start the order flows. Real index, real classifier (trained from the proje
 written for this test, not taken from any evaluation set."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
@@ -14,10 +14,10 @@ from actions.handoff import ActionHandoffToHuman
 from tests.actions.order_fixtures import Env, domain
 
 
-def tracker(text: str, intent: str, language: str = "en", slots: Optional[Dict[str, Any]] = None,
-            active_loop: Optional[str] = None) -> Tracker:
+def tracker(text: str, intent: str, language: str = "en", slots: dict[str, Any] | None = None,
+            active_loop: str | None = None) -> Tracker:
     latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
-    events: List[dict] = [{"event": "user", "text": text, "parse_data": latest}]
+    events: list[dict] = [{"event": "user", "text": text, "parse_data": latest}]
     return Tracker("conv-route", {"language": language, **(slots or {})}, latest, events, False, None,
                    {"name": active_loop} if active_loop else {}, "action_listen")
 

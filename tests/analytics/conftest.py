@@ -6,7 +6,7 @@ import asyncio
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import httpx
 import pytest
@@ -22,10 +22,10 @@ PASSWORD = "dashboard test password"  # noqa: S105 - test secret
 
 
 class SilentRasa:
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> List[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
         return [{"recipient_id": sender_id, "text": "ok"}]
 
-    async def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+    async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
         return None
 
     async def close(self) -> None:
@@ -40,7 +40,7 @@ class Dashboard:
     base_url: str
     consumer: AnalyticsConsumer
 
-    async def login(self, username: str, role: str = "supervisor") -> Dict[str, str]:
+    async def login(self, username: str, role: str = "supervisor") -> dict[str, str]:
         await self.app.state.agents.create(username, PASSWORD, role)
         r = await self.http.post("/api/agent/login", json={"username": username, "password": PASSWORD})
         assert r.status_code == 200, r.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -18,7 +18,7 @@ CONVERSATIONS = [("conv-a", "webchat", "en", "device-1"), ("conv-b", "webchat", 
                  ("conv-c", "webchat", "en", "device-1"), ("conv-d", "telegram", "en", ""),
                  ("conv-e", "webchat", "en", "device-3")]
 # (conversation, seconds after T0, role, text, extra fields)
-MESSAGES: List[Tuple[str, float, str, str, Dict[str, str]]] = [
+MESSAGES: list[tuple[str, float, str, str, dict[str, str]]] = [
     ("conv-a", 0, "customer", "where is my parcel? my phone is 13812345678", {}),
     ("conv-a", 2, "bot", "It is on its way.", {}),
     ("conv-b", 100, "customer", "我的订单到哪里了", {}),
@@ -56,7 +56,7 @@ async def seed(redis: Redis) -> None:
         await redis.hset(keys.conversation(cid), mapping={"channel": channel, "ui_lang": ui_lang, "device": device,
                                                           "created_at": T0})
     for cid, seconds, role, text, extra in MESSAGES:
-        fields: Dict[str, Any] = {"role": role, "text": text, "buttons": "[]", "ts": repr(T0 + seconds), **extra}
+        fields: dict[str, Any] = {"role": role, "text": text, "buttons": "[]", "ts": repr(T0 + seconds), **extra}
         await redis.xadd(keys.messages(cid), fields, id=_id(seconds))
     for hid, cid, reason, agent, resolution, channel, language in HANDOFFS:
         await redis.hset(keys.handoff(hid), mapping={

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional
+from typing import Any
 
 import httpx
 
@@ -18,13 +19,13 @@ class RecordingBot:
     """Stands in for Rasa: records every message and answers ``reply(text)`` (default: an echo with a button)."""
 
     def __init__(self) -> None:
-        self.calls: List[Dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
         self.fail = False
         self.delay_s = 0.0
-        self.reply: Callable[[str], List[Dict[str, Any]]] = lambda text: [
+        self.reply: Callable[[str], list[dict[str, Any]]] = lambda text: [
             {"text": f"echo:{text[:40]}", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}]
 
-    async def send_message(self, sender_id: str, text: str, metadata: Optional[dict] = None) -> List[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text, "metadata": metadata})
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -32,10 +33,10 @@ class RecordingBot:
             raise RasaError("Rasa unreachable: ConnectError", delivered=False)
         return self.reply(text)
 
-    async def get_tracker(self, sender_id: str) -> Dict[str, Any]:
+    async def get_tracker(self, sender_id: str) -> dict[str, Any]:
         return {"events": []}
 
-    async def append_events(self, sender_id: str, events: List[dict]) -> None:
+    async def append_events(self, sender_id: str, events: list[dict]) -> None:
         return None
 
     async def close(self) -> None:
@@ -43,7 +44,7 @@ class RecordingBot:
 
 
 @asynccontextmanager
-async def gateway(redis_url: str, channel_settings: ChannelSettings, fakes: Dict[str, Any],
+async def gateway(redis_url: str, channel_settings: ChannelSettings, fakes: dict[str, Any],
                   bot: RecordingBot | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """A gateway app (lifespan running: relay and outbox workers) whose platform clients talk to ``fakes``
     (channel name -> ASGI app of the fake platform). Yields an HTTP client with ``.app`` and ``.bot``."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 def closed_port() -> int:
@@ -21,20 +22,20 @@ def closed_port() -> int:
 class FakeRasa:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.requests: List[Dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
         self.mode = "answer"  # answer | hang | drop | empty
         self.hang_s = 5.0
-        self.tracker: Dict[str, Any] = {"events": []}
+        self.tracker: dict[str, Any] = {"events": []}
         # Awaited with each REST message before the answer (e.g. to change the owner key meanwhile).
-        self.before_answer: Optional[Callable[[Dict[str, Any]], Awaitable[None]]] = None
-        self._server: Optional[asyncio.AbstractServer] = None
+        self.before_answer: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self._server: asyncio.AbstractServer | None = None
         self.port = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, port: int = 0) -> "FakeRasa":
+    async def start(self, port: int = 0) -> FakeRasa:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -45,7 +46,7 @@ class FakeRasa:
             await self._server.wait_closed()
             self._server = None
 
-    def messages(self) -> List[Dict[str, Any]]:
+    def messages(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/webhooks/rest/webhook"]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

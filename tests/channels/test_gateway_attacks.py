@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +19,9 @@ API = "/api/webchat"
 
 class RecordingRasa:
     def __init__(self) -> None:
-        self.texts: List[str] = []
+        self.texts: list[str] = []
 
-    async def send_message(self, sender_id: str, text: str, metadata: Optional[dict] = None) -> List[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
         self.texts.append(text)
         return [{"text": "ok", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}]
 
@@ -29,7 +29,7 @@ class RecordingRasa:
         return None
 
 
-def _msg(text: str, conversation_id: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+def _msg(text: str, conversation_id: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "message_id": uuid.uuid4().hex, "text": text, **extra}
 
 
@@ -45,7 +45,7 @@ async def gateway(redis_url: str):
     async with app.router.lifespan_context(app):
         app.state.rasa = rasa
         await app.state.redis.flushdb()  # the limits are per client address: start from zero
-        browsers: List[httpx.AsyncClient] = []
+        browsers: list[httpx.AsyncClient] = []
 
         def browser(ip: str = "127.0.0.1") -> httpx.AsyncClient:
             transport = httpx.ASGITransport(app=app, client=(ip, 40000))

@@ -6,7 +6,7 @@ is never sent a second time (it could be answered twice).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

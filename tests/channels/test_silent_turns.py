@@ -11,7 +11,8 @@ import contextlib
 import json
 import subprocess
 import uuid
-from typing import Any, AsyncIterator, Dict, List, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,15 +26,15 @@ from conversations.store import PENDING
 from tests.channels.fake_rasa import FakeRasa, closed_port
 
 
-def _user(text: str) -> Dict[str, Any]:
+def _user(text: str) -> dict[str, Any]:
     return {"event": "user", "text": text, "parse_data": {"intent": {"name": "affirm"}}}
 
 
-def _action(name: str) -> Dict[str, Any]:
+def _action(name: str) -> dict[str, Any]:
     return {"event": "action", "name": name, "policy": "RulePolicy", "confidence": 1.0}
 
 
-def _slot(name: str, value: Any) -> Dict[str, Any]:
+def _slot(name: str, value: Any) -> dict[str, Any]:
     return {"event": "slot", "name": name, "value": value}
 
 
@@ -69,7 +70,7 @@ async def gateway(redis_url: str, rasa: FakeRasa):
         yield http
 
 
-def _msg(text: str, conversation_id: Optional[str] = None, message_id: Optional[str] = None) -> Dict[str, Any]:
+def _msg(text: str, conversation_id: str | None = None, message_id: str | None = None) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "message_id": message_id or uuid.uuid4().hex, "text": text,
             "metadata": {"ui_lang": "en"}}
 
@@ -80,7 +81,7 @@ async def _start(gateway, rasa: FakeRasa) -> str:
     return r.json()["conversation_id"]
 
 
-async def _history(gateway, cid: str) -> List[tuple]:
+async def _history(gateway, cid: str) -> list[tuple]:
     r = await gateway.get(f"/api/webchat/conversations/{cid}/messages")
     return [(m["role"], m["text"]) for m in r.json()["messages"]]
 
@@ -135,7 +136,7 @@ async def test_no_apology_when_the_turn_handed_the_conversation_to_a_person(gate
     rasa.mode = "empty"
     rasa.tracker = {"events": BEFORE + FAILED_TURN}  # even a trace that looks failed: the owner decides first
 
-    async def hand_off(_body: Dict[str, Any]) -> None:
+    async def hand_off(_body: dict[str, Any]) -> None:
         await gateway.redis.set(keys.owner(cid), "queue")
 
     rasa.before_answer = hand_off
@@ -208,7 +209,7 @@ print(json.dumps(out))
 """
 
 
-def _rasa_replay(*event_lists: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def _rasa_replay(*event_lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not RASA_PY.exists():
         pytest.skip("the Rasa environment (.venv-rasa) is not built")
     done = subprocess.run([str(RASA_PY), "-c", _REPLAY], input=json.dumps(event_lists), capture_output=True,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +15,10 @@ from conversations.settings import GatewaySettings
 
 class StubRasa:
     def __init__(self) -> None:
-        self.calls: List[Dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
         self.fail = False
 
-    async def send_message(self, sender_id: str, text: str, metadata: Optional[dict] = None) -> List[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text, "metadata": metadata})
         if self.fail:
             raise RasaError("Rasa unreachable: ConnectError")
@@ -43,7 +43,7 @@ async def client(redis_url: str):
             yield http
 
 
-def _msg(text: str, conversation_id: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+def _msg(text: str, conversation_id: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "message_id": uuid.uuid4().hex, "text": text, **extra}
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -11,15 +11,15 @@ import redis
 pytestmark = pytest.mark.e2e
 
 
-BROWSERS: Dict[str, httpx.Client] = {}  # conversation id -> the browser (cookie jar) that started it
+BROWSERS: dict[str, httpx.Client] = {}  # conversation id -> the browser (cookie jar) that started it
 
 
-def browser(conversation_id: Optional[str]) -> httpx.Client:
+def browser(conversation_id: str | None) -> httpx.Client:
     """The browser of a conversation (conversations are bound to the browser that started them)."""
     return BROWSERS.get(conversation_id or "") or httpx.Client(timeout=60)
 
 
-def say(stack, text: str, conversation_id: Optional[str] = None, ui_lang: Optional[str] = None) -> Dict[str, Any]:
+def say(stack, text: str, conversation_id: str | None = None, ui_lang: str | None = None) -> dict[str, Any]:
     body = {"conversation_id": conversation_id, "message_id": uuid.uuid4().hex, "text": text,
             "metadata": {"ui_lang": ui_lang} if ui_lang else {}}
     http = browser(conversation_id)
@@ -29,7 +29,7 @@ def say(stack, text: str, conversation_id: Optional[str] = None, ui_lang: Option
     return r.json()
 
 
-def texts(reply: Dict[str, Any]) -> List[str]:
+def texts(reply: dict[str, Any]) -> list[str]:
     return [m["text"] for m in reply["messages"]]
 
 

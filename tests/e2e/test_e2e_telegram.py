@@ -12,7 +12,8 @@ import random
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Iterator, List
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +52,7 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
         time.sleep(0.1)
 
 
-def new_texts(fake: FakeTelegram, chat_id: int, seen: int) -> List[str]:
+def new_texts(fake: FakeTelegram, chat_id: int, seen: int) -> list[str]:
     return fake.texts_to(chat_id)[seen:]
 
 

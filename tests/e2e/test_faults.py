@@ -19,9 +19,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import httpx
 import psutil
@@ -55,7 +55,7 @@ class Sent:
     text: str
     message_id: str
     started: float
-    conversation_id: Optional[str] = None
+    conversation_id: str | None = None
     finished: float = 0.0
     attempts: int = 0
     outcome: str = "pending"  # answered | apologised | silent | failed:<why>
@@ -67,7 +67,7 @@ class Sent:
 class Load:
     base_url: str
     stop: threading.Event = field(default_factory=threading.Event)
-    sent: List[Sent] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def customer(self, index: int) -> None:
@@ -75,7 +75,7 @@ class Load:
         with httpx.Client(base_url=self.base_url, timeout=30) as client:  # keeps the device cookie
             with_retry(lambda: client.get("/"), self.stop)
             while not self.stop.is_set():
-                conversation_id: Optional[str] = None
+                conversation_id: str | None = None
                 for text in script:
                     if self.stop.is_set():
                         return
@@ -88,7 +88,7 @@ class Load:
 
     def deliver(self, client: httpx.Client, record: Sent) -> None:
         """One message until it is answered, apologised for for good, or the customer gives up."""
-        previous_apology: Tuple[str, ...] = ()
+        previous_apology: tuple[str, ...] = ()
         while time.monotonic() - record.started < MESSAGE_DEADLINE_S:
             record.attempts += 1
             body = {"conversation_id": record.conversation_id, "message_id": record.message_id, "text": record.text,
@@ -152,7 +152,7 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, relaxed_client_limits:
     running.stop()
 
 
-def _stored_customer_texts(client: redis.Redis, conversation_id: str) -> List[str]:
+def _stored_customer_texts(client: redis.Redis, conversation_id: str) -> list[str]:
     entries = client.xrange(f"csbot:conv:{conversation_id}:messages")
     return [d[b"text"].decode() for _, d in entries if d.get(b"role") == b"customer"]
 
@@ -178,7 +178,7 @@ def test_kill_9_each_part_under_load_loses_and_duplicates_nothing(fault_stack) -
     started = time.monotonic()
     for t in threads:
         t.start()
-    faults: List[Fault] = []
+    faults: list[Fault] = []
     try:
         time.sleep(10)  # every customer mid-conversation
         for part in FAULTS:
@@ -212,9 +212,9 @@ def test_kill_9_each_part_under_load_loses_and_duplicates_nothing(fault_stack) -
     assert not problems, "\n".join(problems)
 
 
-def _count(load: Load, faults: List[Fault], client: redis.Redis, started: float) -> Tuple[str, List[str]]:
+def _count(load: Load, faults: list[Fault], client: redis.Redis, started: float) -> tuple[str, list[str]]:
     """The table, and every miss of the targets."""
-    stored: Dict[str, List[str]] = {}
+    stored: dict[str, list[str]] = {}
     for record in load.sent:
         if record.conversation_id and record.conversation_id not in stored:
             stored[record.conversation_id] = _stored_customer_texts(client, record.conversation_id)
@@ -228,7 +228,7 @@ def _count(load: Load, faults: List[Fault], client: redis.Redis, started: float)
 
     windows = [(f.part, f.killed, (f.recovered or f.back + 90)) for f in faults]
     rows = []
-    problems: List[str] = []
+    problems: list[str] = []
 
     def bucket(record: Sent) -> str:
         for part, begin, end in windows:
@@ -288,7 +288,7 @@ def _count(load: Load, faults: List[Fault], client: redis.Redis, started: float)
 
 def test_stop_after_the_faults_leaves_no_process_and_frees_every_port(fault_stack) -> None:  # noqa: ANN001
     stack = fault_stack
-    seen: Set[int] = set(stack.seen_pids) | stack.pids()
+    seen: set[int] = set(stack.seen_pids) | stack.pids()
     ports = [stack.web_port, stack.action_port, stack.redis_port, *stack.rasa_ports]
     assert all(not port_free(p) for p in ports)  # all serving before the stop
     stack.stop()

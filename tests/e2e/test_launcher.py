@@ -12,8 +12,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Set
 
 import psutil
 import pytest
@@ -28,14 +28,14 @@ APP_PY = ROOT / ".venv-app" / "bin" / "python"
 
 
 
-def _wait_gone(pids: Set[int], timeout_s: float) -> Set[int]:
+def _wait_gone(pids: set[int], timeout_s: float) -> set[int]:
     deadline = time.monotonic() + timeout_s
     while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive(pids)
 
 
-def _descendants(pid: int) -> Set[int]:
+def _descendants(pid: int) -> set[int]:
     return {p.pid for p in psutil.Process(pid).children(recursive=True)}
 
 
@@ -47,15 +47,15 @@ def _launch(var_dir: Path, **popen: object) -> subprocess.Popen:
 
 
 @pytest.fixture()
-def cleanup() -> Iterator[Set[int]]:
+def cleanup() -> Iterator[set[int]]:
     """Pids to kill whatever the test's outcome (so a failing test does not leave a stack running)."""
-    pids: Set[int] = set()
+    pids: set[int] = set()
     yield pids
     for pid in alive(pids):
         psutil.Process(pid).kill()
 
 
-def test_ctrl_c_with_stdout_a_closed_pipe_stops_everything(tmp_path: Path, cleanup: Set[int]) -> None:
+def test_ctrl_c_with_stdout_a_closed_pipe_stops_everything(tmp_path: Path, cleanup: set[int]) -> None:
     """`make run | tee run.log`, then Ctrl-C: tee is gone first, so every print of the launcher hits a closed
     pipe. Before: the launcher died of BrokenPipeError in its `finally` and left all services running."""
     var_dir = tmp_path / "var"
@@ -102,10 +102,10 @@ def test_ctrl_c_with_stdout_a_closed_pipe_stops_everything(tmp_path: Path, clean
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
-def test_kill_9_of_the_launcher_takes_the_services_down(tmp_path: Path, cleanup: Set[int]) -> None:
+def test_kill_9_of_the_launcher_takes_the_services_down(tmp_path: Path, cleanup: set[int]) -> None:
     launcher = _launch(tmp_path / "var", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cleanup.add(launcher.pid)
-    services: Set[int] = set()
+    services: set[int] = set()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # every service spawned (Rasa still loading its model is fine)
         services = _descendants(launcher.pid)

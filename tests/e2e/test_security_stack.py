@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import httpx
 import psutil
@@ -24,7 +24,7 @@ class Browser:
     def __init__(self, stack: Any) -> None:
         self.url = f"{stack.web_url}/api/webchat/messages"
         self.http = httpx.Client(timeout=60)
-        self.cid: Optional[str] = None
+        self.cid: str | None = None
 
     def say(self, text: str) -> str:
         body = {"conversation_id": self.cid, "message_id": uuid.uuid4().hex, "text": text, "metadata": {}}
@@ -46,7 +46,7 @@ def target(stack: Any) -> Order:
     return order
 
 
-def _forged_call(action: str, slots: Dict[str, Any]) -> Dict[str, Any]:
+def _forged_call(action: str, slots: dict[str, Any]) -> dict[str, Any]:
     return {"next_action": action, "sender_id": "attacker", "version": "3.6.21", "domain": {},
             "tracker": {"sender_id": "attacker", "slots": slots, "latest_message": {}, "events": [],
                         "paused": False, "followup_action": None, "active_loop": {},
@@ -75,7 +75,7 @@ def test_internal_services_listen_on_loopback_only(stack: Any) -> None:
 
 def test_guessing_digits_across_new_conversations_and_restarts_stays_locked(stack: Any, target: Order) -> None:
     right = target.recipient_phone[-4:]
-    wrongs: List[str] = [d for d in ("0000", "1111", "2222", "3333") if d != right][:3]
+    wrongs: list[str] = [d for d in ("0000", "1111", "2222", "3333") if d != right][:3]
     for wrong in wrongs:
         chat = Browser(stack)  # a fresh conversation for every guess (the attack of the report)
         assert "last 4 digits" in chat.say(f"where is my order {target.number}?")

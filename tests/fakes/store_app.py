@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,12 +23,12 @@ class FakeStoreApp:
     window_s: int = 300
     fail_next: int = 0
     refuse: bool = False
-    received: List[Dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
     rejected_signatures: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def signed(self, payload: Dict[str, Any], *, secret: str | None = None, at: float | None = None
-               ) -> Tuple[bytes, Dict[str, str]]:
+    def signed(self, payload: dict[str, Any], *, secret: str | None = None, at: float | None = None
+               ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(payload).encode()
         timestamp = str(int(time.time() if at is None else at))
         key = (self.secret if secret is None else secret).encode()
@@ -36,7 +36,7 @@ class FakeStoreApp:
         return body, {"Content-Type": "application/json", "X-Signature-Timestamp": timestamp,
                       "X-Signature": signature}
 
-    def texts_for(self, user_id: str) -> List[str]:
+    def texts_for(self, user_id: str) -> list[str]:
         with self._lock:
             return [r["message"]["text"] for r in self.received if r["user_id"] == user_id]
 

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -46,14 +46,14 @@ class FakeTelegram:
     fail_rate: float = 0.0  # each call fails with this probability (seeded: reproducible)
     retry_after: int = 1
     blocked_chats: set = field(default_factory=set)
-    sent: List[Dict[str, Any]] = field(default_factory=list)  # accepted sendMessage payloads, in order
-    accepted_at: List[float] = field(default_factory=list)  # time.monotonic() of each accepted sendMessage
-    answered_callbacks: List[str] = field(default_factory=list)
-    calls: List[str] = field(default_factory=list)  # every method called (accepted or not)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # accepted sendMessage payloads, in order
+    accepted_at: list[float] = field(default_factory=list)  # time.monotonic() of each accepted sendMessage
+    answered_callbacks: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # every method called (accepted or not)
     seed: int = 7
     _ids: Any = field(default_factory=lambda: itertools.count(1000))
     _updates: Any = field(default_factory=lambda: itertools.count(500_000))
-    files: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, bytes)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, bytes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,18 +61,18 @@ class FakeTelegram:
 
     # ------------------------------------------------------------------ what Telegram sends to a webhook
 
-    def headers(self, secret: str | None = None) -> Dict[str, str]:
+    def headers(self, secret: str | None = None) -> dict[str, str]:
         return {"X-Telegram-Bot-Api-Secret-Token": self.secret if secret is None else secret,
                 "Content-Type": "application/json"}
 
-    def text_update(self, chat_id: int, text: str, language_code: str = "en") -> Dict[str, Any]:
+    def text_update(self, chat_id: int, text: str, language_code: str = "en") -> dict[str, Any]:
         user = {"id": chat_id, "is_bot": False, "first_name": "Test", "language_code": language_code}
         return {"update_id": next(self._updates), "message": {
             "message_id": next(self._ids), "from": user, "chat": {"id": chat_id, "type": "private",
                                                                   "first_name": "Test"},
             "date": int(time.time()), "text": text}}
 
-    def callback_update(self, chat_id: int, data: str, language_code: str = "en") -> Dict[str, Any]:
+    def callback_update(self, chat_id: int, data: str, language_code: str = "en") -> dict[str, Any]:
         user = {"id": chat_id, "is_bot": False, "first_name": "Test", "language_code": language_code}
         return {"update_id": next(self._updates), "callback_query": {
             "id": str(next(self._ids)), "from": user, "chat_instance": "-1",
@@ -80,13 +80,13 @@ class FakeTelegram:
                         "date": int(time.time()), "text": "..."},
             "data": data}}
 
-    def sticker_update(self, chat_id: int) -> Dict[str, Any]:
+    def sticker_update(self, chat_id: int) -> dict[str, Any]:
         update = self.text_update(chat_id, "")
         del update["message"]["text"]
         update["message"]["sticker"] = {"file_id": "CAACAgIAAx", "width": 512, "height": 512, "is_animated": False}
         return update
 
-    def photo_update(self, chat_id: int, data: bytes, caption: str = "") -> Dict[str, Any]:
+    def photo_update(self, chat_id: int, data: bytes, caption: str = "") -> dict[str, Any]:
         update = self.text_update(chat_id, "")
         del update["message"]["text"]
         small, large = f"AgAC-small-{update['update_id']}", f"AgAC-large-{update['update_id']}"
@@ -99,7 +99,7 @@ class FakeTelegram:
             update["message"]["caption"] = caption
         return update
 
-    def texts_to(self, chat_id: int) -> List[str]:
+    def texts_to(self, chat_id: int) -> list[str]:
         with self._lock:
             return [m["text"] for m in self.sent if int(m["chat_id"]) == chat_id]
 
@@ -161,7 +161,7 @@ class FakeTelegram:
 
         return app
 
-    def _send_message(self, body: Dict[str, Any]) -> JSONResponse:
+    def _send_message(self, body: dict[str, Any]) -> JSONResponse:
         chat_id, text = body.get("chat_id"), body.get("text")
         if chat_id is None:
             return _error(400, "Bad Request: chat_id is empty")
@@ -184,8 +184,8 @@ class FakeTelegram:
         return JSONResponse({"ok": True, "result": message})
 
 
-def _error(code: int, description: str, parameters: Dict[str, Any] | None = None) -> JSONResponse:
-    body: Dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+def _error(code: int, description: str, parameters: dict[str, Any] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
     if parameters:
         body["parameters"] = parameters
     return JSONResponse(body, status_code=code)

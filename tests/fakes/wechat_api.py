@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
@@ -44,17 +44,17 @@ class FakeWeChat:
     token: str = "wechat-token-0123"  # noqa: S105 - test value
     account: str = "gh_0123456789ab"
     fail_next: int = 0
-    silent_since: Dict[str, float] = field(default_factory=dict)  # openid -> last message (48-hour window)
-    sent: List[Dict[str, Any]] = field(default_factory=list)
+    silent_since: dict[str, float] = field(default_factory=dict)  # openid -> last message (48-hour window)
+    sent: list[dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
-    images: Dict[str, bytes] = field(default_factory=dict)
-    _tokens: Dict[str, bool] = field(default_factory=dict)  # handed out -> still valid
+    images: dict[str, bytes] = field(default_factory=dict)
+    _tokens: dict[str, bool] = field(default_factory=dict)  # handed out -> still valid
     _ids: Any = field(default_factory=lambda: itertools.count(6_900_000_000_000_000_000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------------ callbacks WeChat sends
 
-    def query(self, openid: str = "", token: str | None = None) -> Dict[str, str]:
+    def query(self, openid: str = "", token: str | None = None) -> dict[str, str]:
         timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
         signed = "".join(sorted([self.token if token is None else token, timestamp, nonce]))
         query = {"signature": hashlib.sha1(signed.encode()).hexdigest(),  # noqa: S324 - WeChat's scheme
@@ -89,7 +89,7 @@ class FakeWeChat:
     def event_xml(self, openid: str, event: str = "subscribe") -> bytes:
         return self._xml(openid, "event", f"<Event><![CDATA[{event}]]></Event>", msg_id=False)
 
-    def texts_to(self, openid: str) -> List[str]:
+    def texts_to(self, openid: str) -> list[str]:
         with self._lock:
             return [m["text"]["content"] for m in self.sent if m.get("touser") == openid]
 
@@ -107,7 +107,7 @@ class FakeWeChat:
         body = f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         return query, body.encode()
 
-    def open_reply(self, aes_key: str, reply: bytes) -> Dict[str, str]:
+    def open_reply(self, aes_key: str, reply: bytes) -> dict[str, str]:
         """The fields of an encrypted passive reply, after checking its signature as WeChat does."""
         outer = parse_xml(reply)
         joined = "".join(sorted([self.token, outer["TimeStamp"], outer["Nonce"], outer["Encrypt"]]))

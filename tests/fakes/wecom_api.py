@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
@@ -42,31 +42,31 @@ class FakeWeCom:
     open_kfid: str = "wkAJ2GCAAASSm4_FhToWMFea0xAFfd3Q"
     page_size: int = 2
     fail_next: int = 0
-    states: Dict[str, int] = field(default_factory=dict)  # external_userid -> service_state
-    log: List[Dict[str, Any]] = field(default_factory=list)  # every message of the account, in order
-    sent: List[Dict[str, Any]] = field(default_factory=list)
-    trans: List[Tuple[str, int]] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)  # external_userid -> service_state
+    log: list[dict[str, Any]] = field(default_factory=list)  # every message of the account, in order
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    trans: list[tuple[str, int]] = field(default_factory=list)
     sync_calls: int = 0
-    _tokens: Dict[str, bool] = field(default_factory=dict)
+    _tokens: dict[str, bool] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------------ the customer side
 
-    def customer_says(self, user: str, text: str, menu_id: str = "") -> Dict[str, Any]:
-        body: Dict[str, Any] = {"content": text}
+    def customer_says(self, user: str, text: str, menu_id: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {"content": text}
         if menu_id:
             body["menu_id"] = menu_id
         return self._log(user, {"origin": 3, "msgtype": "text", "text": body})
 
-    def customer_sends(self, user: str, kind: str) -> Dict[str, Any]:
+    def customer_sends(self, user: str, kind: str) -> dict[str, Any]:
         return self._log(user, {"origin": 3, "msgtype": kind, kind: {"media_id": "MEDIA"}})
 
-    def servicer_says(self, user: str, text: str) -> Dict[str, Any]:
+    def servicer_says(self, user: str, text: str) -> dict[str, Any]:
         return self._log(user, {"origin": 5, "servicer_userid": "zhangsan", "msgtype": "text",
                                 "text": {"content": text}})
 
-    def _log(self, user: str, fields: Dict[str, Any]) -> Dict[str, Any]:
+    def _log(self, user: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             message = {"msgid": f"from_msgid_{next(self._ids):012d}", "open_kfid": self.open_kfid,
                        "external_userid": user, "send_time": int(time.time()), **fields}
@@ -74,7 +74,7 @@ class FakeWeCom:
             self.states.setdefault(user, 0)
         return message
 
-    def texts_to(self, user: str) -> List[str]:
+    def texts_to(self, user: str) -> list[str]:
         with self._lock:
             out = []
             for m in self.sent:
@@ -99,7 +99,7 @@ class FakeWeCom:
     def _signature(self, timestamp: str, nonce: str, encrypt: str) -> str:
         return hashlib.sha1("".join(sorted([self.token, timestamp, nonce, encrypt])).encode()).hexdigest()  # noqa: S324
 
-    def callback(self) -> Tuple[Dict[str, str], bytes]:
+    def callback(self) -> tuple[dict[str, str], bytes]:
         """(query, body) of the "there are messages" callback."""
         event = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><CreateTime>{int(time.time())}"
                  f"</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
@@ -113,7 +113,7 @@ class FakeWeCom:
                 f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>").encode()
         return query, body
 
-    def verify_query(self, echo: str) -> Dict[str, str]:
+    def verify_query(self, echo: str) -> dict[str, str]:
         encrypt = self._encrypt(echo.encode())
         timestamp, nonce = str(int(time.time())), "1372623149"
         return {"msg_signature": self._signature(timestamp, nonce, encrypt), "timestamp": timestamp,

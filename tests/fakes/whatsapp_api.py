@@ -27,7 +27,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -41,21 +41,21 @@ class FakeWhatsApp:
     phone_number_id: str = "106540352242922"
     fail_next: int = 0
     fail_status: int = 429
-    last_inbound: Dict[str, float] = field(default_factory=dict)  # wa_id -> when the user last wrote
-    sent: List[Dict[str, Any]] = field(default_factory=list)
-    media: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)  # media id -> (mime type, bytes)
+    last_inbound: dict[str, float] = field(default_factory=dict)  # wa_id -> when the user last wrote
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # media id -> (mime type, bytes)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------------ what Meta sends to the webhook
 
     def message(self, wa_id: str, text: str | None = None, *, kind: str = "text", reply_id: str = "",
-                at: float | None = None, data: bytes = b"") -> Dict[str, Any]:
+                at: float | None = None, data: bytes = b"") -> dict[str, Any]:
         at = time.time() if at is None else at
         with self._lock:
             self.last_inbound[wa_id] = at
             wamid = f"wamid.HBgL{next(self._ids):010d}"
-        message: Dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(at)), "type": kind}
+        message: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(at)), "type": kind}
         if kind == "text":
             message["text"] = {"body": text or ""}
         elif kind == "interactive":
@@ -68,9 +68,9 @@ class FakeWhatsApp:
             message["sticker"] = {"mime_type": "image/webp", "sha256": "x", "id": "1234"}
         return message
 
-    def notification(self, *messages: Dict[str, Any], statuses: List[Dict[str, Any]] | None = None
-                     ) -> Dict[str, Any]:
-        value: Dict[str, Any] = {"messaging_product": "whatsapp", "metadata": {
+    def notification(self, *messages: dict[str, Any], statuses: list[dict[str, Any]] | None = None
+                     ) -> dict[str, Any]:
+        value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": {
             "display_phone_number": "15550783881", "phone_number_id": self.phone_number_id}}
         if messages:
             value["contacts"] = [{"profile": {"name": "Test"}, "wa_id": m["from"]} for m in messages]
@@ -80,13 +80,13 @@ class FakeWhatsApp:
         return {"object": "whatsapp_business_account",
                 "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}]}
 
-    def signed(self, payload: Dict[str, Any], secret: str | None = None) -> Tuple[bytes, Dict[str, str]]:
+    def signed(self, payload: dict[str, Any], secret: str | None = None) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(payload).encode()
         key = (self.app_secret if secret is None else secret).encode()
         signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
         return body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
 
-    def sent_to(self, wa_id: str) -> List[Dict[str, Any]]:
+    def sent_to(self, wa_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [m for m in self.sent if m.get("to") == wa_id]
 
@@ -144,7 +144,7 @@ class FakeWhatsApp:
 
         return app
 
-    def _problem(self, body: Dict[str, Any]) -> JSONResponse | None:
+    def _problem(self, body: dict[str, Any]) -> JSONResponse | None:
         if body.get("messaging_product") != "whatsapp" or not body.get("to"):
             return _error(400, 100, "Invalid parameter")
         kind = body.get("type")

@@ -7,7 +7,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ IN_HOURS = "2026-11-23T10:00:00+08:00"
 PASSWORD = "correct horse battery"  # noqa: S105 - test secret
 
 
-def tracker_for(sender_id: str) -> Dict[str, Any]:
+def tracker_for(sender_id: str) -> dict[str, Any]:
     """A tracker shaped like Rasa 3.6's: two customer turns, actions, a knowledge answer and slots."""
     return {
         "sender_id": sender_id,
@@ -56,22 +56,22 @@ def tracker_for(sender_id: str) -> Dict[str, Any]:
 
 class StubRasa:
     def __init__(self) -> None:
-        self.calls: List[Dict[str, Any]] = []
-        self.events: List[Dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self.fail = False
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> List[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text})
         if self.fail:
             raise RasaError("Rasa unreachable: ConnectError")
         return [{"recipient_id": sender_id, "text": f"bot:{text[:30]}"}]
 
-    async def get_tracker(self, sender_id: str) -> Dict[str, Any]:
+    async def get_tracker(self, sender_id: str) -> dict[str, Any]:
         if self.fail:
             raise RasaError("Rasa unreachable: ConnectError")
         return tracker_for(sender_id)
 
-    async def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+    async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
         self.events.append({"sender": sender_id, "events": events})
 
     async def close(self) -> None:
@@ -89,7 +89,7 @@ class Desk:
     password: str = PASSWORD
 
     async def say(self, text: str, conversation_id: str | None = None, message_id: str | None = None
-                  ) -> Dict[str, Any]:
+                  ) -> dict[str, Any]:
         r = await self.http.post("/api/webchat/messages", json={
             "conversation_id": conversation_id, "message_id": message_id or uuid.uuid4().hex, "text": text,
             "metadata": {"ui_lang": "en"}})
@@ -126,7 +126,7 @@ class LoggedIn:
     token: str
 
     @property
-    def headers(self) -> Dict[str, str]:
+    def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
 

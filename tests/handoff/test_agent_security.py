@@ -9,7 +9,7 @@ import hashlib
 import json
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ async def _queued(desk, text: str = "I want a human"):
     return cid, r.json()["handoff_id"]
 
 
-def _from(address: str) -> Dict[str, str]:
+def _from(address: str) -> dict[str, str]:
     """Headers of a request that reaches the gateway through the (trusted) proxy on 127.0.0.1 from ``address``."""
     return {"X-Forwarded-For": address}
 
@@ -36,13 +36,13 @@ def _behind_proxy(desk) -> None:
     desk.settings.web_trusted_proxies = "127.0.0.1/32"
 
 
-async def _login(desk, username: str, password: str, headers: Dict[str, str] | None = None) -> httpx.Response:
+async def _login(desk, username: str, password: str, headers: dict[str, str] | None = None) -> httpx.Response:
     r = await desk.http.post(LOGIN, json={"username": username, "password": password}, headers=headers or {})
     desk.http.cookies.clear()
     return r
 
 
-async def _audit(desk) -> List[Dict[str, Any]]:
+async def _audit(desk) -> list[dict[str, Any]]:
     sue = await desk.agent("auditor", role="supervisor")
     return (await desk.http.get("/api/agent/audit", params={"count": 1000}, headers=sue.headers)).json()
 
@@ -229,7 +229,7 @@ async def test_opening_the_live_stream_is_audited_and_ends_when_a_colleague_clai
     bob = await desk.agent("bob")
     sue = await desk.agent("sue", role="supervisor")
     cid, hid = await _queued(desk)
-    seen: List[Dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
     ended = asyncio.Event()
 
     async def listen() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List
+from typing import Any
 
 import jsonschema
 import pytest
@@ -29,13 +29,13 @@ ORDER = "DM2026110512"
 ADDRESS = f"张三 {PHONE} 广东省 深圳市 南山区 科技园路1号"
 
 
-def verified_tracker(sender_id: str) -> Dict[str, Any]:
+def verified_tracker(sender_id: str) -> dict[str, Any]:
     """Rasa 3.6 tracker of a customer who verified an order with the phone digits and asked to change the address
     (the slots as actions/verification.py and actions/forms.py set them)."""
     parsed = {"recipient_name": "张三", "phone": PHONE, "province": "广东省", "city": "深圳市", "district": "南山区",
               "address_line": "科技园路1号"}
 
-    def user(ts: float, text: str, intent: str, entities: List[Dict[str, Any]] | None = None) -> Dict[str, Any]:
+    def user(ts: float, text: str, intent: str, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {"event": "user", "timestamp": ts, "text": text,
                 "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": entities or [],
                                "frustration": {"score": 30}}}
@@ -80,7 +80,7 @@ async def _verified_conversation(desk) -> str:
         await desk.say(text, cid)
     tracker = verified_tracker(cid)
 
-    async def get_tracker(sender_id: str) -> Dict[str, Any]:
+    async def get_tracker(sender_id: str) -> dict[str, Any]:
         return tracker if sender_id == cid else {"sender_id": sender_id, "slots": {}, "events": []}
 
     desk.rasa.get_tracker = get_tracker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
@@ -16,7 +16,7 @@ from handoff.undelivered import GROUP, UndeliveredConsumer
 
 
 def _tracker(cid: str, text: str = "I want a human now") -> Tracker:
-    events: List[Dict[str, Any]] = [{"event": "user", "text": text, "timestamp": 1.0,
+    events: list[dict[str, Any]] = [{"event": "user", "text": text, "timestamp": 1.0,
                                      "parse_data": {"intent": {"name": "request_human", "confidence": 0.9},
                                                     "entities": [], "frustration": {"score": 40}}}]
     latest = dict(events[-1]["parse_data"], text=text)
@@ -90,7 +90,7 @@ async def test_a_handoff_that_keeps_failing_becomes_a_supervisor_alert(desk_down
     await _run_action(cid)
     calls = {"n": 0}
 
-    async def broken_create(request: Dict[str, Any]):
+    async def broken_create(request: dict[str, Any]):
         calls["n"] += 1
         raise ConnectionError("desk storage unavailable")
 

@@ -30,9 +30,9 @@ import difflib
 import re
 import sys
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -47,16 +47,16 @@ THRESHOLD = 0.9
 _ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 
-def training_files() -> List[Path]:
+def training_files() -> list[Path]:
     """Every file Rasa trains intents on."""
     return sorted((ROOT / "data" / "nlu").glob("*.yml"))
 
 
-def heldout_files() -> List[Path]:
+def heldout_files() -> list[Path]:
     return [NLU_DIR / f"heldout_{lang}.yml" for lang in LANGUAGES]
 
 
-def tuning_files() -> List[Path]:
+def tuning_files() -> list[Path]:
     return [NLU_DIR / f"tuning_{lang}.yml" for lang in LANGUAGES]
 
 
@@ -104,12 +104,12 @@ class Example:
         return f"{shown}:{self.line}"
 
 
-def load_examples(path: Path) -> List[Example]:
+def load_examples(path: Path) -> list[Example]:
     """Intent examples of a Rasa NLU YAML file, with the line each one is on."""
     raw = path.read_text(encoding="utf-8")
     lines = raw.splitlines()
     data = yaml.safe_load(raw) or {}
-    examples: List[Example] = []
+    examples: list[Example] = []
     cursor = 0
     for block in data.get("nlu") or []:
         if not isinstance(block, dict) or "intent" not in block:
@@ -155,8 +155,8 @@ class NearDuplicateIndex:
 
     def __init__(self, examples: Iterable[Example], threshold: float = THRESHOLD) -> None:
         self.threshold = threshold
-        self._exact: Dict[str, List[Example]] = {}
-        entries: List[Tuple[int, str, Example]] = []
+        self._exact: dict[str, list[Example]] = {}
+        entries: list[tuple[int, str, Example]] = []
         for ex in examples:
             self._exact.setdefault(ex.key, []).append(ex)
             entries.append((len(ex.key), ex.key, ex))
@@ -164,7 +164,7 @@ class NearDuplicateIndex:
         self._lengths = [e[0] for e in entries]
         self._entries = entries
 
-    def find(self, key: str, skip: Optional[Example] = None) -> Optional[Tuple[Example, float]]:
+    def find(self, key: str, skip: Example | None = None) -> tuple[Example, float] | None:
         """Best match of ``key`` (``skip``, the line itself when a set is checked against itself, excluded)."""
         for exact in self._exact.get(key, ()):
             if exact is not skip:
@@ -176,7 +176,7 @@ class NearDuplicateIndex:
         # 2*min/(la+lb) >= t  <=>  lb in [n*t/(2-t), n*(2-t)/t]
         lo = bisect.bisect_left(self._lengths, n * t / (2 - t) - 1e-9)
         hi = bisect.bisect_right(self._lengths, n * (2 - t) / t + 1e-9)
-        best: Optional[Tuple[Example, float]] = None
+        best: tuple[Example, float] | None = None
         matcher = difflib.SequenceMatcher(None, autojunk=False)
         matcher.set_seq2(key)
         for _, other, ex in self._entries[lo:hi]:
@@ -192,7 +192,7 @@ class NearDuplicateIndex:
 
 
 def near_duplicates(candidates: Iterable[Example], reference: Iterable[Example],
-                    threshold: float = THRESHOLD) -> List[Finding]:
+                    threshold: float = THRESHOLD) -> list[Finding]:
     index = NearDuplicateIndex(reference, threshold)
     findings = []
     for ex in candidates:
@@ -202,7 +202,7 @@ def near_duplicates(candidates: Iterable[Example], reference: Iterable[Example],
     return findings
 
 
-def duplicates_within(examples: Sequence[Example], threshold: float = THRESHOLD) -> List[Finding]:
+def duplicates_within(examples: Sequence[Example], threshold: float = THRESHOLD) -> list[Finding]:
     """Pairs of lines of one set that are near duplicates of each other (each pair reported once)."""
     index = NearDuplicateIndex(examples, threshold)
     position = {id(ex): i for i, ex in enumerate(examples)}
@@ -214,8 +214,8 @@ def duplicates_within(examples: Sequence[Example], threshold: float = THRESHOLD)
     return findings
 
 
-def load_all(paths: Iterable[Path]) -> List[Example]:
-    out: List[Example] = []
+def load_all(paths: Iterable[Path]) -> list[Example]:
+    out: list[Example] = []
     for p in paths:
         out.extend(load_examples(p))
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import yaml
@@ -39,7 +38,7 @@ MIN_TUNING_PER_INTENT = 15
 
 
 @pytest.fixture(scope="module")
-def training() -> List[Example]:
+def training() -> list[Example]:
     files = training_files()
     assert {p.name for p in files} >= {"en.yml", "zh.yml", "out_of_scope_clinc.yml"}, files
     examples = load_all(files)
@@ -48,7 +47,7 @@ def training() -> List[Example]:
 
 
 @pytest.fixture(scope="module")
-def training_index(training: List[Example]) -> NearDuplicateIndex:
+def training_index(training: list[Example]) -> NearDuplicateIndex:
     return NearDuplicateIndex(training)
 
 
@@ -109,7 +108,7 @@ def test_candidate_pruning_never_misses_a_pair_that_brute_force_finds() -> None:
     assert flagged > 30  # the sample does exercise the flagged side
 
 
-def test_a_leaked_training_line_is_caught_even_when_disguised(training: List[Example]) -> None:
+def test_a_leaked_training_line_is_caught_even_when_disguised(training: list[Example]) -> None:
     """Take real training lines, disguise them (case, full-width digits, punctuation, another order number, one
     typo in a long line) and check the split test would flag them."""
     rng = random.Random(7)
@@ -148,7 +147,7 @@ def test_no_split_repeats_a_line(path: Path) -> None:
     assert not findings, _report(findings)
 
 
-def _domain_intents() -> List[str]:
+def _domain_intents() -> list[str]:
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     return [i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]]
 
@@ -159,7 +158,7 @@ def _domain_intents() -> List[str]:
     ids=lambda v: v.name if isinstance(v, Path) else str(v),
 )
 def test_every_intent_has_enough_examples(path: Path, minimum: int) -> None:
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for ex in load_examples(path):
         counts[ex.intent] = counts.get(ex.intent, 0) + 1
     intents = _domain_intents()

@@ -11,8 +11,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import httpx
 import psutil
@@ -86,7 +86,7 @@ def test_a_killed_service_restarts_on_the_same_port_while_the_others_keep_servin
     old_worker = psutil.Process(a.proc.pid).children()[0].pid
     old_pid = supervised.kill("a")
     # The dead service's worker child still holds the port; the supervisor must clear it to restart on that port.
-    served_by_b: List[int] = []
+    served_by_b: list[int] = []
     deadline = time.monotonic() + 15
     while not (a.is_ready and a.proc and a.proc.poll() is None) and time.monotonic() < deadline:
         served_by_b.append(_pid_serving(b))

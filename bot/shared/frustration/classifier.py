@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import yaml
 
-LABELS: Tuple[str, ...] = ("calm", "annoyed", "angry")
+LABELS: tuple[str, ...] = ("calm", "annoyed", "angry")
 # Expected anger of each label, so that the classifier yields one number in [0, 1].
 ANGER_VALUES = np.array([0.0, 0.5, 1.0])
 LANGUAGES = ("zh", "en")
@@ -40,14 +40,14 @@ class LabelledMessage:
     weight: float = 1.0  # background examples (e.g. NLU intent examples) count less than hand-labelled ones
 
 
-def load_training_data(path: Path, labels: Sequence[str] = LABELS) -> List[LabelledMessage]:
+def load_training_data(path: Path, labels: Sequence[str] = LABELS) -> list[LabelledMessage]:
     """Read ``train.yml`` (or ``topics.yml``): blocks of ``label`` + ``lang`` + ``examples: |`` bullet lists."""
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     blocks = raw.get("data") if isinstance(raw, Mapping) else None
     if not isinstance(blocks, list):
         raise ValueError(f"{path}: expected a top-level 'data' list")
-    examples: List[LabelledMessage] = []
+    examples: list[LabelledMessage] = []
     for block in blocks:
         label, lang = block.get("label"), block.get("lang")
         if label not in labels:
@@ -66,14 +66,14 @@ _ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}")
 
 def load_nlu_background(
     paths: Sequence[Path], intents: Sequence[str], *, label: str = "calm", weight: float = 0.5
-) -> List[LabelledMessage]:
+) -> list[LabelledMessage]:
     """Examples of the given intents in Rasa NLU YAML files, as extra ``label`` examples (entity markup removed).
 
     Why: a few hundred hand-labelled messages teach the classifier what anger looks like, but too little of what
     ordinary questions look like; the intent examples of calm intents fill that gap.
     """
     wanted = set(intents)
-    examples: List[LabelledMessage] = []
+    examples: list[LabelledMessage] = []
     for path in paths:
         with open(path, encoding="utf-8") as handle:
             raw = yaml.safe_load(handle) or {}
@@ -89,7 +89,7 @@ def load_nlu_background(
     return examples
 
 
-def ngram_features(text: str) -> List[str]:
+def ngram_features(text: str) -> list[str]:
     """Binary features of normalised, masked text: character 1-3-grams plus Latin word uni- and bigrams.
 
     Character n-grams need no Chinese segmenter and survive typos; Latin words add whole-word evidence.
@@ -115,10 +115,10 @@ def ngram_features(text: str) -> List[str]:
 class NgramClassifier:
     """Softmax regression over binary n-gram features (rows L2-normalised)."""
 
-    vocabulary: Dict[str, int]
+    vocabulary: dict[str, int]
     weights: np.ndarray  # (n_features, n_labels)
     bias: np.ndarray  # (n_labels,)
-    labels: Tuple[str, ...] = LABELS
+    labels: tuple[str, ...] = LABELS
 
     @classmethod
     def train(
@@ -145,15 +145,15 @@ class NgramClassifier:
         if {e.label for e in examples} != set(labels):
             raise ValueError("training data must contain every label (and no other): " + ", ".join(labels))
         docs = [ngram_features(preprocess(e.text)) for e in examples]
-        counts: Dict[str, int] = {}
+        counts: dict[str, int] = {}
         for feats in docs:
             for f in feats:
                 counts[f] = counts.get(f, 0) + 1
         vocab = {f: i for i, f in enumerate(sorted(f for f, c in counts.items() if c >= min_df))}
         # Sparse rows as coordinate arrays: dense BLAS on this tiny problem fights other processes for threads.
-        rows: List[int] = []
-        cols: List[int] = []
-        vals: List[float] = []
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
         for row, feats in enumerate(docs):
             idx = [vocab[f] for f in feats if f in vocab]
             for col in idx:
@@ -200,11 +200,11 @@ class NgramClassifier:
             logits = logits + self.weights[idx].sum(axis=0, dtype=np.float64) / np.sqrt(len(idx))
         return _softmax(logits[None, :])[0]
 
-    def expected_anger(self, preprocessed_text: str) -> Tuple[float, Dict[str, float]]:
+    def expected_anger(self, preprocessed_text: str) -> tuple[float, dict[str, float]]:
         """Expected anger in [0, 1] plus the label probabilities (as plain floats, JSON-ready)."""
         return self.expected_anger_features(ngram_features(preprocessed_text))
 
-    def expected_anger_features(self, features: Iterable[str]) -> Tuple[float, Dict[str, float]]:
+    def expected_anger_features(self, features: Iterable[str]) -> tuple[float, dict[str, float]]:
         """:meth:`expected_anger` from precomputed :func:`ngram_features`."""
         probs = self.predict_proba_features(features)
         named = {label: round(float(p), 4) for label, p in zip(self.labels, probs, strict=True)}
@@ -235,7 +235,7 @@ class NgramClassifier:
         return cls(vocabulary=vocabulary, weights=weights, bias=bias, labels=labels)
 
 
-def _file_names(name: str) -> Tuple[str, str, str]:
+def _file_names(name: str) -> tuple[str, str, str]:
     if name == "classifier":
         return MODEL_FILE, WEIGHTS_FILE, BIAS_FILE
     return f"{name}.json", f"{name}_weights.npy", f"{name}_bias.npy"
@@ -274,9 +274,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def label_counts(examples: Iterable[LabelledMessage]) -> Dict[Tuple[str, str], int]:
+def label_counts(examples: Iterable[LabelledMessage]) -> dict[tuple[str, str], int]:
     """(label, lang) -> count, for reports and data checks."""
-    counts: Dict[Tuple[str, str], int] = {}
+    counts: dict[tuple[str, str], int] = {}
     for e in examples:
         counts[(e.label, e.lang)] = counts.get((e.label, e.lang), 0) + 1
     return counts

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any
 
 from bot.shared.frustration import keys
 
@@ -168,22 +169,22 @@ class ComplaintTracker:
         alert_id = None if entry_id is None else _text(entry_id)
         return GroupIncidentResult(count, alert_id, True)
 
-    def recent_incident_alerts(self, count: int = 50) -> List[Dict[str, Any]]:
+    def recent_incident_alerts(self, count: int = 50) -> list[dict[str, Any]]:
         """Newest group-incident alerts first, as plain dicts (``id`` plus the stream fields)."""
         return self._read_stream(keys.incident_alerts(), count)
 
-    def recent_repeat_flags(self, count: int = 50) -> List[Dict[str, Any]]:
+    def recent_repeat_flags(self, count: int = 50) -> list[dict[str, Any]]:
         """Newest repeat-complaint flags first."""
         return self._read_stream(keys.repeat_flags(), count)
 
-    def _read_stream(self, stream: str, count: int) -> List[Dict[str, Any]]:
+    def _read_stream(self, stream: str, count: int) -> list[dict[str, Any]]:
         entries: Sequence[Any] = self._redis.xrevrange(stream, count=count)
         alerts = []
         for entry in entries:
             if len(entry) != 2:
                 raise ComplaintStoreError(f"unexpected stream entry from {stream}: {entry!r}")
             entry_id, fields = entry
-            alert: Dict[str, Any] = {"id": _text(entry_id)}
+            alert: dict[str, Any] = {"id": _text(entry_id)}
             alert.update({_text(k): _text(v) for k, v in fields.items()})
             if "sample_customers" in alert:
                 alert["sample_customers"] = json.loads(alert["sample_customers"])

@@ -7,8 +7,9 @@ fast (one furious message counts at once) and decays slowly (one polite "ok" aft
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any
 
 from bot.shared.text import to_halfwidth
 from bot.shared.tracker_events import applied_events
@@ -29,7 +30,7 @@ class ConversationConfig:
     repeat_min_chars: int = 5
     repeat_points: float = 12.0
     repeat_max_points: float = 30.0
-    repeat_ignore_intents: FrozenSet[str] = frozenset()
+    repeat_ignore_intents: frozenset[str] = frozenset()
     failure_points: float = 10.0
     failure_max_points: float = 30.0
     sustained_threshold: float = 35.0
@@ -48,7 +49,7 @@ class ConversationConfig:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown conversation settings: {sorted(unknown)}")
-        values: Dict[str, Any] = dict(raw)
+        values: dict[str, Any] = dict(raw)
         if "repeat_ignore_intents" in values:
             values["repeat_ignore_intents"] = frozenset(values["repeat_ignore_intents"])
         return cls(**values)
@@ -70,10 +71,10 @@ class ConversationScore:
     """Conversation frustration 0-100 and its parts."""
 
     score: int
-    signals: Dict[str, Any]
+    signals: dict[str, Any]
 
 
-def _bigrams(text: str) -> FrozenSet[str]:
+def _bigrams(text: str) -> frozenset[str]:
     compact = _NON_WORD.sub("", to_halfwidth(text).lower())
     return frozenset(compact[i : i + 2] for i in range(len(compact) - 1))
 
@@ -170,10 +171,10 @@ def score_conversation(
 class FailureSignals:
     """What counts as a bot failure in tracker events (``failures:`` in data/escalation.yml)."""
 
-    fallback_actions: FrozenSet[str]
-    fallback_intents: FrozenSet[str]
-    help_check_responses: FrozenSet[str]
-    negative_intents: FrozenSet[str]
+    fallback_actions: frozenset[str]
+    fallback_intents: frozenset[str]
+    help_check_responses: frozenset[str]
+    negative_intents: frozenset[str]
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Iterable[str]]) -> FailureSignals:
@@ -187,14 +188,14 @@ class FailureSignals:
 
 def turns_from_events(
     events: Sequence[Mapping[str, Any]], failures: FailureSignals
-) -> Tuple[List[Turn], int]:
+) -> tuple[list[Turn], int]:
     """Customer turns of the current session and the consecutive bot failures at its end.
 
     Reads rasa-sdk tracker events (plain dicts) through :func:`bot.shared.tracker_events.applied_events`, so
     rewound, undone and restarted turns do not count: message scores come from the ``frustration`` entry that the
     FrustrationScorer component writes into each user message's parse data (0 when absent).
     """
-    turns: List[Turn] = []
+    turns: list[Turn] = []
     consecutive = 0
     count_before_turn = 0
     turn_failed = False

@@ -15,7 +15,8 @@ vouches for (a forged ``customer_tier`` slot cannot raise the priority).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bot.shared.frustration.conversation import turns_from_events
 from bot.shared.frustration.escalation import REGULAR_TIER, Escalation, EscalationEngine
@@ -27,12 +28,12 @@ DECISION_SLOT = "escalation_decision"
 UNDECIDED_PRIORITY = 4
 
 
-def _scalars(signals: Mapping[str, Any]) -> Dict[str, Any]:
+def _scalars(signals: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in signals.items() if isinstance(v, (str, int, float, bool, list))}
 
 
 def _variant(decision: Escalation, repeat: Escalation, requested: str, priorities: Mapping[str, int]
-             ) -> Dict[str, Any]:
+             ) -> dict[str, Any]:
     return {
         "escalate": decision.should_escalate,
         "reason": decision.reason_code if decision.should_escalate else requested,
@@ -43,7 +44,7 @@ def _variant(decision: Escalation, repeat: Escalation, requested: str, prioritie
 
 
 def decide(engine: EscalationEngine, events: Sequence[Mapping[str, Any]], tier: str | None
-           ) -> tuple[Escalation, Dict[str, Any]]:
+           ) -> tuple[Escalation, dict[str, Any]]:
     """(the decision for ``tier``, the record for :data:`DECISION_SLOT`). ``events``: tracker events as dicts."""
     cfg = engine.config
     turns, failures = turns_from_events(events, cfg.failures)
@@ -55,7 +56,7 @@ def decide(engine: EscalationEngine, events: Sequence[Mapping[str, Any]], tier: 
         repeat = engine.assess_conversation(turns, consecutive_failures=failures, tier=name, repeat_complaint=True)
         by_tier[name] = _variant(plain, repeat, requested, cfg.priorities)
     decision = engine.assess_conversation(turns, consecutive_failures=failures, tier=tier)
-    record: Dict[str, Any] = {"tier": (tier or REGULAR_TIER).lower(), "escalate": decision.should_escalate,
+    record: dict[str, Any] = {"tier": (tier or REGULAR_TIER).lower(), "escalate": decision.should_escalate,
                               "by_tier": by_tier}
     if intent == COMPLAINT:
         record["complaints"] = dict(cfg.complaints)  # the repeat/group windows, for the action's statistics
@@ -63,7 +64,7 @@ def decide(engine: EscalationEngine, events: Sequence[Mapping[str, Any]], tier: 
 
 
 def for_handoff(record: Mapping[str, Any] | None, tier: str | None, intent: str | None, repeat_complaint: bool
-                ) -> Dict[str, Any]:
+                ) -> dict[str, Any]:
     """What the handoff carries: ``reason``, ``priority``, ``signals`` from the policy's record for ``tier`` (the
     verified one; unknown tiers count as regular). Without a record: the reason asked for, least urgent."""
     variants = (record or {}).get("by_tier") or {}

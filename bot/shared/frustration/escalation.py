@@ -8,9 +8,10 @@ failures in a row. Gold/Platinum members get a lower threshold and a higher prio
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ class Escalation:
     should_escalate: bool
     reason_code: str | None
     priority: int
-    signals: Dict[str, Any]
+    signals: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class PhraseMatcher:
             negation_breakers=compile_terms(raw.get("negation_breakers") or []),
         )
 
-    def find(self, normalized_text: str) -> List[str]:
+    def find(self, normalized_text: str) -> list[str]:
         """Non-negated matches in text that went through :func:`bot.shared.frustration.lexicon.normalize`."""
         text = normalized_text
         if self.protect is not None:
@@ -152,7 +153,7 @@ class EscalationConfig:
     priorities: Mapping[str, int]
     no_escalation_priority: int
     repeat_complaint_priority_boost: int
-    precedence: Tuple[str, ...]
+    precedence: tuple[str, ...]
     intents: Mapping[str, frozenset[str]]
     topics: Mapping[str, PhraseMatcher]
     explicit_request: PhraseMatcher
@@ -234,7 +235,7 @@ class EscalationEngine:
     def from_yaml(cls, path: Path = DEFAULT_ESCALATION_PATH) -> EscalationEngine:
         return cls(EscalationConfig.from_yaml(path))
 
-    def sensitive_topics(self, text: str) -> Dict[str, List[str]]:
+    def sensitive_topics(self, text: str) -> dict[str, list[str]]:
         """Sensitive topics mentioned in a message, with the words that matched."""
         normalized = normalize(text)
         found = {}
@@ -250,7 +251,7 @@ class EscalationEngine:
         normalized = normalize(request.text)
         tier_rule = cfg.tier_rule(request.tier)
         threshold = cfg.frustration_threshold + tier_rule.threshold_offset
-        matches: Dict[str, List[str]] = dict(self.sensitive_topics(request.text))
+        matches: dict[str, list[str]] = dict(self.sensitive_topics(request.text))
 
         explicit = cfg.explicit_request.find(normalized)
         if request.intent in cfg.intents.get(EXPLICIT_REQUEST, ()):
@@ -263,7 +264,7 @@ class EscalationEngine:
         if complaint:
             matches[COMPLAINT] = complaint
         negatable = {EXPLICIT_REQUEST: cfg.explicit_request, COMPLAINT: cfg.complaint}
-        learned_only: Dict[str, float] = {}
+        learned_only: dict[str, float] = {}
         for reason, probability in (request.topics or {}).items():
             threshold_p = cfg.learned_topics.get(reason)
             if threshold_p is None or probability < threshold_p:
@@ -287,7 +288,7 @@ class EscalationEngine:
             if HIGH_FRUSTRATION in matches and p < cfg.learned_yield_below
         )
         fired = [reason for reason in cfg.precedence if reason in matches and reason not in yielded]
-        signals: Dict[str, Any] = {
+        signals: dict[str, Any] = {
             "fired": fired,
             "matches": matches,
             "yielded_to_frustration": yielded,

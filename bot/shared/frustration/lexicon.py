@@ -6,9 +6,10 @@ millisecond; every plain term goes through ``re.escape`` (terms come from a data
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ class TermMatcher:
     """
 
     def __init__(self, terms: Sequence[str]) -> None:
-        groups: Dict[str, List[str]] = {"cjk": [], "ascii": [], "other": []}
+        groups: dict[str, list[str]] = {"cjk": [], "ascii": [], "other": []}
         for term in sorted(terms, key=len, reverse=True):  # longest first: "fucking" wins over "fuck"
             body = term[len(REGEX_PREFIX):] if term.startswith(REGEX_PREFIX) else normalize(term)
             if _CJK.search(body):
@@ -64,7 +65,7 @@ class TermMatcher:
         self._ascii = _compile(groups["ascii"])
         self._other = _compile(groups["other"])
 
-    def _patterns(self, text: str) -> List[re.Pattern[str]]:
+    def _patterns(self, text: str) -> list[re.Pattern[str]]:
         patterns = []
         if self._cjk is not None and _CJK.search(text):
             patterns.append(self._cjk)
@@ -99,8 +100,8 @@ def compile_terms(terms: Sequence[Any]) -> TermMatcher | None:
 class Negation:
     """Decides whether a hit is negated by the words right before it ("not angry", "不生气")."""
 
-    zh: Tuple[str, ...]
-    en: Tuple[str, ...]
+    zh: tuple[str, ...]
+    en: tuple[str, ...]
     window_words: int
 
     def negates(self, text: str, start: int) -> bool:
@@ -159,8 +160,8 @@ class Lexicon:
         categories = raw.get("categories")
         if not isinstance(categories, Mapping) or not categories:
             raise ValueError("scoring config needs a non-empty 'categories' mapping")
-        weights: Dict[str, float] = {}
-        patterns: Dict[str, TermMatcher] = {}
+        weights: dict[str, float] = {}
+        patterns: dict[str, TermMatcher] = {}
         for name, spec in categories.items():
             weight = float(spec["weight"])
             if not 0 < weight <= 100:
@@ -200,11 +201,11 @@ class Lexicon:
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(yaml.safe_load(handle))
 
-    def mask_protected(self, text: str) -> Tuple[str, List[str]]:
+    def mask_protected(self, text: str) -> tuple[str, list[str]]:
         """Blank out protected names ("傻瓜相机", "Scunthorpe") in normalised text, keeping offsets."""
         if self.protected is None:
             return text, []
-        found: List[str] = []
+        found: list[str] = []
 
         def blank(match: re.Match[str]) -> str:
             found.append(match.group(0))
@@ -212,10 +213,10 @@ class Lexicon:
 
         return self.protected.sub(blank, text), found
 
-    def scan(self, text: str) -> Tuple[List[Hit], List[Tuple[int, int]]]:
+    def scan(self, text: str) -> tuple[list[Hit], list[tuple[int, int]]]:
         """Category hits in normalised, masked text, and the spans of negated hits ("不是骗子", "not angry")."""
-        hits: List[Hit] = []
-        negated: List[Tuple[int, int]] = []
+        hits: list[Hit] = []
+        negated: list[tuple[int, int]] = []
         for category, pattern in self.category_patterns.items():
             for match in pattern.finditer(text):
                 if self.negation.negates(text, match.start()):
@@ -224,7 +225,7 @@ class Lexicon:
                     hits.append(Hit(category, match.group(0), match.start()))
         return hits, negated
 
-    def any_match(self, pattern: TermMatcher | None, text: str, *, negatable: bool = True) -> List[str]:
+    def any_match(self, pattern: TermMatcher | None, text: str, *, negatable: bool = True) -> list[str]:
         """Matched strings of an auxiliary list (praise, failures...), skipping negated ones when asked."""
         if pattern is None:
             return []

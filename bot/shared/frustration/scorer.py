@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any
 
 import yaml
 
@@ -53,7 +54,7 @@ class MessageScore:
     """Frustration of one message: ``score`` 0-100 and the evidence behind it (JSON-serialisable)."""
 
     score: int
-    signals: Dict[str, Any]
+    signals: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,12 @@ class ScoringContext:
     classifier: NgramClassifier | None = None
     topics: NgramClassifier | None = None  # escalation-reason classifier (bot/shared/frustration/topics.py)
 
-    def preprocess(self, text: str) -> Tuple[str, List[str]]:
+    def preprocess(self, text: str) -> tuple[str, list[str]]:
         """Normalised text with protected names blanked (the classifier sees the same text as the rules)."""
         return self.lexicon.mask_protected(normalize(text))
 
 
-def _blank(text: str, spans: List[Tuple[int, int]]) -> str:
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     """Replace the given spans by spaces (same length)."""
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -90,11 +91,11 @@ def _step(table: Mapping[Any, float], value: int) -> float:
     return best
 
 
-def intensity_of(text: str, lexicon: Lexicon) -> Tuple[float, Dict[str, float]]:
+def intensity_of(text: str, lexicon: Lexicon) -> tuple[float, dict[str, float]]:
     """Shouting intensity 0-1 from punctuation runs, ALL-CAPS words and stretched letters/characters."""
     cfg = lexicon.intensity
     half = to_halfwidth(text)
-    parts: Dict[str, float] = {}
+    parts: dict[str, float] = {}
     exclamation = _step(cfg.get("exclamation_run", {}), _longest_run(half, "!"))
     if exclamation:
         parts["exclamation"] = exclamation
@@ -149,7 +150,7 @@ def expected_anger(probs: Mapping[str, float], combine: Mapping[str, float]) -> 
     return float(probs.get("annoyed", 0.0)) * value + float(probs.get("angry", 0.0))
 
 
-def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> Tuple[float, float, bool]:
+def combine_evidence(evidence: Evidence, combine: Mapping[str, float]) -> tuple[float, float, bool]:
     """Combine evidence into a 0-1 score; returns (score, shouting evidence, damped by praise).
 
     Praise with only mild wording ("BEST. HOODIE. EVER. seriously so soft!!!") is excitement: the shouting is
@@ -209,7 +210,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
     masked, protected = context.preprocess(text)
 
     hits, negated_spans = lexicon.scan(masked)
-    hits_by_category: Dict[str, List[str]] = {}
+    hits_by_category: dict[str, list[str]] = {}
     for hit in hits:
         hits_by_category.setdefault(hit.category, []).append(hit.term)
     remaining = 1.0
@@ -229,8 +230,8 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
     wording = 1.0 - remaining
 
     anger: float | None = None
-    probs: Dict[str, float] = {}
-    topics: Dict[str, float] | None = None
+    probs: dict[str, float] = {}
+    topics: dict[str, float] | None = None
     if context.classifier is not None or context.topics is not None:
         # The classifiers cannot read negation, so words the rules found negated ("不是骗子") are hidden from them.
         features = ngram_features(_blank(masked, negated_spans))
@@ -248,7 +249,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
     )
     value, shouting, damped = combine_evidence(evidence, combine)
 
-    signals: Dict[str, Any] = {
+    signals: dict[str, Any] = {
         "lang": detect_language(text),
         "hits": hits_by_category,
         "wording": round(wording * 100, 1),
@@ -270,7 +271,7 @@ def score_message(text: str, *, context: ScoringContext) -> MessageScore:
 
 
 def train_classifier(
-    examples: List[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any
+    examples: list[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any
 ) -> NgramClassifier:
     """Train the classifier on examples preprocessed exactly like scoring input."""
 
@@ -280,7 +281,7 @@ def train_classifier(
     return NgramClassifier.train(examples, preprocess=preprocess, **train_kwargs)
 
 
-def background_examples(lexicon: Lexicon) -> List[LabelledMessage]:
+def background_examples(lexicon: Lexicon) -> list[LabelledMessage]:
     """Calm background examples from the NLU files named in scoring.yml (``background``); none if not configured."""
     spec = lexicon.raw.get("background") or {}
     paths = [resolve_data_path(p) for p in spec.get("nlu_files") or []]
@@ -289,7 +290,7 @@ def background_examples(lexicon: Lexicon) -> List[LabelledMessage]:
 
 def topic_examples(
     topics_path: Path, lexicon: Lexicon, *, use_background: bool = True
-) -> List[LabelledMessage]:
+) -> list[LabelledMessage]:
     """Hand-labelled topic examples plus (optionally) the NLU background named in scoring.yml."""
     examples = load_topic_data(topics_path)
     if use_background:
@@ -297,7 +298,7 @@ def topic_examples(
     return examples
 
 
-def train_topics(examples: List[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any) -> NgramClassifier:
+def train_topics(examples: list[LabelledMessage], lexicon: Lexicon, **train_kwargs: Any) -> NgramClassifier:
     """Train the topic classifier on examples preprocessed exactly like scoring input."""
 
     def preprocess(text: str) -> str:
@@ -349,7 +350,7 @@ def load_scoring_context(directory: Path) -> ScoringContext:
     return ScoringContext(lexicon=lexicon, classifier=classifier, topics=topics)
 
 
-def load_scoring_yaml(path: Path) -> Dict[str, Any]:
+def load_scoring_yaml(path: Path) -> dict[str, Any]:
     """Parse scoring.yml (used to fingerprint and copy it)."""
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from bot.shared.frustration.classifier import LabelledMessage, NgramClassifier, 
 from bot.shared.reasons import STATED_REASONS
 
 NONE = "none"
-TOPIC_LABELS: Tuple[str, ...] = (NONE, *STATED_REASONS)
+TOPIC_LABELS: tuple[str, ...] = (NONE, *STATED_REASONS)
 MODEL_NAME = "topics"
 # Only probabilities at least this high are written into the message signals (keeps the parse data small).
 REPORT_FLOOR = 0.05
@@ -35,14 +36,14 @@ TOPICS_KEY = "topics"
 NONE_PRIOR = 3.0
 
 
-def load_topic_data(path: Path) -> List[LabelledMessage]:
+def load_topic_data(path: Path) -> list[LabelledMessage]:
     """Read ``topics.yml`` (same block format as ``train.yml``, labels from :data:`TOPIC_LABELS`)."""
     return load_training_data(path, labels=TOPIC_LABELS)
 
 
 def topic_background(
     spec: Mapping[str, Any], resolve: Callable[[str], Path]
-) -> List[LabelledMessage]:
+) -> list[LabelledMessage]:
     """NLU intent examples as extra topic examples, per the ``background`` block of scoring.yml.
 
     Calm intents become ``none``; ``topic_intents`` maps intents (complaint, request_human) to their reason.
@@ -67,7 +68,7 @@ def train_topic_classifier(
     Training balances the labels, which tells the model that each reason is as common as ``none``; in real traffic
     most messages state no reason, so the ``none`` bias is raised by ``log(none_prior)`` (a prior correction).
     """
-    kwargs: Dict[str, Any] = {"l2": 1e-5, "epochs": 150, "learning_rate": 0.1}
+    kwargs: dict[str, Any] = {"l2": 1e-5, "epochs": 150, "learning_rate": 0.1}
     kwargs.update(train_kwargs)
     model = NgramClassifier.train(examples, preprocess=preprocess, labels=TOPIC_LABELS, **kwargs)
     bias = model.bias.copy()
@@ -75,7 +76,7 @@ def train_topic_classifier(
     return NgramClassifier(vocabulary=model.vocabulary, weights=model.weights, bias=bias, labels=model.labels)
 
 
-def topic_probabilities(classifier: NgramClassifier, features: Sequence[str]) -> Dict[str, float]:
+def topic_probabilities(classifier: NgramClassifier, features: Sequence[str]) -> dict[str, float]:
     """Probabilities of the escalation reasons (``none`` left out) at or above :data:`REPORT_FLOOR`."""
     probs = classifier.predict_proba_features(features)
     return {
@@ -95,7 +96,7 @@ def _bigrams(text: str) -> frozenset[str]:
     return frozenset(compact[i : i + 2] for i in range(len(compact) - 1))
 
 
-def similarity_groups(examples: Sequence[LabelledMessage], threshold: float = 0.5) -> List[int]:
+def similarity_groups(examples: Sequence[LabelledMessage], threshold: float = 0.5) -> list[int]:
     """Group ids such that examples with character-bigram Dice similarity >= threshold share a group.
 
     Cross-validation folds split by group, so a near-paraphrase of a test example is never in training.
@@ -124,7 +125,7 @@ def cross_validate(
     background: Sequence[LabelledMessage] = (),
     folds: int = 5,
     seed: int = 0,
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities (n, labels) and the true label indices, folds split by similarity group.
 
     ``background`` examples are in every training fold and never evaluated.

@@ -6,7 +6,7 @@ Runs in the Rasa environment: /tmp/envs/rasa/bin/python -m pytest tests/bot/plug
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -54,7 +54,7 @@ def nlu_data() -> TrainingData:
     return TrainingData(training_examples=examples)
 
 
-def run(component: FrustrationScorer, texts: List[str]) -> List[Dict[str, Any]]:
+def run(component: FrustrationScorer, texts: list[str]) -> list[dict[str, Any]]:
     messages = component.process([Message(data={TEXT: t}) for t in texts])
     return [m.as_dict(only_output_properties=True) for m in messages]
 

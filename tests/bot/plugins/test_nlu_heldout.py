@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 
@@ -43,7 +42,7 @@ def _examples(path: Path):
     return load_data(str(path)).intent_examples
 
 
-def _evaluate(agent, language: str) -> Tuple[float, Dict[str, Dict[str, float]], float, List[dict]]:
+def _evaluate(agent, language: str) -> tuple[float, dict[str, dict[str, float]], float, list[dict]]:
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     examples = _examples(ROOT / "tests" / "nlu" / f"heldout_{language}.yml")

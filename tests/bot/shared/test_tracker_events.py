@@ -2,18 +2,18 @@
 (fallback counting, frustration turns and curve) honouring them."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from bot.shared.frustration.conversation import FailureSignals, turns_from_events
 from bot.shared.tracker_events import applied_events, since_latest_user, user_events
 
 
-def user(text: str, intent: str = "greet", score: float = 0.0) -> Dict[str, Any]:
+def user(text: str, intent: str = "greet", score: float = 0.0) -> dict[str, Any]:
     return {"event": "user", "text": text,
             "parse_data": {"intent": {"name": intent}, "frustration": {"score": score}}}
 
 
-def action(name: str) -> Dict[str, Any]:
+def action(name: str) -> dict[str, Any]:
     return {"event": "action", "name": name}
 
 

@@ -1,7 +1,8 @@
 """Fixtures of the frustration tests: one trained scoring context per session and a clean Redis database."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

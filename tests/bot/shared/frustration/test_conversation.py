@@ -1,7 +1,7 @@
 """Conversation-level score: smoothing, repeats, failures, waiting, and reading tracker events."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -26,7 +26,7 @@ CONFIG = ConversationConfig(
 DISTINCT = ["where is my parcel", "the refund never came", "can I change the colour", "你们几点下班", "发票开错了"]
 
 
-def turns(*scores: float) -> List[Turn]:
+def turns(*scores: float) -> list[Turn]:
     return [Turn(DISTINCT[i], s) for i, s in enumerate(scores)]
 
 
@@ -94,8 +94,8 @@ SIGNALS = FailureSignals(
 )
 
 
-def user(text: str, intent: str, score: int | None = None) -> Dict[str, Any]:
-    parse: Dict[str, Any] = {"intent": {"name": intent, "confidence": 0.9}, "entities": []}
+def user(text: str, intent: str, score: int | None = None) -> dict[str, Any]:
+    parse: dict[str, Any] = {"intent": {"name": intent, "confidence": 0.9}, "entities": []}
     if score is not None:
         parse["frustration"] = {"score": score, "signals": {}}
     return {"event": "user", "text": text, "parse_data": parse}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import yaml
@@ -217,7 +217,7 @@ def test_repeat_complaint_raises_complaint_priority(engine: EscalationEngine) ->
 
 
 def test_assess_events_reads_scores_and_failures_from_the_tracker(engine: EscalationEngine) -> None:
-    def user(text: str, intent: str, score: int) -> Dict[str, Any]:
+    def user(text: str, intent: str, score: int) -> dict[str, Any]:
         return {"event": "user", "text": text,
                 "parse_data": {"intent": {"name": intent}, "frustration": {"score": score, "signals": {}}}}
 
@@ -235,7 +235,7 @@ def test_assess_events_reads_scores_and_failures_from_the_tracker(engine: Escala
     assert not engine.assess_events([]).should_escalate
 
 
-def _raw() -> Dict[str, Any]:
+def _raw() -> dict[str, Any]:
     with open(DEFAULT_ESCALATION_PATH, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
