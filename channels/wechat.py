@@ -206,24 +206,8 @@ class WeChatChannel(Channel):
         return await download(self.http, ref)
 
     async def access_token(self, fresh: bool = False) -> str:
-        key = keys.channel_token(NAME)
-        if self.redis is not None and not fresh:
-            cached = await self.redis.get(key)
-            if cached:
-                return cached.decode()
-        try:
-            response = await self.http.get("/cgi-bin/token", params={
-                "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret})
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise DeliveryError(f"token: {exc.__class__.__name__}", retryable=True) from exc
-        token = body.get("access_token")
-        if not token:
-            code = int(body.get("errcode") or 0)
-            raise DeliveryError(f"token: errcode {code} {body.get('errmsg', '')}", retryable=code == -1)
-        if self.redis is not None:
-            await self.redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
-        return str(token)
+        return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/token", {
+            "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret}, fresh=fresh)
 
     async def send(self, call: Call, route: dict[str, str]) -> None:
         for fresh in (False, True):
@@ -278,3 +262,27 @@ async def callback(request: Request) -> Response:
                 reply = channel.crypto.envelope(reply, q.get("timestamp", ""), q.get("nonce", ""))
             return Response(reply, media_type="application/xml")
     return PlainTextResponse("success")
+
+
+async def tencent_access_token(http: httpx.AsyncClient, redis: Redis | None, channel: str, path: str,
+                               params: dict[str, str], fresh: bool = False) -> str:
+    """The access token of a Tencent API (WeChat OA ``/cgi-bin/token``, WeCom ``/cgi-bin/gettoken``): cached in
+    Redis, shared by every gateway, until 5 minutes before WeChat's ``expires_in``; ``fresh`` after the API
+    rejected it. errcode -1 (system busy) is worth a retry, other codes (wrong secret) are not."""
+    key = keys.channel_token(channel)
+    if redis is not None and not fresh:
+        cached = await redis.get(key)
+        if cached:
+            return cached.decode()
+    label = path.rsplit("/", 1)[-1]
+    try:
+        body = (await http.get(path, params=params)).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise DeliveryError(f"{label}: {exc.__class__.__name__}", retryable=True) from exc
+    token = body.get("access_token")
+    if not token:
+        code = int(body.get("errcode") or 0)
+        raise DeliveryError(f"{label}: errcode {code} {body.get('errmsg', '')}", retryable=code == -1)
+    if redis is not None:
+        await redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
+    return str(token)

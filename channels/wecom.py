@@ -35,7 +35,7 @@ from bot.shared.text import ZH, detect_language
 from channels.base import Call, Channel, DeliveryError, Inbound, Malformed, Refused, split_text, truncate
 from channels.messaging import StillAnswering, channel_of, take_in, verified_body
 from channels.settings import ChannelSettings
-from channels.wechat import parse_xml
+from channels.wechat import parse_xml, tencent_access_token
 from channels.wechat_crypto import CryptoError, WeChatCrypto
 from conversations import keys
 
@@ -188,23 +188,8 @@ class WeComChannel(Channel):
             await self.api("kf/send_msg", call)
 
     async def access_token(self, fresh: bool = False) -> str:
-        key = keys.channel_token(NAME)
-        if self.redis is not None and not fresh:
-            cached = await self.redis.get(key)
-            if cached:
-                return cached.decode()
-        try:
-            body = (await self.http.get("/cgi-bin/gettoken", params={"corpid": self.corp_id,
-                                                                     "corpsecret": self.secret})).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise DeliveryError(f"gettoken: {exc.__class__.__name__}", retryable=True) from exc
-        token = body.get("access_token")
-        if not token:
-            code = int(body.get("errcode") or 0)
-            raise DeliveryError(f"gettoken: errcode {code} {body.get('errmsg', '')}", retryable=code == -1)
-        if self.redis is not None:
-            await self.redis.set(key, token, ex=max(60, int(body.get("expires_in") or 7200) - 300))
-        return str(token)
+        return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/gettoken",
+                                          {"corpid": self.corp_id, "corpsecret": self.secret}, fresh=fresh)
 
     async def api(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One WeCom API call (errcode 0 or DeliveryError with ``code``); a stale token is replaced once."""
