@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
 from analytics import db
@@ -31,6 +31,7 @@ from bot.shared.redact import GENERIC as REDACTOR
 from bot.shared.redis_keys import PREFIX
 from bot.shared.text import detect_language
 from conversations import keys
+from conversations.streams import ensure_group
 from handoff.policy import DeskPolicy
 
 logger = logging.getLogger(__name__)
@@ -174,12 +175,8 @@ class AnalyticsConsumer:
         self._desk_ready = False
 
     async def _group(self, stream: str) -> bool:
-        try:
-            await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=stream == keys.desk_events())
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                return False  # the stream is gone (expired) or is not a stream
-        return True
+        # A conversation stream that is gone (expired) or not a stream gives False; the desk's stream is created.
+        return await ensure_group(self.redis, stream, GROUP, mkstream=stream == keys.desk_events())
 
     async def discover(self) -> None:
         """Find conversation streams (new ones get the group, from their first entry)."""

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError, ResponseError
 from channels.base import Channel, DeliveryError
 from channels.routes import ChannelRoutes
 from conversations import keys
+from conversations.streams import ensure_group
 
 logger = logging.getLogger(__name__)
 GROUP = "outbox"
@@ -80,11 +81,7 @@ class OutboxWorker:
     async def ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.stream, GROUP)
         self._group_ready = True
 
     def due_after_ms(self, attempts: int) -> int:

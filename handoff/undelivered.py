@@ -34,6 +34,7 @@ from bot.shared.redact import scrub_stored
 from conversations import keys
 from conversations.messages import say_in
 from conversations.store import ChatMessage, ConversationStore
+from conversations.streams import ensure_group
 from handoff.handoffs import HandoffService
 from handoff.webhook import WebhookPusher
 
@@ -62,11 +63,7 @@ class UndeliveredConsumer:
     async def ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.stream, GROUP)
         self._group_ready = True
 
     def due_after_ms(self, deliveries: int) -> int:
