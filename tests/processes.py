@@ -1,6 +1,7 @@
 """Process and port checks shared by the launcher, supervisor and fault tests."""
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,26 @@ def start_stack(var_dir: Path, **options: Any) -> Any:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (var_dir / "logs").glob("*.log"))
         pytest.fail(f"stack did not start: {exc}\n{logs}")
     return running
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve_in_process(app: Any, attempts: int = 400) -> tuple[Any, asyncio.Task[Any], int]:
+    """Run a FastAPI app under uvicorn in this event loop on a free port; (server, task, port) once it accepts
+    connections. Stop it with ``server.should_exit = True`` and awaiting the task."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(attempts):
+        if server.started:
+            break
+        await asyncio.sleep(0.025)
+    assert server.started, "test server did not start"
+    return server, task, port

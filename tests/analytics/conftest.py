@@ -3,20 +3,19 @@ The consumer loop is off: tests drive it (``poll_once``) so every figure is comp
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from analytics.consumer import AnalyticsConsumer
 from channels.app import create_app
 from conversations.settings import GatewaySettings
+from tests.processes import serve_in_process
 
 PASSWORD = "dashboard test password"  # noqa: S105 - test secret
 
@@ -48,10 +47,6 @@ class Dashboard:
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -63,14 +58,7 @@ async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.Mon
     settings = GatewaySettings(redis_url=url, handoff_internal_token="t" * 20, handoff_sla_check_interval_s=3600,
                                web_limit_messages="1000/minute")
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(400):
-        if server.started:
-            break
-        await asyncio.sleep(0.025)
-    assert server.started, "test server did not start"
+    server, task, port = await serve_in_process(app)
     app.state.rasa = app.state.desk.rasa = SilentRasa()
     consumer = AnalyticsConsumer(app.state.redis, app.state.analytics_engine, app.state.desk.policy, "test-1",
                                  claim_idle_s=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -20,6 +18,7 @@ from channels.app import create_app
 from conversations.rasa_client import RasaError
 from conversations.settings import GatewaySettings
 from handoff.agents import Agent
+from tests.processes import serve_in_process
 
 TOKEN = "test-internal-token"  # noqa: S105 - test secret
 # Monday 2026-11-23 10:00 China time: inside service hours (09:00-21:00 in data/store_policy.yml).
@@ -130,10 +129,6 @@ class LoggedIn:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -153,14 +148,7 @@ async def desk(redis_url: str, request: pytest.FixtureRequest):
                                   "web_limit_new_conversations_device": "1000/minute",
                                   **(marker.kwargs if marker else {})})
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.025)
-    assert server.started, "test server did not start"
+    server, task, port = await serve_in_process(app)
     stub = StubRasa()
     app.state.rasa = stub
     app.state.desk.rasa = stub
