@@ -640,12 +640,29 @@
     }
   }
 
+  // The transcript follows the newest message while the agent is there. Layout that settles later (canned
+  // answers, notes, the context panel loading) resizes it; a ResizeObserver keeps it at the newest message
+  // unless the agent scrolled up to read.
+  let stickToNewest = true;
+
   function scrollToNewest() {
+    stickToNewest = true;
     const list = $("transcript");
     list.scrollTop = list.scrollHeight;
-    window.requestAnimationFrame(() => {
-      list.scrollTop = list.scrollHeight;
+  }
+
+  function followTranscript() {
+    const list = $("transcript");
+    list.addEventListener("scroll", () => {
+      stickToNewest = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     });
+    const keep = () => {
+      if (stickToNewest) {
+        list.scrollTop = list.scrollHeight;
+      }
+    };
+    new window.ResizeObserver(keep).observe(list);
+    new window.MutationObserver(keep).observe(list, { childList: true });
   }
 
   function messageNode(message) {
@@ -674,12 +691,7 @@
     state.knownMessageIds.add(message.id);
     state.lastMessageId = message.id;
     state.messages.push(message);
-    const list = $("transcript");
-    const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    list.appendChild(messageNode(message));
-    if (stick) {
-      list.scrollTop = list.scrollHeight;
-    }
+    $("transcript").appendChild(messageNode(message)); // followTranscript keeps it in view if the agent is at the newest
   }
 
   function rerenderTranscript() {
@@ -1136,6 +1148,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     lang = initialLanguage();
     applyStrings();
+    followTranscript();
     for (const select of document.querySelectorAll(".ui-lang")) {
       select.addEventListener("change", (event) => setLanguage(event.target.value));
     }
