@@ -149,16 +149,19 @@ async def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker) 
     """Answer the latest message if it is a knowledge question or small talk; True when it was answered."""
     intent = tracker.latest_message.get("intent") or {}
     name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
-    if confidence < DIGRESSION_MIN_CONFIDENCE:
-        return False
-    if name == "ask_policy":
-        from actions.knowledge import answer_from_kb, get_feedback_store
+    if confidence >= DIGRESSION_MIN_CONFIDENCE:
+        if name == "ask_policy":
+            from actions.knowledge import answer_from_kb, get_feedback_store
 
-        await answer_from_kb(dispatcher, tracker, get_feedback_store(), ask_feedback=False)
-        return True
-    if name in DIGRESSION_RESPONSES:
-        dispatcher.utter_message(response=DIGRESSION_RESPONSES[name])
-        return True
+            await answer_from_kb(dispatcher, tracker, get_feedback_store(), ask_feedback=False)
+            return True
+        if name in DIGRESSION_RESPONSES:
+            dispatcher.utter_message(response=DIGRESSION_RESPONSES[name])
+            return True
+    # Whatever intent the NLU gave it ("and after it has shipped?" reads as cancel_order): a message that reads as a
+    # question about how things work, with a confident knowledge-base answer, is answered, not called a bad number.
+    if routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD):
+        return await routing.answer_if_confident(dispatcher, tracker, ask_feedback=False) is not None
     return False
 
 

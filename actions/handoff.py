@@ -30,6 +30,7 @@ from actions.verification import verified_customer
 from bot.shared.context_tracker import tracker_part
 from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
 from bot.shared.frustration.decision import DECISION_SLOT, for_handoff
+from bot.shared.frustration.escalation import LEARNED_HIT
 from bot.shared.reasons import COMPLAINT, EXPLICIT_REQUEST, SENSITIVE_PREFIX, UPSET_REASONS
 from bot.shared.redact import Redactor, scrub_stored
 from bot.shared.text import EN, ZH
@@ -54,6 +55,23 @@ TOO_MANY = {
 QUESTION_REASONS = (EXPLICIT_REQUEST, COMPLAINT)  # reasons a question about the service can be mistaken for
 ABOUT_THE_SERVICE = routing.HANDOFF_QUESTION_THRESHOLD  # reads this surely as a question: answered, not handed over
 CALM_BELOW = 40  # frustration score under which that is allowed
+
+
+def may_be_a_question(reason: str, signals: dict[str, Any]) -> bool:
+    """Every reason that fired is one a calm question about how things work can be mistaken for: asking for a
+    person or complaining ("when do your agents work?", "how do I complain?"), or a sensitive topic that only the
+    learned classifier read, without any listed term ("will you ever ask for my SMS code?", "paid with my ICBC
+    card, how long does the refund take?"). A listed term (fire, lawyer, 12315...) or an intent always hands over."""
+    matches = signals.get("matches") or {}
+    fired = signals.get("fired") or [reason]
+
+    def soft(name: str) -> bool:
+        if name in QUESTION_REASONS:
+            return True
+        hits = [str(h) for h in matches.get(name) or []]
+        return name.startswith(SENSITIVE_PREFIX) and bool(hits) and all(h.startswith(LEARNED_HIT) for h in hits)
+
+    return all(soft(name) for name in fired)
 
 
 settings = get_settings  # HANDOFF_URL, HANDOFF_INTERNAL_TOKEN, HANDOFF_TIMEOUT_S, REDIS_URL... (actions/settings.py)
@@ -157,7 +175,7 @@ class ActionHandoffToHuman(Action):
         decision = for_handoff(record, tracker.get_slot("customer_tier"), intent, repeat)
         reason, priority, signals = decision["reason"], decision["priority"], decision["signals"]
         frustration = float(signals.get("frustration", 0) or 0)
-        if reason in QUESTION_REASONS and frustration < CALM_BELOW \
+        if may_be_a_question(reason, signals) and frustration < CALM_BELOW \
                 and routing.is_a_question(tracker, threshold=ABOUT_THE_SERVICE):
             # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
             # gets its answer, with the person one tap away - not a handoff nobody asked for.

@@ -123,6 +123,7 @@ class Turn:
     got: str
     articles: list[str]
     reply: str
+    handoff_reason: str | None = None  # why the conversation went to a person (the handoff's reason code)
 
 
 async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, cat: Catalogue,
@@ -142,10 +143,16 @@ async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, 
         cid = data["conversation_id"]
         owner = await redis.get(keys.owner(cid))
         handed = owner is not None and owner.decode() != "bot"
+        reason = None
+        if handed:
+            handoff_id = await redis.get(keys.conversation_handoff(cid))
+            if handoff_id:
+                raw = await redis.hget(keys.handoff(handoff_id.decode()), "reason_code")
+                reason = raw.decode() if raw else None
         messages = [m for m in data["messages"] if m["role"] in ("bot", "system")]
         got, articles = classify(cat, messages, handed, turn["expect"])
         out.append(Turn(conv["id"], language, conv.get("tags", []), i, turn["user"], expected_kind(turn["expect"]),
-                        turn["expect"], got, articles, " | ".join(m["text"] for m in messages)[:300]))
+                        turn["expect"], got, articles, " | ".join(m["text"] for m in messages)[:300], reason))
         if handed:
             break  # the bot no longer answers this conversation
     return out

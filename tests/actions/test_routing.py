@@ -146,3 +146,40 @@ async def test_a_question_that_only_reads_as_one_by_a_little_still_gets_the_answ
                                          domain())
     assert dispatcher.messages[0]["kb"]["id"] == "exchanges-size-or-colour"
     assert dispatcher.messages[-1]["buttons"] == [{"title": "Start an exchange", "payload": "/exchange_request"}]
+
+
+async def test_a_question_inside_an_order_form_is_answered_not_called_a_bad_number(env: Env) -> None:
+    """The form waits for an order number; "what if it already shipped, can it still be cancelled?" (read by the NLU
+    as cancel_order) gets its article, and the form asks for the number again instead of "not an order number"."""
+    dispatcher = CollectingDispatcher()
+    text = "what if it already shipped, can it still be cancelled?"
+    result = await forms.ValidateOrderVerificationForm().validate_order_number(
+        text, dispatcher, tracker(text, "cancel_order", slots={"requested_slot": "order_number"},
+                                  active_loop="order_verification_form"), domain())
+    assert dispatcher.messages and dispatcher.messages[0]["kb"]["id"] == "orders-cancel-after-shipping"
+    assert not any(m.get("response") == "utter_order_number_invalid" for m in dispatcher.messages)
+    assert result == {"order_number": None}  # asked again: the form goes on
+
+
+async def test_a_bad_number_inside_an_order_form_is_still_a_bad_number(env: Env) -> None:
+    dispatcher = CollectingDispatcher()
+    await forms.ValidateOrderVerificationForm().validate_order_number(
+        "DM12345", dispatcher, tracker("DM12345", "provide_order_number", slots={"requested_slot": "order_number"},
+                                       active_loop="order_verification_form"), domain())
+    assert not any(m.get("kb") for m in dispatcher.messages)
+    assert [m.get("response") for m in dispatcher.messages] == ["utter_order_number_invalid"]
+
+
+@pytest.mark.parametrize(("fired", "matches", "question"), [
+    (["explicit_request"], {"explicit_request": ["intent:request_human"]}, True),
+    (["sensitive_fraud"], {"sensitive_fraud": ["classifier p=0.61"]}, True),      # only the n-grams read it
+    (["sensitive_fraud"], {"sensitive_fraud": ["盗刷", "classifier p=0.9"]}, False),  # a listed term: hand over
+    (["sensitive_legal", "explicit_request"], {"sensitive_legal": ["lawyer"], "explicit_request": ["x"]}, False),
+    (["high_frustration"], {"high_frustration": ["score 80 >= 70"]}, False),
+    (["sensitive_fraud", "high_frustration"], {"sensitive_fraud": ["classifier p=0.6"]}, False),
+])
+def test_which_escalations_a_calm_question_may_have_been_mistaken_for(
+        fired: list[str], matches: dict[str, list[str]], question: bool) -> None:
+    from actions.handoff import may_be_a_question
+
+    assert may_be_a_question(fired[0], {"fired": fired, "matches": matches}) is question

@@ -43,6 +43,8 @@ from bot.shared.reasons import (  # noqa: F401 - re-exported
 REASON_CODES = BOT_REASONS
 REGULAR_TIER = "regular"
 _CLAUSE_BREAK = re.compile(r"[.,!?;:，。！？；：\n]")
+# How a match found only by the learned topic classifier is written in the signals (no listed term, no intent).
+LEARNED_HIT = "classifier p="
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ class EscalationEngine:
                 continue  # "I'm not complaining", "不需要人工": the n-grams cannot read the negation, the rules can
             if reason not in matches:
                 learned_only[reason] = probability
-            matches.setdefault(reason, []).append(f"classifier p={probability:.2f}")
+            matches.setdefault(reason, []).append(f"{LEARNED_HIT}{probability:.2f}")
         if request.frustration >= threshold:
             matches[HIGH_FRUSTRATION] = [f"score {request.frustration} >= {threshold:g}"]
         if request.consecutive_failures >= cfg.failure_threshold:
