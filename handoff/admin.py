@@ -1,4 +1,5 @@
-"""Account administration: ``python -m handoff.admin create-supervisor --username X`` creates the first account.
+"""Account administration: ``python -m handoff.admin create-supervisor --username X`` creates the first account
+(``create-agent``, ``create-editor``: the other roles; editors work only in the content workbench at /workbench).
 
 The password is read from HANDOFF_ADMIN_PASSWORD or prompted (twice, without echo); it never appears in argv.
 Without a terminal to prompt on (a script, CI, a pipe) and without the variable, the command says so and exits 2.
@@ -53,13 +54,13 @@ async def _create(username: str, role: str, display_name: str | None, max_concur
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handoff.admin", description="Agent desk accounts")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in ("create-supervisor", "create-agent"):
+    for command in ("create-supervisor", "create-agent", "create-editor"):
         p = sub.add_parser(command)
         p.add_argument("--username", required=True)
         p.add_argument("--display-name")
         p.add_argument("--max-concurrent", type=int)
     args = parser.parse_args(argv)
-    role = "supervisor" if args.command == "create-supervisor" else "agent"
+    role = args.command.removeprefix("create-")
     try:
         agent_id = asyncio.run(_create(args.username, role, args.display_name, args.max_concurrent))
     except NoTerminal:

@@ -26,7 +26,9 @@ from redis.asyncio import Redis
 from conversations import keys
 
 T = TypeVar("T")
-ROLES = ("agent", "supervisor")
+ROLES = ("agent", "supervisor", "editor")
+DESK_ROLES = ("agent", "supervisor")  # work conversations in the console; an editor does not (no queue, no presence)
+CONTENT_ROLES = ("editor", "supervisor")  # edit the bot's content in the workbench (/workbench)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 MIN_PASSWORD_CHARS = 8
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,40}$"
@@ -77,6 +79,15 @@ class Agent:
     @property
     def is_supervisor(self) -> bool:
         return self.role == "supervisor"
+
+    @property
+    def works_desk(self) -> bool:
+        """Agents and supervisors; an editor's session is refused by the desk (handoff.deps.current_agent)."""
+        return self.role in DESK_ROLES
+
+    @property
+    def edits_content(self) -> bool:
+        return self.role in CONTENT_ROLES
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name, "role": self.role,
@@ -152,7 +163,9 @@ class AgentStore:
         assert agent_id is not None
         token = secrets.token_urlsafe(32)
         await self._redis.set(keys.session(_token_hash(token)), agent_id, ex=self._session_ttl_s)
-        await self.touch(agent_id.decode())
+        role = await self._redis.hget(keys.agent(agent_id.decode()), "role")
+        if role is not None and role.decode() in DESK_ROLES:  # presence counts people who can take conversations
+            await self.touch(agent_id.decode())
         return token
 
     async def authenticate(self, token: str) -> Agent | None:
@@ -164,7 +177,7 @@ class AgentStore:
         if not agent_id:
             return None
         agent = await self.get(agent_id.decode())
-        if agent is not None:
+        if agent is not None and agent.works_desk:
             await self.touch(agent.id)
         return agent
 

@@ -69,7 +69,9 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-async def current_agent(request: Request) -> Agent:
+async def current_user(request: Request) -> Agent:
+    """Whoever holds a valid session, whatever the role (login, logout and "me" of the console and the
+    workbench)."""
     token = session_token(request)
     agent = await request.app.state.agents.authenticate(token or "")
     if agent is None:
@@ -78,9 +80,23 @@ async def current_agent(request: Request) -> Agent:
     return agent
 
 
-async def current_supervisor(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
+async def current_agent(agent: Annotated[Agent, Depends(current_user)]) -> Agent:
+    """An agent or a supervisor: editors (and any role the desk does not know) are not part of the desk."""
+    if not agent.works_desk:
+        raise HTTPException(status_code=403, detail="Agents and supervisors only.")
+    return agent
+
+
+async def current_supervisor(agent: Annotated[Agent, Depends(current_user)]) -> Agent:
     if not agent.is_supervisor:
         raise HTTPException(status_code=403, detail="Supervisors only.")
+    return agent
+
+
+async def current_editor(agent: Annotated[Agent, Depends(current_user)]) -> Agent:
+    """An editor or a supervisor (supervisors can do everything editors can)."""
+    if not agent.edits_content:
+        raise HTTPException(status_code=403, detail="Editors and supervisors only.")
     return agent
 
 
@@ -140,5 +156,7 @@ CannedDep = Annotated[CannedAnswers, Depends(get_canned)]
 WebhookDep = Annotated[WebhookPusher, Depends(get_webhook)]
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
 LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
+UserDep = Annotated[Agent, Depends(current_user)]
 AgentDep = Annotated[Agent, Depends(current_agent)]
 SupervisorDep = Annotated[Agent, Depends(current_supervisor)]
+EditorDep = Annotated[Agent, Depends(current_editor)]

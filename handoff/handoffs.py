@@ -471,7 +471,7 @@ class HandoffService:
     async def assign(self, actor: Agent, handoff_id: str, target_id: str, action: str) -> dict[str, str]:
         """Transfer (owner -> colleague) or, for supervisors, reassign from anyone or from the queue."""
         target = await self.agents.get(target_id)
-        if target is None:
+        if target is None or not target.works_desk:
             raise DeskError(404, "Unknown target agent.")
         h = await self.require(handoff_id)
         if h.get("supervisor_only") == "1" and not target.is_supervisor:

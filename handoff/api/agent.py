@@ -39,6 +39,7 @@ from handoff.deps import (
     SettingsDep,
     StoreDep,
     SupervisorDep,
+    UserDep,
     same_origin,
     session_token,
 )
@@ -112,7 +113,7 @@ async def _audit_failed_login(desk: HandoffService, agents: AgentStore, username
 
 
 @router.post("/logout")
-async def logout(request: Request, response: Response, agent: AgentDep, agents: AgentsDep, desk: DeskDep
+async def logout(request: Request, response: Response, agent: UserDep, agents: AgentsDep, desk: DeskDep
                  ) -> dict[str, str]:
     await agents.logout(session_token(request) or "", agent.id)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -121,7 +122,7 @@ async def logout(request: Request, response: Response, agent: AgentDep, agents: 
 
 
 @router.get("/me")
-async def me(agent: AgentDep, agents: AgentsDep) -> dict[str, Any]:
+async def me(agent: UserDep, agents: AgentsDep) -> dict[str, Any]:
     return {**agent.public(), "active": await agents.active_count(agent.id)}
 
 

@@ -721,7 +721,7 @@
     $("reply-text").disabled = !mineNow;
     $("reply-send").disabled = !mineNow;
     $("note-text").disabled = !open && !supervisor;
-    const others = state.agents.filter((a) => a.id !== h.agent_id);
+    const others = state.agents.filter((a) => a.id !== h.agent_id && a.role !== "editor");
     const chosen = $("transfer-to").value;
     $("transfer-to").replaceChildren(...others.map((a) => {
       const option = el("option", "", `${a.display_name}${a.online ? "" : t("offline_suffix")}`);
@@ -1125,6 +1125,10 @@
 
   async function start() {
     state.me = await api("GET", "/api/agent/me");
+    if (state.me.role === "editor") {  // editors are not part of the desk: their page is the workbench
+      window.location.assign("/workbench");
+      return;
+    }
     state.meta = await api("GET", "/api/agent/meta");
     state.agents = await api("GET", "/api/agent/agents");
     try {
