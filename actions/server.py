@@ -47,7 +47,44 @@ def build_app(token: str, package: str = "actions"):  # noqa: ANN201 - a sanic.S
             return response.json({"error": f"missing or wrong {TOKEN_HEADER}"}, status=401)
         return None
 
+    @app.post("/kb/decide")
+    async def kb_decide(request):  # noqa: ANN001, ANN202 - sanic's request / response types
+        """The knowledge base's decision for a question, exactly as the bot makes it (``knowledge.decide``), with
+        no side effect: the editors' workbench ("try a question") asks it through the gateway."""
+        body = request.json if isinstance(request.json, dict) else {}
+        payload, status = await kb_decision(body)
+        return response.json(payload, status=status)
+
     return app
+
+
+async def kb_decision(body: dict) -> tuple[dict, int]:
+    """``POST /kb/decide`` body ``{"question", "language"?: zh|en, "previous"?}`` -> (JSON, status)."""
+    import asyncio
+
+    from actions import knowledge
+    from bot.shared.text import detect_language
+
+    question = str(body.get("question") or "").strip()[:1000]
+    if not question:
+        return {"error": "question is empty"}, 422
+    language = body.get("language") if body.get("language") in ("zh", "en") else (detect_language(question) or "en")
+    previous = str(body.get("previous") or "").strip()[:1000] or None
+    try:
+        decision = await asyncio.to_thread(knowledge.decide, question, language, previous)
+    except knowledge.KnowledgeBaseDown as exc:
+        return {"error": f"knowledge base unavailable: {exc}"}, 503
+    retriever = knowledge.get_retriever()
+    return {
+        "question": question, "language": language, "decision": decision.action,
+        "hits": [{"id": hit.id, "title": hit.title, "score": round(float(hit.score), 4), "level": level}
+                 for hit, level in decision.hits],
+        "suggestions": [hit.id for hit in decision.suggestions] if decision.action == knowledge.SUGGEST else [],
+        "thresholds": {"confident": retriever.settings.confident_threshold,
+                       "middling": retriever.settings.middling_threshold,
+                       "clear_margin": retriever.settings.clear_margin},
+        "index_build": retriever.fingerprint.get("build_id"),
+    }, 200
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from handoff.login_guard import LoginGuard
 from handoff.policy import DeskPolicy
 from handoff.undelivered import UndeliveredConsumer
 from handoff.webhook import WebhookPusher
+from workbench import wiring as workbench
 
 WEBCHAT_STATIC = Path(__file__).parent / "static" / "webchat"  # the web chat channel's page
 AGENT_STATIC = Path(handoff.__file__).parent / "static" / "agent"  # the desk's console
@@ -140,6 +141,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
     app.mount("/static/agent", StaticFiles(directory=AGENT_STATIC), name="static-agent")
     analytics.install(app)
+    workbench.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,11 +10,12 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["channels", "analytics", "handoff", "conversations", "actions", "kb_index", "bot.plugins", "bot.shared",
-            "tools"]
+PACKAGES = ["channels", "analytics", "workbench", "handoff", "conversations", "actions", "kb_index", "bot.plugins",
+            "bot.shared", "tools"]
 ALLOWED: dict[str, set[str]] = {
-    "channels": {"analytics", "handoff", "conversations", "bot.shared"},
+    "channels": {"analytics", "workbench", "handoff", "conversations", "bot.shared"},
     "analytics": {"handoff", "conversations", "bot.shared"},
+    "workbench": {"handoff", "conversations", "kb_index", "bot.shared"},
     "handoff": {"conversations", "bot.shared"},
     "conversations": {"bot.shared"},
     "actions": {"kb_index", "bot.shared", "conversations.keys"},

@@ -1,0 +1,81 @@
+"""The content versions (SQLAlchemy: SQLite by default, PostgreSQL by URL).
+
+``workbench_articles`` holds each article's current state and its version number (the optimistic-concurrency
+token: a save names the version it started from and only succeeds while that is still the current one);
+``workbench_versions`` every state an article has had, with author, time and the unified diff from the state
+before; ``workbench_files`` one row per article file, updated at the start of every write so writers of one file
+queue behind each other (a row lock on PostgreSQL, the database's write lock on SQLite). Tables are created with
+``create_all`` (no migration history yet).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+articles = Table(
+    "workbench_articles", metadata,
+    Column("article_id", String(120), primary_key=True),
+    Column("category", String(80), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content", Text, nullable=False),  # JSON of the article dict (workbench/articles.py)
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(80), nullable=False),
+    Column("removed", Boolean, nullable=False, default=False),  # no longer in the files
+    Index("ix_workbench_articles_category", "category", "position"),
+)
+
+versions = Table(
+    "workbench_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("article_id", String(120), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("author", String(80), nullable=False),  # a username, or "files" (found in the files)
+    Column("author_role", String(20), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),  # import | files | edit | restore
+    Column("restored_from", Integer),
+    Column("diff", Text, nullable=False, default=""),
+    UniqueConstraint("article_id", "version", name="uq_workbench_versions_article_version"),
+)
+
+files = Table(
+    "workbench_files", metadata,
+    Column("category", String(80), primary_key=True),
+    Column("writes", Integer, nullable=False, default=0),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the tables created; a SQLite file's folder is created, WAL on, writers wait up to 10 s."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+    metadata.create_all(engine)
+    return engine

@@ -1,0 +1,413 @@
+// The editors' workbench: knowledge articles (list, search, edit in both languages), their versions (diff,
+// restore) and "try a question". Same login as the agent console; every value from the API is set as text.
+(function () {
+  "use strict";
+
+  const LANG_KEY = "desk.lang"; // the same choice as the agent console's
+  const STRINGS = {
+    en: {
+      title: "Content workbench", login_help: "Editors and supervisors: the agent console's account.",
+      username: "Username", password: "Password", login: "Log in", logout: "Log out",
+      forbidden: "Editors and supervisors only.", language_ui: "Language", articles: "Knowledge articles",
+      search: "Search id, title, answer, question, tag", count: "{n} articles", article: "Article",
+      pick: "Pick an article on the left.", title_zh: "Title (Chinese)", title_en: "Title (English)",
+      answer_zh: "Answer (Chinese)", answer_en: "Answer (English)",
+      questions_zh: "Example questions (Chinese), one per line",
+      questions_en: "Example questions (English), one per line", tags: "Tags (comma-separated)",
+      reviewed: "Last reviewed against the policy", save: "Save",
+      save_help: "Saving stores a version and writes the article file; the bot uses it after the index is rebuilt.",
+      saved: "Saved as version {v}.", unchanged: "Nothing changed: no new version.",
+      theirs: "What changed meanwhile", yours: "Your edit against the current version",
+      load_current: "Load the current version (your edit is shown above)", versions: "Versions",
+      version_line: "v{v} · {kind} · {author} · {time}", restore: "Restore", show_diff: "Diff",
+      restored: "Version {from} restored as version {v}.", kind_import: "imported", kind_files: "changed in the files",
+      kind_edit: "edited", kind_restore: "restored v{from}", version: "version {v}",
+      try: "Try a question", try_help: "What the bot would do now, with its own decision on the live index.",
+      try_lang: "Language", auto: "detect", try_go: "Try", decision: "Decision",
+      decision_answer: "answer with the best article", decision_suggest: "did you mean (suggest articles)",
+      decision_none: "decline (no answer in the knowledge base)",
+      level_confident: "confident", level_middling: "middling", level_none: "below the bar",
+      thresholds: "answer ≥ {c}, did-you-mean ≥ {m}, clear lead {margin}; index {build}",
+      error: "Error {status}: {detail}",
+    },
+    zh: {
+      title: "内容工作台", login_help: "编辑和主管：使用客服工作台的账号登录。", username: "用户名", password: "密码",
+      login: "登录", logout: "退出", forbidden: "仅限编辑和主管使用。", language_ui: "界面语言", articles: "知识库文章",
+      search: "搜索编号、标题、答案、问题、标签", count: "共 {n} 篇", article: "文章", pick: "请在左侧选择一篇文章。",
+      title_zh: "标题（中文）", title_en: "标题（英文）", answer_zh: "答案（中文）", answer_en: "答案（英文）",
+      questions_zh: "示例问题（中文），每行一个", questions_en: "示例问题（英文），每行一个", tags: "标签（逗号分隔）",
+      reviewed: "最近按政策核对日期", save: "保存",
+      save_help: "保存会生成新版本并写回文章文件；重建索引后机器人才会使用。",
+      saved: "已保存为第 {v} 版。", unchanged: "没有改动，未生成新版本。", theirs: "期间别人改了什么",
+      yours: "你的修改（相对当前版本）", load_current: "载入当前版本（你的修改见上方）", versions: "版本记录",
+      version_line: "第 {v} 版 · {kind} · {author} · {time}", restore: "恢复", show_diff: "差异",
+      restored: "已将第 {from} 版恢复为第 {v} 版。", kind_import: "导入", kind_files: "文件中被修改",
+      kind_edit: "编辑", kind_restore: "恢复自第 {from} 版", version: "第 {v} 版",
+      try: "试问一个问题", try_help: "机器人现在会怎么做：用它自己的判定和当前索引。", try_lang: "语言",
+      auto: "自动识别", try_go: "试一试", decision: "判定", decision_answer: "直接用最佳文章回答",
+      decision_suggest: "“您是不是想问”（推荐文章）", decision_none: "婉拒（知识库没有答案）",
+      level_confident: "有把握", level_middling: "中等", level_none: "低于门槛",
+      thresholds: "回答 ≥ {c}，推荐 ≥ {m}，领先幅度 {margin}；索引 {build}",
+      error: "错误 {status}：{detail}",
+    },
+  };
+
+  let lang = "en";
+  const state = { me: null, list: [], current: null, mine: null };
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function t(key, params) {
+    let text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+    for (const [name, value] of Object.entries(params || {})) {
+      text = text.split(`{${name}}`).join(String(value));
+    }
+    return text;
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail, data) {
+      super(t("error", { status, detail: detail || "" }));
+      this.status = status;
+      this.detail = detail;
+      this.data = data;
+    }
+  }
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? { Accept: "application/json" }
+        : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (response.status === 401 && !path.endsWith("/login")) {
+      show("login-view");
+    }
+    if (response.status < 200 || response.status >= 300) {
+      throw new ApiError(response.status, data && typeof data.detail === "string" ? data.detail : "", data);
+    }
+    return data;
+  }
+
+  function show(view) {
+    for (const id of ["login-view", "forbidden-view", "main-view"]) {
+      $(id).hidden = id !== view;
+    }
+  }
+
+  function applyStrings() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title");
+    for (const node of document.querySelectorAll("[data-i18n]")) {
+      node.textContent = t(node.dataset.i18n);
+    }
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+      node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
+    }
+    $("ui-lang").value = lang;
+  }
+
+  function setLanguage(value) {
+    lang = value === "zh" ? "zh" : "en";
+    try {
+      window.localStorage.setItem(LANG_KEY, lang);
+    } catch (err) { /* private mode */ }
+    applyStrings();
+    renderList();
+    if (state.current) renderHead();
+  }
+
+  function initialLanguage() {
+    let saved = null;
+    try {
+      saved = window.localStorage.getItem(LANG_KEY);
+    } catch (err) { /* ignore */ }
+    if (saved === "zh" || saved === "en") return saved;
+    return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
+  }
+
+  function when(seconds) {
+    return new Date(seconds * 1000).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB");
+  }
+
+  // ---------------------------------------------------------------- list
+
+  let searchTimer = null;
+
+  async function loadList() {
+    const q = $("search").value.trim();
+    const data = await api("GET", `/api/workbench/articles?${new URLSearchParams({ q })}`);
+    state.list = data.articles;
+    renderList();
+  }
+
+  function renderList() {
+    $("list-count").textContent = t("count", { n: state.list.length });
+    $("articles").replaceChildren(...state.list.map((a) => {
+      const li = el("li", "articles__item");
+      const button = el("button", "articles__button");
+      button.type = "button";
+      button.dataset.id = a.id;
+      button.append(el("span", "articles__title", a.title[lang] || a.title.en), el("code", "articles__id", a.id),
+        el("span", "muted", ` · ${t("version", { v: a.version })}`));
+      if (state.current && state.current.article.id === a.id) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => openArticle(a.id));
+      li.append(button);
+      return li;
+    }));
+  }
+
+  // ---------------------------------------------------------------- editor
+
+  function setMessage(text, isError) {
+    $("message").textContent = text || "";
+    $("message").classList.toggle("error", Boolean(isError));
+  }
+
+  function clearFeedback() {
+    setMessage("");
+    $("problems").hidden = true;
+    $("problem-list").replaceChildren();
+    $("conflict").hidden = true;
+  }
+
+  async function openArticle(id) {
+    clearFeedback();
+    state.current = await api("GET", `/api/workbench/articles/${encodeURIComponent(id)}`);
+    fillForm(state.current.article);
+    renderHead();
+    renderList();
+    await loadVersions();
+  }
+
+  function renderHead() {
+    const head = state.current;
+    $("article-id").textContent = head.article.id;
+    $("article-version").textContent = `${t("version", { v: head.version })} · ${head.updated_by} · ${when(head.updated_at)}`;
+    $("editor-empty").hidden = true;
+    $("editor").hidden = false;
+    $("versions-box").hidden = false;
+  }
+
+  function fillForm(article) {
+    for (const l of ["zh", "en"]) {
+      $(`title-${l}`).value = article.title[l];
+      $(`answer-${l}`).value = article.answer[l];
+      $(`questions-${l}`).value = article.questions[l].join("\n");
+    }
+    $("tags").value = (article.tags || []).join(", ");
+    $("last-reviewed").value = article.last_reviewed || "";
+  }
+
+  function readForm() {
+    const lines = (id) => $(id).value.split("\n").map((s) => s.trim()).filter(Boolean);
+    return {
+      title: { zh: $("title-zh").value, en: $("title-en").value },
+      answer: { zh: $("answer-zh").value, en: $("answer-en").value },
+      questions: { zh: lines("questions-zh"), en: lines("questions-en") },
+      tags: $("tags").value.split(/[,，]/).map((s) => s.trim()).filter(Boolean),
+      last_reviewed: $("last-reviewed").value || null,
+    };
+  }
+
+  function showProblems(err) {
+    const problems = (err.data && Array.isArray(err.data.problems)) ? err.data.problems : [err.detail || err.message];
+    $("problem-list").replaceChildren(...problems.map((p) => el("li", "", String(p))));
+    $("problems").hidden = false;
+  }
+
+  function showConflict(err) {
+    const data = err.data || {};
+    $("conflict-text").textContent = err.detail || "";
+    $("conflict-theirs").textContent = data.theirs || "";
+    $("conflict-yours").textContent = data.yours || "";
+    $("conflict").hidden = false;
+    state.conflictHead = data.current || null;
+  }
+
+  async function afterWrite(head, doneText) {
+    state.current = head;
+    fillForm(head.article);
+    renderHead();
+    setMessage(doneText);
+    await Promise.all([loadList(), loadVersions()]);
+  }
+
+  async function onSave(event) {
+    event.preventDefault();
+    clearFeedback();
+    const body = { base_version: state.current.version, ...readForm() };
+    $("save").disabled = true;
+    try {
+      const head = await api("PUT", `/api/workbench/articles/${encodeURIComponent(state.current.article.id)}`, body);
+      await afterWrite(head, head.unchanged ? t("unchanged") : t("saved", { v: head.version }));
+    } catch (err) {
+      if (err.status === 422) {
+        showProblems(err);
+      } else if (err.status === 409) {
+        showConflict(err);
+      } else {
+        setMessage(err.message, true);
+      }
+    } finally {
+      $("save").disabled = false;
+    }
+  }
+
+  function onLoadCurrent() {
+    if (!state.conflictHead) return;
+    state.current = state.conflictHead;
+    state.conflictHead = null;
+    fillForm(state.current.article);
+    renderHead();
+    $("conflict").hidden = true;
+    loadVersions();
+  }
+
+  // ---------------------------------------------------------------- versions
+
+  async function loadVersions() {
+    if (!state.current) return;
+    const id = state.current.article.id;
+    const data = await api("GET", `/api/workbench/articles/${encodeURIComponent(id)}/versions`);
+    $("version-diff").hidden = true;
+    $("versions").replaceChildren(...data.versions.map((v) => {
+      const li = el("li", "versions__item");
+      li.dataset.version = String(v.version);
+      const kind = v.kind === "restore" ? t("kind_restore", { from: v.restored_from }) : t(`kind_${v.kind}`);
+      li.append(el("span", "", t("version_line", { v: v.version, kind, author: v.author, time: when(v.created_at) })));
+      const diffButton = el("button", "link", t("show_diff"));
+      diffButton.type = "button";
+      diffButton.addEventListener("click", () => {
+        $("version-diff").textContent = v.diff || "";
+        $("version-diff").hidden = false;
+      });
+      li.append(" ", diffButton);
+      if (v.version !== state.current.version) {
+        const restoreButton = el("button", "link restore", t("restore"));
+        restoreButton.type = "button";
+        restoreButton.addEventListener("click", () => onRestore(v.version));
+        li.append(" ", restoreButton);
+      }
+      return li;
+    }));
+  }
+
+  async function onRestore(version) {
+    clearFeedback();
+    try {
+      const head = await api("POST", `/api/workbench/articles/${encodeURIComponent(state.current.article.id)}/restore`,
+        { version, base_version: state.current.version });
+      await afterWrite(head, head.unchanged ? t("unchanged") : t("restored", { from: version, v: head.version }));
+    } catch (err) {
+      if (err.status === 422) {
+        showProblems(err);
+      } else if (err.status === 409) {
+        showConflict(err);
+      } else {
+        setMessage(err.message, true);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- try a question
+
+  async function onTry(event) {
+    event.preventDefault();
+    $("try-error").textContent = "";
+    $("try-submit").disabled = true;
+    try {
+      const body = { question: $("try-question").value.trim() };
+      if ($("try-lang").value) body.language = $("try-lang").value;
+      const result = await api("POST", "/api/workbench/try", body);
+      $("try-decision").textContent = t(`decision_${result.decision}`);
+      $("try-decision").dataset.decision = result.decision;
+      $("try-hits").replaceChildren(...result.hits.map((hit) => {
+        const li = el("li", "try__hit");
+        li.dataset.id = hit.id;
+        li.append(el("span", "", hit.title), " ", el("code", "", hit.id), " ",
+          el("span", "try__score", hit.score.toFixed(3)), " ", el("span", "muted", t(`level_${hit.level}`)));
+        return li;
+      }));
+      const th = result.thresholds || {};
+      $("try-thresholds").textContent = t("thresholds", { c: th.confident, m: th.middling, margin: th.clear_margin,
+        build: String(result.index_build || "").slice(0, 12) });
+      $("try-result").hidden = false;
+    } catch (err) {
+      $("try-result").hidden = true;
+      $("try-error").textContent = err.message;
+    } finally {
+      $("try-submit").disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- session
+
+  async function onLogin(event) {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    try {
+      await api("POST", "/api/agent/login",
+        { username: $("login-username").value, password: $("login-password").value });
+      $("login-password").value = "";
+      await start();
+    } catch (err) {
+      $("login-error").textContent = err.message;
+    }
+  }
+
+  async function onLogout() {
+    try {
+      await api("POST", "/api/agent/logout");
+    } catch (err) { /* already gone */ }
+    state.me = null;
+    state.current = null;
+    show("login-view");
+  }
+
+  async function start() {
+    try {
+      state.me = await api("GET", "/api/workbench/me");
+    } catch (err) {
+      show(err.status === 401 ? "login-view" : "forbidden-view");
+      return;
+    }
+    $("whoami").textContent = `${state.me.display_name || state.me.username} (${state.me.role})`;
+    show("main-view");
+    await loadList();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    lang = initialLanguage();
+    applyStrings();
+    $("ui-lang").addEventListener("change", (e) => setLanguage(e.target.value));
+    $("login-form").addEventListener("submit", onLogin);
+    $("logout").addEventListener("click", onLogout);
+    $("forbidden-logout").addEventListener("click", onLogout);
+    $("search").addEventListener("input", () => {
+      window.clearTimeout(searchTimer);
+      searchTimer = window.setTimeout(() => loadList().catch((err) => setMessage(err.message, true)), 200);
+    });
+    $("editor").addEventListener("submit", onSave);
+    $("load-current").addEventListener("click", onLoadCurrent);
+    $("try-form").addEventListener("submit", onTry);
+    start();
+  });
+}());
