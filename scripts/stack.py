@@ -582,6 +582,9 @@ class Stack:
                 # The managers' event record lives with this stack's other state (a test stack's var dir).
                 "ANALYTICS_DATABASE_URL": env.get("ANALYTICS_DATABASE_URL",
                                                   f"sqlite:///{Path(self.var_dir).resolve() / 'analytics.db'}"),
+                # So are the editors' content versions (the article files themselves: WORKBENCH_KB_DIR, data/kb).
+                "WORKBENCH_DATABASE_URL": env.get("WORKBENCH_DATABASE_URL",
+                                                  f"sqlite:///{Path(self.var_dir).resolve() / 'workbench.db'}"),
                 "PYTHONPATH": str(ROOT),
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),

@@ -102,7 +102,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The real stack (Redis, Rasa, action server, gateway) on free ports, shared by all end-to-end tests."""
     from tests.processes import start_stack  # psutil: not in the Rasa (3.10) environment
 
-    running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env={**RELAXED_CLIENT_LIMITS, **CHANNEL_ENV})
+    # The workbench writes the article files back: the stack's gateway gets a copy, never the repository's data/kb.
+    kb_copy = tmp_path_factory.mktemp("stack-kb") / "kb"
+    shutil.copytree(ROOT / "data" / "kb", kb_copy)
+    running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env={
+        **RELAXED_CLIENT_LIMITS, **CHANNEL_ENV, "WORKBENCH_KB_DIR": str(kb_copy)})
     yield running
     running.stop()
 

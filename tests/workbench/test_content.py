@@ -1,10 +1,13 @@
-"""The workbench's article store on a copy of data/kb and a fresh SQLite file: the files round trip byte for byte,
-every save is a version with author, time and diff, bad edits save nothing, a stale base version is a conflict,
-hand edits of the files become versions and are never written over, restore."""
+"""The workbench's article store on a copy of data/kb and a fresh database (SQLite, and PostgreSQL through the
+order tests' throwaway server): the files round trip byte for byte, every save is a version with author, time and
+diff, bad edits save nothing, a stale base version is a conflict (also when two saves race), hand edits of the files
+become versions and are never written over, restore."""
 from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,11 @@ import yaml
 
 from bot.shared.paths import REPO_ROOT
 from kb_index.content import content_hash, load_articles
+from tests.actions.orders.conftest import (  # noqa: F401 - the session's PostgreSQL server fixture
+    _create_postgres_database,
+    _drop_postgres_database,
+    postgres_server_url,
+)
 from workbench import articles as kb
 from workbench.content import Conflict, ContentStore
 from workbench.db import make_engine
@@ -28,12 +36,25 @@ def kb_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wb.db'}"
+        return
+    url, admin = _create_postgres_database(request.getfixturevalue("postgres_server_url"))
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(admin, url)
+
+
 @pytest.fixture
-def store(kb_copy: Path, tmp_path: Path) -> ContentStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'wb.db'}")
+def store(kb_copy: Path, database_url: str) -> Iterator[ContentStore]:
+    engine = make_engine(database_url)
     content = ContentStore(engine, kb_copy)
     content.refresh()
-    return content
+    yield content
+    engine.dispose()
 
 
 def _form(article: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -117,6 +138,31 @@ def test_second_editor_on_a_stale_version_gets_a_conflict_not_a_lost_update(stor
     # Bob re-applies his change on the current version: saved.
     assert store.save(ARTICLE, 2, _form(store.get(ARTICLE)["article"], title=bob["title"]), "bob",
                       "editor")["version"] == 3
+
+
+def test_two_saves_racing_on_one_version_one_wins_one_conflicts(store: ContentStore) -> None:
+    head = store.get(ARTICLE)
+    forms = {name: _form(head["article"], tags=["returns", name]) for name in ("alice", "bob")}
+    results: dict[str, object] = {}
+    start = threading.Barrier(2)
+
+    def save(name: str) -> None:
+        start.wait()
+        try:
+            results[name] = store.save(ARTICLE, 1, forms[name], name, "editor")["version"]
+        except Conflict as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in forms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [name for name, result in results.items() if result == 2]
+    losers = [name for name, result in results.items() if isinstance(result, Conflict)]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert store.get(ARTICLE)["article"]["tags"] == ["returns", winners[0]]
+    assert [v["version"] for v in store.versions(ARTICLE)] == [2, 1]
 
 
 def test_hand_edit_of_the_file_becomes_a_version_and_is_not_written_over(store: ContentStore, kb_copy: Path

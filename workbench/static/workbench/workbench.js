@@ -53,7 +53,7 @@
   };
 
   let lang = "en";
-  const state = { me: null, list: [], current: null, mine: null };
+  const state = { me: null, list: [], current: null, versions: null, tryResult: null, conflictHead: null };
 
   function $(id) {
     return document.getElementById(id);
@@ -131,7 +131,11 @@
     } catch (err) { /* private mode */ }
     applyStrings();
     renderList();
-    if (state.current) renderHead();
+    if (state.current) {
+      renderHead();
+      renderVersions();
+    }
+    renderTry();
   }
 
   function initialLanguage() {
@@ -287,8 +291,14 @@
     if (!state.current) return;
     const id = state.current.article.id;
     const data = await api("GET", `/api/workbench/articles/${encodeURIComponent(id)}/versions`);
+    state.versions = data.versions;
     $("version-diff").hidden = true;
-    $("versions").replaceChildren(...data.versions.map((v) => {
+    renderVersions();
+  }
+
+  function renderVersions() {
+    if (!state.current || !state.versions) return;
+    $("versions").replaceChildren(...state.versions.map((v) => {
       const li = el("li", "versions__item");
       li.dataset.version = String(v.version);
       const kind = v.kind === "restore" ? t("kind_restore", { from: v.restored_from }) : t(`kind_${v.kind}`);
@@ -336,26 +346,33 @@
     try {
       const body = { question: $("try-question").value.trim() };
       if ($("try-lang").value) body.language = $("try-lang").value;
-      const result = await api("POST", "/api/workbench/try", body);
-      $("try-decision").textContent = t(`decision_${result.decision}`);
-      $("try-decision").dataset.decision = result.decision;
-      $("try-hits").replaceChildren(...result.hits.map((hit) => {
-        const li = el("li", "try__hit");
-        li.dataset.id = hit.id;
-        li.append(el("span", "", hit.title), " ", el("code", "", hit.id), " ",
-          el("span", "try__score", hit.score.toFixed(3)), " ", el("span", "muted", t(`level_${hit.level}`)));
-        return li;
-      }));
-      const th = result.thresholds || {};
-      $("try-thresholds").textContent = t("thresholds", { c: th.confident, m: th.middling, margin: th.clear_margin,
-        build: String(result.index_build || "").slice(0, 12) });
-      $("try-result").hidden = false;
+      state.tryResult = await api("POST", "/api/workbench/try", body);
+      renderTry();
     } catch (err) {
+      state.tryResult = null;
       $("try-result").hidden = true;
       $("try-error").textContent = err.message;
     } finally {
       $("try-submit").disabled = false;
     }
+  }
+
+  function renderTry() {
+    const result = state.tryResult;
+    if (!result) return;
+    $("try-decision").textContent = t(`decision_${result.decision}`);
+    $("try-decision").dataset.decision = result.decision;
+    $("try-hits").replaceChildren(...result.hits.map((hit) => {
+      const li = el("li", "try__hit");
+      li.dataset.id = hit.id;
+      li.append(el("span", "", hit.title), " ", el("code", "", hit.id), " ",
+        el("span", "try__score", hit.score.toFixed(3)), " ", el("span", "muted", t(`level_${hit.level}`)));
+      return li;
+    }));
+    const th = result.thresholds || {};
+    $("try-thresholds").textContent = t("thresholds", { c: th.confident, m: th.middling, margin: th.clear_margin,
+      build: String(result.index_build || "").slice(0, 12) });
+    $("try-result").hidden = false;
   }
 
   // ---------------------------------------------------------------- session
