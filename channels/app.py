@@ -35,7 +35,7 @@ from conversations.redis_client import connect, moving_window
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
 from handoff.agents import AgentStore
-from handoff.api import agent, internal
+from handoff.api import agent, internal, reply_tools
 from handoff.canned import CannedAnswers
 from handoff.handoffs import HandoffService
 from handoff.login_guard import LoginGuard
@@ -127,7 +127,8 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app = FastAPI(title="Customer-service gateway", version="0.2.0", lifespan=lifespan,
                   docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
     # Outermost first: headers on every answer (413s included), then the body cap before any route reads a body.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web_max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web_max_body_bytes,
+                       larger=[(webchat.PHOTO_PATH, settings.web_max_upload_bytes)])
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(webchat.router)
     app.include_router(telegram.router)
@@ -138,6 +139,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(channel_admin.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
+    app.include_router(reply_tools.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
     app.mount("/static/agent", StaticFiles(directory=AGENT_STATIC), name="static-agent")
     analytics.install(app)

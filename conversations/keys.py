@@ -73,6 +73,33 @@ def notes(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:notes"
 
 
+def signals(conversation_id: str) -> str:
+    """Stream (capped, short expiry): live signals for a web chat customer's page that are not messages - the agent
+    is typing (``type=typing``, name, until) and the agent has read up to a message (``type=read``, upto); read by
+    the page's event stream (channels/webchat.py), written by the desk (handoff/presence.py)."""
+    return f"{PREFIX}:conv:{conversation_id}:signals"
+
+
+def read_upto(conversation_id: str) -> str:
+    """String: stream id of the newest customer message the owning agent has had open in the console."""
+    return f"{PREFIX}:conv:{conversation_id}:read_upto"
+
+
+def typing_gate(conversation_id: str) -> str:
+    """String flag (PX): a typing signal of this conversation was written just now (one per throttle window)."""
+    return f"{PREFIX}:conv:{conversation_id}:typing_gate"
+
+
+def macros_shared() -> str:
+    """Hash: macro id -> JSON of a shared macro (reply template) written by a supervisor (handoff/macros.py)."""
+    return f"{PREFIX}:desk:macros:shared"
+
+
+def macros_personal(agent_id: str) -> str:
+    """Hash: macro id -> JSON of one agent's personal macros (only that agent reads or changes them)."""
+    return f"{PREFIX}:agent:{agent_id}:macros"
+
+
 def handoff(handoff_id: str) -> str:
     """Hash: one handoff (status, reason, priority, agent, timestamps, context package JSON)."""
     return f"{PREFIX}:handoff:{handoff_id}"

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,19 +124,28 @@ SECURITY_HEADERS = [
 
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, before they are held in memory: by Content-Length when
-    the client declares it, else by counting the streamed chunks."""
+    the client declares it, else by counting the streamed chunks. ``larger`` lists (path pattern, cap) of the few
+    POST routes that take more (the web chat's photo upload)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.larger = list(larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.default_max_bytes
+        if scope.get("method") == "POST":
+            path = scope.get("path", "")
+            max_bytes = next((cap for pattern, cap in self.larger if pattern.match(path)), max_bytes)
+        await self._guarded(scope, receive, send, max_bytes)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            await _too_large(send, max_bytes)
             return
         seen = 0
         over = False
@@ -147,7 +157,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     over = True  # the app sees the client go away; its answer is replaced by the 413 below
                     return {"type": "http.disconnect"}
             return message
@@ -162,7 +172,7 @@ class BodyLimitMiddleware:
             if not over:
                 raise
         if over:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, max_bytes)
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:

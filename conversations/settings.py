@@ -35,6 +35,8 @@ class GatewaySettings(BaseSettings):
     | WEB_LIMIT_NEW_CONVERSATIONS_DEVICE | 10/minute;100/day | new conversations per browser (device cookie) |
     | WEB_LIMIT_MESSAGES | 60/minute;2000/day | messages per client address (empty, CSAT, buttons count) |
     | WEB_LIMIT_HANDOFFS | 3/minute;20/day | handoffs per client address (over it: asked to wait) |
+    | WEB_LIMIT_UPLOADS | 10/minute;60/day | photos a web chat customer uploads, per client address and per browser |
+    | WEB_MAX_UPLOAD_BYTES | 5242880 | largest photo a web chat customer may upload (JPEG, PNG, WebP) |
     | WEB_BUTTON_FRESH_S | 3600 | a button's payload is accepted as a command this long after the bot showed it |
     | WEB_COOKIE_SECURE | false | mark the browser cookie Secure (set it when the site is served over HTTPS) |
     | WEB_DOCS_ENABLED | false | serve the OpenAPI docs (/docs, /openapi.json) |
@@ -61,6 +63,7 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_LOGIN_LOCK_S | 900 | a locked account / address gets 429 + Retry-After this long, password unchecked |
     | HANDOFF_LOGIN_HASH_WORKERS | 2 | password hashes computed at once, in threads off the event loop (16 MB each) |
     | HANDOFF_ALLOWED_ORIGINS | (empty) | other origins (comma-separated) allowed to POST to /api/agent |
+    | HANDOFF_LIMIT_DESK_WRITES | 120/minute;3000/day | macro changes and typing signals per agent account |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
@@ -89,6 +92,8 @@ class GatewaySettings(BaseSettings):
     web_limit_new_conversations_device: str = "10/minute;100/day"
     web_limit_messages: str = "60/minute;2000/day"
     web_limit_handoffs: str = "3/minute;20/day"
+    web_limit_uploads: str = "10/minute;60/day"
+    web_max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     web_button_fresh_s: int = Field(default=3600, ge=1)
     web_cookie_secure: bool = False
     web_docs_enabled: bool = False
@@ -115,6 +120,7 @@ class GatewaySettings(BaseSettings):
     handoff_login_lock_s: int = Field(default=900, ge=1)
     handoff_login_hash_workers: int = Field(default=2, ge=1)
     handoff_allowed_origins: str = ""
+    handoff_limit_desk_writes: str = "120/minute;3000/day"
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
@@ -138,7 +144,8 @@ class GatewaySettings(BaseSettings):
         """The per-client limits by name (conversations/protect.py: Throttle)."""
         return {"new_conversation": self.web_limit_new_conversations,
                 "new_conversation_device": self.web_limit_new_conversations_device,
-                "message": self.web_limit_messages, "handoff": self.web_limit_handoffs}
+                "message": self.web_limit_messages, "handoff": self.web_limit_handoffs,
+                "upload": self.web_limit_uploads, "desk_write": self.handoff_limit_desk_writes}
 
 
 @lru_cache

@@ -45,6 +45,7 @@ from handoff.deps import (
 )
 from handoff.handoffs import CSAT_PAYLOAD_PREFIX, REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
 from handoff.notes import NOTE_MAX_CHARS, Notes
+from handoff.presence import CustomerSignals
 
 router = APIRouter(prefix="/api/agent", tags=["agent desk"], dependencies=[Depends(same_origin)])
 
@@ -368,23 +369,42 @@ async def events(
     transferred away) no further message is sent and the stream ends.
     """
     conversation_id = None
-    access = {"granted": True}
+    access = {"granted": True, "owner": False}
+    # Read state for the web chat customer: while the owning agent has the conversation open here, its customer
+    # messages count as read (handoff/presence.py); ``seen`` is the newest customer message sent to this console.
+    signals = CustomerSignals(redis, settings.web_conversation_ttl_s)
+    seen = {"customer": ""}
     if handoff_id:
-        conversation_id = (await _readable_row(desk, agent, handoff_id, "events"))["conversation_id"]
+        row = await _readable_row(desk, agent, handoff_id, "events")
+        conversation_id = row["conversation_id"]
+        access["owner"] = row["status"] == "claimed" and row.get("agent_id") == agent.id
         await desk.audit(agent, "view_events", conversation_id, handoff_id, {})
+
+    async def mark_read() -> None:
+        if conversation_id and access["owner"] and access["granted"] and seen["customer"]:
+            await signals.mark_read(conversation_id, seen["customer"])
 
     async def recheck() -> None:
         if handoff_id and access["granted"]:
             handoff = await desk.get_row_fields(handoff_id)
             access["granted"] = handoff is not None and may_read(agent, handoff)
+            was_owner = access["owner"]
+            access["owner"] = bool(handoff and handoff.get("status") == "claimed"
+                                   and handoff.get("agent_id") == agent.id)
+            if access["owner"] and not was_owner:
+                await mark_read()  # just claimed with the conversation open: what it shows is read now
 
     redactor = await desk.redactor(conversation_id, handoff_id) if conversation_id else GENERIC_REDACTOR
     offered: dict[str, str] = {}
     if conversation_id:
         for m, _ in await store.entries(conversation_id):
+            if m.role == "customer":
+                seen["replayed"] = m.id  # marked read once the replay reaches it, not once per older message
             for button in m.buttons or []:
                 if isinstance(button, dict) and button.get("payload") and button.get("title"):
                     offered[str(button["payload"]).strip()] = str(button["title"])
+    seen["customer"] = seen.get("replayed", "")
+    await mark_read()  # opened by its owner: everything the customer wrote so far is on the agent's screen
     resume = request.headers.get("last-event-id") or after or ""
     parts = resume.split("|") if resume else []
     desk_cursor = parts[0] if parts and _valid(parts[0]) else "$"
@@ -407,6 +427,10 @@ async def events(
             return None
         message, author = decode_entry(entry_id, data)
         raw = message.to_dict()
+        if raw.get("role") == "customer":
+            seen["customer"] = message.id
+            if _stream_order(message.id) >= _stream_order(seen.get("replayed") or "0-0"):
+                await mark_read()
         for button in raw.get("buttons") or []:  # remember what was offered, to label the customer's tap
             if isinstance(button, dict) and button.get("payload") and button.get("title"):
                 offered[str(button["payload"]).strip()] = str(button["title"])
@@ -429,6 +453,11 @@ async def events(
                     return
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _stream_order(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def _valid(cursor: str) -> bool:
