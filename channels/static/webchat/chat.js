@@ -21,6 +21,10 @@
   const MAX_DETAIL_CHARS = 200;
   const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'\u3000-\u303f\uff00-\uffef]+/g;
   const URL_TRAILING_PUNCTUATION = /[).,;:!?\]}'"]+$/;
+  /** A photo the customer sent: the server stores it as this text; the page shows the image instead. */
+  const PHOTO_PATTERN = /^\[photo\] \/api\/channels\/media\/([A-Za-z]{1,64})$/;
+  const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
+  const PHOTO_MAX_BYTES = 5 * 1024 * 1024;
 
   /** All UI strings; message text itself comes from the server untranslated. */
   const STRINGS = {
@@ -51,6 +55,12 @@
       historyError: "Earlier messages could not be loaded; retrying in the background.",
       conversationExpired: "This conversation has ended. Your next message starts a new one.",
       counterLabel: "characters used",
+      agentTyping: "{name} is typing…",
+      read: "Read",
+      photoButton: "Send a photo",
+      photoAlt: "Your photo",
+      photoType: "Only JPEG, PNG or WebP photos can be sent.",
+      photoTooLarge: "This photo is larger than 5 MB.",
     },
     zh: {
       pageTitle: "在线客服",
@@ -79,6 +89,12 @@
       historyError: "历史消息加载失败，正在后台重试。",
       conversationExpired: "本次对话已结束，发送新消息将开始新的对话。",
       counterLabel: "已输入字数",
+      agentTyping: "{name} 正在输入…",
+      read: "已读",
+      photoButton: "发送图片",
+      photoAlt: "您发送的图片",
+      photoType: "只能发送 JPEG、PNG 或 WebP 格式的图片。",
+      photoTooLarge: "图片超过 5 MB。",
     },
   };
 
@@ -199,6 +215,8 @@
     const counter = root.querySelector("#counter");
     const langToggle = root.querySelector("#lang-toggle");
     const newConversationButton = root.querySelector("#new-conversation");
+    const photoButton = root.querySelector("#photo");
+    const photoInput = root.querySelector("#photo-input");
     const maxChars = input.maxLength > 0 ? input.maxLength : 2000;
 
     const state = {
@@ -225,6 +243,11 @@
       eventsOpen: false,
       /** Streamed messages held back while a send is in flight, so the POST's own copy is rendered first. */
       heldEvents: [],
+      /** The agent's "typing" line (name, hidden when `until` passes or the agent's message arrives). */
+      agentTypingEl: null,
+      agentTypingTimer: 0,
+      /** Newest customer message (server id) the agent has had open: those up to it show "Read". */
+      readUpto: "",
     };
 
     function t(key) {
@@ -289,6 +312,8 @@
       welcome.hidden = true;
       if (state.typingEl && state.typingEl.parentNode === list) {
         list.insertBefore(el, state.typingEl);
+      } else if (state.agentTypingEl && state.agentTypingEl.parentNode === list) {
+        list.insertBefore(el, state.agentTypingEl);
       } else {
         list.appendChild(el);
       }
@@ -418,12 +443,27 @@
       const rawText = typeof message.text === "string" ? message.text : "";
       const buttons = Array.isArray(message.buttons) ? message.buttons : [];
       const ts = typeof message.ts === "number" ? message.ts : Date.now() / 1000;
-      const text = role === "customer" ? displayTextForCustomer(rawText) : rawText;
+      const text = role === "customer" && !PHOTO_PATTERN.test(rawText) ? displayTextForCustomer(rawText) : rawText;
       if (!text && !buttons.length) {
         return;
       }
-      const el = buildMessage(role, text, ts, typeof message.name === "string" ? message.name : "");
+      const photo = role === "customer" ? PHOTO_PATTERN.exec(rawText) : null;
+      const el = buildMessage(role, photo ? "" : text, ts, typeof message.name === "string" ? message.name : "");
       el.dataset.id = String(message.id);
+      if (photo) {
+        const bubble = document.createElement("div");
+        bubble.className = "msg__bubble msg__bubble--photo";
+        const img = document.createElement("img");
+        img.className = "msg__photo";
+        img.src = `${apiBase}/conversations/${encodeURIComponent(state.conversationId || "")}/media/${photo[1]}`;
+        img.alt = t("photoAlt");
+        img.dataset.i18nAlt = "photoAlt";
+        bubble.appendChild(img);
+        el.insertBefore(bubble, el.lastChild);
+      }
+      if (role === "agent") {
+        hideAgentTyping();
+      }
       if (role !== "customer" && buttons.length) {
         const row = buildQuickReplies(buttons);
         if (row) {
@@ -533,6 +573,8 @@
     function setConversation(conversationId) {
       state.conversationId = conversationId;
       storageSet(STORAGE_CONVERSATION, conversationId);
+      updatePhotoButton();
+      state.readUpto = "";
     }
 
     /** Feeds server messages in, skipping what is already on screen. */
@@ -553,10 +595,77 @@
           continue;
         }
         state.knownIds.add(id);
-        if (message.role === "customer" && confirmOwnCustomerMessage(message, id)) {
+        if (message.role === "customer" && !PHOTO_PATTERN.test(String(message.text || ""))
+            && confirmOwnCustomerMessage(message, id)) {
           continue;
         }
         renderServerMessage(message, false);
+      }
+      applyRead("");
+    }
+
+    // ------------------------------------------------------------ the agent's typing and read signals
+
+    function streamOrder(id) {
+      const [ms, seq] = String(id || "0-0").split("-");
+      return [Number(ms) || 0, Number(seq) || 0];
+    }
+
+    function notAfter(a, b) {
+      const [am, as] = streamOrder(a);
+      const [bm, bs] = streamOrder(b);
+      return am < bm || (am === bm && as <= bs);
+    }
+
+    /** Marks the customer's messages up to `upto` (a server id) as read by the agent; the mark only moves on. */
+    function applyRead(upto) {
+      if (upto && (!state.readUpto || !notAfter(upto, state.readUpto))) {
+        state.readUpto = upto;
+      }
+      if (!state.readUpto) {
+        return;
+      }
+      for (const bubble of list.querySelectorAll(".msg--customer[data-id]:not(.msg--read)")) {
+        const id = bubble.dataset.id;
+        if (/^\d+-\d+$/.test(id) && notAfter(id, state.readUpto)) {
+          bubble.classList.add("msg--read");
+          const mark = document.createElement("span");
+          mark.className = "msg__read";
+          mark.dataset.i18n = "read";
+          mark.textContent = t("read");
+          bubble.appendChild(mark);
+        }
+      }
+    }
+
+    function showAgentTyping(name, until) {
+      const ms = Math.min(10000, Math.max(0, until * 1000 - Date.now()));
+      if (!ms) {
+        return;
+      }
+      if (!state.agentTypingEl) {
+        const el = document.createElement("div");
+        el.className = "agent-typing";
+        el.setAttribute("role", "status");
+        state.agentTypingEl = el;
+      }
+      state.agentTypingEl.textContent = t("agentTyping").split("{name}").join(name || t("agent"));
+      if (state.agentTypingEl.parentNode !== list) {
+        const stick = isNearBottom();
+        list.appendChild(state.agentTypingEl);
+        if (stick) {
+          scrollToBottom();
+        }
+      }
+      window.clearTimeout(state.agentTypingTimer);
+      state.agentTypingTimer = window.setTimeout(hideAgentTyping, ms);
+    }
+
+    function hideAgentTyping() {
+      window.clearTimeout(state.agentTypingTimer);
+      if (state.agentTypingEl) {
+        state.agentTypingEl.remove();
+        state.agentTypingEl = null;
       }
     }
 
@@ -661,6 +770,55 @@
       }
     }
 
+    // ------------------------------------------------------------ photos
+
+    function updatePhotoButton() {
+      photoButton.hidden = !state.conversationId; // a photo belongs to a conversation: after the first message
+    }
+
+    /** One photo, checked here for the customer's sake (the server checks again, from the bytes themselves). */
+    function sendPhoto(file) {
+      if (!file || !state.conversationId) {
+        return;
+      }
+      if (!PHOTO_TYPES.includes(file.type)) {
+        renderNotice("photoType");
+        return;
+      }
+      if (file.size > PHOTO_MAX_BYTES) {
+        renderNotice("photoTooLarge");
+        return;
+      }
+      const generation = state.generation;
+      const conversationId = state.conversationId;
+      const messageId = newMessageId();
+      state.queue = state.queue.then(async () => {
+        if (generation !== state.generation) {
+          return;
+        }
+        const url = `${apiBase}/conversations/${encodeURIComponent(conversationId)}/photos`
+          + `?message_id=${encodeURIComponent(messageId)}&ui_lang=${state.lang}`;
+        try {
+          const response = await fetch(url, { method: "POST", body: file, credentials: "same-origin",
+            headers: { Accept: "application/json", "Content-Type": "application/octet-stream" } });
+          const data = await response.json().catch(() => null);
+          if (generation !== state.generation) {
+            return;
+          }
+          if (!response.ok) {
+            const box = buildMessage("system", (data && typeof data.detail === "string" && data.detail)
+              || t("sendFailed"), Date.now() / 1000);
+            box.classList.add("msg--local");
+            appendToList(box, true);
+            return;
+          }
+          applyServerMessages(data.messages, false);
+        } catch (err) {
+          renderNotice("networkError");
+        }
+      });
+    }
+
     // ------------------------------------------------------------ history and polling
 
     function forgetConversation() {
@@ -726,6 +884,17 @@
           applyServerMessages([message], false);
         }
       };
+      source.addEventListener("typing", (event) => {
+        if (state.events === source) {
+          const data = JSON.parse(event.data);
+          showAgentTyping(String(data.name || ""), Number(data.until) || 0);
+        }
+      });
+      source.addEventListener("read", (event) => {
+        if (state.events === source) {
+          applyRead(String(JSON.parse(event.data).upto || ""));
+        }
+      });
       source.onerror = () => {
         state.eventsOpen = false;
         if (source.readyState === EventSource.CLOSED && state.events === source) {
@@ -747,6 +916,7 @@
         const data = await requestJson("GET", historyUrl(conversationId, state.lastServerId));
         if (generation === state.generation && conversationId === state.conversationId) {
           applyServerMessages(data.messages, true);
+          applyRead(typeof data.read_upto === "string" ? data.read_upto : "");
         }
         return true;
       } catch (err) {
@@ -820,6 +990,9 @@
       for (const el of root.querySelectorAll("[data-i18n-aria-label]")) {
         el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
       }
+      for (const el of root.querySelectorAll("[data-i18n-alt]")) {
+        el.alt = t(el.dataset.i18nAlt);
+      }
       for (const el of root.querySelectorAll(".msg__time")) {
         renderTime(el);
       }
@@ -873,6 +1046,12 @@
     input.addEventListener("input", updateComposer);
     langToggle.addEventListener("click", toggleLanguage);
     newConversationButton.addEventListener("click", startNewConversation);
+    photoButton.addEventListener("click", () => photoInput.click());
+    photoInput.addEventListener("change", () => {
+      const file = photoInput.files && photoInput.files[0];
+      photoInput.value = "";
+      sendPhoto(file);
+    });
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && state.conversationId) {
         poll();
@@ -881,6 +1060,7 @@
 
     applyLanguage();
     updateComposer();
+    updatePhotoButton();
     loadHistory().then(schedulePoll);
   }
 

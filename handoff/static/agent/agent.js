@@ -17,6 +17,9 @@
   const OPEN_KEY = "desk.open";
   const FILTER_KEY = "desk.filters";
   const LANG_KEY = "desk.lang";
+  const PHOTO_RE = /^\[photo\] \/api\/channels\/media\/([A-Za-z0-9_-]{1,64})$/;
+  const MACRO_VARS = ["customer_name", "order_number", "tracking_number", "agent_name"];
+  const TYPING_EVERY_MS = 2500;
 
   // ---------------------------------------------------------------- strings (the one dictionary)
 
@@ -65,6 +68,16 @@
       a_undelivered_d: "conversation {cid}: gave up after {attempts} attempts ({error}) {when}",
       a_repeat: "repeat complaint · {n}×", a_repeat_d: "customer {customer}, order {order} ({when})",
       a_group: "group incident · {n} customers", a_group_d: "{kind}: {value} ({when})",
+      sc_macro: "insert a macro (↑/↓ choose, Enter inserts)", macros: "Macros", kb_answers: "Knowledge answers",
+      macro_search: "Search macros… (m)", macro_manage: "Manage macros", macro_scope: "Who uses it",
+      macro_personal: "Only me", macro_shared: "Everyone (shared)", macro_title_en: "Title (English)",
+      macro_text_en: "Text (English)", macro_title_zh: "Title (Chinese)", macro_text_zh: "Text (Chinese)",
+      macro_vars: "Variables: {customer_name} {order_number} {tracking_number} {agent_name}",
+      macro_save: "Save macro", macro_cancel: "New", macro_saved: "Saved “{title}”.", macro_deleted: "Deleted.",
+      macro_edit: "Edit", macro_delete: "Delete", macro_none: "No macros yet.", scope_shared: "shared",
+      scope_personal: "mine", macro_missing: "Fill in before sending: {names}",
+      macro_unfilled: "The reply still has {names}: replace it with the real value first.",
+      photo: "Photo from the customer",
     },
     zh: {
       title: "客服工作台", username: "用户名", password: "密码", login: "登录", logout: "退出",
@@ -110,6 +123,16 @@
       a_undelivered_d: "对话 {cid}：尝试 {attempts} 次后放弃（{error}）{when}",
       a_repeat: "重复投诉 · {n} 次", a_repeat_d: "客户 {customer}，订单 {order}（{when}）",
       a_group: "群体事件 · {n} 位客户", a_group_d: "{kind}：{value}（{when}）",
+      sc_macro: "插入快捷回复（↑/↓ 选择，回车插入）", macros: "快捷回复", kb_answers: "知识库答案",
+      macro_search: "搜索快捷回复…（m）", macro_manage: "管理快捷回复", macro_scope: "使用范围",
+      macro_personal: "仅自己", macro_shared: "所有人（共享）", macro_title_en: "标题（英文）",
+      macro_text_en: "内容（英文）", macro_title_zh: "标题（中文）", macro_text_zh: "内容（中文）",
+      macro_vars: "变量：{customer_name} {order_number} {tracking_number} {agent_name}",
+      macro_save: "保存", macro_cancel: "新建", macro_saved: "已保存“{title}”。", macro_deleted: "已删除。",
+      macro_edit: "编辑", macro_delete: "删除", macro_none: "还没有快捷回复。", scope_shared: "共享",
+      scope_personal: "我的", macro_missing: "发送前请填写：{names}",
+      macro_unfilled: "回复中仍有 {names}，请先替换为实际内容。",
+      photo: "客户发送的图片",
     },
   };
   // Reason codes read as words in Chinese; the English console keeps the codes agents and reports already use.
@@ -163,6 +186,8 @@
     if (!$("desk-view").hidden) {
       renderLists();
       renderAccounts();
+      renderMacros();
+      renderOwnMacros();
       if (state.handoff) {
         renderHandoff();
         renderContext();
@@ -198,6 +223,9 @@
     context: null,
     reopen: null,
     notes: [],
+    macros: [],
+    macroActive: 0,
+    typingSentAt: 0,
     messages: [],
     knownMessageIds: new Set(),
     lastMessageId: "",
@@ -452,16 +480,21 @@
   }
 
   async function refreshLists() {
-    const focused = document.activeElement && document.activeElement.dataset
-      ? document.activeElement.dataset.handoffId : null;
     const [queue, mine] = await Promise.all([api("GET", "/api/agent/queue"), api("GET", "/api/agent/mine")]);
     state.queue = queue;
     state.mine = mine;
     if (state.me && state.me.role === "supervisor") {
       state.alerts = await api("GET", "/api/agent/alerts");
     }
+    // Where the focus is now, right before the cards are re-rendered (not before the requests: the agent may
+    // have moved to another card meanwhile, e.g. with j).
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.handoffId : null;
     renderLists();
-    if (focused) { // a refresh must not take the keyboard focus away from the card the agent is on
+    // A refresh must not take the keyboard focus away from the card the agent is on (re-rendering dropped it to
+    // the page), nor pull it back to that card when the agent moved on meanwhile (e.g. claimed: the reply box).
+    const active = document.activeElement;
+    if (focused && (!active || active === document.body)) {
       const again = document.querySelector(`.list li[data-handoff-id="${CSS.escape(focused)}"]`);
       if (again) {
         again.focus();
@@ -629,6 +662,7 @@
     renderNotes();
     openEvents();
     loadCanned();
+    loadMacros();
     for (const li of document.querySelectorAll(".list li")) {
       const on = li.dataset.handoffId === handoffId;
       li.classList.toggle("selected", on);
@@ -680,6 +714,20 @@
       meta.push(t("tapped"));
     }
     li.appendChild(el("span", "msg__meta", meta.filter(Boolean).join(" · ")));
+    const photo = role === "customer" && PHOTO_RE.exec(message.text || "");
+    if (photo) { // a customer's photo: shown from the desk's own authenticated media route, never a foreign URL
+      const link = el("a", "msg__photo-link");
+      link.href = `/api/channels/media/${photo[1]}`;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const img = el("img", "msg__photo");
+      img.src = link.href;
+      img.alt = t("photo");
+      img.loading = "lazy";
+      link.appendChild(img);
+      li.appendChild(link);
+      return li;
+    }
     li.appendChild(el("span", "msg__text", message.shown || message.text));
     return li;
   }
@@ -947,9 +995,16 @@
     if (!text || box.disabled) {
       return;
     }
+    const unfilled = MACRO_VARS.filter((name) => text.includes(`{${name}}`));
+    if (unfilled.length) { // a macro variable the conversation had no value for: never sent as "{order_number}"
+      $("action-error").textContent = t("macro_unfilled", { names: unfilled.map((n) => `{${n}}`).join(" ") });
+      selectPlaceholder();
+      return;
+    }
     await act(async () => {
       const result = await post("messages", { text, message_id: newMessageId() });
       box.value = "";
+      $("macro-missing").textContent = "";
       if (!state.knownMessageIds.has(result.id)) {
         appendMessage({ id: result.id, role: "agent", text, ts: Date.now() / 1000, author: state.me.id });
       }
@@ -999,6 +1054,196 @@
     } catch (err) {
       console.warn("desk: canned answers failed", err);
     }
+  }
+
+  // ---------------------------------------------------------------- macros (reply templates)
+
+  function customerLanguage() {
+    const c = state.context && state.context.customer;
+    return (c && c.language) || (state.handoff && state.handoff.language) || "zh";
+  }
+
+  function macroLabel(m, language) {
+    return m.title[language] || m.title.en || m.title.zh || "";
+  }
+
+  async function loadMacros() {
+    const query = $("macro-search").value.trim();
+    const language = state.handoff ? customerLanguage() : lang;
+    try {
+      state.macros = await api("GET", `/api/agent/macros?lang=${language}&q=${encodeURIComponent(query)}`);
+    } catch (err) {
+      console.warn("desk: macros failed", err);
+      return;
+    }
+    state.macroActive = 0;
+    renderMacros();
+    if (!query) {
+      renderOwnMacros();
+    }
+  }
+
+  function renderMacros() {
+    const language = state.handoff ? customerLanguage() : lang;
+    $("macros").replaceChildren(...state.macros.map((m, i) => {
+      const li = el("li", "macro", macroLabel(m, language));
+      li.id = `macro-${m.id}`;
+      li.dataset.macroId = m.id;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(i === state.macroActive));
+      li.appendChild(el("span", "macro__scope", t(m.scope === "shared" ? "scope_shared" : "scope_personal")));
+      li.title = m.text[language] || m.text.en || m.text.zh || "";
+      li.addEventListener("mousedown", (event) => event.preventDefault()); // keep the focus where it is
+      li.addEventListener("click", () => insertMacro(m.id));
+      return li;
+    }));
+    const active = state.macros[state.macroActive];
+    if (active) {
+      $("macro-search").setAttribute("aria-activedescendant", `macro-${active.id}`);
+    } else {
+      $("macro-search").removeAttribute("aria-activedescendant");
+    }
+  }
+
+  /** The macro filled for the open conversation (server side: its language, its order number, my name). */
+  async function insertMacro(macroId) {
+    if (!state.selected) {
+      return;
+    }
+    await act(async () => {
+      const filled = await api("GET", `/api/agent/handoffs/${encodeURIComponent(state.selected)}/macros/`
+        + `${encodeURIComponent(macroId)}?lang=${customerLanguage()}`);
+      const box = $("reply-text");
+      const start = box.selectionStart ?? box.value.length;
+      const end = box.selectionEnd ?? box.value.length;
+      box.value = box.value.slice(0, start) + filled.text + box.value.slice(end);
+      const caret = start + filled.text.length;
+      $("macro-missing").textContent = filled.missing.length
+        ? t("macro_missing", { names: filled.missing.map((n) => `{${n}}`).join(" ") }) : "";
+      $("macro-search").value = "";
+      box.focus();
+      if (!selectPlaceholder()) {
+        box.setSelectionRange(caret, caret);
+      }
+      loadMacros();
+    });
+  }
+
+  /** Selects the first unfilled variable in the reply box, so typing replaces it. */
+  function selectPlaceholder() {
+    const box = $("reply-text");
+    const match = /\{(customer_name|order_number|tracking_number|agent_name)\}/.exec(box.value);
+    if (!match) {
+      return false;
+    }
+    box.focus();
+    box.setSelectionRange(match.index, match.index + match[0].length);
+    return true;
+  }
+
+  function onMacroKey(event) {
+    const count = state.macros.length;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (count) {
+        state.macroActive = (state.macroActive + (event.key === "ArrowDown" ? 1 : count - 1)) % count;
+        renderMacros();
+        const node = $(`macro-${state.macros[state.macroActive].id}`);
+        if (node) {
+          node.scrollIntoView({ block: "nearest" });
+        }
+      }
+    } else if (event.key === "Enter" && !event.isComposing) {
+      event.preventDefault();
+      const chosen = state.macros[state.macroActive];
+      if (chosen) {
+        insertMacro(chosen.id);
+      }
+    }
+  }
+
+  function renderOwnMacros() {
+    const editable = state.macros.filter((m) => m.editable);
+    const list = $("macro-own");
+    if (!editable.length) {
+      list.replaceChildren(el("li", "muted", t("macro_none")));
+      return;
+    }
+    list.replaceChildren(...editable.map((m) => {
+      const li = el("li", "", `${macroLabel(m, lang)} (${t(m.scope === "shared" ? "scope_shared" : "scope_personal")})`);
+      li.dataset.macroId = m.id;
+      const edit = el("button", "link", t("macro_edit"));
+      edit.type = "button";
+      edit.addEventListener("click", () => editMacro(m));
+      const remove = el("button", "link", t("macro_delete"));
+      remove.type = "button";
+      remove.dataset.action = "delete";
+      remove.addEventListener("click", () => deleteMacro(m.id));
+      li.append(edit, remove);
+      return li;
+    }));
+  }
+
+  function editMacro(m) {
+    $("macro-id").value = m.id;
+    $("macro-scope").value = m.scope;
+    $("macro-scope").disabled = true; // a macro keeps its scope
+    $("macro-title-en").value = m.title.en || "";
+    $("macro-text-en").value = m.text.en || "";
+    $("macro-title-zh").value = m.title.zh || "";
+    $("macro-text-zh").value = m.text.zh || "";
+    $("macro-title-en").focus();
+  }
+
+  function resetMacroForm() {
+    $("macro-form").reset();
+    $("macro-id").value = "";
+    $("macro-scope").disabled = false;
+  }
+
+  async function saveMacro(event) {
+    event.preventDefault();
+    const message = $("macro-message");
+    message.textContent = "";
+    const body = {
+      title: { en: $("macro-title-en").value, zh: $("macro-title-zh").value },
+      text: { en: $("macro-text-en").value, zh: $("macro-text-zh").value },
+    };
+    const id = $("macro-id").value;
+    try {
+      const saved = id ? await api("PUT", `/api/agent/macros/${encodeURIComponent(id)}`, body)
+        : await api("POST", "/api/agent/macros", { ...body, scope: $("macro-scope").value });
+      resetMacroForm();
+      message.textContent = t("macro_saved", { title: macroLabel(saved, lang) });
+      await loadMacros();
+    } catch (err) {
+      message.textContent = err.detail || String(err.message || err);
+    }
+  }
+
+  async function deleteMacro(id) {
+    try {
+      await api("DELETE", `/api/agent/macros/${encodeURIComponent(id)}`);
+      $("macro-message").textContent = t("macro_deleted");
+      resetMacroForm();
+      await loadMacros();
+    } catch (err) {
+      $("macro-message").textContent = err.detail || String(err.message || err);
+    }
+  }
+
+  /** "<name> is typing…" for the web chat customer: at most one signal every few seconds, only while mine. */
+  function onReplyInput() {
+    const h = state.handoff;
+    if (!h || h.status !== "claimed" || h.agent_id !== state.me.id || !$("reply-text").value.trim()) {
+      return;
+    }
+    const now = Date.now();
+    if (now - state.typingSentAt < TYPING_EVERY_MS) {
+      return;
+    }
+    state.typingSentAt = now;
+    post("typing").catch((err) => console.warn("desk: typing signal failed", err));
   }
 
   // ---------------------------------------------------------------- keyboard
@@ -1066,6 +1311,12 @@
         if (visible("reply-text")) {
           event.preventDefault();
           $("reply-text").focus();
+        }
+        break;
+      case "m":
+        if (visible("macro-search") && !$("reply-text").disabled) {
+          event.preventDefault();
+          $("macro-search").focus();
         }
         break;
       case "?":
@@ -1137,9 +1388,11 @@
       state.filters = {};
     }
     $("whoami").textContent = `${state.me.display_name} (${state.me.role})`;
+    $("macro-scope").querySelector('option[value="shared"]').hidden = state.me.role !== "supervisor";
     $("login-view").hidden = true;
     $("desk-view").hidden = false;
     renderAccounts();
+    loadMacros();
     await refreshLists();
     const reopen = remembered();
     if (reopen) {
@@ -1177,6 +1430,15 @@
     $("reply-form").addEventListener("submit", sendReply);
     $("note-form").addEventListener("submit", addNote);
     $("account-form").addEventListener("submit", createAccount);
+    $("macro-form").addEventListener("submit", saveMacro);
+    $("macro-cancel").addEventListener("click", resetMacroForm);
+    $("macro-search").addEventListener("keydown", onMacroKey);
+    $("reply-text").addEventListener("input", onReplyInput);
+    let macroTimer = 0;
+    $("macro-search").addEventListener("input", () => {
+      window.clearTimeout(macroTimer);
+      macroTimer = window.setTimeout(loadMacros, 150);
+    });
     $("reply-text").addEventListener("keydown", (event) => {
       const composing = event.isComposing || event.keyCode === 229; // an IME's Enter picks a character
       if (event.key === "Enter" && !event.shiftKey && !composing) {
