@@ -175,6 +175,9 @@ class FailureSignals:
     fallback_intents: frozenset[str]
     help_check_responses: frozenset[str]
     negative_intents: frozenset[str]
+    # Slots the bot sets when it gave the customer an answer (an article): such a turn did not fail, whatever the
+    # NLU made of the message (the fallback found the article) - a calm follow-up is not a "repeated failure".
+    answered_slots: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Iterable[str]]) -> FailureSignals:
@@ -183,6 +186,7 @@ class FailureSignals:
             fallback_intents=frozenset(raw.get("fallback_intents", [])),
             help_check_responses=frozenset(raw.get("help_check_responses", [])),
             negative_intents=frozenset(raw.get("negative_intents", [])),
+            answered_slots=frozenset(raw.get("answered_slots", [])),
         )
 
 
@@ -199,6 +203,7 @@ def turns_from_events(
     consecutive = 0
     count_before_turn = 0
     turn_failed = False
+    answered = False
     help_check_pending = False
     for event in applied_events(events):
         kind = event.get("event")
@@ -219,13 +224,16 @@ def turns_from_events(
             turn_failed = intent in failures.fallback_intents or (
                 help_check_pending and intent in failures.negative_intents
             )
-            consecutive = count_before_turn + 1 if turn_failed else 0
+            answered = False
             help_check_pending = False
-        elif kind == "action" and event.get("name") in failures.fallback_actions and turns and not turn_failed:
+        elif kind == "action" and event.get("name") in failures.fallback_actions and turns:
             turn_failed = True
-            consecutive = count_before_turn + 1
+        elif kind == "slot" and event.get("name") in failures.answered_slots and event.get("value") and turns:
+            answered = True
         elif kind == "bot":
             utter = (event.get("metadata") or {}).get("utter_action")
             if utter in failures.help_check_responses:
                 help_check_pending = True
+        if turns:
+            consecutive = count_before_turn + 1 if turn_failed and not answered else 0
     return turns, consecutive

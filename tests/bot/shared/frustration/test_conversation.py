@@ -142,3 +142,35 @@ def test_shipped_config_lets_staying_annoyed_reach_the_thresholds() -> None:
     assert score_conversation(turns(45, 45), config=shipped).score >= threshold - 15
     assert score_conversation(turns(45), config=shipped).score < threshold - 15
     assert score_conversation(turns(20, 25, 20, 25), config=shipped).score < 30
+
+
+def test_a_fallback_that_found_the_answer_is_not_a_failure() -> None:
+    """The NLU fell back, but the bot answered from the knowledge base (it set the article slot): a calm follow-up
+    after it must not count as the second failure in a row (it was escalated as "repeated failure")."""
+    signals = FailureSignals(**{**SIGNALS.__dict__, "answered_slots": frozenset({"kb_last_article"})})
+    answered = [
+        user("换回来的东西又是坏的怎么办", "nlu_fallback", 10),
+        {"event": "action", "name": "action_fallback"},
+        {"event": "bot", "text": "...", "metadata": {}},
+        {"event": "slot", "name": "kb_last_article", "value": "exchanges-replacement-faulty"},
+    ]
+    _, failures = turns_from_events(answered, signals)
+    assert failures == 0
+    _, failures = turns_from_events(answered + [user("能直接退钱吗", "nlu_fallback", 5)], signals)
+    assert failures == 1  # the current turn, not yet answered
+    not_answered = answered[:2] + [{"event": "slot", "name": "kb_last_article", "value": None}]
+    _, failures = turns_from_events(not_answered + [user("能直接退钱吗", "nlu_fallback", 5)], signals)
+    assert failures == 2
+    _, failures = turns_from_events(answered, SIGNALS)  # without the setting: counted as before
+    assert failures == 1
+
+
+def test_the_shipped_config_names_the_article_slot_of_the_domain() -> None:
+    import yaml
+
+    from bot.shared.frustration.escalation import EscalationConfig
+    from bot.shared.paths import REPO_ROOT
+
+    slots = yaml.safe_load((REPO_ROOT / "domain.yml").read_text(encoding="utf-8"))["slots"]
+    answered = EscalationConfig.from_yaml(REPO_ROOT / "data" / "escalation.yml").failures.answered_slots
+    assert answered and answered <= set(slots)
