@@ -58,9 +58,10 @@ ERROR_BUBBLE = "#messages .error-bubble"
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One browser for the session; each test gets its own context (fresh localStorage)."""
+    """One browser for this module; each test gets its own context (fresh localStorage). Module-scoped like the
+    other browser modules' fixture: two live sync_playwright instances in one thread refuse to start."""
     if not Path(CHROMIUM_PATH).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM_PATH} (apt-get install chromium)")
     with sync_playwright() as playwright:
