@@ -6,8 +6,10 @@ GET /api/channels/dead-letters  the newest batches the outbox gave up on (platfo
                                 the messages), newest first
 Supervisors only (the desk's session: cookie or bearer token).
 
-GET /api/channels/media/<id>    a photo a customer sent (the customer message names this link): any logged-in agent;
-                                image types are shown inline, anything else is a download
+GET /api/channels/media/<id>    a photo a customer sent (the customer message names this link): whoever may read
+                                that conversation's handoff (handoff.api.agent.may_read: supervisors, its agent,
+                                any agent while it waits in the queue); a photo of a conversation without a handoff,
+                                supervisors only. Anyone else gets 404 (no oracle). Image types inline, else download
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from redis.exceptions import ResponseError
 from channels.base import MEDIA_TYPES
 from channels.outbox import GROUP
 from conversations import keys
-from handoff.deps import AgentDep, SupervisorDep
+from handoff.api.agent import may_read
+from handoff.deps import AgentDep, DeskDep, SupervisorDep
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
 
@@ -62,12 +65,18 @@ async def dead_letters(request: Request, supervisor: SupervisorDep,
 
 
 @router.get("/media/{media_id}")
-async def media(media_id: str, request: Request, agent: AgentDep) -> Response:
+async def media(media_id: str, request: Request, agent: AgentDep, desk: DeskDep) -> Response:
     if not media_id.replace("-", "").replace("_", "").isalnum() or len(media_id) > 64:
         raise HTTPException(status_code=404, detail="Not Found")
     stored = await request.app.state.redis.hgetall(keys.channel_media(media_id))
     if not stored:
         raise HTTPException(status_code=404, detail="Not Found")
+    if not agent.is_supervisor:
+        conversation_id = _s(stored.get(b"conversation_id", b""))
+        handoff_id = await desk.open_for(conversation_id) if conversation_id else None
+        handoff = await desk.get(handoff_id) if handoff_id else None
+        if handoff is None or not may_read(agent, handoff):
+            raise HTTPException(status_code=404, detail="Not Found")
     content_type = _s(stored.get(b"content_type", b""))
     inline = content_type in MEDIA_TYPES
     return Response(stored.get(b"data", b""), media_type=content_type if inline else "application/octet-stream",

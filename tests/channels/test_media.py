@@ -21,8 +21,8 @@ JPEG = b"\xff\xd8\xff\xe0" + secrets.token_bytes(3000) + b"\xff\xd9"
 PASSWORD = "media-agent-test-pw"  # noqa: S105 - throw-away account in a throw-away Redis
 
 
-async def agent_headers(http, username: str) -> dict:
-    await http.app.state.agents.create(username, PASSWORD, "agent")
+async def agent_headers(http, username: str, role: str = "agent") -> dict:
+    await http.app.state.agents.create(username, PASSWORD, role)
     login = await http.post("/api/agent/login", json={"username": username, "password": PASSWORD})
     http.cookies.clear()
     return {"Authorization": f"Bearer {login.json()['token']}"}
@@ -50,7 +50,9 @@ async def test_telegram_photo_is_kept_for_agents_and_the_customer_thanked(redis_
         assert "photo is saved" in texts[0] and http.bot.calls == []
         link = await photo_link(http, "telegram", str(chat_id))
         assert (await http.get(link)).status_code == 401  # not for customers or strangers
-        shown = await http.get(link, headers=await agent_headers(http, "media-tg"))
+        # No handoff for this conversation: an agent has no reason to see it (404, as for an unknown id).
+        assert (await http.get(link, headers=await agent_headers(http, "media-tg-agent"))).status_code == 404
+        shown = await http.get(link, headers=await agent_headers(http, "media-tg", "supervisor"))
         assert shown.status_code == 200 and shown.content == JPEG  # the largest size, not the thumbnail
         assert shown.headers["content-type"] == "image/jpeg" and shown.headers["content-disposition"] == "inline"
         assert (await http.get("/api/channels/media/unknown-id", headers=await agent_headers(http, "media-tg2"))
@@ -69,7 +71,7 @@ async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> N
         sent = await eventually(lambda: fake.sent_to(wa_id))
         assert "photo is saved" in sent[0]["text"]["body"]
         link = await photo_link(http, "whatsapp", wa_id)
-        assert (await http.get(link, headers=await agent_headers(http, "media-wa"))).content == JPEG
+        assert (await http.get(link, headers=await agent_headers(http, "media-wa", "supervisor"))).content == JPEG
 
 
 @pytest.mark.parametrize("size", [100, MEDIA_MAX_BYTES + 1])

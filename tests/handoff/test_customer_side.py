@@ -172,6 +172,14 @@ async def test_photo_upload_sniffed_capped_stored_with_expiry_and_shown_only_to_
     # The agent's transcript has the photo message (link intact through redaction).
     view = (await desk.http.get(f"/api/agent/handoffs/{hid}", headers=alice.headers)).json()
     assert any(m["text"] == stored["text"] for m in view["messages"])
+    # Once alice claimed it, the photo is hers (and supervisors'): another agent gets 404, as for an unknown id.
+    bob = await desk.agent("bob")
+    boss = await desk.agent("boss", role="supervisor")
+    assert (await desk.http.get(f"/api/channels/media/{media_id}", headers=bob.headers)).status_code == 200  # queued
+    assert (await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=alice.headers)).status_code == 200
+    assert (await desk.http.get(f"/api/channels/media/{media_id}", headers=bob.headers)).status_code == 404
+    assert (await desk.http.get(f"/api/channels/media/{media_id}", headers=alice.headers)).status_code == 200
+    assert (await desk.http.get(f"/api/channels/media/{media_id}", headers=boss.headers)).status_code == 200
 
 
 async def test_photo_while_the_bot_answers_is_thanked_in_the_customers_language(desk) -> None:
