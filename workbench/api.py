@@ -150,9 +150,16 @@ async def save_article(article_id: str, body: ArticleEdit, editor: EditorDep, co
                        response: Response) -> dict[str, Any] | JSONResponse:
     changes = body.model_dump(exclude={"base_version"})
     changes["last_reviewed"] = body.last_reviewed.isoformat() if body.last_reviewed else None
+    return await _write(article_id, "saved", response, content.save, article_id, body.base_version, changes,
+                        editor.username, editor.role)
+
+
+async def _write(article_id: str, verb: str, response: Response, call: Any, *args: Any
+                 ) -> dict[str, Any] | JSONResponse:
+    """Run a write of the content store off the loop and answer it: the new head with its ETag, 409 with the
+    conflict, 422 with every problem, 404 for an unknown article, 503 when the files cannot be written."""
     try:
-        head = await asyncio.to_thread(content.save, article_id, body.base_version, changes, editor.username,
-                                       editor.role)
+        head = await asyncio.to_thread(call, *args)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except Conflict as exc:
@@ -160,7 +167,7 @@ async def save_article(article_id: str, body: ArticleEdit, editor: EditorDep, co
     except ArticleProblems as exc:
         return _problems(exc)
     except KBContentError as exc:
-        raise HTTPException(503, f"Not saved: the article files cannot be read or written: {exc}") from exc
+        raise HTTPException(503, f"Not {verb}: the article files cannot be read or written: {exc}") from exc
     response.headers["ETag"] = _etag(article_id, head["version"])
     return head
 
@@ -184,19 +191,8 @@ async def get_version(article_id: str, version: int, editor: EditorDep, content:
 @router.post("/articles/{article_id}/restore", response_model=None)
 async def restore(article_id: str, body: RestoreIn, editor: EditorDep, content: ContentDep, response: Response
                   ) -> dict[str, Any] | JSONResponse:
-    try:
-        head = await asyncio.to_thread(content.restore, article_id, body.version, body.base_version,
-                                       editor.username, editor.role)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        return _conflict(exc)
-    except ArticleProblems as exc:
-        return _problems(exc)
-    except KBContentError as exc:
-        raise HTTPException(503, f"Not restored: the article files cannot be read or written: {exc}") from exc
-    response.headers["ETag"] = _etag(article_id, head["version"])
-    return head
+    return await _write(article_id, "restored", response, content.restore, article_id, body.version,
+                        body.base_version, editor.username, editor.role)
 
 
 @router.post("/try")
