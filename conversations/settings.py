@@ -63,7 +63,7 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_LOGIN_LOCK_S | 900 | a locked account / address gets 429 + Retry-After this long, password unchecked |
     | HANDOFF_LOGIN_HASH_WORKERS | 2 | password hashes computed at once, in threads off the event loop (16 MB each) |
     | HANDOFF_ALLOWED_ORIGINS | (empty) | other origins (comma-separated) allowed to POST to /api/agent |
-    | HANDOFF_LIMIT_DESK_WRITES | 120/minute;3000/day | macro changes and typing signals per agent account |
+    | HANDOFF_LIMIT_DESK_WRITES | 120/minute;3000/day | macros, typing signals, workbench saves and tries per account |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |

@@ -160,3 +160,12 @@ UserDep = Annotated[Agent, Depends(current_user)]
 AgentDep = Annotated[Agent, Depends(current_agent)]
 SupervisorDep = Annotated[Agent, Depends(current_supervisor)]
 EditorDep = Annotated[Agent, Depends(current_editor)]
+
+
+async def count_desk_write(throttle: Throttle, account: Agent) -> None:
+    """Count one change by a desk account (macros, typing signals, workbench saves and tries) against
+    ``HANDOFF_LIMIT_DESK_WRITES``; 429 with Retry-After when the account is over it."""
+    limited = await throttle.hit("desk_write", "agent:" + account.id)
+    if limited:
+        raise HTTPException(status_code=429, detail="Too many changes at once; try again shortly.",
+                            headers={"Retry-After": str(limited.retry_after_s)})

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoff.deps import EditorDep, same_origin
+from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
 from kb_index.errors import KBContentError
 from workbench import trial
 from workbench.articles import ArticleProblems
@@ -147,7 +147,8 @@ async def get_article(article_id: str, editor: EditorDep, content: ContentDep, r
 
 @router.put("/articles/{article_id}", response_model=None)
 async def save_article(article_id: str, body: ArticleEdit, editor: EditorDep, content: ContentDep,
-                       response: Response) -> dict[str, Any] | JSONResponse:
+                       response: Response, throttle: ThrottleDep) -> dict[str, Any] | JSONResponse:
+    await count_desk_write(throttle, editor)
     changes = body.model_dump(exclude={"base_version"})
     changes["last_reviewed"] = body.last_reviewed.isoformat() if body.last_reviewed else None
     return await _write(article_id, "saved", response, content.save, article_id, body.base_version, changes,
@@ -189,16 +190,20 @@ async def get_version(article_id: str, version: int, editor: EditorDep, content:
 
 
 @router.post("/articles/{article_id}/restore", response_model=None)
-async def restore(article_id: str, body: RestoreIn, editor: EditorDep, content: ContentDep, response: Response
-                  ) -> dict[str, Any] | JSONResponse:
+async def restore(article_id: str, body: RestoreIn, editor: EditorDep, content: ContentDep, response: Response,
+                  throttle: ThrottleDep) -> dict[str, Any] | JSONResponse:
+    await count_desk_write(throttle, editor)
     return await _write(article_id, "restored", response, content.restore, article_id, body.version,
                         body.base_version, editor.username, editor.role)
 
 
 @router.post("/try")
-async def try_question(body: TryIn, editor: EditorDep, settings: SettingsDep) -> dict[str, Any]:
+async def try_question(body: TryIn, editor: EditorDep, settings: SettingsDep, throttle: ThrottleDep
+                       ) -> dict[str, Any]:
     """Which article the bot would answer with, its score and the decision (answer / suggest = "did you mean" /
-    none = decline), from the action server's live index: saved edits count once the index is rebuilt."""
+    none = decline), from the action server's live index: saved edits count once the index is rebuilt. Counted
+    against the account's write limit: each try costs the action server a retrieval."""
+    await count_desk_write(throttle, editor)
     try:
         return await trial.decide(settings, body.question, body.language, body.previous)
     except trial.TryUnavailable as exc:

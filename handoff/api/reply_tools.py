@@ -15,9 +15,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from handoff.agents import Agent
 from handoff.api.agent import _for_reader, _readable_row
-from handoff.deps import AgentDep, DeskDep, RedisDep, ThrottleDep, same_origin
+from handoff.deps import AgentDep, DeskDep, RedisDep, ThrottleDep, count_desk_write, same_origin
 from handoff.macros import LANGUAGES, MacroError, MacroInput, Macros
 from handoff.presence import CustomerSignals
 
@@ -58,13 +57,6 @@ def _error(exc: MacroError) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.detail)
 
 
-async def _count_write(throttle: Any, agent: Agent) -> None:
-    limited = await throttle.hit("desk_write", "agent:" + agent.id)
-    if limited:
-        raise HTTPException(status_code=429, detail="Too many changes at once; try again shortly.",
-                            headers={"Retry-After": str(limited.retry_after_s)})
-
-
 @router.get("/macros")
 async def list_macros(agent: AgentDep, macros: MacrosDep, q: str = Query(default="", max_length=100),
                       lang: Literal["zh", "en"] | None = None) -> list[dict[str, Any]]:
@@ -75,7 +67,7 @@ async def list_macros(agent: AgentDep, macros: MacrosDep, q: str = Query(default
 @router.post("/macros", status_code=201)
 async def create_macro(body: NewMacroIn, agent: AgentDep, macros: MacrosDep, desk: DeskDep,
                        throttle: ThrottleDep) -> dict[str, Any]:
-    await _count_write(throttle, agent)
+    await count_desk_write(throttle, agent)
     try:
         macro = await macros.create(agent, body.scope, _input(body))
     except MacroError as exc:
@@ -87,7 +79,7 @@ async def create_macro(body: NewMacroIn, agent: AgentDep, macros: MacrosDep, des
 @router.put("/macros/{macro_id}")
 async def update_macro(macro_id: str, body: MacroIn, agent: AgentDep, macros: MacrosDep, desk: DeskDep,
                        throttle: ThrottleDep) -> dict[str, Any]:
-    await _count_write(throttle, agent)
+    await count_desk_write(throttle, agent)
     try:
         macro = await macros.update(agent, macro_id, _input(body))
     except MacroError as exc:
@@ -99,7 +91,7 @@ async def update_macro(macro_id: str, body: MacroIn, agent: AgentDep, macros: Ma
 @router.delete("/macros/{macro_id}")
 async def delete_macro(macro_id: str, agent: AgentDep, macros: MacrosDep, desk: DeskDep,
                        throttle: ThrottleDep) -> dict[str, str]:
-    await _count_write(throttle, agent)
+    await count_desk_write(throttle, agent)
     try:
         macro = await macros.delete(agent, macro_id)
     except MacroError as exc:
@@ -130,5 +122,5 @@ async def typing(handoff_id: str, agent: AgentDep, desk: DeskDep, signals: Signa
     row = await _readable_row(desk, agent, handoff_id, "typing")
     if row["status"] != "claimed" or row.get("agent_id") != agent.id:
         raise HTTPException(status_code=409, detail="Only the agent who owns the conversation is shown typing.")
-    await _count_write(throttle, agent)
+    await count_desk_write(throttle, agent)
     return {"sent": await signals.typing(row["conversation_id"], agent.display_name)}

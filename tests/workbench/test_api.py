@@ -182,3 +182,23 @@ async def test_try_a_question_asks_the_action_server_with_its_token(wb, fake_act
     agent = await wb.agent("ann", "agent")
     assert (await wb.http.post("/api/workbench/try", headers=agent.headers,
                                json={"question": "x"})).status_code == 403
+
+
+@pytest.mark.desk_settings(handoff_limit_desk_writes="3/minute")
+async def test_an_editor_cannot_hammer_the_action_server_or_the_files(wb, fake_action_server) -> None:
+    """Each try costs the action server a retrieval and each save a file write: counted per account with the desk's
+    write limit (429 + Retry-After), so one session cannot call them 10,000 times."""
+    _, seen = fake_action_server
+    alice = await wb.agent("alice", "editor")
+    bob = await wb.agent("bob", "editor")
+    for _ in range(3):
+        r = await wb.http.post("/api/workbench/try", headers=alice.headers, json={"question": "ship to xinjiang?"})
+        assert r.status_code == 200
+    r = await wb.http.post("/api/workbench/try", headers=alice.headers, json={"question": "ship to xinjiang?"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    head = (await wb.http.get(f"/api/workbench/articles/{ARTICLE}", headers=alice.headers)).json()
+    r = await wb.http.put(f"/api/workbench/articles/{ARTICLE}", headers=alice.headers, json=_edit(head))
+    assert r.status_code == 429  # the same budget: nothing written
+    assert len(seen) == 3
+    r = await wb.http.post("/api/workbench/try", headers=bob.headers, json={"question": "ship to xinjiang?"})
+    assert r.status_code == 200  # per account
