@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import verification
 from actions.kb_feedback import get_feedback_store
-from actions.knowledge import answer_from_kb
+from actions.knowledge import answer_from_kb, customer_language
 from bot.shared.tracker_events import applied_events, intent_of
 
 NLU_FALLBACK_INTENT = "nlu_fallback"
@@ -54,6 +54,20 @@ def _looks_like_a_question(tracker: Tracker) -> bool:
     return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4 and chat < SMALL_TALK_MASS
 
 
+async def _record(tracker: Tracker, store: Any, kb_decision: str) -> None:
+    """An NLU fallback on the customer's own words (not a button payload) goes to the editors' inbox stream, with
+    the NLU's best real guess and what the knowledge base made of it."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    text = (tracker.latest_message.get("text") or "").strip()
+    if store is None or intent != NLU_FALLBACK_INTENT or not text or text.startswith("/"):
+        return
+    guess = next((r for r in tracker.latest_message.get("intent_ranking") or []
+                  if r.get("name") not in (NLU_FALLBACK_INTENT, None)), None)
+    await store.record_fallback(tracker.sender_id, text, customer_language(tracker),
+                                guess.get("name") if guess else None,
+                                round(float(guess.get("confidence") or 0.0), 4) if guess else None, kb_decision)
+
+
 class ActionFallback(Action):
     """A confident knowledge-base answer if there is one; else rephrase prompt, then (2nd failure) offer a human."""
 
@@ -63,10 +77,14 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
+        store = get_feedback_store()
         if _looks_like_a_question(tracker):
-            events = await answer_from_kb(dispatcher, tracker, get_feedback_store(), allow_none=False)
+            events = await answer_from_kb(dispatcher, tracker, store, allow_none=False)
+            await _record(tracker, store, "kb" if events is not None else "none")
             if events is not None:
                 return events
+        else:
+            await _record(tracker, store, "not_searched")
         requested = tracker.get_slot("requested_slot") if tracker.active_loop.get("name") else None
         if requested in FORM_HINTS:
             # Inside an order form, an answer the NLU could not place ("DM123") gets the form's own format hint.

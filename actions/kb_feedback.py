@@ -1,4 +1,7 @@
-"""Where knowledge-base feedback goes: Redis streams that editors read (`python -m actions.kb_report`)."""
+"""Where knowledge-base feedback goes: Redis streams that editors read (`python -m actions.kb_report` and the
+workbench inbox, whose consumer group takes every entry in: workbench/inbox.py). Texts are stored as the customer
+wrote them (the streams stay inside Redis, like the conversation streams); the inbox masks them when it takes them
+in."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 FEEDBACK_STREAM = keys.kb_feedback()      # every "did this help?" answer
 UNANSWERED_STREAM = keys.kb_unanswered()  # questions the KB could not answer
+CHOSEN_STREAM = keys.kb_chosen()          # "did you mean" suggestions the customer picked
+FALLBACK_STREAM = keys.kb_fallback()      # messages the NLU could not place (nlu_fallback)
 STREAM_MAXLEN = 100_000
 
 
@@ -42,6 +47,17 @@ class FeedbackStore:
                                 best_score: float | None) -> None:
         await self._add(UNANSWERED_STREAM, {"conversation_id": conversation_id, "question": question,
                                             "language": language, "best_score": best_score, "ts": time.time()})
+
+    async def record_choice(self, conversation_id: str, question: str, article_id: str, language: str) -> None:
+        await self._add(CHOSEN_STREAM, {"conversation_id": conversation_id, "question": question,
+                                        "article_id": article_id, "language": language, "ts": time.time()})
+
+    async def record_fallback(self, conversation_id: str, question: str, language: str, guess: str | None,
+                              guess_confidence: float | None, kb_decision: str) -> None:
+        await self._add(FALLBACK_STREAM, {"conversation_id": conversation_id, "question": question,
+                                          "language": language, "intent_guess": guess,
+                                          "guess_confidence": guess_confidence, "kb_decision": kb_decision,
+                                          "ts": time.time()})
 
     async def read(self, stream: str, count: int = 1000) -> list[dict[str, str]]:
         entries = await self._redis.xrevrange(stream, count=count)

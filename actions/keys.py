@@ -1,8 +1,13 @@
 """Every Redis key of the action server, in one place: verification (``csbot:verify``) and knowledge-base feedback
-(``csbot:kb``). The root prefix and the map of all namespaces: :mod:`bot.shared.redis_keys`."""
+(``csbot:kb``: defined in :mod:`conversations.keys`, because the workbench inbox in the gateway reads those streams;
+re-exported here). The root prefix and the map of all namespaces: :mod:`bot.shared.redis_keys`."""
 from __future__ import annotations
 
 from bot.shared.redis_keys import PREFIX
+from conversations.keys import kb_chosen, kb_fallback, kb_feedback, kb_unanswered
+
+__all__ = ["kb_chosen", "kb_fallback", "kb_feedback", "kb_unanswered", "verification_failures_prefix",
+           "verification_record", "verified_customer"]
 
 
 def verification_record(conversation_id: str, order_number: str) -> str:
@@ -22,12 +27,3 @@ def verification_failures_prefix() -> str:
     the ``limits`` package (actions/verification_store.py)."""
     return f"{PREFIX}:verify:fail"
 
-
-def kb_feedback() -> str:
-    """Stream: every "did this help?" answer (article, helpful, language, question), read by ``actions.kb_report``."""
-    return f"{PREFIX}:kb:feedback"
-
-
-def kb_unanswered() -> str:
-    """Stream: questions the knowledge base could not answer (question, language, best score), for editors."""
-    return f"{PREFIX}:kb:unanswered"

@@ -179,6 +179,10 @@ async def answer_from_kb(
         if requested:
             article = await asyncio.to_thread(_article, str(requested), language)
             if article:
+                asked = tracker.get_slot("kb_last_question")
+                if store is not None and asked and _was_suggested(tracker, article["id"]):
+                    # a "did you mean" pick: the question that got the suggestions and the article it meant
+                    await store.record_choice(tracker.sender_id, str(asked), article["id"], language)
                 return _give_answer(dispatcher, article["id"], article["title"], article["answer"], 1.0, language,
                                     question, ask_feedback)
         decision = await decide_for(tracker, question)
@@ -205,6 +209,23 @@ async def answer_from_kb(
         await store.record_unanswered(tracker.sender_id, question, language, best.score if best else None)
     dispatcher.utter_message(response="utter_kb_no_answer")
     return [SlotSet("kb_last_article", None)]
+
+
+def _was_suggested(tracker: Tracker, article_id: str) -> bool:
+    """The customer's latest message picked ``article_id`` among the "did you mean" buttons the bot showed just
+    before it (not some other way of naming an article)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return False
+            seen_user = True
+        elif event.get("event") == "bot" and seen_user:
+            for button in (event.get("data") or {}).get("buttons") or []:
+                payload = str(button.get("payload") or "")
+                if payload.startswith("/ask_policy") and f'"{KB_ARTICLE_ENTITY}": "{article_id}"' in payload:
+                    return True
+    return False
 
 
 def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, answer: str, score: float,

@@ -55,7 +55,43 @@ def build_app(token: str, package: str = "actions"):  # noqa: ANN201 - a sanic.S
         payload, status = await kb_decision(body)
         return response.json(payload, status=status)
 
+    @app.post("/kb/embed")
+    async def kb_embed(request):  # noqa: ANN001, ANN202 - sanic's request / response types
+        """Sentence vectors of a few texts from the retrieval model the bot already holds (the workbench inbox
+        groups similar customer messages with them; the gateway loads no model of its own)."""
+        body = request.json if isinstance(request.json, dict) else {}
+        payload, status = await kb_embeddings(body)
+        return response.json(payload, status=status)
+
     return app
+
+
+EMBED_MAX_TEXTS = 64
+
+
+async def kb_embeddings(body: dict) -> tuple[dict, int]:
+    """``POST /kb/embed`` body ``{"texts": [str, ...]}`` (1-64 texts, each cut to 1000 characters) -> unit vectors
+    of the knowledge base's query encoder (cosine = dot product), with the model's identity."""
+    import asyncio
+
+    from actions import knowledge
+
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not texts or len(texts) > EMBED_MAX_TEXTS \
+            or not all(isinstance(t, str) and t.strip() for t in texts):
+        return {"error": f"texts must be a list of 1-{EMBED_MAX_TEXTS} non-empty strings"}, 422
+    try:
+        retriever = knowledge.get_retriever()
+        vectors = await asyncio.to_thread(retriever.query_encoder.encode_queries, [t.strip()[:1000] for t in texts])
+    except knowledge.KnowledgeBaseDown as exc:
+        return {"error": f"knowledge base unavailable: {exc}"}, 503
+    import numpy as np
+
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.where(norms > 0, norms, 1.0)
+    return {"model": retriever.model_identity, "dim": int(matrix.shape[1]),
+            "vectors": [[round(float(x), 5) for x in row] for row in matrix]}, 200
 
 
 async def kb_decision(body: dict) -> tuple[dict, int]:

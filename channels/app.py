@@ -110,6 +110,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         tasks += _start_channels(app, redis, settings, channel_settings)
         tasks += analytics.start(app, redis)
+        tasks += workbench.start(app, redis)
         try:
             yield
         finally:

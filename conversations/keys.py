@@ -292,3 +292,27 @@ def channel_media(media_id: str) -> str:
     """Hash (EX = conversation TTL): a photo a customer sent on a messaging channel (content_type, data, conversation
     id), shown to agents by GET /api/channels/media/<id>."""
     return f"{PREFIX}:chan:media:{media_id}"
+
+
+def kb_feedback() -> str:
+    """Stream: every "did this help?" answer (conversation, article, helpful 1/0, language, question, ts), written by
+    the action server (actions/kb_feedback.py), read by ``actions.kb_report`` and the workbench inbox."""
+    return f"{PREFIX}:kb:feedback"
+
+
+def kb_unanswered() -> str:
+    """Stream: questions the knowledge base could not answer (question, language, best score), written by the action
+    server, read by ``actions.kb_report`` and the workbench inbox."""
+    return f"{PREFIX}:kb:unanswered"
+
+
+def kb_chosen() -> str:
+    """Stream: a "did you mean" suggestion the customer picked (the question that got the suggestions, the article
+    chosen), written by the action server, read by the workbench inbox."""
+    return f"{PREFIX}:kb:chosen"
+
+
+def kb_fallback() -> str:
+    """Stream: customer messages the NLU could not place (``nlu_fallback``: text, language, the best intent guess and
+    what the knowledge base did with it), written by the action server's fallback, read by the workbench inbox."""
+    return f"{PREFIX}:kb:fallback"

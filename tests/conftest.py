@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
+# In-process test gateways do not run the workbench inbox's consumer (it would fill the repository's var/workbench.db
+# from the tests' Redis); the shared stack turns it on, and tests/workbench/test_inbox.py runs its own.
+os.environ.setdefault("WORKBENCH_INBOX_ENABLED", "false")
 
 
 def _free_port() -> int:
@@ -105,8 +108,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     # The workbench writes the article files back: the stack's gateway gets a copy, never the repository's data/kb.
     kb_copy = tmp_path_factory.mktemp("stack-kb") / "kb"
     shutil.copytree(ROOT / "data" / "kb", kb_copy)
+    nlu_copy = tmp_path_factory.mktemp("stack-nlu") / "nlu"  # so does the inbox's "add to intent"
+    shutil.copytree(ROOT / "data" / "nlu", nlu_copy)
     running = start_stack(tmp_path_factory.mktemp("stack-var"), extra_env={
-        **RELAXED_CLIENT_LIMITS, **CHANNEL_ENV, "WORKBENCH_KB_DIR": str(kb_copy)})
+        **RELAXED_CLIENT_LIMITS, **CHANNEL_ENV, "WORKBENCH_KB_DIR": str(kb_copy), "WORKBENCH_NLU_DIR": str(nlu_copy),
+        "WORKBENCH_INBOX_ENABLED": "true", "WORKBENCH_INBOX_POLL_S": "0.2"})
     yield running
     running.stop()
 

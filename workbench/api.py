@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 
 from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
 from kb_index.errors import KBContentError
@@ -38,21 +39,32 @@ def get_settings(request: Request) -> WorkbenchSettings:
     return settings
 
 
-async def get_content(request: Request, settings: Annotated[WorkbenchSettings, Depends(get_settings)]
-                      ) -> ContentStore:
-    """The store, opened at first use (the gateway starts without touching the database or the files); the files
-    are taken in whenever they changed."""
-    store = getattr(request.app.state, "workbench_content", None)
-    if store is None:
+async def get_engine(request: Request, settings: WorkbenchSettings) -> Engine:
+    """The workbench database, opened at first use (or by the inbox consumer at start, workbench/wiring.py)."""
+    engine = getattr(request.app.state, "workbench_engine", None)
+    if engine is None:
         async with _open_lock:
-            store = getattr(request.app.state, "workbench_content", None)
-            if store is None:
+            engine = getattr(request.app.state, "workbench_engine", None)
+            if engine is None:
                 try:
                     engine = await asyncio.to_thread(make_engine, settings.database_url)
                 except Exception as exc:  # noqa: BLE001 - the page says so; the gateway keeps serving
                     logger.exception("workbench database %s could not be opened", settings.database_url)
                     raise HTTPException(503, "The workbench database is not available.") from exc
-                store = request.app.state.workbench_content = ContentStore(engine, settings.kb_path)
+                request.app.state.workbench_engine = engine
+    return engine
+
+
+async def get_content(request: Request, settings: Annotated[WorkbenchSettings, Depends(get_settings)]
+                      ) -> ContentStore:
+    """The store, opened at first use (the gateway starts without touching the article files); the files are taken
+    in whenever they changed."""
+    store = getattr(request.app.state, "workbench_content", None)
+    if store is None:
+        engine = await get_engine(request, settings)
+        store = getattr(request.app.state, "workbench_content", None)
+        if store is None:
+            store = request.app.state.workbench_content = ContentStore(engine, settings.kb_path)
     try:
         await asyncio.to_thread(store.refresh)
     except KBContentError as exc:

@@ -65,6 +65,48 @@ files = Table(
 )
 
 
+nlu_versions = Table(
+    "workbench_nlu_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file", String(80), nullable=False),  # en.yml / zh.yml in WORKBENCH_NLU_DIR
+    Column("intent", String(80), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("examples", Text, nullable=False),  # JSON list of the intent's example lines in that file
+    Column("author", String(80), nullable=False),
+    Column("author_role", String(20), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),  # import | files | edit | restore
+    Column("restored_from", Integer),
+    Column("diff", Text, nullable=False, default=""),
+    UniqueConstraint("file", "intent", "version", name="uq_workbench_nlu_versions"),
+)
+
+# The inbox of what the bot got wrong (workbench/inbox.py): one row per customer message a source reported, masked.
+inbox = Table(
+    "workbench_inbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ref", String(200), nullable=False),  # <stream>/<entry id>, or handoff/<id>/<message entry id>
+    Column("source", String(30), nullable=False),
+    Column("conversation_id", String(64), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("text", Text, nullable=False),  # masked (workbench/masking.py)
+    Column("key", String(400), nullable=False),  # normalised text (exact grouping without a vector)
+    Column("intent_guess", String(80)),
+    Column("article_id", String(120)),
+    Column("intent", String(80)),
+    Column("agent_id", String(64)),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("vector", Text),  # JSON unit vector from the KB's query encoder; NULL until the action server gave one
+    Column("status", String(12), nullable=False, default="open"),  # open | added | dismissed
+    Column("resolved_by", String(80)),
+    Column("resolved_at", Float),
+    Column("resolution", Text),
+    UniqueConstraint("ref", name="uq_workbench_inbox_ref"),
+    Index("ix_workbench_inbox_status_ts", "status", "ts"),
+)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the tables created; a SQLite file's folder is created, WAL on, writers wait up to 10 s."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):

@@ -6,7 +6,14 @@
 | WORKBENCH_KB_DIR | <repo>/data/kb | the article files it imports and writes back (`kb_index build` reads them) |
 | WORKBENCH_ACTION_URL | ACTION_ENDPOINT_URL minus `/webhook`, else http://127.0.0.1:5055 | the action server |
 | WORKBENCH_ACTION_TOKEN | ACTION_SERVER_TOKEN | the action server's shared secret (sent as X-Action-Token) |
-| WORKBENCH_TRY_TIMEOUT_S | 10 | how long "try a question" waits for the action server |
+| WORKBENCH_TRY_TIMEOUT_S | 10 | how long "try a question" (and the inbox's /kb/embed) waits for the action server |
+| WORKBENCH_NLU_DIR | <repo>/data/nlu | the NLU training files the inbox adds examples to (`<language>.yml`) |
+| WORKBENCH_HELDOUT_DIR | <repo>/tests/nlu | held-out evaluation files (`heldout_*.yml`): near duplicates refused |
+| WORKBENCH_INBOX_ENABLED | true | run the inbox's stream consumer in the gateway (the inbox API works either way) |
+| WORKBENCH_INBOX_GROUP_SIMILARITY | 0.88 | cosine (KB encoder's vectors) at which two inbox messages are one group |
+| WORKBENCH_INBOX_MAX_ITEMS | 2000 | how many of the newest inbox messages are grouped per request |
+| WORKBENCH_INBOX_POLL_S | 1.0 | pause of the inbox consumer when the streams had nothing new |
+| WORKBENCH_INBOX_CONSUMER | <host>-<pid> | this process's consumer name in the `workbench-inbox` groups |
 
 (PostgreSQL: `postgresql+psycopg://user:pass@host/db`, any SQLAlchemy URL. "Try a question" asks the action server's
 `POST /kb/decide`, which answers with the bot's own decision function on the index it serves.)
@@ -14,6 +21,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -31,6 +39,21 @@ class WorkbenchSettings(BaseSettings):
     action_token: SecretStr = Field(default=SecretStr(""),
                                     validation_alias=AliasChoices("WORKBENCH_ACTION_TOKEN", "ACTION_SERVER_TOKEN"))
     try_timeout_s: float = 10.0
+    nlu_dir: Path = REPO_ROOT / "data" / "nlu"
+    heldout_dir: Path = REPO_ROOT / "tests" / "nlu"
+    inbox_enabled: bool = True
+    inbox_group_similarity: float = Field(default=0.88, ge=0.0, le=1.0)
+    inbox_max_items: int = Field(default=2000, ge=10, le=50_000)
+    inbox_poll_s: float = 1.0
+    inbox_consumer: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @property
+    def nlu_path(self) -> Path:
+        return self.nlu_dir if self.nlu_dir.is_absolute() else REPO_ROOT / self.nlu_dir
+
+    @property
+    def heldout_path(self) -> Path:
+        return self.heldout_dir if self.heldout_dir.is_absolute() else REPO_ROOT / self.heldout_dir
 
     @property
     def kb_path(self) -> Path:

@@ -1,22 +1,51 @@
-"""How the gateway serves the workbench: ``install(app)`` adds the API, the page (/workbench) and its static files.
-Nothing starts with the gateway: the database and the article files are opened at the first workbench request."""
+"""How the gateway serves the workbench: ``install(app)`` adds the API, the page (/workbench) and its static files;
+``start(app, redis)`` (in the lifespan) starts the inbox's stream consumer (workbench/inbox.py), which opens the
+workbench database; the article files are opened at the first workbench request."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from workbench import api
+from workbench import api, inbox_api
+from workbench.db import make_engine
+from workbench.inbox import Embedder, Inbox, InboxConsumer
+from workbench.settings import WorkbenchSettings
 
 STATIC = Path(__file__).parent / "static" / "workbench"
+logger = logging.getLogger(__name__)
 
 
 def install(app: FastAPI) -> None:
     app.include_router(api.router)
+    app.include_router(inbox_api.router)
     app.mount("/static/workbench", StaticFiles(directory=STATIC), name="static-workbench")
 
     @app.get("/workbench", include_in_schema=False)
     async def workbench_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+
+def start(app: FastAPI, redis: Any, settings: WorkbenchSettings | None = None) -> list[asyncio.Task[None]]:
+    """Start the inbox consumer (``WORKBENCH_INBOX_ENABLED``); a database that cannot be opened leaves the gateway
+    running without it (logged; the workbench API answers 503 then)."""
+    settings = settings or getattr(app.state, "workbench_settings", None) or WorkbenchSettings()
+    app.state.workbench_settings = settings
+    if not settings.inbox_enabled:
+        return []
+    try:
+        engine = getattr(app.state, "workbench_engine", None) or make_engine(settings.database_url)
+    except Exception:  # noqa: BLE001 - the workbench must never stop the gateway
+        logger.exception("workbench database %s could not be opened; the inbox consumer is off",
+                         settings.database_url)
+        return []
+    app.state.workbench_engine = engine
+    consumer = InboxConsumer(redis, Inbox(engine, settings), Embedder(settings), settings.inbox_consumer,
+                             poll_s=settings.inbox_poll_s)
+    app.state.workbench_inbox_consumer = consumer
+    return [asyncio.create_task(consumer.run_forever())]

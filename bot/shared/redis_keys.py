@@ -8,9 +8,10 @@ spells a key:
 |---|---|
 | ``conv``, ``device``, ``rl``, ``handoff(s)``, ``queue``, ``stats``, ``customer``, ``ticket(s)``, \
 ``ticket_counter``, ``sla_alerted``, ``alert(s)``, ``desk``, ``audit``, ``agent(s)``, ``session``, ``login``, \
-``webhook`` | :mod:`conversations.keys` (gateway and desk) |
+``webhook``, ``kb`` | :mod:`conversations.keys` (gateway and desk; the ``kb`` streams are written by the action \
+server and read by the workbench inbox) |
 | ``complaints``, ``incidents`` | :mod:`bot.shared.frustration.keys` (complaint detection) |
-| ``verify``, ``kb`` | :mod:`actions.keys` (action server: verification, knowledge-base feedback) |
+| ``verify`` | :mod:`actions.keys` (action server: verification; it re-exports the ``kb`` keys) |
 
 Rasa's own keys are configured in ``endpoints.yml`` (``csbottracker`` tracker store, ``csbotlock`` lock store).
 Pure (no I/O), imported on Python 3.10 and 3.11.

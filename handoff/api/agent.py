@@ -25,6 +25,7 @@ from conversations import keys
 from conversations.protect import client_ip, client_ref
 from conversations.sse import SSE_HEADERS, STREAM_ID, stream_events
 from conversations.store import decode_entry
+from handoff import corrections
 from handoff.agents import ROLES, USERNAME_PATTERN, AccountError, Agent, AgentStore, UsernameTaken
 from handoff.alerts import SupervisorAlerts
 from handoff.context import label_buttons
@@ -71,8 +72,22 @@ class AssignIn(BaseModel):
     to_agent_id: str = Field(min_length=1, max_length=64)
 
 
+class CorrectionIn(BaseModel):
+    """What the customer actually wanted (handoff/corrections.py): one intent or one article, for the customer
+    message ``message_id`` (default: their last own message before the handoff)."""
+
+    intent: str | None = Field(default=None, max_length=80)
+    article_id: str | None = Field(default=None, max_length=120)
+    message_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+class HandBackIn(BaseModel):
+    correction: CorrectionIn | None = None
+
+
 class CloseIn(BaseModel):
     resolution: Literal[RESOLUTION_CODES]  # type: ignore[valid-type]
+    correction: CorrectionIn | None = None
 
 
 def _desk_call_error(exc: DeskError) -> HTTPException:
@@ -217,7 +232,8 @@ async def get_handoff(handoff_id: str, agent: AgentDep, desk: DeskDep, store: St
     messages = await _live_messages(desk, store, row["conversation_id"], handoff_id)
     await desk.audit(agent, "view", row["conversation_id"], handoff_id, {})
     return {"handoff": row, "context": context, "messages": messages, "reopen": _reopen(row, messages),
-            "notes": await notes.list(row["conversation_id"])}
+            "notes": await notes.list(row["conversation_id"]),
+            "correction": corrections.loads(await desk.redis.hget(keys.handoff(handoff_id), "correction"))}
 
 
 class NoteIn(BaseModel):
@@ -285,19 +301,69 @@ async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, d
 
 
 @router.post("/handoffs/{handoff_id}/handback")
-async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
+async def hand_back(handoff_id: str, agent: AgentDep, desk: DeskDep, redis: RedisDep, canned: CannedDep,
+                    body: HandBackIn | None = None) -> dict[str, Any]:
+    correction = body.correction if body else None
+    _check_correction(correction, canned)
     try:
-        return desk.summary_row(await desk.release(agent, handoff_id, "handed_back"))
+        row = desk.summary_row(await desk.release(agent, handoff_id, "handed_back"))
     except DeskError as exc:
         raise _desk_call_error(exc) from exc
+    return await _with_correction(row, correction, agent, desk, redis, "handed_back")
 
 
 @router.post("/handoffs/{handoff_id}/close")
-async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
+async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep, redis: RedisDep,
+                canned: CannedDep) -> dict[str, Any]:
+    _check_correction(body.correction, canned)
     try:
-        return desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution))
+        row = desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution))
     except DeskError as exc:
         raise _desk_call_error(exc) from exc
+    return await _with_correction(row, body.correction, agent, desk, redis, "closed")
+
+
+def _check_correction(correction: CorrectionIn | None, canned: Any) -> None:
+    """A correction names one known intent or one known article (422 before anything changes)."""
+    if correction is None:
+        return
+    if bool(correction.intent) == bool(correction.article_id):
+        raise HTTPException(422, "Mark either an intent or an article.")
+    if correction.intent and correction.intent not in corrections.intents():
+        raise HTTPException(422, f"Unknown intent {correction.intent!r}.")
+    if correction.article_id and correction.article_id not in _article_titles(canned, "en"):
+        raise HTTPException(422, f"Unknown article {correction.article_id!r}.")
+
+
+def _article_titles(canned: Any, language: str) -> dict[str, str]:
+    found = {a["id"]: a["title"] for a in canned.search("zh" if language == "en" else "en", "", 100_000)}
+    return found | {a["id"]: a["title"] for a in canned.search(language, "", 100_000)}
+
+
+async def _with_correction(row: dict[str, Any], correction: CorrectionIn | None, agent: Agent,
+                           desk: HandoffService, redis: Any, at: str) -> dict[str, Any]:
+    """The released handoff's row, plus the correction stored for the workbench inbox (handoff/corrections.py)."""
+    if correction is None:
+        return row
+    handoff = await desk.require(row["handoff_id"])
+    try:
+        stored = await corrections.record(redis, handoff, agent.id, at, intent=correction.intent,
+                                          article_id=correction.article_id, message_id=correction.message_id,
+                                          maxlen=desk.desk_events_maxlen)
+    except corrections.CorrectionError as exc:
+        return {**row, "correction": None, "correction_error": exc.detail}
+    await desk.audit(agent, "correction", row["conversation_id"], row["handoff_id"],
+                     {"intent": correction.intent, "article_id": correction.article_id, "at": at})
+    return {**row, "correction": stored}
+
+
+@router.get("/corrections/options")
+async def correction_options(agent: AgentDep, canned: CannedDep, lang: Literal["zh", "en"] = "zh"
+                             ) -> dict[str, Any]:
+    """What an agent can mark as what the customer actually wanted: the bot's intents and the articles."""
+    titles = _article_titles(canned, lang)
+    return {"intents": corrections.intents(),
+            "articles": [{"id": k, "title": v} for k, v in sorted(titles.items(), key=lambda kv: kv[1])]}
 
 
 @router.get("/canned")

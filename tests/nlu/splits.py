@@ -1,6 +1,7 @@
 """Split hygiene for the NLU evaluation data: held-out and tuning lines must not be (near) copies of training lines.
 
-Pure Python (stdlib + PyYAML), runs in both environments. Rule, applied to the intent examples of Rasa NLU YAML files:
+Pure Python (stdlib + PyYAML), runs in both environments. Rule (its code: bot/shared/near_duplicates.py, which
+the editors' workbench applies too), applied to the intent examples of Rasa NLU YAML files:
 
 1. A line is *normalised*: entity annotations ``[text](entity)`` / ``[text]{...}`` are replaced by their text,
    NFKC folds full-width to half-width, everything is lower-cased, every digit becomes ``0`` (so
@@ -27,24 +28,24 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import re
 import sys
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from bot.shared.near_duplicates import (  # noqa: F401 - re-exported: the split tests import them from here
+    THRESHOLD,
+    normalise,
+    similarity,
+    strip_annotations,
+)
 from bot.shared.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
 NLU_DIR = ROOT / "tests" / "nlu"
 LANGUAGES = ("en", "zh")
-THRESHOLD = 0.9
-
-# [text](entity), [text](entity:value), [text]{"entity": ...}
-_ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 
 def training_files() -> list[Path]:
@@ -58,33 +59,6 @@ def heldout_files() -> list[Path]:
 
 def tuning_files() -> list[Path]:
     return [NLU_DIR / f"tuning_{lang}.yml" for lang in LANGUAGES]
-
-
-def strip_annotations(text: str) -> str:
-    return _ANNOTATION.sub(r"\1", text)
-
-
-def normalise(text: str) -> str:
-    """The comparison key of a line (see the module docstring, rule 1)."""
-    folded = unicodedata.normalize("NFKC", strip_annotations(text)).casefold()
-    out = []
-    for ch in folded:
-        category = unicodedata.category(ch)
-        if category[0] == "N":
-            out.append("0")
-        elif category[0] == "L":
-            out.append(ch)
-    key = "".join(out)
-    return key if key else "".join(folded.split())
-
-
-def similarity(a: str, b: str) -> float:
-    """SequenceMatcher ratio of two normalised lines, the higher of both directions (1.0 when identical)."""
-    if a == b:
-        return 1.0
-    forward = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
-    backward = difflib.SequenceMatcher(None, b, a, autojunk=False).ratio()
-    return max(forward, backward)
 
 
 @dataclass(frozen=True)
