@@ -63,6 +63,9 @@ def build_app(token: str, package: str = "actions"):  # noqa: ANN201 - a sanic.S
         payload, status = await kb_embeddings(body)
         return response.json(payload, status=status)
 
+    from actions import desk_orders
+
+    desk_orders.install(app, response)  # the agent desk's order view and actions (actions/desk_orders.py)
     return app
 
 

@@ -100,6 +100,12 @@ def macros_personal(agent_id: str) -> str:
     return f"{PREFIX}:agent:{agent_id}:macros"
 
 
+def order_action(handoff_id: str, digest: str) -> str:
+    """String: an order action an agent asked for in one handoff (handoff/order_desk.py), by a hash of what it
+    changes: ``pending`` while it runs, then the service's result (JSON), so a second click gets the first result."""
+    return f"{PREFIX}:handoff:{handoff_id}:order_action:{digest}"
+
+
 def handoff(handoff_id: str) -> str:
     """Hash: one handoff (status, reason, priority, agent, timestamps, context package JSON)."""
     return f"{PREFIX}:handoff:{handoff_id}"

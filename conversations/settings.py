@@ -64,6 +64,11 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_LOGIN_HASH_WORKERS | 2 | password hashes computed at once, in threads off the event loop (16 MB each) |
     | HANDOFF_ALLOWED_ORIGINS | (empty) | other origins (comma-separated) allowed to POST to /api/agent |
     | HANDOFF_LIMIT_DESK_WRITES | 120/minute;3000/day | macros, typing signals, workbench saves and tries per account |
+    | HANDOFF_ORDERS_URL | (ACTION_ENDPOINT_URL minus /webhook) | action server for the console's orders |
+    | ACTION_SERVER_TOKEN | (empty = order tools off) | the action server's shared secret, sent as X-Action-Token |
+    | HANDOFF_ORDERS_TIMEOUT_S | 8 | how long the console's order look-ups and actions wait for the action server |
+    | HANDOFF_LIMIT_ORDER_ACTIONS | 30/minute;300/day | coupons, returns, reships, address changes per account |
+    | HANDOFF_LIMIT_ORDER_LOOKUPS | 120/minute;3000/day | live order look-ups (context panel) per account |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
@@ -121,6 +126,11 @@ class GatewaySettings(BaseSettings):
     handoff_login_hash_workers: int = Field(default=2, ge=1)
     handoff_allowed_origins: str = ""
     handoff_limit_desk_writes: str = "120/minute;3000/day"
+    handoff_orders_url: str = ""
+    action_server_token: str = ""
+    handoff_orders_timeout_s: float = Field(default=8.0, gt=0)
+    handoff_limit_order_actions: str = "30/minute;300/day"
+    handoff_limit_order_lookups: str = "120/minute;3000/day"
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
@@ -139,6 +149,16 @@ class GatewaySettings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/").lower() for o in self.handoff_allowed_origins.split(",") if o.strip()]
+
+    @property
+    def orders_base_url(self) -> str:
+        """The action server's base URL for the desk's order tools."""
+        import os
+
+        if self.handoff_orders_url:
+            return self.handoff_orders_url.rstrip("/")
+        endpoint = os.environ.get("ACTION_ENDPOINT_URL", "")
+        return endpoint.rstrip("/").removesuffix("/webhook") if endpoint else "http://127.0.0.1:5055"
 
     def client_limits(self) -> dict[str, str]:
         """The per-client limits by name (conversations/protect.py: Throttle)."""

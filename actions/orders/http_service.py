@@ -37,6 +37,7 @@ from actions.orders.service import (
     OrderInfo,
     OrderSummary,
     RefundOverview,
+    ReshipResult,
     ReturnResult,
     TrackingInfo,
 )
@@ -246,6 +247,13 @@ class HttpOrderService:
         payload = {"phone_last4": phone_last4, "choice": CompensationChoice(choice).value}
         body = self._send("POST", self._path(number, "/delay-compensation"), json=payload)
         return self._parse(CompensationResult, body)
+
+    def reship_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> ReshipResult:
+        body = self._send(
+            "POST", self._path(number, "/reship"), json={"phone_last4": phone_last4}, idempotency_key=idempotency_key
+        )
+        return self._parse(ReshipResult, body)
 
     def list_orders_for_customer(self, customer_id: int, *, limit: int = 10) -> list[OrderSummary]:
         if customer_id < 1:

@@ -77,6 +77,7 @@ __all__ = [
     "RefundOverview",
     "ReturnInfo",
     "ReturnResult",
+    "ReshipResult",
     "ShipmentInfo",
     "TrackingEventInfo",
     "TrackingInfo",
@@ -96,6 +97,7 @@ LOST_PARCEL = "lost_parcel"
 ORDER_CLOSED = "order_closed"
 QUANTITY_EXCEEDED = "quantity_exceeded"
 NO_SHIPPING_FEE = "no_shipping_fee_to_refund"
+NOT_LOST = "not_lost"  # a reship is only for a parcel the carrier lost
 
 
 def utc_now() -> datetime:
@@ -362,6 +364,19 @@ class CompensationResult:
     shipping_refund_offered_cents: int | None
 
 
+@dataclass(frozen=True)
+class ReshipResult:
+    """Outcome of re-shipping a lost parcel (``lost_parcel_options: reship``): the new shipment and promised date."""
+
+    number: str
+    outcome: Outcome
+    refusal: str | None
+    status: OrderStatus
+    carrier: Carrier | None
+    tracking_number: str | None
+    promised_delivery_date: date | None
+
+
 # --- the interface -------------------------------------------------------------------------------
 
 
@@ -430,6 +445,14 @@ class OrderService(Protocol):
         self, number: str, *, phone_last4: str, choice: CompensationChoice = CompensationChoice.COUPON
     ) -> CompensationResult:
         """Compensate a late delivery per policy tiers; idempotent (one compensation per order)."""
+        ...
+
+    def reship_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> ReshipResult:
+        """Send a lost parcel again (the policy's ``lost_parcel_options``): a new shipment with the same carrier, the
+        order back to shipped, a promised date counted from now. Only for an order whose status is lost (otherwise
+        ``NOT_ALLOWED``/``not_lost``); once re-shipped, asked again it reports ``ALREADY_DONE``. ``idempotency_key``:
+        as for :meth:`cancel_order`."""
         ...
 
     def list_orders_for_customer(self, customer_id: int, *, limit: int = 10) -> list[OrderSummary]:

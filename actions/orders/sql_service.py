@@ -22,6 +22,7 @@ from actions.orders import rules
 from actions.orders.db import make_engine, make_session_factory
 from actions.orders.enums import (
     OPEN_RETURN_STATUSES,
+    Carrier,
     CouponReason,
     CouponStatus,
     ExchangeStatus,
@@ -30,6 +31,7 @@ from actions.orders.enums import (
     RefundStatus,
     ReturnReason,
     ReturnStatus,
+    TrackingEventType,
 )
 from actions.orders.errors import (
     BackendTimeout,
@@ -39,13 +41,24 @@ from actions.orders.errors import (
     NotVerified,
     OrderNotFound,
 )
-from actions.orders.models import Coupon, Exchange, Order, OrderChange, OrderItem, Refund, ReturnRequest, Shipment
+from actions.orders.models import (
+    Coupon,
+    Exchange,
+    Order,
+    OrderChange,
+    OrderItem,
+    Refund,
+    ReturnRequest,
+    Shipment,
+    TrackingEvent,
+)
 from actions.orders.policy import StorePolicy, load_policy
 from actions.orders.service import (
     ALREADY_SHIPPED,
     LOST_PARCEL,
     NO_SHIPPING_FEE,
     NOT_DELAYED_ENOUGH,
+    NOT_LOST,
     ORDER_CLOSED,
     QUANTITY_EXCEEDED,
     AddressChangeResult,
@@ -63,6 +76,7 @@ from actions.orders.service import (
     Outcome,
     RefundInfo,
     RefundOverview,
+    ReshipResult,
     ReturnInfo,
     ReturnResult,
     ShipmentInfo,
@@ -90,12 +104,24 @@ _POSTGRES_QUERY_CANCELED = "57014"  # SQLSTATE raised when statement_timeout fir
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHANGE_CANCEL = "cancel"
 CHANGE_ADDRESS = "address"
+CHANGE_RESHIP = "reship"
+# New tracking numbers of a reship, per carrier: (prefix, digits); checked against the policy's tracking_pattern.
+_TRACKING_SHAPE = {Carrier.SF: ("SF", 12), Carrier.JD: ("JD", 13), Carrier.ZTO: ("75", 12)}
 T = TypeVar("T")
 
 
 def new_coupon_code() -> str:
     """Unguessable code: coupons are money."""
     return COUPON_CODE_PREFIX + "".join(secrets.choice(COUPON_CODE_ALPHABET) for _ in range(COUPON_CODE_LENGTH))
+
+
+def new_tracking_number(carrier: Carrier, policy: StorePolicy) -> str:
+    """A fresh tracking number in the carrier's format (the policy's pattern), for a re-shipped parcel."""
+    prefix, digits = _TRACKING_SHAPE[carrier]
+    number = prefix + "".join(secrets.choice(string.digits) for _ in range(digits))
+    if not re.fullmatch(policy.carriers[carrier].tracking_pattern, number):
+        raise BackendUnavailable(f"cannot make a tracking number for {carrier.value}")
+    return number
 
 
 def _clean_field(value: str, field: str, max_length: int | None) -> str:
@@ -746,3 +772,55 @@ class SqlOrderService:
             order.coupons.append(coupon)
             session.flush()
             return result(Outcome.DONE, None, coupon=coupon, offered=offer.shipping_refund_cents)
+
+    # --- lost parcels ------------------------------------------------------------------------------
+
+    def reship_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> ReshipResult:
+        return self._once(lambda: self._reship(number, phone_last4, idempotency_key), idempotency_key)
+
+    def _reship(self, number: str, phone_last4: str, key: str | None) -> ReshipResult:
+        now = self._now()
+        fingerprint = request_hash(CHANGE_RESHIP, phone_last4)
+        with self._session(pass_integrity_errors=key is not None) as session:
+            order = self._load(session, number, for_update=True)
+            replay = self._replayed(session, key, order, CHANGE_RESHIP, fingerprint, ReshipResult, phone_last4)
+            if replay is not None:
+                return replay
+            latest = order.shipments[-1] if order.shipments else None
+
+            def result(outcome: Outcome, refusal: str | None) -> ReshipResult:
+                shipment = order.shipments[-1] if order.shipments else None
+                return ReshipResult(
+                    order.number, outcome, refusal, self._effective_status(order, now),
+                    shipment.carrier if shipment else None, shipment.tracking_number if shipment else None,
+                    order.promised_delivery_date,
+                )
+
+            if order.status is not OrderStatus.LOST or latest is None:
+                reshipped = any(
+                    json.loads(r).get("outcome") == Outcome.DONE.value for r in session.scalars(
+                        select(OrderChange.result).where(OrderChange.order_id == order.id,
+                                                         OrderChange.kind == CHANGE_RESHIP)))
+                outcome = Outcome.ALREADY_DONE if reshipped and latest is not None else Outcome.NOT_ALLOWED
+                answer = result(outcome, None if outcome is Outcome.ALREADY_DONE else NOT_LOST)
+            else:
+                shipment = Shipment(carrier=latest.carrier, tracking_number=new_tracking_number(latest.carrier,
+                                                                                                self._policy),
+                                    shipped_at=now)
+                shipment.events.append(TrackingEvent(
+                    occurred_at=now, event_type=TrackingEventType.CREATED, city=order.city,
+                    description_zh="补发包裹已创建", description_en="Replacement parcel created"))
+                order.shipments.append(shipment)
+                order.status = OrderStatus.SHIPPED
+                order.shipped_at = now
+                order.delivered_at = None
+                order.promised_delivery_date = rules.promised_delivery_date(
+                    now, order.province, order.city, order.express, self._policy)
+                session.flush()
+                answer = result(Outcome.DONE, None)
+            # A reship done is always recorded (a generated key when the caller gave none): "already re-shipped"
+            # reads it; other answers only under the caller's key (replays).
+            if key is not None or answer.outcome is Outcome.DONE:
+                self._record(session, key or secrets.token_hex(16), order, CHANGE_RESHIP, fingerprint, answer, now)
+            return answer

@@ -796,7 +796,16 @@
     list.appendChild(dd);
   }
 
+  // Other console modules (orders.js: live orders and order actions) follow the open conversation through this event.
+  function announceConversation() {
+    document.dispatchEvent(new CustomEvent("desk:conversation", { detail: {
+      handoffId: state.selected || null, status: (state.handoff || {}).status || "", lang,
+      role: state.me ? state.me.role : "", agentId: state.me ? state.me.id : "",
+      ownerId: (state.handoff || {}).agent_id || "" } }));
+  }
+
   function renderContext() {
+    announceConversation();
     const c = state.context || {};
     const h = state.handoff || {};
     const customer = c.customer || {};

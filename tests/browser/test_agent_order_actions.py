@@ -1,0 +1,116 @@
+"""Order actions from the console (issue 17, item 3) in headless Chromium against the real stack (gateway, action
+server, order store), with the customer's page open too: before claiming, the agent sees the conversation's orders
+live (status, items, tracking) with the actions disabled; after claiming, a double click on the delay coupon issues
+one coupon (checked in the order database), a lost parcel is reshipped, and the customer reads both outcomes in the
+chat; the panel follows the console's language."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, expect
+from sqlalchemy import delete, select
+
+from actions.orders.db import make_engine, make_session_factory
+from actions.orders.enums import OrderStatus
+from actions.orders.models import Coupon, Customer, Order, OrderChange
+from actions.orders.policy import load_policy
+from actions.settings import ActionServerSettings
+from bot.shared.context_tracker import tracker_part
+from bot.shared.paths import REPO_ROOT
+from tests.actions.orders.builders import Scenario
+from tests.browser.test_agent_console import LAPTOP, TIMEOUT_MS, _send, chromium  # noqa: F401 - fixture
+from tests.browser.test_agent_console_flow import _account, _handoff, _log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+@pytest.fixture
+def store_orders(stack: Any):
+    """Two orders of a new customer in the stack's order store (the action server's database): one 4 days late,
+    one lost. Removed again afterwards."""
+    url = stack.env().get("DATABASE_URL") or f"sqlite:///{REPO_ROOT / 'var' / 'store.db'}"
+    engine = make_engine(url, ActionServerSettings(_env_file=None))  # type: ignore[call-arg]
+    factory = make_session_factory(engine)
+    rng = random.Random()
+    phone = f"139{rng.randrange(10**8):08d}"
+    scenario = Scenario(factory, load_policy(), datetime.now(timezone.utc))
+    scenario._tracking = rng.randrange(10**10, 10**11)  # tracking numbers nobody else has
+    customer = scenario.customer(phone=phone, name="王芳")
+    late, lost = (f"DM29{rng.randrange(10**8):08d}" for _ in range(2))
+    scenario.order(late, OrderStatus.IN_TRANSIT, days_late=4, phone=phone, customer_id=customer)
+    scenario.order(lost, OrderStatus.LOST, days_late=6, phone=phone, customer_id=customer)
+    yield {"late": late, "lost": lost, "last4": phone[-4:], "factory": factory}
+    with factory() as session, session.begin():
+        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost]))))
+        session.execute(delete(OrderChange).where(OrderChange.order_id.in_(ids)))
+        session.execute(delete(Coupon).where(Coupon.customer_id == customer))
+        for order in session.scalars(select(Order).where(Order.id.in_(ids))):
+            session.delete(order)
+        session.flush()
+        session.execute(delete(Customer).where(Customer.id == customer))
+    engine.dispose()
+
+
+def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store_orders: dict) -> None:  # noqa: F811
+    expect.set_options(timeout=TIMEOUT_MS)
+    errors: list[str] = []
+    late, lost = store_orders["late"], store_orders["lost"]
+    agent_name = _account(stack, "agent", display_name="Lu Yan")
+    customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
+    agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
+    try:
+        customer = customer_ctx.new_page()
+        customer.on("pageerror", lambda exc: errors.append(f"chat: {exc}"))
+        customer.goto(f"{stack.web_url}/")
+        conversation_id = _send(customer, "my parcel is late and the other one never came")["conversation_id"]
+        # What action_handoff_to_human sends once the bot verified both orders in this conversation.
+        slots = {"language": "en", "order_number": late,
+                 "verified_orders": {late: store_orders["last4"], lost: store_orders["last4"]}}
+        ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
+
+        agent = agent_ctx.new_page()
+        agent.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
+        _log_in(agent, stack, agent_name)
+        agent.locator(f'#queue li[data-handoff-id="{ours}"]').click()
+        late_card = agent.locator(f'#orders .order[data-order="{late}"]')
+        lost_card = agent.locator(f'#orders .order[data-order="{lost}"]')
+        # Live from the order service, before claiming: facts shown, actions disabled (not this agent's yet).
+        expect(late_card).to_contain_text("delayed")
+        expect(late_card).to_contain_text("SF")
+        expect(lost_card).to_contain_text("lost")
+        coupon = late_card.locator('button[data-action="coupon"]')
+        expect(coupon).to_have_text("Issue 10 yuan coupon")  # the 3-day tier of data/store_policy.yml
+        expect(coupon).to_be_disabled()
+        expect(agent.locator("#orders-status")).to_contain_text("Only the conversation's agent")
+        assert lost_card.locator('button[data-action="coupon"]').count() == 0  # a lost parcel is not compensated
+
+        agent.locator("#claim").click()
+        expect(agent.locator("#conv-status")).to_contain_text("claimed")
+        expect(coupon).to_be_enabled()
+        coupon.dblclick()
+        result = late_card.locator(".order__result")
+        expect(result).to_contain_text("Done: coupon CP")
+        code = result.inner_text().split("coupon ")[1].split(" ")[0]
+        expect(customer.locator("#messages .msg--system").filter(has_text=code)).to_have_count(1)
+        # Clicked again later (the panel reloaded): the first result, no second coupon.
+        late_card.locator('button[data-action="coupon"]').click()
+        expect(late_card.locator(".order__result")).to_contain_text(f"Already done by the first click: coupon {code}")
+
+        lost_card.locator('button[data-action="reship"]').click()
+        expect(lost_card.locator(".order__result")).to_contain_text("reshipped, tracking SF")
+        expect(customer.locator("#messages .msg--system").filter(has_text=f"Order {lost} has been sent again"))\
+            .to_have_count(1)
+        expect(lost_card).to_contain_text("shipped")
+        with store_orders["factory"]() as session:
+            coupons = session.scalars(select(Coupon).join(Order).where(Order.number == late)).all()
+            assert [c.code for c in coupons] == [code] and coupons[0].amount_cents == 1000
+
+        agent.locator("#ui-lang").select_option("zh")
+        expect(agent.locator("#orders-title")).to_have_text("订单（实时）")
+        assert errors == []
+    finally:
+        customer_ctx.close()
+        agent_ctx.close()
