@@ -44,9 +44,12 @@ class FeedbackStore:
                                           "ts": ts})
 
     async def record_unanswered(self, conversation_id: str, question: str, language: str,
-                                best_score: float | None) -> None:
+                                best_score: float | None, via: str = "policy") -> None:
+        """``via``: ``policy`` (a policy question the knowledge base had nothing for) or ``out_of_scope`` (a message
+        the NLU read as out of scope, declined after the knowledge base had nothing confident either)."""
         await self._add(UNANSWERED_STREAM, {"conversation_id": conversation_id, "question": question,
-                                            "language": language, "best_score": best_score, "ts": time.time()})
+                                            "language": language, "best_score": best_score, "via": via,
+                                            "ts": time.time()})
 
     async def record_choice(self, conversation_id: str, question: str, article_id: str, language: str) -> None:
         await self._add(CHOSEN_STREAM, {"conversation_id": conversation_id, "question": question,

@@ -291,5 +291,10 @@ class ActionOutOfScope(Action):
                 hit = decision.best
                 return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, customer_language(tracker),
                                     text)
+            store = get_feedback_store()
+            if store is not None:  # declined: the editors' inbox shows what customers ask that the bot cannot answer
+                best = decision.best
+                await store.record_unanswered(tracker.sender_id, text, customer_language(tracker),
+                                              best.score if best else None, via="out_of_scope")
         dispatcher.utter_message(response="utter_out_of_scope")
         return []

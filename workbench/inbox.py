@@ -6,7 +6,8 @@ committed, and the insert is idempotent on the entry's reference):
 
 * ``nlu_fallback`` - ``csbot:kb:fallback``: the action server's fallback (actions/fallback.py), for every
   ``nlu_fallback`` on the customer's own words;
-* ``kb_no_answer`` - ``csbot:kb:unanswered``: the knowledge base had nothing (actions/knowledge.py);
+* ``kb_no_answer`` - ``csbot:kb:unanswered``: the knowledge base had nothing for a policy question, or for a
+  message the NLU read as out of scope and the bot declined (actions/knowledge.py);
 * ``kb_choice`` - ``csbot:kb:chosen``: a "did you mean" suggestion the customer picked (question + article meant);
 * ``unhelpful`` - ``csbot:kb:feedback`` with ``helpful`` 0: "did this help?" - no;
 * ``repeated_failure`` - ``csbot:desk:events`` (queued / assigned) of a handoff whose reason is
@@ -251,7 +252,7 @@ class InboxConsumer:
                                "guess_confidence": _float(data.get("guess_confidence"))})
         elif stream == keys.kb_unanswered():
             row = item(ref, "kb_no_answer", cid, ts, lang, question,
-                       detail={"best_score": _float(data.get("best_score"))})
+                       detail={"best_score": _float(data.get("best_score")), "via": data.get("via") or "policy"})
         elif stream == keys.kb_chosen():
             row = item(ref, "kb_choice", cid, ts, lang, question, article_id=data.get("article_id"))
         elif stream == keys.kb_feedback():

@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from redis.asyncio import Redis
 
 from actions import fallback, kb_feedback, knowledge
-from actions.kb_feedback import CHOSEN_STREAM, FALLBACK_STREAM, FeedbackStore
+from actions.kb_feedback import CHOSEN_STREAM, FALLBACK_STREAM, UNANSWERED_STREAM, FeedbackStore
 from actions.server import EMBED_MAX_TEXTS, build_app, kb_embeddings
 
 TOKEN = "kb-embed-token"  # noqa: S105 - test secret
@@ -74,6 +74,21 @@ async def test_a_did_you_mean_pick_is_recorded_with_the_question_it_answered(sto
                        slots={"kb_last_question": "invoice for last month?"})
     await knowledge.ActionAnswerPolicy().run(CollectingDispatcher(), tracker, {})
     assert len(await _entries(store, CHOSEN_STREAM)) == 1
+
+
+async def test_an_out_of_scope_decline_is_recorded_as_a_knowledge_base_no_answer(store) -> None:
+    await store.delete(UNANSWERED_STREAM)
+    dispatcher = CollectingDispatcher()
+    await knowledge.ActionOutOfScope().run(dispatcher, _tracker("what's the weather in paris tomorrow",
+                                                                "out_of_scope"), {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_out_of_scope"]
+    [entry] = await _entries(store, UNANSWERED_STREAM)
+    assert entry["question"] == "what's the weather in paris tomorrow" and entry["via"] == "out_of_scope"
+    # answered from the knowledge base: nothing recorded
+    await knowledge.ActionOutOfScope().run(CollectingDispatcher(), _tracker(
+        "do you ship to xinjiang and how long", "out_of_scope"), {})
+    assert len(await _entries(store, UNANSWERED_STREAM)) == 1
+    await store.delete(UNANSWERED_STREAM)
 
 
 async def test_kb_embed_gives_unit_vectors_of_the_kb_encoder() -> None:

@@ -41,6 +41,8 @@
       acc_created: "Created {role} {username}.",
       acc_failed: "Could not create the account: the name takes 2-40 letters, digits, '.', '_' or '-'.",
       empty: "Select a conversation from the queue.", conversation: "Conversation {id}",
+      wanted: "What the customer actually wanted (for the editors)", wanted_none: "Bot got it right / not sure",
+      wanted_intents: "Intent", wanted_articles: "Article",
       claim: "Claim", handback: "Hand back to bot", transfer: "Transfer", transfer_to: "Transfer to agent",
       resolution: "Resolution code", close: "Close", send: "Send", offline_suffix: " (offline)",
       canned_search: "Search canned answers…", reply_label: "Reply to the customer",
@@ -96,6 +98,8 @@
       acc_created: "已创建 {role} {username}。",
       acc_failed: "无法创建账号：账号名需为 2-40 个字母、数字、“.”、“_”或“-”。",
       empty: "请从队列中选择一个对话。", conversation: "对话 {id}",
+      wanted: "客户实际想要什么（供编辑改进机器人）", wanted_none: "机器人答对了 / 不确定",
+      wanted_intents: "意图", wanted_articles: "文章",
       claim: "接入", handback: "交回机器人", transfer: "转接", transfer_to: "转接给客服",
       resolution: "结案代码", close: "结束", send: "发送", offline_suffix: "（离线）",
       canned_search: "搜索常用回复…", reply_label: "回复客户",
@@ -764,6 +768,7 @@
     $("conv-reason").textContent = `${reasonLabel(h.reason_code)} · P${h.effective_priority}`;
     $("claim").hidden = h.status !== "queued";
     $("handback").disabled = !(mineNow || (supervisor && open));
+    $("wanted").disabled = !(mineNow || (supervisor && open));
     $("close").disabled = !(mineNow || (supervisor && open));
     $("transfer").disabled = !(mineNow || (supervisor && open));
     $("reply-text").disabled = !mineNow;
@@ -1032,9 +1037,41 @@
 
   async function handBack() {
     await act(async () => {
-      await post("handback");
+      await post("handback", withCorrection({}));
+      $("wanted").value = "";
       await reloadSelected();
     });
+  }
+
+  // At hand-back or close the agent can mark what the customer actually wanted (an intent or an article): it goes
+  // to the editors' inbox (handoff/corrections.py -> workbench/inbox.py).
+  async function loadWanted() {
+    const options = await api("GET", `/api/agent/corrections/options?lang=${lang}`);
+    const intents = el("optgroup");
+    intents.label = t("wanted_intents");
+    intents.append(...options.intents.map((name) => {
+      const o = el("option", "", name);
+      o.value = `intent:${name}`;
+      return o;
+    }));
+    const articles = el("optgroup");
+    articles.label = t("wanted_articles");
+    articles.append(...options.articles.map((a) => {
+      const o = el("option", "", `${a.title} (${a.id})`);
+      o.value = `article:${a.id}`;
+      return o;
+    }));
+    const none = el("option", "", t("wanted_none"));
+    none.value = "";
+    $("wanted").replaceChildren(none, intents, articles);
+  }
+
+  function withCorrection(body) {
+    const value = $("wanted").value;
+    if (!value) return body;
+    const [kind, ...rest] = value.split(":");
+    const target = rest.join(":");
+    return { ...body, correction: kind === "intent" ? { intent: target } : { article_id: target } };
   }
 
   async function loadCanned() {
@@ -1390,6 +1427,7 @@
       return;
     }
     state.meta = await api("GET", "/api/agent/meta");
+    loadWanted().catch((err) => console.warn("desk: correction options failed", err));
     state.agents = await api("GET", "/api/agent/agents");
     try {
       state.filters = JSON.parse(window.sessionStorage.getItem(FILTER_KEY) || "{}") || {};
@@ -1424,7 +1462,8 @@
     $("claim").addEventListener("click", claim);
     $("handback").addEventListener("click", handBack);
     $("close").addEventListener("click", () => act(async () => {
-      await post("close", { resolution: $("resolution").value });
+      await post("close", withCorrection({ resolution: $("resolution").value }));
+      $("wanted").value = "";
       await reloadSelected();
     }));
     $("transfer").addEventListener("click", () => act(async () => {

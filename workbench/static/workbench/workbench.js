@@ -29,6 +29,20 @@
       level_confident: "confident", level_middling: "middling", level_none: "below the bar",
       thresholds: "answer ≥ {c}, did-you-mean ≥ {m}, clear lead {margin}; index {build}",
       error: "Error {status}: {detail}",
+      tab_articles: "Articles", tab_inbox: "Inbox", inbox: "What the bot got wrong", inbox_sort: "Order",
+      sort_frequent: "most frequent first", sort_newest: "newest first", inbox_source: "Source",
+      source_all: "all sources", source_nlu_fallback: "not understood (NLU fallback)",
+      source_kb_no_answer: "no answer in the knowledge base", source_kb_choice: "picked a \"did you mean\"",
+      source_unhelpful: "\"did this help?\" - no", source_repeated_failure: "handed over after repeated failures",
+      source_correction: "agent correction", refresh: "Refresh",
+      inbox_help: "Phone numbers, order numbers and names are masked. Adding a line writes the Rasa training file (a new version); the bot learns it at the next retrain.",
+      inbox_empty: "Nothing to review.", inbox_count: "{groups} groups · {items} messages",
+      times: "×{n}", newest: "newest {time}", example: "Example text", intent: "Intent", article_pick: "Article",
+      check: "Check", add_intent: "Add to intent", add_article: "Add as example question", dismiss: "Dismiss",
+      messages: "{n} messages", guess: "NLU guessed {intent}", wanted_intent: "agent: wanted {intent}",
+      wanted_article: "wanted article {article}", added_intent: "Added to {intent} ({language}) as version {v}.",
+      added_article: "Added to {article} as version {v}.", dismissed: "Dismissed.", line_ok: "Would add: {line}",
+      refused: "Refused", warning: "Warning",
     },
     zh: {
       title: "内容工作台", login_help: "编辑和主管：使用客服工作台的账号登录。", username: "用户名", password: "密码",
@@ -49,6 +63,19 @@
       level_confident: "有把握", level_middling: "中等", level_none: "低于门槛",
       thresholds: "回答 ≥ {c}，推荐 ≥ {m}，领先幅度 {margin}；索引 {build}",
       error: "错误 {status}：{detail}",
+      tab_articles: "文章", tab_inbox: "待处理", inbox: "机器人答错的问题", inbox_sort: "排序",
+      sort_frequent: "按出现次数", sort_newest: "按最新", inbox_source: "来源", source_all: "全部来源",
+      source_nlu_fallback: "没听懂（NLU 兜底）", source_kb_no_answer: "知识库没有答案",
+      source_kb_choice: "选了“您是不是想问”", source_unhelpful: "“有帮助吗？”—没帮助",
+      source_repeated_failure: "多次失败后转人工", source_correction: "客服更正", refresh: "刷新",
+      inbox_help: "电话号码、订单号和姓名均已隐去。加入意图会写入 Rasa 训练文件（生成新版本），下次重新训练后生效。",
+      inbox_empty: "没有待处理的内容。", inbox_count: "{groups} 组 · {items} 条消息",
+      times: "×{n}", newest: "最新 {time}", example: "示例文本", intent: "意图", article_pick: "文章",
+      check: "检查", add_intent: "加入意图", add_article: "加为示例问题", dismiss: "忽略",
+      messages: "{n} 条消息", guess: "NLU 猜测 {intent}", wanted_intent: "客服：应为 {intent}",
+      wanted_article: "应为文章 {article}", added_intent: "已加入 {intent}（{language}），第 {v} 版。",
+      added_article: "已加入文章 {article}，第 {v} 版。", dismissed: "已忽略。", line_ok: "将加入：{line}",
+      refused: "拒绝", warning: "提醒",
     },
   };
 
@@ -136,6 +163,7 @@
       renderVersions();
     }
     renderTry();
+    renderInbox();
   }
 
   function initialLanguage() {
@@ -375,6 +403,175 @@
     $("try-result").hidden = false;
   }
 
+  // ---------------------------------------------------------------- inbox
+
+  const inbox = { data: null, intents: null, articles: null };
+
+  function setView(view) {
+    $("articles-view").hidden = view !== "articles";
+    $("inbox-view").hidden = view !== "inbox";
+    $("tab-articles").setAttribute("aria-pressed", String(view === "articles"));
+    $("tab-inbox").setAttribute("aria-pressed", String(view === "inbox"));
+    if (view === "inbox") loadInbox().catch((err) => { $("inbox-error").textContent = err.message; });
+  }
+
+  async function loadInbox() {
+    $("inbox-error").textContent = "";
+    if (!inbox.intents) inbox.intents = (await api("GET", "/api/workbench/intents")).intents;
+    if (!inbox.articles) inbox.articles = (await api("GET", "/api/workbench/articles")).articles;
+    const params = new URLSearchParams({ sort: $("inbox-sort").value });
+    if ($("inbox-source").value) params.set("source", $("inbox-source").value);
+    inbox.data = await api("GET", `/api/workbench/inbox?${params}`);
+    renderInbox();
+  }
+
+  function option(value, text, selected) {
+    const node = el("option", "", text);
+    node.value = value;
+    node.selected = Boolean(selected);
+    return node;
+  }
+
+  function renderInbox() {
+    const data = inbox.data;
+    if (!data) return;
+    $("inbox-badge").textContent = data.item_count ? String(data.item_count) : "";
+    $("inbox-count").textContent = t("inbox_count", { groups: data.group_count, items: data.item_count });
+    $("inbox-empty").hidden = data.groups.length > 0;
+    $("inbox-groups").replaceChildren(...data.groups.map(renderGroup));
+  }
+
+  function renderGroup(group) {
+    const li = el("li", "inbox__group");
+    li.dataset.id = String(group.id);
+    const ids = group.messages.map((m) => m.id);
+    const head = el("div", "inbox__head");
+    head.append(el("span", "inbox__count", t("times", { n: group.count })), el("q", "inbox__text", group.text),
+      el("span", "muted", `${group.language} · ${t("newest", { time: when(group.newest_ts) })}`));
+    for (const [source, n] of Object.entries(group.sources)) {
+      head.append(el("span", "inbox__chip", `${t(`source_${source}`)} ${n > 1 ? `×${n}` : ""}`.trim()));
+    }
+    const guesses = [...new Set(group.messages.map((m) => m.intent_guess).filter(Boolean))];
+    for (const g of guesses) head.append(el("span", "inbox__chip", t("guess", { intent: g })));
+    for (const i of group.suggested_intents) head.append(el("span", "inbox__chip", t("wanted_intent", { intent: i })));
+    for (const a of group.suggested_articles) head.append(el("span", "inbox__chip", t("wanted_article", { article: a })));
+
+    const textLabel = el("label", "");
+    const text = el("input", "inbox__edit");
+    text.value = group.text;
+    text.maxLength = 300;
+    textLabel.append(el("span", "", t("example")), text);
+
+    const intentRow = el("div", "inbox__row");
+    const intentSelect = el("select", "inbox__intent");
+    intentSelect.setAttribute("aria-label", t("intent"));
+    const preferred = group.suggested_intents[0] || guesses[0] || "";
+    intentSelect.append(...(inbox.intents[group.language] || []).map((name) => option(name, name, name === preferred)));
+    const intentButtons = el("div", "inbox__actions");
+    const checkButton = el("button", "inbox__check", t("check"));
+    const addIntent = el("button", "inbox__add-intent", t("add_intent"));
+    intentButtons.append(checkButton, addIntent);
+    intentRow.append(intentSelect, intentButtons);
+
+    const articleRow = el("div", "inbox__row");
+    const articleSelect = el("select", "inbox__article");
+    articleSelect.setAttribute("aria-label", t("article_pick"));
+    const suggestedArticle = group.suggested_articles[0]
+      || (group.messages.find((m) => m.article_id) || {}).article_id || "";
+    articleSelect.append(option("", "—", !suggestedArticle), ...inbox.articles.map((a) =>
+      option(a.id, `${a.title[lang] || a.title.en} (${a.id})`, a.id === suggestedArticle)));
+    const articleButtons = el("div", "inbox__actions");
+    const addArticle = el("button", "inbox__add-article", t("add_article"));
+    const dismissButton = el("button", "inbox__dismiss", t("dismiss"));
+    articleButtons.append(addArticle, dismissButton);
+    articleRow.append(articleSelect, articleButtons);
+
+    const result = el("div", "inbox__result");
+    result.setAttribute("role", "status");
+    const details = el("details", "inbox__messages");
+    details.append(el("summary", "", t("messages", { n: group.messages.length })));
+    const list = el("ul", "");
+    for (const m of group.messages) {
+      list.append(el("li", "", `${when(m.ts)} · ${t(`source_${m.source}`)} · ${m.text}`));
+    }
+    details.append(list);
+    for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.type = "button";
+
+    function say(lines, isError) {
+      result.replaceChildren(...lines.map(([cls, line]) => el("p", cls, line)));
+      result.classList.toggle("error", Boolean(isError));
+    }
+    function problems(err) {
+      const refusals = (err.data && err.data.refusals) || [];
+      return refusals.length ? refusals.map((r) => ["error", `${t("refused")}: ${r.message}`]) : [["error", err.message]];
+    }
+    async function busy(fn) {
+      for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.disabled = true;
+      try {
+        await fn();
+      } finally {
+        for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.disabled = false;
+      }
+    }
+    const intentBody = () => ({ text: text.value, intent: intentSelect.value, language: group.language });
+    checkButton.addEventListener("click", () => busy(async () => {
+      try {
+        const r = await api("POST", "/api/workbench/inbox/check", intentBody());
+        say([[r.refused ? "error" : "", t("line_ok", { line: r.line })],
+          ...r.refusals.map((x) => ["error", `${t("refused")}: ${x.message}`]),
+          ...r.warnings.map((x) => ["inbox__warn", `${t("warning")}: ${x.message}`])]);
+      } catch (err) {
+        say(problems(err), true);
+      }
+    }));
+    addIntent.addEventListener("click", () => busy(async () => {
+      try {
+        const r = await api("POST", "/api/workbench/inbox/add-to-intent", { ...intentBody(), item_ids: ids });
+        say([["", t("added_intent", { intent: r.intent, language: r.language, v: r.version })],
+          ...r.warnings.map((x) => ["inbox__warn", `${t("warning")}: ${x.message}`])]);
+        li.dataset.done = "intent";
+        await refreshSoon();
+      } catch (err) {
+        say(problems(err), true);
+      }
+    }));
+    addArticle.addEventListener("click", () => busy(async () => {
+      if (!articleSelect.value) return;
+      try {
+        const head = await api("GET", `/api/workbench/articles/${encodeURIComponent(articleSelect.value)}`);
+        const r = await api("POST", "/api/workbench/inbox/add-to-article", { item_ids: ids,
+          article_id: articleSelect.value, base_version: head.version, text: text.value, language: group.language });
+        say([["", t("added_article", { article: articleSelect.value, v: r.version })]]);
+        li.dataset.done = "article";
+        await refreshSoon();
+      } catch (err) {
+        const listed = err.data && err.data.problems;
+        say(listed ? listed.map((x) => ["error", x]) : problems(err), true);
+      }
+    }));
+    dismissButton.addEventListener("click", () => busy(async () => {
+      try {
+        await api("POST", "/api/workbench/inbox/dismiss", { item_ids: ids });
+        say([["", t("dismissed")]]);
+        li.dataset.done = "dismissed";
+        await refreshSoon();
+      } catch (err) {
+        say(problems(err), true);
+      }
+    }));
+    li.append(head, textLabel, intentRow, articleRow, result, details);
+    return li;
+  }
+
+  async function refreshSoon() {
+    // The handled group stays on screen with its result; the counts update.
+    const params = new URLSearchParams({ sort: $("inbox-sort").value });
+    if ($("inbox-source").value) params.set("source", $("inbox-source").value);
+    const data = await api("GET", `/api/workbench/inbox?${params}`);
+    $("inbox-badge").textContent = data.item_count ? String(data.item_count) : "";
+    $("inbox-count").textContent = t("inbox_count", { groups: data.group_count, items: data.item_count });
+  }
+
   // ---------------------------------------------------------------- session
 
   async function onLogin(event) {
@@ -409,6 +606,7 @@
     $("whoami").textContent = `${state.me.display_name || state.me.username} (${state.me.role})`;
     show("main-view");
     await loadList();
+    if (window.location.hash === "#inbox") setView("inbox");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -425,6 +623,14 @@
     $("editor").addEventListener("submit", onSave);
     $("load-current").addEventListener("click", onLoadCurrent);
     $("try-form").addEventListener("submit", onTry);
+    $("tab-articles").addEventListener("click", () => setView("articles"));
+    $("tab-inbox").addEventListener("click", () => setView("inbox"));
+    for (const id of ["inbox-sort", "inbox-source"]) {
+      $(id).addEventListener("change", () => loadInbox().catch((err) => { $("inbox-error").textContent = err.message; }));
+    }
+    $("inbox-refresh").addEventListener("click", () => loadInbox().catch((err) => {
+      $("inbox-error").textContent = err.message;
+    }));
     start();
   });
 }());
