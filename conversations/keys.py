@@ -121,6 +121,36 @@ def pickup_waits() -> str:
     return f"{PREFIX}:stats:pickup_waits"
 
 
+def search_doc(handoff_id: str) -> str:
+    """Hash: the masked search document of one past conversation (handoff/cases.py), expiring with the handoff."""
+    return f"{PREFIX}:desk:search:doc:{handoff_id}"
+
+
+def search_recent() -> str:
+    """Sorted set: handoff ids with a search document, by the handoff's creation time."""
+    return f"{PREFIX}:desk:search:recent"
+
+
+def search_by_order(order_number: str) -> str:
+    """Sorted set: handoff ids whose conversation named this order number, by creation time."""
+    return f"{PREFIX}:desk:search:order:{order_number}"
+
+
+def search_cursor() -> str:
+    """String: the last desk event (stream id) the search index has taken in."""
+    return f"{PREFIX}:desk:search:cursor"
+
+
+def case(case_id: str) -> str:
+    """String: JSON of one model case of the case library (a frozen, masked copy; no expiry)."""
+    return f"{PREFIX}:desk:case:{case_id}"
+
+
+def cases() -> str:
+    """Sorted set: model case ids by the time they were marked."""
+    return f"{PREFIX}:desk:cases"
+
+
 def handoffs_by_customer(customer_id: str) -> str:
     """Sorted set: handoff ids of one customer by creation time (earlier conversations in the context)."""
     return f"{PREFIX}:customer:{customer_id}:handoffs"

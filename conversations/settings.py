@@ -69,6 +69,8 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_ORDERS_TIMEOUT_S | 8 | how long the console's order look-ups and actions wait for the action server |
     | HANDOFF_LIMIT_ORDER_ACTIONS | 30/minute;300/day | coupons, returns, reships, address changes per account |
     | HANDOFF_LIMIT_ORDER_LOOKUPS | 120/minute;3000/day | live order look-ups (context panel) per account |
+    | HANDOFF_LIMIT_SEARCHES | 30/minute;600/day | searches of past conversations and of the case library per account |
+    | HANDOFF_SEARCH_SCAN | 5000 | newest past conversations a text search reads (order/customer: all) |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
@@ -131,6 +133,8 @@ class GatewaySettings(BaseSettings):
     handoff_orders_timeout_s: float = Field(default=8.0, gt=0)
     handoff_limit_order_actions: str = "30/minute;300/day"
     handoff_limit_order_lookups: str = "120/minute;3000/day"
+    handoff_limit_searches: str = "30/minute;600/day"
+    handoff_search_scan: int = Field(default=5000, ge=100)
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
