@@ -39,10 +39,10 @@
       inbox_empty: "Nothing to review.", inbox_count: "{groups} groups · {items} messages",
       times: "×{n}", newest: "newest {time}", example: "Example text", intent: "Intent", article_pick: "Article",
       check: "Check", add_intent: "Add to intent", add_article: "Add as example question", dismiss: "Dismiss",
-      messages: "{n} messages", guess: "NLU guessed {intent}", wanted_intent: "agent: wanted {intent}",
+      messages: "customer messages: {n}", guess: "NLU guessed {intent}", wanted_intent: "agent: wanted {intent}",
       wanted_article: "wanted article {article}", added_intent: "Added to {intent} ({language}) as version {v}.",
       added_article: "Added to {article} as version {v}.", dismissed: "Dismissed.", line_ok: "Would add: {line}",
-      refused: "Refused", warning: "Warning",
+      refused: "Refused", warning: "Warning", pick_intent: "— choose an intent —",
     },
     zh: {
       title: "内容工作台", login_help: "编辑和主管：使用客服工作台的账号登录。", username: "用户名", password: "密码",
@@ -75,7 +75,7 @@
       messages: "{n} 条消息", guess: "NLU 猜测 {intent}", wanted_intent: "客服：应为 {intent}",
       wanted_article: "应为文章 {article}", added_intent: "已加入 {intent}（{language}），第 {v} 版。",
       added_article: "已加入文章 {article}，第 {v} 版。", dismissed: "已忽略。", line_ok: "将加入：{line}",
-      refused: "拒绝", warning: "提醒",
+      refused: "拒绝", warning: "提醒", pick_intent: "— 选择意图 —",
     },
   };
 
@@ -466,7 +466,8 @@
     const intentSelect = el("select", "inbox__intent");
     intentSelect.setAttribute("aria-label", t("intent"));
     const preferred = group.suggested_intents[0] || guesses[0] || "";
-    intentSelect.append(...(inbox.intents[group.language] || []).map((name) => option(name, name, name === preferred)));
+    intentSelect.append(option("", t("pick_intent"), !preferred),
+      ...(inbox.intents[group.language] || []).map((name) => option(name, name, name === preferred)));
     const intentButtons = el("div", "inbox__actions");
     const checkButton = el("button", "inbox__check", t("check"));
     const addIntent = el("button", "inbox__add-intent", t("add_intent"));
@@ -515,6 +516,7 @@
     }
     const intentBody = () => ({ text: text.value, intent: intentSelect.value, language: group.language });
     checkButton.addEventListener("click", () => busy(async () => {
+      if (!intentSelect.value) return;
       try {
         const r = await api("POST", "/api/workbench/inbox/check", intentBody());
         say([[r.refused ? "error" : "", t("line_ok", { line: r.line })],
@@ -525,6 +527,7 @@
       }
     }));
     addIntent.addEventListener("click", () => busy(async () => {
+      if (!intentSelect.value) return;
       try {
         const r = await api("POST", "/api/workbench/inbox/add-to-intent", { ...intentBody(), item_ids: ids });
         say([["", t("added_intent", { intent: r.intent, language: r.language, v: r.version })],
