@@ -97,7 +97,7 @@ inbox = Table(
     Column("intent", String(80)),
     Column("agent_id", String(64)),
     Column("detail", Text, nullable=False, default="{}"),
-    Column("vector", Text),  # JSON unit vector from the KB's query encoder; NULL until the action server gave one
+    Column("vector", Text),  # base64 float32 unit vector (KB query encoder); NULL until the action server gave one
     Column("status", String(12), nullable=False, default="open"),  # open | added | dismissed
     Column("resolved_by", String(80)),
     Column("resolved_at", Float),

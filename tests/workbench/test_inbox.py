@@ -9,7 +9,6 @@ are masked, held-out duplicates are refused, the per-account write limit holds."
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from conversations import keys
 from tests.handoff.conftest import desk  # noqa: F401 - the gateway fixture, shared
 from tests.processes import serve_in_process
 from workbench import db
-from workbench.inbox import Embedder, Inbox, InboxConsumer
+from workbench.inbox import Embedder, Inbox, InboxConsumer, encode_vector
 from workbench.masking import mask
 from workbench.nlu import EXAMPLE_VALUES, NluProblem, training_line
 from workbench.settings import WorkbenchSettings
@@ -222,7 +221,7 @@ def test_real_encoder_groups_paraphrases_and_separates_topics(tmp_path: Path) ->
     for i, ((topic, text), vector) in enumerate(zip(flat, body["vectors"])):
         row = {"ref": f"r{i}", "source": "kb_no_answer", "conversation_id": f"c{i}", "ts": float(i),
                "language": "zh" if topic == "zh" else "en", "text": text, "key": text, "detail": "{}",
-               "status": "open", "vector": json.dumps(vector)}
+               "status": "open", "vector": encode_vector(vector)}
         rows.append(row)
     inbox.insert(rows)
     groups = inbox.groups()["groups"]
