@@ -35,7 +35,7 @@ from conversations.redis_client import connect, moving_window
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
 from handoff.agents import AgentStore
-from handoff.api import agent, cases, internal, order_tools, reply_tools
+from handoff.api import accounts, agent, cases, internal, order_tools, reply_tools
 from handoff.canned import CannedAnswers
 from handoff.handoffs import HandoffService
 from handoff.login_guard import LoginGuard
@@ -143,6 +143,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(reply_tools.router)
     app.include_router(order_tools.router)
     app.include_router(cases.router)
+    app.include_router(accounts.router)
     app.mount("/static/webchat", StaticFiles(directory=WEBCHAT_STATIC), name="static-webchat")
     app.mount("/static/agent", StaticFiles(directory=AGENT_STATIC), name="static-agent")
     analytics.install(app)

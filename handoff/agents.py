@@ -68,6 +68,9 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+LANGUAGES = ("zh", "en")
+
+
 @dataclass
 class Agent:
     id: str
@@ -75,6 +78,16 @@ class Agent:
     display_name: str
     role: str
     max_concurrent: int
+    skills: tuple[str, ...] = ()  # reason codes this person takes (empty: every reason)
+    languages: tuple[str, ...] = ()  # customer languages this person answers (empty: every language)
+    disabled: bool = False
+
+    def matches(self, handoff: dict[str, Any]) -> bool:
+        """Whether routing should offer this handoff to this person: its language and reason are in theirs."""
+        language = str(handoff.get("language") or "")
+        reason = str(handoff.get("reason_code") or "")
+        return ((not self.languages or not language or language in self.languages)
+                and (not self.skills or not reason or reason in self.skills))
 
     @property
     def is_supervisor(self) -> bool:
@@ -91,7 +104,12 @@ class Agent:
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name, "role": self.role,
-                "max_concurrent": self.max_concurrent}
+                "max_concurrent": self.max_concurrent, "skills": list(self.skills), "languages": list(self.languages),
+                "disabled": self.disabled}
+
+
+def _listed(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(",") if v)
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
@@ -140,7 +158,48 @@ class AgentStore:
         if not raw:
             return None
         return Agent(id=agent_id, username=raw["username"], display_name=raw.get("display_name", raw["username"]),
-                     role=raw["role"], max_concurrent=int(raw.get("max_concurrent") or self._default_max))
+                     role=raw["role"], max_concurrent=int(raw.get("max_concurrent") or self._default_max),
+                     skills=_listed(raw.get("skills")), languages=_listed(raw.get("languages")),
+                     disabled=raw.get("disabled") == "1")
+
+    async def update(self, agent_id: str, *, max_concurrent: int | None = None, skills: list[str] | None = None,
+                     languages: list[str] | None = None, display_name: str | None = None) -> Agent | None:
+        """Change an account's concurrency, skills (reason codes), languages or display name."""
+        fields: dict[str, Any] = {}
+        if max_concurrent is not None:
+            fields["max_concurrent"] = max_concurrent
+        if skills is not None:
+            fields["skills"] = ",".join(dict.fromkeys(skills))
+        if languages is not None:
+            fields["languages"] = ",".join(dict.fromkeys(languages))
+        if display_name:
+            fields["display_name"] = display_name
+        if not await self._redis.exists(keys.agent(agent_id)):
+            return None
+        if fields:
+            await self._redis.hset(keys.agent(agent_id), mapping=fields)
+        return await self.get(agent_id)
+
+    async def set_disabled(self, agent_id: str, disabled: bool) -> Agent | None:
+        """Disable (no login, every session ends at its next request, out of the presence) or enable again."""
+        if not await self._redis.exists(keys.agent(agent_id)):
+            return None
+        await self._redis.hset(keys.agent(agent_id), mapping={"disabled": "1" if disabled else "0",
+                                                              "sessions_after": repr(time.time())})
+        if disabled:
+            await self._redis.zrem(keys.agents_online(), agent_id)
+        return await self.get(agent_id)
+
+    async def reset_password(self, agent_id: str, password: str) -> Agent | None:
+        """A new initial passphrase set by a supervisor; every existing session of the account ends."""
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise AccountError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        if not await self._redis.exists(keys.agent(agent_id)):
+            return None
+        password_hash = await self._off_loop(hash_password, password)
+        await self._redis.hset(keys.agent(agent_id), mapping={"password": password_hash,
+                                                              "sessions_after": repr(time.time())})
+        return await self.get(agent_id)
 
     async def all(self) -> list[Agent]:
         ids = [v.decode() for v in (await self._redis.hgetall(keys.agent_usernames())).values()]
@@ -161,8 +220,12 @@ class AgentStore:
         if not (matches and known):
             return None
         assert agent_id is not None
+        if await self._redis.hget(keys.agent(agent_id.decode()), "disabled") == b"1":
+            return None
         token = secrets.token_urlsafe(32)
-        await self._redis.set(keys.session(_token_hash(token)), agent_id, ex=self._session_ttl_s)
+        # The session names its account and when it began: a password reset or a disabling ends older ones.
+        await self._redis.set(keys.session(_token_hash(token)), f"{agent_id.decode()}|{time.time()!r}",
+                              ex=self._session_ttl_s)
         role = await self._redis.hget(keys.agent(agent_id.decode()), "role")
         if role is not None and role.decode() in DESK_ROLES:  # presence counts people who can take conversations
             await self.touch(agent_id.decode())
@@ -173,10 +236,18 @@ class AgentStore:
         if not token or len(token) > 200:
             return None
         key = keys.session(_token_hash(token))
-        agent_id = await self._redis.getex(key, ex=self._session_ttl_s)
-        if not agent_id:
+        value = await self._redis.getex(key, ex=self._session_ttl_s)
+        if not value:
             return None
-        agent = await self.get(agent_id.decode())
+        agent_id, _, began = value.decode().partition("|")
+        after = await self._redis.hget(keys.agent(agent_id), "sessions_after")
+        if after is not None and float(began or 0) <= float(after):
+            await self._redis.delete(key)
+            return None
+        agent = await self.get(agent_id)
+        if agent is not None and agent.disabled:
+            await self._redis.delete(key)
+            return None
         if agent is not None and agent.works_desk:
             await self.touch(agent.id)
         return agent

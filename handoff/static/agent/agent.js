@@ -801,6 +801,15 @@
     list.appendChild(dd);
   }
 
+  // Other console modules open a conversation through this event (accounts.js: "take next").
+  document.addEventListener("desk:open", (event) => {
+    const handoffId = event.detail && event.detail.handoffId;
+    if (handoffId) {
+      refreshLists().catch(() => {});
+      select(handoffId).catch(() => {});
+    }
+  });
+
   // Other console modules (orders.js: live orders and order actions) follow the open conversation through this event.
   function announceConversation() {
     document.dispatchEvent(new CustomEvent("desk:conversation", { detail: {
