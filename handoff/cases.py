@@ -34,6 +34,23 @@ SNIPPET_CHARS = 160
 RESULTS_MAX = 50
 TAG_RE = re.compile(r"^[\w\u4e00-\u9fff-]{1,24}$")
 ORDER_RE = re.compile(r"\bDM\d{10}\b", re.IGNORECASE)
+# KEYS: search documents. ARGV: words (lower-case). Returns the 1-based positions of the documents whose text holds
+# every word: the matching runs inside Redis, so a search moves only what it found (batches keep each call short).
+_MATCH = """
+local found = {}
+for i, key in ipairs(KEYS) do
+  local text = redis.call('HGET', key, 'text')
+  if text then
+    local ok = true
+    for _, word in ipairs(ARGV) do
+      if not string.find(text, word, 1, true) then ok = false break end
+    end
+    if ok then found[#found + 1] = i end
+  end
+end
+return found
+"""
+BATCH = 250
 _INDEXED_EVENTS = {"queued", "claimed", "assigned", "closed", "handed_back"}  # every change of who or what
 
 
@@ -149,9 +166,16 @@ class CaseLibrary:
                   "channel", "customer_id", "agent_id", "supervisor_only", "orders", "preview", "text")
         results: list[dict[str, Any]] = []
         case_ids = {_s(c) for c in await self.redis.zrange(keys.cases(), 0, -1)}
-        for start in range(0, len(ids), 200):
+        match = self.redis.register_script(_MATCH)
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start:start + BATCH]
+            if words:
+                hits = await match(keys=[keys.search_doc(h) for h in batch], args=words)
+                batch = [batch[int(i) - 1] for i in hits]
+                if not (order or customer):  # nothing filters further: read only what the page needs
+                    batch = batch[:limit - len(results)]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for handoff_id in ids[start:start + 200]:
+                for handoff_id in batch:
                     pipe.hmget(keys.search_doc(handoff_id), fields)
                 rows = await pipe.execute()
             for values in rows:

@@ -76,7 +76,8 @@ def test_supervisor_sets_skills_and_take_next_follows(stack: Any, chromium: Brow
         expect(agent.locator("#conv-status")).to_contain_text("claimed")
         assert agent.url.endswith(f"#{vip}")  # the Chinese VIP, not the older English one
         expect(customer.locator("#messages")).not_to_contain_text("Zh Agent")
-        agent.locator("#take-next").click()
+        agent.keyboard.press("Escape")
+        agent.keyboard.press("t")  # the keyboard way: t = take next
         expect(agent.locator("#take-next-message")).to_contain_text("Concurrency limit")
         # The others wait: the regular Chinese one for the next free hand, the English one for an English speaker.
         expect(agent.locator(f'#queue li[data-handoff-id="{english}"]')).to_have_count(1)

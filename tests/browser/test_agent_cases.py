@@ -57,8 +57,10 @@ def test_mark_a_model_case_and_find_it(stack: Any, chromium: Browser) -> None:  
         other = bob_ctx.new_page()
         other.on("pageerror", lambda exc: errors.append(f"bob: {exc}"))
         _log_in(other, stack, bob)
-        other.locator("#search-q").fill(f"{word} cracked")
-        other.locator("#search-q").press("Enter")
+        other.keyboard.press("/")  # the keyboard way into the search
+        expect(other.locator("#search-q")).to_be_focused()
+        other.keyboard.type(f"{word} cracked")
+        other.keyboard.press("Enter")
         results = other.locator("#search-results li")
         expect(results).to_have_count(1)
         expect(results.first).to_contain_text("closed (resolved)")

@@ -13,12 +13,15 @@
       languages: "Languages (none = all)", save: "Save", disable: "Disable", enable: "Enable",
       reset: "Reset passphrase", new_password: "New passphrase (8+)", saved: "Saved {name}.",
       disabled_badge: "disabled", online: "online", active: "{n} open", reset_done: "Passphrase of {name} reset.",
+      sc_take_next: "take the next conversation for me (my skills and languages, VIP first)",
+      sc_search: "search past conversations and model cases",
     },
     zh: {
       take_next: "为我接入下一个", nothing: "没有符合您技能和语言的排队对话。", manage: "管理账号",
       concurrency: "最多同时对话", skills: "技能（原因；不选 = 全部）", languages: "语言（不选 = 全部）", save: "保存",
       disable: "停用", enable: "启用", reset: "重置口令", new_password: "新口令（至少 8 位）", saved: "已保存 {name}。",
       disabled_badge: "已停用", online: "在线", active: "{n} 个进行中", reset_done: "已重置 {name} 的口令。",
+      sc_take_next: "为我接入下一个对话（按我的技能和语言，VIP 优先）", sc_search: "搜索历史对话和优秀案例",
     },
   };
   let lang = "en";
@@ -187,6 +190,8 @@
 
   function applyStrings() {
     $("take-next").textContent = t("take_next");
+    $("sc-take-next").textContent = t("sc_take_next");
+    $("sc-search").textContent = t("sc_search");
     $("manage-accounts-title").textContent = t("manage");
   }
 
@@ -199,8 +204,26 @@
     }
   }
 
+  // t: take next; /: search (not while typing, not with modifiers, only in the desk view).
+  function onKey(event) {
+    const target = event.target;
+    const typing = target && (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) || target.isContentEditable);
+    if (typing || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || $("desk-view").hidden
+        || document.querySelector("dialog[open]")) {
+      return;
+    }
+    if (event.key === "t") {
+      event.preventDefault();
+      takeNext();
+    } else if (event.key === "/") {
+      event.preventDefault();
+      $("search-q").focus();
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     $("take-next").addEventListener("click", takeNext);
+    document.addEventListener("keydown", onKey);
     $("manage-accounts").addEventListener("toggle", async () => {
       if ($("manage-accounts").open) {
         await whoAmI();

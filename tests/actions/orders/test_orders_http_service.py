@@ -326,3 +326,18 @@ def test_factory_builds_the_configured_backend(fake: Fake, tmp_path: Path) -> No
         assert isinstance(sql_service, SqlOrderService)
     finally:
         sql_service.close()
+
+
+def test_reship_of_a_lost_parcel_over_http(fake: Fake, client: HttpOrderService) -> None:
+    """``POST /orders/{n}/reship`` (the agent desk's reship): done once, then already done; refused when not lost."""
+    fake.scenario.customer(phone="13700000077")
+    fake.scenario.order("DM2026112377", OrderStatus.LOST, phone="13700000077", days_late=5)
+    first = client.reship_lost_parcel("DM2026112377", phone_last4="0077", idempotency_key="a" * 32)
+    assert first.outcome is Outcome.DONE and first.status is OrderStatus.SHIPPED and first.tracking_number
+    again = client.reship_lost_parcel("DM2026112377", phone_last4="0077")
+    assert again.outcome is Outcome.ALREADY_DONE and again.tracking_number == first.tracking_number
+    assert len(fake.sql.tracking("DM2026112377").shipments) == 2
+    fake.scenario.order("DM2026112378", OrderStatus.IN_TRANSIT, phone="13700000077")
+    assert client.reship_lost_parcel("DM2026112378", phone_last4="0077").refusal == "not_lost"
+    with pytest.raises(NotVerified):
+        client.reship_lost_parcel("DM2026112378", phone_last4="1111")
