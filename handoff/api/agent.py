@@ -284,8 +284,17 @@ async def reply(handoff_id: str, body: ReplyIn, agent: AgentDep, desk: DeskDep, 
     return {"id": message_id, "duplicate": not new}
 
 
+async def _not_disabled(agents: AgentStore, target_id: str) -> None:
+    """A disabled account takes no conversation (issue 17: accounts)."""
+    target = await agents.get(target_id)
+    if target is not None and target.disabled:
+        raise HTTPException(status_code=409, detail="That account is disabled.")
+
+
 @router.post("/handoffs/{handoff_id}/transfer")
-async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskDep) -> dict[str, Any]:
+async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskDep, agents: AgentsDep
+                   ) -> dict[str, Any]:
+    await _not_disabled(agents, body.to_agent_id)
     try:
         return desk.summary_row(await desk.assign(agent, handoff_id, body.to_agent_id, "transfer"))
     except DeskError as exc:
@@ -293,7 +302,9 @@ async def transfer(handoff_id: str, body: AssignIn, agent: AgentDep, desk: DeskD
 
 
 @router.post("/handoffs/{handoff_id}/reassign")
-async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, desk: DeskDep) -> dict[str, Any]:
+async def reassign(handoff_id: str, body: AssignIn, supervisor: SupervisorDep, desk: DeskDep, agents: AgentsDep
+                   ) -> dict[str, Any]:
+    await _not_disabled(agents, body.to_agent_id)
     try:
         return desk.summary_row(await desk.assign(supervisor, handoff_id, body.to_agent_id, "reassign"))
     except DeskError as exc:

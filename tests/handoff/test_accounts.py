@@ -66,6 +66,13 @@ async def test_disable_and_reset_end_sessions(desk) -> None:
     online = {a["username"]: a["online"] for a in (await desk.http.get("/api/agent/accounts",
                                                                         headers=boss.headers)).json()}
     assert online["bob"] is False
+    # Nobody hands a conversation to a disabled account.
+    hid = await _queued(desk, "en", "complaint")
+    assert (await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=alice.headers)).status_code == 200
+    for route, who in (("transfer", alice), ("reassign", boss)):
+        r = await desk.http.post(f"/api/agent/handoffs/{hid}/{route}", json={"to_agent_id": bob.account.id},
+                                 headers=who.headers)
+        assert r.status_code == 409 and "disabled" in r.json()["detail"]
     assert (await _patch(desk, boss, bob.account.id, disabled=False)).json()["disabled"] is False
     r = await desk.http.post("/api/agent/login", json={"username": "bob", "password": desk.password})
     assert r.status_code == 200

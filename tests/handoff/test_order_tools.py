@@ -233,3 +233,19 @@ async def test_order_service_down_is_a_503_and_the_click_can_be_retried(desk, or
     desk.app.state.orders_client = OrdersClient("http://actions", TOKEN, 10, transport=action_server_transport())
     r = await _act(desk, alice, hid, VERIFIED, kind="coupon")
     assert r.status_code == 200 and r.json()["outcome"] == "done" and r.json()["duplicate"] is False
+
+
+async def test_the_customer_is_told_in_the_conversations_language(desk, orders) -> None:
+    orders.scenario.order(VERIFIED, OrderStatus.LOST, days_late=6)
+    alice = await desk.agent("alice")
+    cid = (await desk.say("我的包裹丢了"))["conversation_id"]
+    held = tracker_for(cid)
+    slots = {**held["slots"], "language": "zh", "order_number": VERIFIED, "verified_orders": {VERIFIED: LAST4}}
+    r = await desk.handoff(cid, language="zh", tracker=tracker_part(held["events"], slots))
+    hid = r.json()["handoff_id"]
+    assert (await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=alice.headers)).status_code == 200
+    r = await _act(desk, alice, hid, VERIFIED, kind="reship")
+    assert r.json()["outcome"] == "done"
+    told = [m.text for m in await desk.app.state.store.history(cid) if m.role == "system" and VERIFIED in m.text]
+    assert told == [f"订单 {VERIFIED} 的包裹已为您重新发出，新运单号 {r.json()['result']['tracking_number']}，"
+                    f"预计 {r.json()['result']['promised_delivery_date']} 前送达。"]
