@@ -88,6 +88,11 @@ class CaseLibrary:
         self.retention_s = retention_s
         self.scan = scan
 
+    def _now(self) -> float:
+        """The desk's clock (handoff times are on it; HANDOFF_CLOCK in tests and demos)."""
+        clock = getattr(self.desk, "clock", None)
+        return clock.timestamp() if clock is not None else time.time()
+
     # ------------------------------------------------------------------ the masked transcript
 
     async def transcript(self, handoff: dict[str, str]) -> list[dict[str, Any]]:
@@ -126,7 +131,7 @@ class CaseLibrary:
             pipe.hset(keys.search_doc(handoff_id), mapping=doc)
             pipe.expire(keys.search_doc(handoff_id), self.retention_s)
             pipe.zadd(keys.search_recent(), {handoff_id: created})
-            pipe.zremrangebyscore(keys.search_recent(), "-inf", time.time() - self.retention_s)
+            pipe.zremrangebyscore(keys.search_recent(), "-inf", self._now() - self.retention_s)
             for number in orders:
                 pipe.zadd(keys.search_by_order(number), {handoff_id: created})
                 pipe.expire(keys.search_by_order(number), self.retention_s)
