@@ -104,6 +104,18 @@ def test_mark_a_model_case_and_find_it(stack: Any, chromium: Browser) -> None:  
         console.locator("#search-go").click()
         expect(console.locator("#search-status")).to_have_text("Nothing found.")
 
+        # On a phone the search and its results fit the screen; so does the viewer.
+        other.set_viewport_size({"width": 390, "height": 844})
+        other.locator("#search-scope").select_option("conversations")
+        other.locator("#search-q").fill(word)
+        other.locator("#search-go").click()
+        expect(results.first).to_be_visible()
+        assert other.evaluate("() => document.getElementById('search-section').getBoundingClientRect().right") <= 391
+        results.first.locator("button").click()
+        expect(dialog).to_be_visible()
+        assert other.evaluate("() => document.getElementById('case-view').getBoundingClientRect().right") <= 391
+        dialog.locator("#case-view-close").click()
+
         console.locator("#ui-lang").select_option("zh")
         expect(console.locator("#search-title")).to_have_text("搜索与案例库")
         expect(console.locator("#search-go")).to_have_text("搜索")

@@ -110,6 +110,11 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
 
         agent.locator("#ui-lang").select_option("zh")
         expect(agent.locator("#orders-title")).to_have_text("订单（实时）")
+        # On a phone the order cards fit the screen (no sideways scrolling inside the context panel).
+        agent.set_viewport_size({"width": 390, "height": 844})
+        expect(lost_card).to_be_visible()
+        assert agent.evaluate("() => document.getElementById('orders-section').scrollWidth") <= 390
+        assert agent.evaluate("() => document.getElementById('orders-section').getBoundingClientRect().right") <= 391
         assert errors == []
     finally:
         customer_ctx.close()
