@@ -1,8 +1,8 @@
 """Order actions from the console (issue 17, item 3) in headless Chromium against the real stack (gateway, action
 server, order store), with the customer's page open too: before claiming, the agent sees the conversation's orders
 live (status, items, tracking) with the actions disabled; after claiming, a double click on the delay coupon issues
-one coupon (checked in the order database), a lost parcel is reshipped, and the customer reads both outcomes in the
-chat; the panel follows the console's language."""
+one coupon (checked in the order database), a lost parcel is reshipped, a delivered item's return is opened, and
+the customer reads each outcome in the chat; the panel follows the console's language and fits a phone."""
 from __future__ import annotations
 
 import random
@@ -39,12 +39,13 @@ def store_orders(stack: Any):
     scenario = Scenario(factory, load_policy(), datetime.now(timezone.utc))
     scenario._tracking = rng.randrange(10**10, 10**11)  # tracking numbers nobody else has
     customer = scenario.customer(phone=phone, name="王芳")
-    late, lost = (f"DM29{rng.randrange(10**8):08d}" for _ in range(2))
+    late, lost, delivered = (f"DM29{rng.randrange(10**8):08d}" for _ in range(3))
     scenario.order(late, OrderStatus.IN_TRANSIT, days_late=4, phone=phone, customer_id=customer)
     scenario.order(lost, OrderStatus.LOST, days_late=6, phone=phone, customer_id=customer)
-    yield {"late": late, "lost": lost, "last4": phone[-4:], "factory": factory}
+    scenario.order(delivered, OrderStatus.DELIVERED, delivered_days_ago=2, phone=phone, customer_id=customer)
+    yield {"late": late, "lost": lost, "delivered": delivered, "last4": phone[-4:], "factory": factory}
     with factory() as session, session.begin():
-        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost]))))
+        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost, delivered]))))
         session.execute(delete(OrderChange).where(OrderChange.order_id.in_(ids)))
         session.execute(delete(Coupon).where(Coupon.customer_id == customer))
         for order in session.scalars(select(Order).where(Order.id.in_(ids))):
@@ -57,7 +58,7 @@ def store_orders(stack: Any):
 def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store_orders: dict) -> None:  # noqa: F811
     expect.set_options(timeout=TIMEOUT_MS)
     errors: list[str] = []
-    late, lost = store_orders["late"], store_orders["lost"]
+    late, lost, delivered = store_orders["late"], store_orders["lost"], store_orders["delivered"]
     agent_name = _account(stack, "agent", display_name="Lu Yan")
     customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
     agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
@@ -68,7 +69,7 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
         conversation_id = _send(customer, "my parcel is late and the other one never came")["conversation_id"]
         # What action_handoff_to_human sends once the bot verified both orders in this conversation.
         slots = {"language": "en", "order_number": late,
-                 "verified_orders": {late: store_orders["last4"], lost: store_orders["last4"]}}
+                 "verified_orders": {n: store_orders["last4"] for n in (late, lost, delivered)}}
         ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
 
         agent = agent_ctx.new_page()
@@ -104,6 +105,15 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
         expect(customer.locator("#messages .msg--system").filter(has_text=f"Order {lost} has been sent again"))\
             .to_have_count(1)
         expect(lost_card).to_contain_text("shipped")
+        # A return: the item and reason the policy allows (7-day no-reason, 2 days after delivery), one click.
+        returned = agent.locator(f'#orders .order[data-order="{delivered}"]')
+        options = returned.locator(".order__return-item option")
+        expect(options.first).to_contain_text("7-day no-reason")
+        returned.locator('button[data-action="return"]').click()
+        expect(returned.locator(".order__result")).to_contain_text("Done: return RMA")
+        rma = returned.locator(".order__result").inner_text().split("return ")[1].split(".")[0]
+        expect(customer.locator("#messages .msg--system").filter(has_text=f"Return {rma} has been opened"))\
+            .to_have_count(1)
         with store_orders["factory"]() as session:
             coupons = session.scalars(select(Coupon).join(Order).where(Order.number == late)).all()
             assert [c.code for c in coupons] == [code] and coupons[0].amount_cents == 1000

@@ -16,7 +16,7 @@
         "Refund shipping fee ({amount} yuan)", reship: "Reship lost parcel", start_return: "Start return",
       change_address: "Change address", address: "New address", name: "Recipient", phone: "Phone",
       province: "Province", city: "City", district: "District", line: "Street and number",
-      no_reason: "7-day no-reason", quality: "quality problem", may_not_act:
+      no_reason: "7-day no-reason", quality: "quality problem", photos: "photos needed", may_not_act:
         "Only the conversation's agent (after claiming) or a supervisor can change orders.",
       working: "Working…", done: "Done: {what}. The customer was told in the chat.", already: "Already done: {what}.",
       refused: "Not allowed: {why}.", duplicate: "Already done by the first click: {what}.",
@@ -38,6 +38,7 @@
       refunds: "退款", coupon: "发放 {amount} 元优惠券", shipping_refund: "退运费（{amount} 元）", reship: "补发丢失包裹",
       start_return: "发起退货", change_address: "修改地址", address: "新地址", name: "收件人", phone: "手机号",
       province: "省", city: "市", district: "区", line: "街道门牌", no_reason: "七天无理由", quality: "质量问题",
+      photos: "需提供照片",
       may_not_act: "只有接入本对话的客服或主管可以修改订单。", working: "处理中…",
       done: "已完成：{what}。已在对话中告知客户。", already: "此前已完成：{what}。", refused: "不允许：{why}。",
       duplicate: "第一次点击已完成：{what}。", coupon_done: "优惠券 {code}（{amount} 元）", refund_done: "退运费（{amount} 元）",
@@ -179,7 +180,8 @@
     const select = el("select", "order__return-item");
     select.setAttribute("aria-label", t("start_return"));
     for (const r of eligible) {
-      const option = el("option", "", `${r.name} (${r.sku}) · ${t(r.reason)}${r.deadline ? ` · ≤ ${r.deadline}` : ""}`);
+      const option = el("option", "", `${r.name} (${r.sku}) · ${t(r.reason)}${r.deadline ? ` · ≤ ${r.deadline}` : ""}`
+        + `${r.photos_required ? ` · ${t("photos")}` : ""}`);
       option.value = `${r.sku}|${r.reason}`;
       select.appendChild(option);
     }
