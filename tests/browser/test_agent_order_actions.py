@@ -39,13 +39,14 @@ def store_orders(stack: Any):
     scenario = Scenario(factory, load_policy(), datetime.now(timezone.utc))
     scenario._tracking = rng.randrange(10**10, 10**11)  # tracking numbers nobody else has
     customer = scenario.customer(phone=phone, name="王芳")
-    late, lost, delivered = (f"DM29{rng.randrange(10**8):08d}" for _ in range(3))
+    late, lost, delivered, paid = (f"DM29{rng.randrange(10**8):08d}" for _ in range(4))
     scenario.order(late, OrderStatus.IN_TRANSIT, days_late=4, phone=phone, customer_id=customer)
     scenario.order(lost, OrderStatus.LOST, days_late=6, phone=phone, customer_id=customer)
     scenario.order(delivered, OrderStatus.DELIVERED, delivered_days_ago=2, phone=phone, customer_id=customer)
-    yield {"late": late, "lost": lost, "delivered": delivered, "last4": phone[-4:], "factory": factory}
+    scenario.order(paid, OrderStatus.PAID, placed_days_ago=0.2, phone=phone, customer_id=customer)
+    yield {"late": late, "lost": lost, "delivered": delivered, "paid": paid, "last4": phone[-4:], "factory": factory}
     with factory() as session, session.begin():
-        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost, delivered]))))
+        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost, delivered, paid]))))
         session.execute(delete(OrderChange).where(OrderChange.order_id.in_(ids)))
         session.execute(delete(Coupon).where(Coupon.customer_id == customer))
         for order in session.scalars(select(Order).where(Order.id.in_(ids))):
@@ -58,7 +59,7 @@ def store_orders(stack: Any):
 def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store_orders: dict) -> None:  # noqa: F811
     expect.set_options(timeout=TIMEOUT_MS)
     errors: list[str] = []
-    late, lost, delivered = store_orders["late"], store_orders["lost"], store_orders["delivered"]
+    late, lost, delivered, paid = (store_orders[k] for k in ("late", "lost", "delivered", "paid"))
     agent_name = _account(stack, "agent", display_name="Lu Yan")
     customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
     agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
@@ -69,7 +70,7 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
         conversation_id = _send(customer, "my parcel is late and the other one never came")["conversation_id"]
         # What action_handoff_to_human sends once the bot verified both orders in this conversation.
         slots = {"language": "en", "order_number": late,
-                 "verified_orders": {n: store_orders["last4"] for n in (late, lost, delivered)}}
+                 "verified_orders": {n: store_orders["last4"] for n in (late, lost, delivered, paid)}}
         ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
 
         agent = agent_ctx.new_page()
@@ -114,6 +115,18 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
         rma = returned.locator(".order__result").inner_text().split("return ")[1].split(".")[0]
         expect(customer.locator("#messages .msg--system").filter(has_text=f"Return {rma} has been opened"))\
             .to_have_count(1)
+        # The address of an order not shipped yet: the form in its card (the service checks the fields).
+        moving = agent.locator(f'#orders .order[data-order="{paid}"]')
+        moving.locator(".order__address summary").click()
+        for name, value in (("recipient_name", "李雷"), ("phone", "13900001111"), ("province", "江苏"),
+                            ("city", "南京"), ("district", "鼓楼区"), ("address_line", "中山路1号")):
+            moving.locator(f'input[name="{name}"]').fill(value)
+        moving.locator('button[data-action="address"]').click()
+        expect(moving.locator(".order__result")).to_contain_text("Done: address changed")
+        expect(customer.locator("#messages .msg--system").filter(has_text=f"delivery address of order {paid}"))\
+            .to_have_count(1)
+        with store_orders["factory"]() as session:
+            assert session.scalar(select(Order.city).where(Order.number == paid)) == "南京"
         with store_orders["factory"]() as session:
             coupons = session.scalars(select(Coupon).join(Order).where(Order.number == late)).all()
             assert [c.code for c in coupons] == [code] and coupons[0].amount_cents == 1000

@@ -144,12 +144,12 @@
     try {
       const answer = await call("POST", `/api/agent/handoffs/${encodeURIComponent(current.handoffId)}/orders/`
         + `${encodeURIComponent(number)}/actions`, body);
-      message.textContent = outcomeText(answer);
-      message.dataset.outcome = answer.duplicate ? "duplicate" : answer.outcome;
       if (answer.outcome === "done" || answer.outcome === "already_done") {
-        await load(message.textContent, number);
+        await load(outcomeText(answer), number); // the panel shows the order as it is now, with the outcome
         return;
       }
+      message.textContent = outcomeText(answer);
+      message.dataset.outcome = answer.outcome;
     } catch (err) {
       message.textContent = err.message;
       message.className = "order__result error small";
