@@ -47,6 +47,10 @@ NOT_RECORDED = {
         "Please ask for a person again in a few minutes.",
 }
 RATE_LIMITED: dict[str, Any] = {"status": "rate_limited"}  # _send's answer when the desk refused with 429
+MEANWHILE = {  # after a ticket: the desk leaves the conversation to the bot until an agent picks the ticket up
+    ZH: "在此期间，您有其他问题也可以继续问我。客服的答复会发到您现在使用的这个渠道。",
+    EN: "Meanwhile I'm still here for any other questions. The agent's answer will reach you right here.",
+}
 TOO_MANY = {
     ZH: "抱歉，您的网络连接在短时间内发起了过多的人工客服请求，请几分钟后再试。我仍可以继续为您解答问题。",
     EN: "Sorry, too many requests for a person came from your connection in a short time. Please try again in a "
@@ -224,6 +228,7 @@ class ActionHandoffToHuman(Action):
         else:
             dispatcher.utter_message(response="utter_handoff_ticket", ticket_id=result.get("ticket_id") or "-",
                                      next_contact=_format_time(result.get("next_contact"), language))
+            dispatcher.utter_message(text=MEANWHILE[language])
         # A form the bot was filling (e.g. asking for the order number) stops: the person takes it from here.
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("handoff_active", True),
                 SlotSet("handoff_reason", reason), SlotSet("handoff_priority", float(priority))]

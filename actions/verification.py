@@ -153,9 +153,10 @@ async def remember_customer(tracker: Tracker, order: OrderInfo) -> dict[str, Any
 
 async def verified_customer(tracker: Tracker) -> dict[str, Any]:
     """The ``customer_id`` / ``customer_tier`` slot values the server itself vouches for, whatever the tracker says:
-    the customer recorded at verification in this conversation, else the customer of a valid signed token in the
-    latest message (tier from one of their orders), else none (both None). Never raises: without Redis the
-    customer is simply unknown (a handoff must not fail for it)."""
+    the customer recorded at verification in this conversation, else the one the gateway recorded for it because
+    its channel identity was linked by an earlier verification (conversations/customers.py), else the customer of a
+    valid signed token in the latest message (tier from one of their orders), else none (both None). Never raises:
+    without Redis the customer is simply unknown (a handoff must not fail for it)."""
     try:
         return await _verified_customer(tracker)
     except (RedisError, OSError) as exc:
@@ -164,7 +165,7 @@ async def verified_customer(tracker: Tracker) -> dict[str, Any]:
 
 
 async def _verified_customer(tracker: Tracker) -> dict[str, Any]:
-    known = await store().customer(tracker.sender_id)
+    known = await store().customer(tracker.sender_id) or await store().linked_customer(tracker.sender_id)
     if known is not None:
         return {SLOT_CUSTOMER_ID: known[0], SLOT_CUSTOMER_TIER: known[1] or None}
     token_customer = token_customer_id(tracker)

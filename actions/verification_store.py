@@ -14,6 +14,7 @@ conversation or ``/restart`` clears them). This store keeps:
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from actions.keys import verification_failures_prefix
 from actions.keys import verification_record as record_key
 from actions.keys import verified_customer as customer_key
 from actions.redis_client import async_redis, moving_window
+from conversations.keys import conversation_customer
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,26 @@ class VerificationStore:
         await self._redis.delete(record_key(conversation_id, order_number))
 
     async def remember_customer(self, conversation_id: str, customer_id: str, tier: str) -> None:
-        """The customer behind a verified order (or a signed token) of this conversation."""
-        await self._redis.set(customer_key(conversation_id), f"{customer_id}:{tier}", ex=self._idle_s)
+        """The customer behind a verified order (or a signed token) of this conversation. Also the conversation's
+        customer record the gateway reads (``via = verified``): after this turn it links the conversation's channel
+        identity to the customer (conversations/customers.py)."""
+        record = json.dumps({"id": customer_id, "tier": tier, "via": "verified"})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(customer_key(conversation_id), f"{customer_id}:{tier}", ex=self._idle_s)
+            pipe.set(conversation_customer(conversation_id), record, ex=self._idle_s)
+            await pipe.execute()
+
+    async def linked_customer(self, conversation_id: str) -> tuple[str, str] | None:
+        """(customer id, tier) the gateway recorded for this conversation because its channel identity (Telegram
+        chat, WhatsApp number, WeChat OpenID, browser) was linked by an earlier verification; None if none."""
+        raw = await self._redis.get(conversation_customer(conversation_id))
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or not value.get("id"):
+            return None
+        return str(value["id"]), str(value.get("tier") or "")
 
     async def customer(self, conversation_id: str) -> tuple[str, str] | None:
         """(customer id, membership tier) this conversation proved, renewing the idle expiry; None if none."""

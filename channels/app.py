@@ -29,6 +29,7 @@ from channels.routes import ChannelRoutes
 from channels.settings import ChannelSettings, get_channel_settings
 from conversations import keys
 from conversations.clock import Clock
+from conversations.customers import CustomerLinks
 from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from conversations.rasa_client import RasaClient
 from conversations.redis_client import connect, moving_window
@@ -91,11 +92,14 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
                                            settings.handoff_login_ip_max_failures, settings.handoff_login_window_s,
                                            settings.handoff_login_lock_s)
         app.state.clock = Clock.from_setting(settings.handoff_clock)
+        app.state.customers = CustomerLinks(redis, settings.client_salt, settings.customer_link_ttl_s,
+                                            settings.web_conversation_ttl_s)
         app.state.desk = HandoffService(
             redis, app.state.store, app.state.agents, app.state.rasa, DeskPolicy.load(settings.handoff_policy_path),
             app.state.clock, settings.handoff_sla_pickup_s, settings.handoff_earlier_conversations,
             retention_s=settings.handoff_retention_s, audit_retention_s=settings.handoff_audit_retention_s,
             audit_maxlen=settings.handoff_audit_maxlen, desk_events_maxlen=settings.handoff_desk_events_maxlen,
+            customers=app.state.customers, earlier_messages=settings.handoff_earlier_messages,
         )
         app.state.canned = CannedAnswers(settings.handoff_kb_dir)
         app.state.webhook = WebhookPusher(redis, settings.handoff_webhook_url, settings.handoff_webhook_attempts,

@@ -27,6 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from channels.turns import RetryableNotice, check_silent_turn
+from conversations.customers import CustomerLinks
 from conversations.messages import say, say_in
 from conversations.rasa_client import RasaClient, RasaError
 from conversations.settings import GatewaySettings
@@ -47,11 +48,12 @@ class Gateway:
     rasa: RasaClient
     settings: GatewaySettings
     desk: HandoffService
+    customers: CustomerLinks | None = None  # one customer across channels (conversations/customers.py)
 
     @classmethod
     def of(cls, state: Any) -> Gateway:
         """From ``app.state`` (read per request: tests replace ``app.state.rasa`` after start-up)."""
-        return cls(state.store, state.rasa, state.settings, state.desk)
+        return cls(state.store, state.rasa, state.settings, state.desk, getattr(state, "customers", None))
 
     @property
     def lease_s(self) -> float:
@@ -137,6 +139,7 @@ async def answer(gw: Gateway, message: CustomerMessage) -> list[ChatMessage]:
             return [ChatMessage(role="system", text=say(key, text, ui_lang))]
         return []
     bot_text = text[: settings.web_nlu_chars]
+    await tell_bot_the_customer(gw, conversation_id)
     try:
         rasa_messages = await gw.rasa.send_message(conversation_id, bot_text, message.rasa_metadata())
     except RasaError as exc:
@@ -146,12 +149,31 @@ async def answer(gw: Gateway, message: CustomerMessage) -> list[ChatMessage]:
         notice = ChatMessage if exc.delivered else RetryableNotice
         return [notice(role="system", text=say("bot_unavailable", text, ui_lang))]
     replies = bot_messages(rasa_messages)
+    if gw.customers is not None:
+        await gw.customers.link_if_verified(conversation_id)  # verified in this turn: link the channel identity
     # Nothing said: an action that failed (action server down) or a turn that needs no answer (handoff, listen)?
     if not replies and await store.owner(conversation_id) == BOT and await check_silent_turn(
         gw.rasa, conversation_id, bot_text
     ):
         return [RetryableNotice(role="system", text=say("bot_incomplete", text, ui_lang))]
     return replies
+
+
+async def tell_bot_the_customer(gw: Gateway, conversation_id: str) -> None:
+    """A conversation of a channel identity that an earlier conversation verified is that customer's from its first
+    message: the bot gets the customer's id and tier as slots (tier thresholds, VIP lane) before it reads the
+    message. The action server reads the same server-side record, never the slots, for anything it vouches for."""
+    if gw.customers is None:
+        return
+    customer, new = await gw.customers.prime(conversation_id)
+    if not (customer and new):
+        return
+    events = [{"event": "slot", "name": "customer_id", "value": customer["id"], "timestamp": time.time()},
+              {"event": "slot", "name": "customer_tier", "value": customer["tier"], "timestamp": time.time()}]
+    try:
+        await gw.rasa.append_events(conversation_id, events)
+    except RasaError as exc:  # the handoff still finds the customer (server-side record); thresholds stay regular
+        logger.warning("could not tell the bot the linked customer of %s: %s", conversation_id, exc)
 
 
 def bot_messages(rasa_messages: list[dict[str, Any]]) -> list[ChatMessage]:

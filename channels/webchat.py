@@ -128,7 +128,8 @@ async def post_message(
         ui_lang=ui_lang, metadata=body.metadata.model_dump(exclude_none=True),
     )
     # Stored first (idempotent per client message id), then answered by the owner: the path every channel takes.
-    replies = await dispatch.receive(Gateway(store, rasa, settings, desk), message)
+    gw = Gateway(store, rasa, settings, desk, getattr(request.app.state, "customers", None))
+    replies = await dispatch.receive(gw, message)
     if replies is None:
         raise HTTPException(status_code=409, detail="This message is still being processed; retry shortly.")
     return ReplyOut(conversation_id=conversation_id, messages=[MessageOut(**m) for m in replies])

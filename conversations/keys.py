@@ -352,3 +352,34 @@ def kb_fallback() -> str:
     """Stream: customer messages the NLU could not place (``nlu_fallback``: text, language, the best intent guess and
     what the knowledge base did with it), written by the action server's fallback, read by the workbench inbox."""
     return f"{PREFIX}:kb:fallback"
+
+
+# ---------------------------------------------------------------------------------------------- one customer
+# (conversations/customers.py: one customer across channels; docs/CHANNELS.md "One customer across channels")
+
+def conversation_customer(conversation_id: str) -> str:
+    """String JSON ``{"id", "tier", "via"}``: the customer this conversation is known to be. ``via`` = ``verified``
+    (written by the action server when the conversation verified an order or carried the store's signed token) or
+    ``linked`` (written by the gateway: the conversation's channel identity was linked by an earlier verification).
+    Server-side only; expires with the conversation."""
+    return f"{PREFIX}:conv:{conversation_id}:customer"
+
+
+def customer_link(identity_ref: str) -> str:
+    """String JSON ``{"id", "tier", "at"}``: the customer a channel identity (Telegram chat, WhatsApp number, WeChat
+    OpenID, web browser) proved to be; ``identity_ref`` is a keyed hash of ``<channel>:<platform user>`` (never the
+    number itself). Expires ``CUSTOMER_LINK_TTL_S`` after the last verification."""
+    return f"{PREFIX}:customer:link:{identity_ref}"
+
+
+def customer_identities(customer_id: str) -> str:
+    """Hash: identity ref -> JSON ``{"channel", "label" (masked), "linked_at"}`` of one customer's linked channel
+    identities; expires ``CUSTOMER_LINK_TTL_S`` after the last link."""
+    return f"{PREFIX}:customer:{customer_id}:identities"
+
+
+def customer_conversations(customer_id: str) -> str:
+    """Sorted set: conversation id -> last time it was known to be this customer's, on any channel (earlier
+    conversations in the handoff context); entries older than the conversations' TTL are pruned, the key expires
+    with the newest."""
+    return f"{PREFIX}:customer:{customer_id}:conversations"

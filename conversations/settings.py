@@ -73,6 +73,8 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_SEARCH_SCAN | 5000 | newest past conversations a text search reads (order/customer: all) |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
+    | HANDOFF_EARLIER_MESSAGES | 20 | newest messages (masked) of each earlier conversation shown in the context |
+    | CUSTOMER_LINK_TTL_S | 2592000 | a verified channel identity (chat, number, OpenID, browser) stays linked so long |
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
     | HANDOFF_KB_DIR | data/kb | knowledge-base articles used as canned answers |
     | HANDOFF_CLOCK | (empty = real time) | ISO datetime with offset: the desk's clock starts there (tests, demos) |
@@ -137,6 +139,8 @@ class GatewaySettings(BaseSettings):
     handoff_search_scan: int = Field(default=5000, ge=100)
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
+    handoff_earlier_messages: int = Field(default=20, ge=0, le=200)
+    customer_link_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
     handoff_kb_dir: Path = ROOT / "data" / "kb"
     handoff_clock: str | None = None

@@ -24,8 +24,8 @@ from bot.shared.context_tracker import iso
 from bot.shared.redact import DIGIT_RUN_RE, MASK, Redactor, scrub_stored
 from bot.shared.text import to_halfwidth
 
-SCHEMA_VERSION = "1.2.0"
-SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.2.0"
+SCHEMA_VERSION = "1.3.0"
+SCHEMA_ID = "https://csbot.example/schemas/handoff-context/1.3.0"
 _TRUNCATED = 50  # the smallest WEB_NLU_CHARS the gateway accepts (conversations/settings.py)
 PRIVACY = {"phones": "masked", "verification_digits": "removed", "address": "region_only"}
 

@@ -27,6 +27,7 @@ from bot.shared.reasons import ALL_REASONS
 from bot.shared.redact import Redactor, scrub_stored
 from conversations import keys
 from conversations.clock import Clock
+from conversations.customers import CustomerLinks
 from conversations.messages import say_in
 from conversations.rasa_client import RasaClient, RasaError
 from conversations.store import AGENT_PREFIX, STREAM_MAXLEN, ChatMessage, ConversationStore
@@ -66,6 +67,12 @@ redis.call('SET', KEYS[3], 'queue')
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 """ + _DESK_EVENT.format(k=5, t="'queued'", c="ARGV[3]") + """
 return {1, ARGV[1]}
+"""
+
+# KEYS: owner. A ticket's conversation goes back to the bot while it waits (only if still queued, never an agent's).
+_BOT_WHILE_TICKET = """
+if redis.call('GET', KEYS[1]) == 'queue' then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS: handoff, owner, queue, agent active set, desk events.
@@ -201,7 +208,8 @@ class HandoffService:
     def __init__(self, redis: Redis, store: ConversationStore, agents: AgentStore, rasa: RasaClient,
                  policy: DeskPolicy, clock: Clock, sla_pickup_s: int, earlier_limit: int, *,
                  retention_s: int = RETENTION_S, audit_retention_s: int = AUDIT_RETENTION_S,
-                 audit_maxlen: int = AUDIT_MAXLEN, desk_events_maxlen: int = DESK_EVENTS_MAXLEN) -> None:
+                 audit_maxlen: int = AUDIT_MAXLEN, desk_events_maxlen: int = DESK_EVENTS_MAXLEN,
+                 customers: CustomerLinks | None = None, earlier_messages: int = 20) -> None:
         self.redis = redis
         self.store = store
         self.agents = agents
@@ -210,6 +218,8 @@ class HandoffService:
         self.clock = clock
         self.sla_pickup_s = sla_pickup_s
         self.earlier_limit = earlier_limit
+        self.customers = customers  # the customer's conversations on every channel (conversations/customers.py)
+        self.earlier_messages = int(earlier_messages)
         self.retention_s = int(retention_s)
         self.audit_retention_s = int(audit_retention_s)
         self.audit_maxlen = int(audit_maxlen)
@@ -224,6 +234,7 @@ class HandoffService:
         self._release = script(_RELEASE)
         self._reopen = script(_REOPEN)
         self._agent_message = redis.register_script(_AGENT_MESSAGE)
+        self._bot_while_ticket = redis.register_script(_BOT_WHILE_TICKET)
 
     # ------------------------------------------------------------------ reading
 
@@ -376,6 +387,8 @@ class HandoffService:
         return scrub_stored(context, redactor), redactor  # the desk's own last check before anything is stored
 
     async def _earlier(self, customer_id: str | None, conversation_id: str) -> list[dict[str, Any]]:
+        """The customer's earlier handoffs, then their other conversations on any channel (linked identities,
+        conversations/customers.py) that had none; each with its channel and its newest messages, masked."""
         if not customer_id or self.earlier_limit == 0:
             return []
         ids = await self.redis.zrevrange(keys.handoffs_by_customer(customer_id), 0, self.earlier_limit * 2)
@@ -390,7 +403,30 @@ class HandoffService:
                         "csat": int(h["csat"]) if h.get("csat") else None, "summary": h.get("summary_text")})
             if len(out) >= self.earlier_limit:
                 break
+        if self.customers is not None and len(out) < self.earlier_limit:
+            listed = {e["conversation_id"] for e in out} | {conversation_id}
+            for cid in await self.customers.conversations(customer_id, self.earlier_limit + len(listed)):
+                if cid in listed or not await self.store.exists(cid):
+                    continue
+                created = await self.redis.hget(keys.conversation(cid), "created_at")
+                out.append({"conversation_id": cid, "handoff_id": None,
+                            "created_at": iso(float(created)) if created else None, "reason_code": None,
+                            "status": "bot_only", "resolution": None, "csat": None, "summary": None})
+                if len(out) >= self.earlier_limit:
+                    break
+        for entry in out:
+            entry.update(await self._earlier_transcript(entry["conversation_id"]))
         return out
+
+    async def _earlier_transcript(self, conversation_id: str) -> dict[str, Any]:
+        """Channel and newest messages of an earlier conversation, masked like the package (phones, digits)."""
+        channel = await self.redis.hget(keys.conversation(conversation_id), "channel")
+        entries = await self.store.entries(conversation_id) if self.earlier_messages else []
+        transcript = [{"role": m.role, "text": m.text, "ts": iso(m.ts)} for m, _ in entries]
+        redactor = conversation_redactor(None, transcript)
+        tail = [redactor.message(m) for m in transcript[-self.earlier_messages:]] if self.earlier_messages else []
+        return {"channel": _s(channel) if channel else None,
+                "last_message_at": transcript[-1]["ts"] if transcript else None, "messages": tail}
 
     async def _route(self, handoff_id: str, fields: dict[str, Any], language: str) -> HandoffOutcome:
         """Queue during service hours with someone online; otherwise also open a ticket with a reply-by time."""
@@ -404,6 +440,9 @@ class HandoffService:
                                             "outside_hours" if not in_hours else "nobody_online")
         await self.redis.hset(keys.handoff(handoff_id), mapping={"ticket_id": ticket_id,
                                                                   "next_contact": next_contact.isoformat()})
+        # Nobody answers before the ticket is picked up: the bot stays available for other questions meanwhile
+        # (owner back to bot unless an agent claimed it already); a claim makes the agent the owner as usual.
+        await self._bot_while_ticket(keys=[keys.owner(fields["conversation_id"])], args=[])
         return await self.outcome(handoff_id)
 
     async def _open_ticket(self, handoff_id: str, conversation_id: str, next_contact: datetime, why: str) -> str:

@@ -62,7 +62,7 @@ def test_button_taps_and_attempts_read_as_words() -> None:
     package = build_context(handoff_id="h1", request=request, transcript=transcript, earlier=[], created_at=1.0,
                             effective_priority=3)
     jsonschema.validate(package, SCHEMA)
-    assert package["schema_version"] == "1.2.0"
+    assert package["schema_version"] == "1.3.0"
     by_id = {m["id"]: m for m in package["transcript"]}
     assert by_id["4-0"]["shown"] == "No" and by_id["4-0"]["text"] == "/deny"
     assert by_id["6-0"]["shown"] == "Talk to a person"  # matched before "2" is masked as a short number

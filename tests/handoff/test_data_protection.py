@@ -101,7 +101,7 @@ async def test_context_package_and_agent_view_hold_no_verification_digits_or_pho
         assert_no_secrets(value.decode(), f"stored handoff field {field.decode()}")
     context = json.loads(stored[b"context"])
     jsonschema.validate(context, SCHEMA)
-    assert context["schema_version"] == SCHEMA_VERSION == "1.2.0"
+    assert context["schema_version"] == SCHEMA_VERSION == "1.3.0"
     # What an agent still needs is there, masked.
     assert "phone_last4" not in context["slots"]
     assert context["slots"]["verified_orders"] == [ORDER]

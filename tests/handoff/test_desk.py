@@ -363,7 +363,7 @@ async def test_webhook_retries_until_delivered_and_never_blocks_the_handoff(desk
     for _ in range(3):
         await pusher.run_once()
     assert attempts["n"] == 3
-    assert received[0]["handoff_id"] == hid and received[0]["schema_version"] == "1.2.0"
+    assert received[0]["handoff_id"] == hid and received[0]["schema_version"] == "1.3.0"
     assert "conversation_id" not in received[0] and received[0]["conversation_ref"].startswith("cr_")
     assert (await desk.redis.hget(keys.handoff(hid), "webhook_status")) == b"delivered"
     assert await desk.redis.xlen(keys.webhook_outbox()) == 0

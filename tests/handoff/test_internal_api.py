@@ -112,7 +112,7 @@ async def test_context_package_has_transcript_tracker_details_and_earlier_conver
     view = (await desk.http.get(f"/api/agent/handoffs/{out['handoff_id']}", headers=sup.headers)).json()
     context = view["context"]
     jsonschema.validate(context, SCHEMA)
-    assert context["schema_version"] == "1.2.0"
+    assert context["schema_version"] == "1.3.0"
     assert [(m["role"], m["text"]) for m in context["transcript"]] == [
         ("customer", "where is my order DM2026110512"), ("bot", "bot:where is my order DM2026110512"),
         ("customer", "<script>alert(1)</script> no that does not help"),
