@@ -17,7 +17,7 @@ from actions.settings import ActionServerSettings, get_settings
 
 logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Action-Token"  # noqa: S105 - a header name
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})  # /metrics checks METRICS_TOKEN itself (actions/metrics.py)
 
 
 def authorised(supplied: str | None, expected: str) -> bool:
@@ -27,17 +27,20 @@ def authorised(supplied: str | None, expected: str) -> bool:
     return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
 
 
-def build_app(token: str, package: str = "actions"):  # noqa: ANN201 - a sanic.Sanic (imported lazily)
+def build_app(token: str, package: str = "actions", metrics_token: str = ""):  # noqa: ANN201 - a sanic.Sanic
     """rasa-sdk's Sanic app with the actions of ``package`` and the token check in front of it."""
     from rasa_sdk.endpoint import create_app
     from rasa_sdk.executor import ActionExecutor
     from sanic import response
+
+    from actions import metrics
 
     executor = ActionExecutor()
     executor.register_package(package)
     app = create_app(executor, cors_origins=[])
     if not token:
         logger.error("ACTION_SERVER_TOKEN is not set: every action call will be refused")
+    metrics.install(app, executor, metrics_token)
 
     @app.on_request
     async def _require_token(request):  # noqa: ANN001, ANN202 - sanic's request / response types
@@ -133,7 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings: ActionServerSettings = get_settings()  # ACTION_SERVER_HOST / _PORT / _TOKEN (actions/settings.py)
-    app = build_app(settings.action_server_token.get_secret_value())
+    app = build_app(settings.action_server_token.get_secret_value(),
+                    metrics_token=settings.metrics_token.get_secret_value())
     from actions import routing
 
     routing.classifier()  # trained now (about 2 s) rather than while the first customer waits

@@ -44,6 +44,9 @@ class ActionServerSettings(BaseSettings):
     action_server_token: SecretStr = Field(
         default=SecretStr(""), validation_alias=_env("ACTION_SERVER_TOKEN"),
         description="Secret Rasa sends as X-Action-Token (endpoints.yml); empty: every action call is refused.")
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""), validation_alias=_env("METRICS_TOKEN"),
+        description="Bearer token of GET /metrics (Prometheus; same as the gateway's); empty: /metrics answers 404.")
     redis_url: str = Field(
         default=DEFAULT_REDIS_URL, validation_alias=_env("REDIS_URL"),
         description="Redis of the project: verification records and failure windows, complaint tracking, "

@@ -30,7 +30,7 @@ from analytics import db
 from bot.shared.redact import GENERIC as REDACTOR
 from bot.shared.redis_keys import PREFIX
 from bot.shared.text import detect_language
-from conversations import keys
+from conversations import keys, metrics
 from conversations.streams import ensure_group
 from handoff.policy import DeskPolicy
 
@@ -249,8 +249,10 @@ class AnalyticsConsumer:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                metrics.error("analytics", "redis")
                 logger.warning("analytics consumer: %s", exc)
                 await asyncio.sleep(max(self.poll_s, 1.0))
             except Exception:  # noqa: BLE001 - the record must never stop the gateway; logged with the trace
+                metrics.error("analytics", "failed")
                 logger.exception("analytics consumer failed; retrying")
                 await asyncio.sleep(max(self.poll_s, 1.0))

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 import handoff
 from analytics import wiring as analytics
 from channels import admin as channel_admin
+from channels import metrics as ops_metrics
 from channels import signed_webhook, telegram, webchat, wechat, wecom, whatsapp
 from channels.base import Channel
 from channels.outbox import OutboxWorker, Relay
@@ -142,6 +143,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
     app.include_router(wecom.router)
     app.include_router(signed_webhook.router)
     app.include_router(channel_admin.router)
+    app.include_router(ops_metrics.router)
     app.include_router(internal.router)
     app.include_router(agent.router)
     app.include_router(reply_tools.router)

@@ -27,6 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from channels.turns import RetryableNotice, check_silent_turn
+from conversations import metrics
 from conversations.customers import CustomerLinks
 from conversations.messages import say, say_in
 from conversations.rasa_client import RasaClient, RasaError
@@ -83,12 +84,19 @@ async def receive(gw: Gateway, message: CustomerMessage, *, wait_s: float = DUPL
                   ) -> list[dict[str, Any]] | None:
     """Store and answer a customer message; returns the stored replies (as dicts). A repeated message id returns
     the reply already given; None when its first attempt is still being answered after ``wait_s``."""
+    started = time.perf_counter()
     previous = await gw.store.append_customer_once(
         message.conversation_id, message.message_id, ChatMessage(role="customer", text=message.text), gw.lease_s
     )
     if previous is not None:
-        return await replay(gw, message, previous, wait_s)
-    return await answer_stored(gw, message)
+        return await replay(gw, message, previous, wait_s)  # a retry: not a turn of its own
+    try:
+        return await answer_stored(gw, message)
+    except RedisError:
+        metrics.error("gateway", "redis")
+        raise
+    finally:
+        metrics.TURN_SECONDS.labels(channel=message.channel).observe(time.perf_counter() - started)
 
 
 async def answer_stored(gw: Gateway, message: CustomerMessage) -> list[dict[str, Any]]:

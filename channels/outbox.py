@@ -37,7 +37,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from channels.base import Channel, DeliveryError
 from channels.routes import ChannelRoutes
-from conversations import keys
+from conversations import keys, metrics
 from conversations.streams import ensure_group
 
 logger = logging.getLogger(__name__)
@@ -147,8 +147,9 @@ class OutboxWorker:
             if self.rate is not None and not await self.limiter.hit(self.rate, self.channel.name):
                 return 0  # over the platform's rate: stays pending, tried again shortly (not a failure)
             try:
-                await self.channel.send(call, route)
+                await self._send(call, route)
             except DeliveryError as exc:
+                metrics.error("outbox", "delivery_failed")
                 attempts = int(await self.redis.hincrby(progress_key, "attempts", 1))
                 await self.redis.expire(progress_key, 7 * 24 * 3600)
                 if not exc.retryable or attempts >= self.attempts:
@@ -162,6 +163,13 @@ class OutboxWorker:
         await self._complete(entry_id, cid, fields)
         return 1
 
+    async def _send(self, call: Any, route: dict[str, str]) -> None:
+        started = time.perf_counter()
+        try:
+            await self.channel.send(call, route)
+        finally:
+            metrics.OUTBOX_SEND_SECONDS.labels(channel=self.channel.name).observe(time.perf_counter() - started)
+
     async def _complete(self, entry_id: str, conversation_id: str, fields: dict[str, str]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.channel_route(conversation_id), "sent_upto", fields.get("last", "0-0"))
@@ -174,6 +182,7 @@ class OutboxWorker:
                     attempts: int) -> None:
         """Give up on a batch: visible to supervisors in the dead-letter stream; the conversation's next batch
         may go."""
+        metrics.error("outbox", "dead_letter")
         logger.error("%s outbox: batch %s of %s given up after %s attempts: %s", self.channel.name, entry_id,
                      fields.get("conversation_id"), attempts, error)
         await self.redis.xadd(keys.outbox_dead(), {
@@ -201,6 +210,7 @@ class OutboxWorker:
                 if not await self.run_once():
                     await asyncio.sleep(poll_s)
             except (RedisError, OSError) as exc:
+                metrics.error("outbox", "redis")
                 logger.warning("%s outbox: %s; retrying", self.channel.name, exc)
                 await asyncio.sleep(pause_s)
 

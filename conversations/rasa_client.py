@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from conversations import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,9 +31,10 @@ class RasaError(Exception):
     ``delivered`` is False only when no worker received the request (every one refused or was unreachable), so
     resending it cannot make Rasa process the message twice."""
 
-    def __init__(self, message: str, *, delivered: bool = True) -> None:
+    def __init__(self, message: str, *, delivered: bool = True, kind: str = "other") -> None:
         super().__init__(message)
         self.delivered = delivered
+        self.kind = kind  # the label of csbot_errors_total{component="rasa"}
 
 
 class _NotSent(Exception):
@@ -95,6 +98,22 @@ class RasaClient:
 
         ``resend_after_failure``: a read (GET) may also be repeated on another worker after a worker received it
         and then failed; a message or an event append must not (it may have been processed)."""
+        endpoint = _endpoint(path)
+        started = time.perf_counter()
+        try:
+            response = await self._request_once(sender_id, method, path, resend_after_failure=resend_after_failure,
+                                                **kwargs)
+        except RasaError as exc:
+            metrics.error("rasa", exc.kind)
+            raise
+        finally:
+            metrics.RASA_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+        if not 200 <= response.status_code < 300:
+            metrics.error("rasa", "http_status")
+        return response
+
+    async def _request_once(self, sender_id: str, method: str, path: str, *, resend_after_failure: bool,
+                            **kwargs: Any) -> httpx.Response:
         problems = []
         for index in self._order(sender_id):
             worker = self._workers[index]
@@ -115,17 +134,18 @@ class RasaClient:
                 if resend_after_failure:
                     problems.append(exc.__class__.__name__)
                     continue
-                raise RasaError(f"Rasa timed out: {exc.__class__.__name__}") from exc
+                raise RasaError(f"Rasa timed out: {exc.__class__.__name__}", kind="timeout") from exc
             except httpx.HTTPError as exc:
                 # The connection broke after the request was sent (worker killed mid-request): down, not resent.
                 self._mark_down(index, exc)
                 if resend_after_failure:
                     problems.append(exc.__class__.__name__)
                     continue
-                raise RasaError(f"Rasa connection lost: {exc.__class__.__name__}") from exc
+                raise RasaError(f"Rasa connection lost: {exc.__class__.__name__}", kind="connection_lost") from exc
             self._down_until[index] = 0.0
             return response
-        raise RasaError(f"Rasa unreachable: {', '.join(problems) or 'no worker'}", delivered=False)
+        raise RasaError(f"Rasa unreachable: {', '.join(problems) or 'no worker'}", delivered=False,
+                        kind="unreachable")
 
     async def close(self) -> None:
         for worker in self._workers:
@@ -142,6 +162,7 @@ class RasaClient:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         body = response.json()
         if not isinstance(body, list):
+            metrics.error("rasa", "bad_body")
             raise RasaError("Rasa answered with an unexpected body")
         return body
 
@@ -162,6 +183,19 @@ class RasaClient:
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
 
+    async def loaded_models(self, timeout_s: float = 2.0) -> list[str | None]:
+        """The model file each worker has loaded, in ``RASA_URL`` order (None: down or no model), from Rasa's
+        ``/status`` (HTTP API, token): what ``/metrics`` reports as the running model version."""
+        out: list[str | None] = []
+        for worker in self._workers:
+            try:
+                response = await worker.get("/status", params={"token": self._token}, timeout=timeout_s)
+                model = response.json().get("model_file") if 200 <= response.status_code < 300 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                model = None
+            out.append(str(model) if model else None)
+        return out
+
     async def is_ready(self) -> bool:
         """True when every worker is up and has a model loaded."""
         for worker in self._workers:
@@ -172,3 +206,12 @@ class RasaClient:
             if not (200 <= response.status_code < 300 and bool(response.json().get("model_file"))):
                 return False
         return True
+
+
+def _endpoint(path: str) -> str:
+    """The closed label set of csbot_rasa_request_seconds (no conversation ids)."""
+    if path.endswith("/tracker/events"):
+        return "events"
+    if path.endswith("/tracker"):
+        return "tracker"
+    return "message" if path.startswith("/webhooks/") else "other"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.shared.paths import REPO_ROOT
@@ -78,6 +78,8 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_POLICY_PATH | data/store_policy.yml | policy: service hours, time zone, ticket reply time, tiers |
     | HANDOFF_KB_DIR | data/kb | knowledge-base articles used as canned answers |
     | HANDOFF_CLOCK | (empty = real time) | ISO datetime with offset: the desk's clock starts there (tests, demos) |
+    | METRICS_TOKEN | (empty = /metrics off, 404) | bearer token a Prometheus scraper sends to /metrics (>= 16 chars) |
+    | METRICS_LIMIT | 120/minute | calls to /metrics per client address (right or wrong token) |
     | HANDOFF_ADMIN_PASSWORD | (prompted) | password for `python -m handoff.admin create-supervisor` when not typed in |
     """
 
@@ -144,6 +146,8 @@ class GatewaySettings(BaseSettings):
     handoff_policy_path: Path = ROOT / "data" / "store_policy.yml"
     handoff_kb_dir: Path = ROOT / "data" / "kb"
     handoff_clock: str | None = None
+    metrics_token: SecretStr = SecretStr("")
+    metrics_limit: str = "120/minute"
 
 
     @property
@@ -173,7 +177,15 @@ class GatewaySettings(BaseSettings):
         return {"new_conversation": self.web_limit_new_conversations,
                 "new_conversation_device": self.web_limit_new_conversations_device,
                 "message": self.web_limit_messages, "handoff": self.web_limit_handoffs,
-                "upload": self.web_limit_uploads, "desk_write": self.handoff_limit_desk_writes}
+                "upload": self.web_limit_uploads, "desk_write": self.handoff_limit_desk_writes,
+                "metrics": self.metrics_limit}
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 16:
+            raise ValueError("METRICS_TOKEN must be at least 16 characters (or empty: /metrics off)")
+        return value
 
 
 @lru_cache
