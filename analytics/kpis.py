@@ -15,6 +15,8 @@ from sqlalchemy import Engine, text
 
 SLA_FIRST_RESPONSE_S = 15.0
 REPEAT_WINDOW_S = 7 * 24 * 3600
+COMPLAINT_ANSWER_S = 24 * 3600  # handoff/complaints.py: ANSWER_S / ESCALATE_S
+COMPLAINT_ESCALATE_S = 48 * 3600
 CLOSE_KINDS = "('handoff_closed', 'handoff_handed_back')"
 TAKE_KINDS = "('handoff_claimed', 'handoff_assigned')"
 
@@ -28,7 +30,8 @@ class Filters:
 
     def params(self) -> dict[str, Any]:
         return {"d0": self.start, "d1": self.end, "channel": self.channel, "language": self.language,
-                "sla": SLA_FIRST_RESPONSE_S, "now": time.time(), "repeat_s": REPEAT_WINDOW_S}
+                "sla": SLA_FIRST_RESPONSE_S, "now": time.time(), "repeat_s": REPEAT_WINDOW_S,
+                "c24": COMPLAINT_ANSWER_S, "c48": COMPLAINT_ESCALATE_S}
 
 
 def _cohort(f: Filters) -> str:
@@ -143,7 +146,13 @@ SELECT COUNT(*) AS handoffs,
   AVG(closed_ts - queued_ts) AS resolution_avg_s,
   MAX(closed_ts - queued_ts) AS resolution_max_s,
   AVG(taken_ts - queued_ts) AS queue_wait_avg_s,
-  SUM(ticket) AS tickets
+  SUM(ticket) AS tickets,
+  SUM(CASE WHEN reason = 'complaint' THEN 1 ELSE 0 END) AS complaints,
+  SUM(CASE WHEN reason = 'complaint' AND first_agent_ts - queued_ts <= :c24 THEN 1 ELSE 0 END) AS complaints_24h,
+  SUM(CASE WHEN reason = 'complaint' AND ((first_agent_ts IS NOT NULL AND first_agent_ts - queued_ts > :c24)
+        OR (first_agent_ts IS NULL AND :now - queued_ts > :c24)) THEN 1 ELSE 0 END) AS complaints_late_24h,
+  SUM(CASE WHEN reason = 'complaint' AND ((first_agent_ts IS NOT NULL AND first_agent_ts - queued_ts > :c48)
+        OR (first_agent_ts IS NULL AND :now - queued_ts > :c48)) THEN 1 ELSE 0 END) AS complaints_over_48h
 FROM h""", f)[0]
         sat = self._rows("""
 SELECT CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END AS who, COUNT(*) AS answers, AVG(stars) AS avg_stars,
@@ -181,6 +190,11 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
                     "bot_breach_rate": _rate(conv["bot_sla_breaches"] or 0, n),
                     "human_breaches": int(hand["human_sla_breaches"] or 0),
                     "human_breach_rate": _rate(hand["human_sla_breaches"] or 0, in_hours)},
+            "complaints": {"handoffs": int(hand["complaints"] or 0),
+                           "answered_24h": int(hand["complaints_24h"] or 0),
+                           "answered_24h_rate": _rate(hand["complaints_24h"] or 0, hand["complaints"] or 0),
+                           "breaches_24h": int(hand["complaints_late_24h"] or 0),
+                           "escalated_48h": int(hand["complaints_over_48h"] or 0)},
             "repeat_contacts": {"identified": int(conv["identified"] or 0),
                                 "repeats": int(conv["repeat_contacts"] or 0),
                                 "rate": _rate(conv["repeat_contacts"] or 0, conv["identified"] or 0)},

@@ -39,6 +39,7 @@ from conversations.store import ConversationStore
 from handoff.agents import AgentStore
 from handoff.api import accounts, agent, cases, internal, order_tools, reply_tools
 from handoff.canned import CannedAnswers
+from handoff.complaints import ComplaintSla
 from handoff.handoffs import HandoffService
 from handoff.login_guard import LoginGuard
 from handoff.policy import DeskPolicy
@@ -102,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
             audit_maxlen=settings.handoff_audit_maxlen, desk_events_maxlen=settings.handoff_desk_events_maxlen,
             customers=app.state.customers, earlier_messages=settings.handoff_earlier_messages,
         )
+        app.state.complaint_sla = ComplaintSla(redis, app.state.desk)
         app.state.canned = CannedAnswers(settings.handoff_kb_dir)
         app.state.webhook = WebhookPusher(redis, settings.handoff_webhook_url, settings.handoff_webhook_attempts,
                                           settings.handoff_webhook_backoff_s, settings.handoff_webhook_timeout_s,
@@ -203,10 +205,12 @@ def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: Cha
 
 
 async def _sla_loop(app: FastAPI, interval_s: float) -> None:
-    """Raise pickup-SLA alerts; the state lives in Redis, so any number of gateway processes may run this."""
+    """Raise pickup-SLA alerts and complaint escalations (48 h unanswered, handoff/complaints.py); the
+    state lives in Redis, so any number of gateway processes may run this."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await app.state.desk.check_sla()
+            await app.state.complaint_sla.check()
         except (RedisError, OSError) as exc:
             logger.warning("SLA check skipped: %s", exc)

@@ -176,6 +176,12 @@ def sla_alerted(handoff_id: str) -> str:
     return f"{PREFIX}:sla_alerted:{handoff_id}"
 
 
+def complaint_escalated(handoff_id: str) -> str:
+    """String flag: the 48-hour escalation of this unanswered complaint was raised (handoff/complaints.py; once,
+    even with several gateways)."""
+    return f"{PREFIX}:complaint_escalated:{handoff_id}"
+
+
 def alerts() -> str:
     """Sorted set: open alert ids by time (visible to supervisors)."""
     return f"{PREFIX}:alerts"

@@ -68,6 +68,7 @@
       a_sla: "{reason} · waited {wait}", a_sla_d: "not picked up within the SLA ({when})",
       a_undelivered: "undelivered handoff · {reason}",
       a_undelivered_d: "conversation {cid}: gave up after {attempts} attempts ({error}) {when}",
+      a_complaint: "complaint unanswered for {wait}", a_complaint_d: "escalated to a supervisor after 48 h ({when})",
       a_repeat: "repeat complaint · {n}×", a_repeat_d: "customer {customer}, order {order} ({when})",
       a_group: "group incident · {n} customers", a_group_d: "{kind}: {value} ({when})",
       sc_macro: "insert a macro (↑/↓ choose, Enter inserts)", macros: "Macros", kb_answers: "Knowledge answers",
@@ -125,6 +126,7 @@
       a_sla: "{reason} · 已等待 {wait}", a_sla_d: "未在服务时限内接入（{when}）",
       a_undelivered: "未送达的转人工 · {reason}",
       a_undelivered_d: "对话 {cid}：尝试 {attempts} 次后放弃（{error}）{when}",
+      a_complaint: "投诉 {wait} 未回复", a_complaint_d: "超过 48 小时，已升级给主管（{when}）",
       a_repeat: "重复投诉 · {n} 次", a_repeat_d: "客户 {customer}，订单 {order}（{when}）",
       a_group: "群体事件 · {n} 位客户", a_group_d: "{kind}：{value}（{when}）",
       sc_macro: "插入快捷回复（↑/↓ 选择，回车插入）", macros: "快捷回复", kb_answers: "知识库答案",
@@ -524,6 +526,8 @@
       case "handoff_undelivered":
         return [t("a_undelivered", { reason: reasonLabel(a.reason_code) }), t("a_undelivered_d", {
           cid: a.conversation_id, attempts: a.attempts, error: a.error, when })];
+      case "complaint_overdue":
+        return [t("a_complaint", { wait: formatWait(a.wait_s) }), t("a_complaint_d", { when })];
       case "repeat_complaint":
         return [t("a_repeat", { n: a.complaints }), t("a_repeat_d", { customer: a.customer_id,
           order: a.order_number, when })];
