@@ -66,10 +66,10 @@ if [ "$(cat "$CHARTJS_DIR/VERSION" 2>/dev/null)" != "chart.js $CHARTJS_VERSION $
   log "Chart.js $CHARTJS_VERSION for the dashboard in $CHARTJS_DIR"
 fi
 
-if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei postgresql >/dev/null 2>&1; }; then
-  log "installing Debian chromium + CJK font (browser tests) and postgresql (data-layer tests)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql >/dev/null; fi
+if [ "$FOR_TESTS" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei postgresql haproxy >/dev/null 2>&1; }; then
+  log "installing Debian chromium + CJK font (browser tests), postgresql (data-layer tests), haproxy (topology test)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql haproxy >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei postgresql haproxy >/dev/null; fi
 fi
 
 # Order database (DATABASE_URL, default var/store.db): apply migrations, load the demo store when it is empty.
