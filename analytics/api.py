@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from analytics.kpis import Filters, Kpis
+from analytics.live import board
 from handoff.deps import SupervisorDep
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -75,6 +76,12 @@ DrillDep = Annotated[dict[str, Any], Depends(_drill)]
 @router.get("/summary")
 async def summary(_: SupervisorDep, kpis: KpisDep, f: FiltersDep) -> dict[str, Any]:
     return {"range": _range(f), **await _table(kpis, f, "summary", {})}  # type: ignore[dict-item]
+
+
+@router.get("/live")
+async def live(_: SupervisorDep, request: Request) -> dict[str, Any]:
+    """The live queue and SLA board (analytics/live.py): the desk's state now, not the record."""
+    return await board(request.app)
 
 
 @router.get("/{table}")

@@ -66,6 +66,18 @@ class ComplaintSla:
             ms, seq = last.split("-")
             start = f"{ms}-{int(seq) + 1}"
 
+    async def unanswered(self) -> list[float]:
+        """Queue times (desk clock) of the open complaints no agent has answered yet (the live board)."""
+        out = []
+        for hid in await self.open_handoffs():
+            h = await self.desk.get_row_fields(hid)
+            if not h or h.get("reason_code") != COMPLAINT or h.get("status") not in OPEN_STATUSES:
+                continue
+            created = float(h.get("created_at") or self.desk.clock.timestamp())
+            if not await self.answered(h["conversation_id"], created):
+                out.append(created)
+        return out
+
     async def check(self) -> list[str]:
         """Raise the 48-hour escalation of every overdue unanswered complaint (once each). Returns the alert ids."""
         now = self.desk.clock.timestamp()

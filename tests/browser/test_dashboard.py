@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +269,36 @@ def test_non_supervisors_get_no_data(stack: Any, chromium: Browser, seeded: None
         expect(page.locator(".tile")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_live_queue_board_follows_the_desk(stack: Any, chromium: Browser, accounts: dict) -> None:  # noqa: F811
+    """The live queue and SLA board refreshes by itself: a handoff queued while the page is open shows up in
+    'Waiting now' and in its priority row without a reload."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    env = stack.env()
+    http = httpx.Client(base_url=stack.web_url, timeout=60)
+    context = chromium.new_context(viewport={"width": 1366, "height": 1400}, locale="en-US")
+    try:
+        page = context.new_page()
+        _log_in(page, stack, accounts["supervisor"])
+        tile = page.locator('#live-tiles .tile[data-live="waiting"] .tile__value')
+        expect(tile).to_have_text(re.compile(r"^\d+$"))
+        before = int(tile.inner_text())
+        p2 = page.locator('#live-priority tr[data-priority="2"] td').nth(1)
+        p2_before = int(p2.inner_text())
+        r = http.post("/api/webchat/messages", json={"conversation_id": None, "message_id": uuid.uuid4().hex,
+                                                     "text": "hello", "metadata": {"ui_lang": "en"}})
+        assert r.status_code == 200, r.text
+        r = http.post("/internal/handoffs", headers={"X-Internal-Token": env["HANDOFF_INTERNAL_TOKEN"]}, json={
+            "conversation_id": r.json()["conversation_id"], "channel": "webchat", "reason_code": "explicit_request",
+            "priority": 2, "language": "en", "customer": {"id": None, "tier": "regular", "verified": False},
+            "frustration": {"score": 10, "curve": []}, "signals": {}, "summary": None})
+        assert r.status_code in (200, 201), r.text
+        expect(tile).to_have_text(str(before + 1), timeout=15_000)  # the 5-second refresh, no reload
+        expect(p2).to_have_text(str(p2_before + 1))
+        expect(page.locator('#live-tiles .tile[data-live="agents"] .tile__value')).not_to_be_empty()
+        page.locator("#ui-lang").select_option("zh")
+        expect(page.locator("#live-title")).to_have_text("实时排队与 SLA")
+    finally:
+        context.close()
+        http.close()

@@ -39,9 +39,17 @@
       d_csat_low: "Rated 1–2 ★", d_day: "day {v}", d_reason: "reason {v}", d_agent: "closed by {v}",
       d_slot: "{dow} {hour}:00", ds_conversations: "Conversations", ds_resolved: "Bot-resolved",
       ds_handed: "Handed off", ds_rate: "Deflection %",
+      live: "Live queue and SLA", live_waiting: "Waiting now", live_vip: "VIP waiting", live_oldest: "Oldest wait",
+      live_oldest_vip: "Oldest VIP wait", live_agents: "Agents online", live_load: "Load", live_pickup: "Over pickup SLA",
+      live_c24: "Complaints > 24 h", live_c48: "Complaints > 48 h", live_alerts: "Open alerts",
+      live_p: "Priority {p}", live_p_h: "Priority", live_owned: "Owned / limit", live_none: "nobody online", live_note: "Refreshed every 5 s from the desk.",
       first_n: "first {n}", dows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     },
     zh: {
+      live: "实时排队与 SLA", live_waiting: "正在排队", live_vip: "VIP 排队", live_oldest: "最长等待",
+      live_oldest_vip: "VIP 最长等待", live_agents: "在线客服", live_load: "负载", live_pickup: "超出接入时限",
+      live_c24: "投诉超 24 小时", live_c48: "投诉超 48 小时", live_alerts: "未处理告警",
+      live_p: "优先级 {p}", live_p_h: "优先级", live_owned: "接待 / 上限", live_none: "无人在线", live_note: "每 5 秒从客服台刷新。",
       title: "客服数据看板", login_help: "仅限主管：使用客服工作台的账号。", username: "用户名", password: "密码",
       login: "登录", forbidden: "仅限主管查看。", to_console: "客服工作台", language_ui: "界面语言", from: "开始",
       to: "结束", channel: "渠道", language: "语言", all_channels: "全部渠道", all_languages: "全部语言",
@@ -606,6 +614,76 @@
     }
   }
 
+  // ---------------------------------------------------------------- live queue and SLA board
+
+  const LIVE_EVERY_MS = 5000;
+  let liveTimer = null;
+
+  function liveTile(key, value, alarm) {
+    const div = document.createElement("div");
+    div.className = alarm ? "tile tile--alarm" : "tile";
+    div.dataset.live = key;
+    const label = document.createElement("div");
+    label.className = "tile__label";
+    label.textContent = t(`live_${key}`);
+    const val = document.createElement("div");
+    val.className = "tile__value";
+    val.textContent = value;
+    div.append(label, val);
+    return div;
+  }
+
+  function renderLive(b) {
+    const w = b.waiting;
+    const br = b.breaches;
+    const ag = b.agents;
+    $("live-tiles").replaceChildren(
+      liveTile("waiting", num(w.total)), liveTile("vip", num(w.vip)),
+      liveTile("oldest", secs(w.oldest_wait_s)), liveTile("oldest_vip", secs(w.oldest_vip_wait_s)),
+      liveTile("agents", ag.online ? `${ag.online} · ${ag.owned}/${ag.capacity}` : t("live_none")),
+      liveTile("load", pct(ag.load)), liveTile("pickup", num(br.pickup), br.pickup > 0),
+      liveTile("c24", num(br.complaints_24h), br.complaints_24h > 0),
+      liveTile("c48", num(br.complaints_48h), br.complaints_48h > 0),
+      liveTile("alerts", num(br.alerts_open), br.alerts_open > 0));
+    const rows = Object.entries(w.by_priority).map(([p, n]) => {
+      const tr = document.createElement("tr");
+      tr.dataset.priority = p;
+      for (const text of [t("live_p", { p }), num(n)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      return tr;
+    });
+    $("live-priority").querySelector("tbody").replaceChildren(...rows);
+    $("live-agents").querySelector("tbody").replaceChildren(...ag.rows.map((a) => {
+      const tr = document.createElement("tr");
+      for (const text of [a.name, `${a.owned}/${a.limit}`, pct(a.load)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+    $("live-at").textContent = new Date(b.at * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US");
+  }
+
+  async function refreshLive() {
+    try {
+      renderLive(await api("GET", "/api/analytics/live"));
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        clearInterval(liveTimer);
+        liveTimer = null;
+      }
+    }
+  }
+
+  function startLive() {
+    refreshLive();
+    if (liveTimer === null) liveTimer = setInterval(refreshLive, LIVE_EVERY_MS);
+  }
+
   async function start() {
     let me;
     try {
@@ -622,6 +700,7 @@
     show("dash-view");
     state.filters = readFilters();
     fillForm();
+    startLive();
     await load();
   }
 
