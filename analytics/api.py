@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 MAX_DAYS = 3 * 366
 SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low")
-TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "conversations")
+TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "conversations", "questions")
 
 
 def get_kpis(request: Request) -> Kpis:

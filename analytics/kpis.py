@@ -15,6 +15,8 @@ from sqlalchemy import Engine, text
 
 SLA_FIRST_RESPONSE_S = 15.0
 REPEAT_WINDOW_S = 7 * 24 * 3600
+TOP_QUESTIONS = 20  # KB coverage: the most frequent customer questions looked at
+COVERED_SHARE = 0.5  # a question is covered when at least this share of its askings got a KB answer
 COMPLAINT_ANSWER_S = 24 * 3600  # handoff/complaints.py: ANSWER_S / ESCALATE_S
 COMPLAINT_ESCALATE_S = 48 * 3600
 CLOSE_KINDS = "('handoff_closed', 'handoff_handed_back')"
@@ -130,7 +132,11 @@ SELECT COUNT(*) AS conversations,
             OR (first_bot_ts IS NULL AND handoffs = 0 AND :now - first_customer_ts > :sla) THEN 1 ELSE 0 END)
     AS bot_sla_breaches,
   SUM(CASE WHEN customer_ref IS NOT NULL THEN 1 ELSE 0 END) AS identified,
-  SUM(is_repeat) AS repeat_contacts
+  SUM(is_repeat) AS repeat_contacts,
+  SUM(CASE WHEN customer_ref IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM analytics_conversations n WHERE n.customer_ref = cv.customer_ref
+          AND n.conversation_id <> cv.conversation_id AND n.started_ts > cv.started_ts
+          AND n.started_ts <= cv.started_ts + :repeat_s) THEN 1 ELSE 0 END) AS first_contact_resolved
 FROM cv""", f)[0]
         hand = self._rows("""
 SELECT COUNT(*) AS handoffs,
@@ -195,10 +201,43 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
                            "answered_24h_rate": _rate(hand["complaints_24h"] or 0, hand["complaints"] or 0),
                            "breaches_24h": int(hand["complaints_late_24h"] or 0),
                            "escalated_48h": int(hand["complaints_over_48h"] or 0)},
+            "first_contact_resolution": {
+                "identified": int(conv["identified"] or 0),
+                "resolved": int(conv["first_contact_resolved"] or 0),
+                "rate": _rate(conv["first_contact_resolved"] or 0, conv["identified"] or 0)},
+            "kb_coverage": self.kb_coverage_summary(f),
             "repeat_contacts": {"identified": int(conv["identified"] or 0),
                                 "repeats": int(conv["repeat_contacts"] or 0),
                                 "rate": _rate(conv["repeat_contacts"] or 0, conv["identified"] or 0)},
         }
+
+    def questions(self, f: Filters) -> list[dict[str, Any]]:
+        """The most frequent customer questions of the cohort (masked text, lower-cased and trimmed) and how often the
+        bot's next answer came from the knowledge base (a bot message with source ``kb`` before the customer's next
+        message)."""
+        rows = self._rows("""
+, q AS (
+  SELECT LOWER(TRIM(m.text)) AS question,
+    (SELECT b.source FROM analytics_events b WHERE b.conversation_id = m.conversation_id
+       AND b.kind = 'message_bot' AND b.ts >= m.ts
+       AND NOT EXISTS (SELECT 1 FROM analytics_events n WHERE n.conversation_id = m.conversation_id
+                       AND n.kind = 'message_customer' AND n.ts > m.ts AND n.ts <= b.ts)
+     ORDER BY b.ts LIMIT 1) AS answer_source
+  FROM analytics_events m JOIN c ON c.conversation_id = m.conversation_id
+  WHERE m.kind = 'message_customer' AND m.text IS NOT NULL AND TRIM(m.text) <> '')
+SELECT question, COUNT(*) AS asked, SUM(CASE WHEN answer_source = 'kb' THEN 1 ELSE 0 END) AS kb_answered
+FROM q GROUP BY question ORDER BY asked DESC, question LIMIT :top""".lstrip(), f, top=TOP_QUESTIONS)
+        return [{"question": r["question"], "asked": int(r["asked"]), "kb_answered": int(r["kb_answered"] or 0),
+                 "kb_rate": _rate(r["kb_answered"] or 0, r["asked"]),
+                 "covered": (int(r["kb_answered"] or 0) / int(r["asked"])) >= COVERED_SHARE} for r in rows]
+
+    def kb_coverage_summary(self, f: Filters) -> dict[str, Any]:
+        top = self.questions(f)
+        asked = sum(q["asked"] for q in top)
+        return {"top_questions": len(top), "covered": sum(q["covered"] for q in top),
+                "rate": _rate(sum(q["covered"] for q in top), len(top)),
+                "asked": asked, "kb_answered": sum(q["kb_answered"] for q in top),
+                "weighted_rate": _rate(sum(q["kb_answered"] for q in top), asked)}
 
     def reasons(self, f: Filters) -> list[dict[str, Any]]:
         n = self.summary_count(f)

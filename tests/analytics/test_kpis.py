@@ -49,6 +49,13 @@ async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
     assert s["repeat_contacts"] == {"identified": 3, "repeats": 1, "rate": 0.3333}  # C after A, same browser
     assert s["complaints"] == {"handoffs": 0, "answered_24h": 0, "answered_24h_rate": None, "breaches_24h": 0,
                                "escalated_48h": 0}  # no complaint handoff in the seed
+    # First-contact resolution: of the 3 identified conversations, A was followed by C (same browser, 1 h later);
+    # B and C had no follow-up within 7 days (E is another browser).
+    assert s["first_contact_resolution"] == {"identified": 3, "resolved": 2, "rate": 0.6667}
+    # KB coverage: 5 distinct customer questions (A, B's two, C, D; CSAT clicks are not questions), one each; only
+    # B's first ("我的订单到哪里了") got a knowledge-base answer.
+    assert s["kb_coverage"] == {"top_questions": 5, "covered": 1, "rate": 0.2, "asked": 5, "kb_answered": 1,
+                                "weighted_rate": 0.2}
 
     reasons = (await _get(dashboard, boss, "/api/analytics/reasons"))["rows"]
     assert reasons == [{"reason": "explicit_request", "handoffs": 2, "rate": 0.5},
@@ -191,3 +198,41 @@ async def test_complaint_sla_figures(dashboard) -> None:
     assert s["complaints"] == {"handoffs": 3, "answered_24h": 1, "answered_24h_rate": 0.3333, "breaches_24h": 2,
                                "escalated_48h": 1}
     assert s["handoff"]["handoffs"] == 4
+
+
+async def test_kb_coverage_of_the_most_frequent_questions(dashboard) -> None:
+    """Five conversations: "How long does delivery take?" asked 3 times (2 answered from the KB, 1 by a flow), "refund
+    status" twice (never from the KB). Top questions 2, covered 1 (delivery: 2/3 >= 0.5), rate 0.5; weighted 2/5."""
+    import json
+    import time
+
+    from conversations import keys
+
+    t0 = time.time() - 3600
+    plan = [("q1", "How long does delivery take?", True), ("q2", "how long does delivery take? ", True),
+            ("q3", "How long does delivery take?", False), ("q4", "refund status", False),
+            ("q5", "Refund status", False)]
+    for i, (cid, question, kb) in enumerate(plan):
+        ts = t0 + i * 10
+        await dashboard.redis.hset(keys.conversation(cid), mapping={"channel": "webchat", "ui_lang": "en"})
+        await dashboard.redis.xadd(keys.messages(cid), {"role": "customer", "text": question, "ts": repr(ts)},
+                                   id=f"{int(ts * 1000)}-0")
+        extra = {"kb": json.dumps({"id": "orders-delivery-time", "score": 0.9})} if kb else {}
+        await dashboard.redis.xadd(keys.messages(cid), {"role": "bot", "text": "answer", "ts": repr(ts + 1), **extra},
+                                   id=f"{int((ts + 1) * 1000)}-0")
+    await dashboard.consumer.poll_once(rescan=True)
+    boss = await dashboard.login("boss-kb")
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    params = {"start": (today - timedelta(days=1)).isoformat(), "end": today.isoformat()}
+    s = (await dashboard.http.get("/api/analytics/summary", headers=boss, params=params)).json()
+    assert s["kb_coverage"] == {"top_questions": 2, "covered": 1, "rate": 0.5, "asked": 5, "kb_answered": 2,
+                                "weighted_rate": 0.4}
+    rows = (await dashboard.http.get("/api/analytics/questions", headers=boss, params=params)).json()["rows"]
+    assert rows == [{"question": "how long does delivery take?", "asked": 3, "kb_answered": 2, "kb_rate": 0.6667,
+                     "covered": True},
+                    {"question": "refund status", "asked": 2, "kb_answered": 0, "kb_rate": 0.0, "covered": False}]
+    empty = (await dashboard.http.get("/api/analytics/summary", headers=boss,
+                                      params={"start": "2020-01-01", "end": "2020-01-02"})).json()
+    assert empty["kb_coverage"]["rate"] is None and empty["first_contact_resolution"]["rate"] is None
