@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.shared.pinyin import PinyinReader
 from kb_index.builder import (
     BM25_DIR,
     BUILDS_DIR,
@@ -28,9 +29,10 @@ from kb_index.builder import (
     SCHEMA_VERSION,
     read_current_fingerprint,
 )
+from kb_index.content import load_articles
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE, DenseIndex, KindIndex
 from kb_index.encoder import Encoder, load_encoder, model_identity
-from kb_index.errors import KBUnavailable
+from kb_index.errors import KBContentError, KBUnavailable
 from kb_index.lexical import LexicalIndex
 from kb_index.query_encoder import QueryEncoder, load_query_encoder
 from kb_index.schema import LANGS, ArticleText, Confidence, Hit, Lang
@@ -136,6 +138,7 @@ class Retriever:
         self.query_encoder: QueryEncoder = query_encoder or load_query_encoder(settings, encoder)
         self._snapshot = snapshot
         self._reload_lock = threading.Lock()
+        self._pinyin = pinyin_reader(settings)
 
     @property
     def encoder(self) -> Encoder:
@@ -221,6 +224,7 @@ class Retriever:
                 return False
             snapshot = load_snapshot(self.settings.index_path, self.model_identity, with_bm25=self.settings.use_bm25)
             self._snapshot = snapshot
+            self._pinyin = pinyin_reader(self.settings)
             logger.info("KB index reloaded: %s", snapshot.build_id)
             return True
 
@@ -251,6 +255,8 @@ class Retriever:
             lang = detect_lang(text, self.settings.default_lang)
         elif lang not in LANGS:
             raise ValueError(f"unknown language {lang!r}")
+        if self._pinyin is not None:
+            text = self._pinyin.read(text)  # "tuihuo yunfei who pays" is searched as "退货 运费 who pays"
         query = self.query_encoder.encode_queries([text])[0]
         ranked = self._rank(snapshot, text, query, k)
         return [self._hit(snapshot, article, score, lang) for article, score in ranked]
@@ -290,6 +296,26 @@ class Retriever:
             score=round(float(score), 4),
             answer=str(meta["answer"][lang]),
         )
+
+
+def pinyin_reader(settings: KBSettings) -> PinyinReader | None:
+    """The reader of pinyin-typed words for the articles of ``KB_DATA_DIR`` (None with ``KB_READ_PINYIN=false`` or
+    when the articles cannot be read). Its vocabulary is the articles' Chinese words; English words (the GCIDE word
+    list of the ``english-words`` package plus the articles' English text) are never rewritten."""
+    if not settings.read_pinyin:
+        return None
+    try:
+        articles = load_articles(settings.data_path)
+    except KBContentError as exc:
+        logger.warning("pinyin reading off: %s", exc)
+        return None
+    from english_words import get_english_words_set
+
+    chinese, english = [], list(get_english_words_set(["gcide"], lower=True, alpha=True))
+    for article in articles:
+        chinese += [article.title.zh, article.answer.zh, *article.questions.zh]
+        english += [article.title.en, article.answer.en, *article.questions.en]
+    return PinyinReader(chinese, english)
 
 
 def hits_to_json(hits: Sequence[Hit]) -> str:

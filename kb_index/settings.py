@@ -62,6 +62,11 @@ Variable                   Default                                 Meaning
                                                                    most its maximum number of tokens).
 ``KB_DEFAULT_LANG``        ``zh``                                  answer language for a question with neither
                                                                    CJK characters nor Latin letters.
+``KB_READ_PINYIN``         ``true``                                search Chinese words typed in toneless pinyin
+                                                                   as the articles' Chinese words ("tuihuo yunfei
+                                                                   who pays" -> "退货 运费 who pays";
+                                                                   bot/shared/pinyin.py); English words are never
+                                                                   rewritten.
 =========================  ======================================  ===========================================
 
 The thresholds are calibrated for the default model with the default weights; after changing the
@@ -114,6 +119,7 @@ class KBSettings(BaseSettings):
     torch_threads: int = Field(default=1, ge=1)
     max_query_chars: int = Field(default=1000, ge=1)
     default_lang: Literal["zh", "en"] = "zh"
+    read_pinyin: bool = True
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> KBSettings:

@@ -8,7 +8,7 @@ from what the customer sees (and, for handoffs, the conversation's owner in Redi
     wrong      another article's answer is
     dym        "did you mean" buttons instead of an answer
     declined   out of scope / "no reliable answer" / the rephrase fallback
-    handoff    the conversation went to a person
+    handoff    the conversation went to a person (outside service hours: a ticket for one was opened)
     form       the bot asked for an order number or phone digits
     other      anything else (small talk replies, flow messages)
 
@@ -16,6 +16,7 @@ Usage:
     .venv-app/bin/python tools/answers_eval.py                       # starts its own stack, both sets
     .venv-app/bin/python tools/answers_eval.py --web-url URL --redis-url URL [--json out.json] [SET ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,9 @@ class Catalogue:
         return found
 
 
-def classify(cat: Catalogue, messages: list[dict[str, Any]], handed_over: bool, expect: dict[str, Any]
-             ) -> tuple[str, list[str]]:
+def classify(
+    cat: Catalogue, messages: list[dict[str, Any]], handed_over: bool, expect: dict[str, Any]
+) -> tuple[str, list[str]]:
     """The class of one reply against its expectation, and the articles it contained."""
     articles = cat.articles_in(messages)
     wanted = {expect["answer"], *expect.get("also", [])} if "answer" in expect else set()
@@ -107,8 +109,13 @@ def expected_kind(expect: dict[str, Any]) -> str:
 
 def passed(kind: str, got: str) -> bool:
     """Did the reply meet the expectation?"""
-    return {"answer": got == "right", "form": got == "form", "handoff": got == "handoff",
-            "decline": got in ("declined", "other"), "smalltalk": got == "other"}[kind]
+    return {
+        "answer": got == "right",
+        "form": got == "form",
+        "handoff": got == "handoff",
+        "decline": got in ("declined", "other"),
+        "smalltalk": got == "other",
+    }[kind]
 
 
 @dataclass
@@ -126,13 +133,19 @@ class Turn:
     handoff_reason: str | None = None  # why the conversation went to a person (the handoff's reason code)
 
 
-async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, cat: Catalogue,
-                           conv: dict[str, Any], language: str) -> list[Turn]:
+async def run_conversation(
+    http: httpx.AsyncClient, redis: Redis, web_url: str, cat: Catalogue, conv: dict[str, Any], language: str
+) -> list[Turn]:
     cid: str | None = None
+    handoff_before: bytes | None = None
     out: list[Turn] = []
     for i, turn in enumerate(conv["turns"]):
-        body = {"conversation_id": cid, "message_id": uuid.uuid4().hex, "text": turn["user"],
-                "metadata": {"ui_lang": language}}
+        body = {
+            "conversation_id": cid,
+            "message_id": uuid.uuid4().hex,
+            "text": turn["user"],
+            "metadata": {"ui_lang": language},
+        }
         for attempt in range(5):
             r = await http.post(f"{web_url}/api/webchat/messages", json=body)
             if r.status_code not in (409, 429, 503):
@@ -142,17 +155,33 @@ async def run_conversation(http: httpx.AsyncClient, redis: Redis, web_url: str, 
         data = r.json()
         cid = data["conversation_id"]
         owner = await redis.get(keys.owner(cid))
+        handoff_id = await redis.get(keys.conversation_handoff(cid))
+        # A person took over (the owner changed), or - outside service hours - a ticket was opened for one while the
+        # bot keeps answering: a handoff this turn made either way.
         handed = owner is not None and owner.decode() != "bot"
+        ticketed = handoff_id is not None and handoff_id != handoff_before
         reason = None
-        if handed:
-            handoff_id = await redis.get(keys.conversation_handoff(cid))
-            if handoff_id:
-                raw = await redis.hget(keys.handoff(handoff_id.decode()), "reason_code")
-                reason = raw.decode() if raw else None
+        if (handed or ticketed) and handoff_id:
+            raw = await redis.hget(keys.handoff(handoff_id.decode()), "reason_code")
+            reason = raw.decode() if raw else None
+        handoff_before = handoff_id
         messages = [m for m in data["messages"] if m["role"] in ("bot", "system")]
-        got, articles = classify(cat, messages, handed, turn["expect"])
-        out.append(Turn(conv["id"], language, conv.get("tags", []), i, turn["user"], expected_kind(turn["expect"]),
-                        turn["expect"], got, articles, " | ".join(m["text"] for m in messages)[:300], reason))
+        got, articles = classify(cat, messages, handed or ticketed, turn["expect"])
+        out.append(
+            Turn(
+                conv["id"],
+                language,
+                conv.get("tags", []),
+                i,
+                turn["user"],
+                expected_kind(turn["expect"]),
+                turn["expect"],
+                got,
+                articles,
+                " | ".join(m["text"] for m in messages)[:300],
+                reason,
+            )
+        )
         if handed:
             break  # the bot no longer answers this conversation
     return out
@@ -235,8 +264,12 @@ def main() -> None:
     if not args.web_url:
         from stack import Stack  # scripts/stack.py
 
-        relaxed = {"WEB_LIMIT_NEW_CONVERSATIONS": "100000/minute", "WEB_LIMIT_NEW_CONVERSATIONS_DEVICE":
-                   "100000/minute", "WEB_LIMIT_MESSAGES": "100000/minute", "WEB_LIMIT_HANDOFFS": "100000/minute"}
+        relaxed = {
+            "WEB_LIMIT_NEW_CONVERSATIONS": "100000/minute",
+            "WEB_LIMIT_NEW_CONVERSATIONS_DEVICE": "100000/minute",
+            "WEB_LIMIT_MESSAGES": "100000/minute",
+            "WEB_LIMIT_HANDOFFS": "100000/minute",
+        }
         stack = Stack.on_free_ports(var_dir=ROOT / "var" / "answers-eval", extra_env=relaxed)
         print("starting the stack ...", flush=True)
         stack.start()

@@ -73,3 +73,31 @@ def test_confident_answers_are_mostly_right(devset_report: dict[str, Any]) -> No
 
 def test_every_devset_expected_id_exists_in_the_index(devset_report: dict[str, Any]) -> None:
     assert devset_report["unknown_expected_ids"] == []
+
+
+@pytest.mark.parametrize(
+    "question,expected",
+    [
+        ("tuihuo yunfei who pays", "returns-shipping-cost"),
+        ("baoyou from how much", "shipping-free-threshold"),
+        ("quxiao dingdan before fahuo, is that possible?", "orders-cancel-before-shipping"),
+    ],
+)
+def test_chinese_words_typed_in_pinyin_find_their_article(
+    real_retriever: Retriever, question: str, expected: str
+) -> None:
+    hits = real_retriever.search(question, lang="en")
+    assert hits and hits[0].id == expected, hits[:2]
+    assert real_retriever.classify(hits[0].score).value == "confident", hits[0]
+    assert hits[0].answer == real_retriever.article(expected, "en").answer  # answered in the customer's language
+
+
+def test_pinyin_reading_can_be_switched_off(encoder: Any, real_retriever: Retriever) -> None:
+    off = Retriever(
+        real_retriever.settings.model_copy(update={"read_pinyin": False}), encoder, real_retriever._snapshot
+    )
+    assert off._pinyin is None and real_retriever._pinyin is not None
+    assert (
+        off.search("tuihuo yunfei who pays", lang="en")[0].score
+        < real_retriever.search("tuihuo yunfei who pays", lang="en")[0].score
+    )
