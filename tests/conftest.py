@@ -20,6 +20,16 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WORKBENCH_INBOX_ENABLED", "false")
 
 
+@pytest.fixture(autouse=True)
+def _one_sanic_app_name_per_test() -> Iterator[None]:
+    """rasa-sdk names its Sanic app "rasa_sdk" and Sanic refuses a second app of a name in one process; a test
+    that builds the action server's app (in-process) frees the name when it ends, whatever ran before it."""
+    yield
+    sanic = sys.modules.get("sanic")
+    if sanic is not None:
+        sanic.Sanic._app_registry.pop("rasa_sdk", None)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

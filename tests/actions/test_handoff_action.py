@@ -14,6 +14,7 @@ from actions import handoff, verification
 from actions.verification_store import customer_key
 from bot.shared.frustration.decision import DECISION_SLOT, decide
 from bot.shared.frustration.escalation import EscalationEngine
+from conversations.keys import conversation_customer
 
 
 def user(text: str, intent: str, score: float = 0.0, ts: float = 1.0) -> dict[str, Any]:
@@ -44,9 +45,9 @@ def offline_service(redis_url: str, monkeypatch: pytest.MonkeyPatch):
     verification.reset()
     monkeypatch.setattr(handoff, "_complaints", {})
     client = redis.Redis.from_url(redis_url)
-    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"))
+    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"), conversation_customer("conv-h"))
     yield client
-    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"))
+    client.delete(handoff.PENDING_STREAM, customer_key("conv-h"), conversation_customer("conv-h"))
     handoff.settings.cache_clear()
     verification.reset()
 
