@@ -1,6 +1,7 @@
 """What a customer actually gets, measured through the web chat API of the running stack on the blind development
-sets (tests/answers/blind_*.yml; never trained on). The floors are regression gates a little under what was
-measured on 2026-12-04 (en 0.551, zh 0.791 right answers), not the issue's target (0.95): see the README."""
+sets (tests/answers/blind_*.yml; never trained on, lines near-duplicating training data dropped). The floors are
+regression gates a little under what was measured on 2026-12-06 (en 0.744, zh 0.881 right answers; handoffs met
+0.900 / 1.000 of n=10 / 8, declines 0.913 / 0.957 of n=23), not the issue's target (0.95): see the README."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import pytest
 from tools.answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary
 
 pytestmark = pytest.mark.e2e
-FLOORS = {"en": 0.50, "zh": 0.74}
+FLOORS = {"en": 0.68, "zh": 0.82}
 
 
 def test_the_classifier_of_replies_tells_right_from_wrong() -> None:
@@ -30,6 +31,6 @@ def test_customers_get_the_right_answer_through_the_web_chat(stack: Any) -> None
     table = summary(turns)
     for language, floor in FLOORS.items():
         row = table[language]
-        assert row["policy_n"] >= 250
+        assert row["policy_n"] >= 200
         assert row["right"] >= floor, (language, row)
-        assert row["handoff_ok"] >= 0.9 and row["decline_ok"] >= 0.9, (language, row)
+        assert row["handoff_ok"] >= 0.8 and row["decline_ok"] >= 0.85, (language, row)  # small n: 1-2 misses
