@@ -27,13 +27,20 @@ STREAM_MAXLEN = 100_000
 class FeedbackStore:
     """Append-only records for editors; a Redis outage is logged and never breaks the conversation."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, retention_s: int = 2_592_000) -> None:
         self._redis = redis
+        self._retention_s = retention_s
 
     async def _add(self, stream: str, fields: dict[str, Any]) -> None:
+        """Appends the record; the stream keeps at most STREAM_MAXLEN entries and none older than the retention
+        (customers' own words: they expire even when few are written)."""
+        oldest = f"{int((time.time() - self._retention_s) * 1000)}-0"
         try:
-            await self._redis.xadd(stream, {k: "" if v is None else str(v) for k, v in fields.items()},
-                                   maxlen=STREAM_MAXLEN, approximate=True)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(stream, {k: "" if v is None else str(v) for k, v in fields.items()},
+                          maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.xtrim(stream, minid=oldest, approximate=False)  # exact: a quiet stream expires too
+                await pipe.execute()
         except RedisError as exc:
             logger.warning("could not record KB feedback in %s: %s", stream, exc)
 
@@ -77,5 +84,6 @@ def get_feedback_store() -> FeedbackStore | None:
         url = get_settings().redis_url_if_set()
         if not url:
             return None
-        _store = FeedbackStore(async_redis(url))  # retries a connection broken by a Redis restart
+        # retries a connection broken by a Redis restart
+        _store = FeedbackStore(async_redis(url), get_settings().kb_records_retention_s)
     return _store

@@ -51,6 +51,10 @@ class ActionServerSettings(BaseSettings):
         default=DEFAULT_REDIS_URL, validation_alias=_env("REDIS_URL"),
         description="Redis of the project: verification records and failure windows, complaint tracking, "
                     "undelivered handoffs, knowledge-base feedback (recorded only when REDIS_URL is set).")
+    kb_records_retention_s: int = Field(
+        default=2_592_000, ge=3600, validation_alias=_env("KB_RECORDS_RETENTION_S"),
+        description="Age after which the editors' records of customers' words (did-this-help answers, unanswered "
+                    "questions, did-you-mean picks, NLU fallbacks) are trimmed from their Redis streams (30 days).")
 
     # ------------------------------------------------------------------ orders (actions/orders)
     database_url: str = Field(

@@ -694,7 +694,7 @@ class HandoffService:
                 "ts": repr(time.time()), "agent_id": actor.id if actor else "", "agent": actor.username if actor
                 else "system", "action": action, "conversation_id": conversation_id, "handoff_id": handoff_id,
                 "detail": json.dumps(detail, ensure_ascii=False)}, maxlen=self.audit_maxlen, approximate=True)
-            pipe.xtrim(keys.audit(), minid=min_id, approximate=True)
+            pipe.xtrim(keys.audit(), minid=min_id, approximate=False)  # exact: a quiet stream expires too
             await pipe.execute()
 
     async def audit_log(self, count: int = 200) -> list[dict[str, Any]]:

@@ -111,3 +111,17 @@ def test_the_embed_route_is_on_the_action_server_behind_its_token() -> None:
         assert any(m.func.__name__ == "_require_token" for m in app.request_middleware)
     finally:
         Sanic._app_registry.pop(app.name, None)  # the next test of the process builds rasa-sdk's app again
+
+
+async def test_customers_words_expire_from_the_records_even_on_a_quiet_stream(store: Redis) -> None:
+    """A record older than the retention is gone once the next one is written (exact trim: a stream with a handful
+    of entries expires too); MAXLEN alone would keep a quiet shop's questions for ever."""
+    import time
+
+    old_id = f"{int((time.time() - 3 * 86400) * 1000)}-0"
+    await store.xadd(FALLBACK_STREAM, {"question": "my phone is 13800138000, old"}, id=old_id)
+    recent_id = f"{int((time.time() - 3600) * 1000)}-0"
+    await store.xadd(FALLBACK_STREAM, {"question": "an hour ago"}, id=recent_id)
+    await FeedbackStore(store, retention_s=2 * 86400).record_fallback("conv-x", "new", "en", None, None, "none")
+    questions = [fields[b"question"] for _, fields in await store.xrange(FALLBACK_STREAM)]
+    assert questions == [b"an hour ago", b"new"]
