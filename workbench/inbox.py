@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -55,6 +55,7 @@ SOURCES = ("nlu_fallback", "kb_no_answer", "kb_choice", "unhelpful", "repeated_f
 FAILED_MESSAGES_PER_HANDOFF = 2  # actions/fallback.py: two failures in a row escalate
 RESOLVED = ("added", "dismissed")
 EMBED_RETRY_S = 15.0
+PURGE_EVERY_S = 3600.0  # how often the consumer deletes messages past the retention
 
 
 def _s(value: Any) -> str:
@@ -113,6 +114,13 @@ class Inbox:
                 stmt = dialect_insert(db.inbox).values(**row).on_conflict_do_nothing(index_elements=["ref"])
                 inserted += conn.execute(stmt).rowcount or 0
         return inserted
+
+    def purge(self, now: float) -> int:
+        """Deletes the messages older than the retention (``WORKBENCH_INBOX_RETENTION_S``); returns how many. What an
+        editor added to an intent or an article lives on in the content, not here."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(db.inbox).where(db.inbox.c.ts < now - self.settings.inbox_retention_s))
+        return result.rowcount or 0
 
     def without_vector(self, limit: int) -> list[tuple[int, str]]:
         with self.engine.connect() as conn:
@@ -253,6 +261,7 @@ class InboxConsumer:
                         keys.desk_events()]
         self._ready: set[str] = set()
         self._embed_after = 0.0  # after a failed /kb/embed, wait a little before asking again
+        self._purge_after = 0.0  # the next purge of messages past their retention (first round, then hourly)
 
     async def _rows(self, stream: str, entry_id: str, data: dict[str, str]) -> list[dict[str, Any]]:
         ref = f"{stream}/{entry_id}"
@@ -353,6 +362,11 @@ class InboxConsumer:
                     pipe.xack(stream, GROUP, *ids)
                 await pipe.execute()
         await self.embed_missing()
+        if time.monotonic() >= self._purge_after:
+            self._purge_after = time.monotonic() + PURGE_EVERY_S
+            purged = await asyncio.to_thread(self.inbox.purge, time.time())
+            if purged:
+                logger.info("inbox: %d messages past their retention deleted", purged)
         return inserted
 
     async def embed_missing(self, limit: int = 64) -> int:

@@ -14,6 +14,7 @@
 | WORKBENCH_INBOX_MAX_ITEMS | 2000 | how many of the newest inbox messages are grouped per request |
 | WORKBENCH_INBOX_POLL_S | 1.0 | pause of the inbox consumer when the streams had nothing new |
 | WORKBENCH_INBOX_CONSUMER | <host>-<pid> | this process's consumer name in the `workbench-inbox` groups |
+| WORKBENCH_INBOX_RETENTION_S | 7776000 | inbox messages older than this (90 days) are deleted, whatever their status |
 
 (PostgreSQL: `postgresql+psycopg://user:pass@host/db`, any SQLAlchemy URL. "Try a question" asks the action server's
 `POST /kb/decide`, which answers with the bot's own decision function on the index it serves.)
@@ -46,6 +47,7 @@ class WorkbenchSettings(BaseSettings):
     inbox_max_items: int = Field(default=2000, ge=10, le=50_000)
     inbox_poll_s: float = 1.0
     inbox_consumer: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    inbox_retention_s: int = Field(default=7_776_000, ge=86_400)
 
     @property
     def nlu_path(self) -> Path:

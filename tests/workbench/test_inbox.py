@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,8 @@ async def test_each_knowledge_base_and_nlu_source_reaches_the_inbox(ib) -> None:
     await ib.feedback.record_fallback("c-fb", "do you sell gift cards for pets", "en", "ask_policy", 0.31, "none")
     await ib.feedback.record_unanswered("c-na", "can I pay with bitcoin", "en", 0.41)
     await ib.feedback.record_choice("c-ch", "parcel to tibet how long", ARTICLE, "en")
-    await ib.feedback.record_feedback("c-un", "orders-delivery-time", False, "en", "why is it so slow", 1.0)
-    await ib.feedback.record_feedback("c-ok", "orders-delivery-time", True, "en", "thanks that helped", 1.0)
+    await ib.feedback.record_feedback("c-un", "orders-delivery-time", False, "en", "why is it so slow", time.time())
+    await ib.feedback.record_feedback("c-ok", "orders-delivery-time", True, "en", "thanks that helped", time.time())
     listing = await _inbox(ib, editor)
     by_source = {m["source"]: m for m in _messages(listing)}
     assert set(by_source) == {"nlu_fallback", "kb_no_answer", "kb_choice", "unhelpful"}  # "yes, it helped": no
@@ -320,6 +321,20 @@ async def test_add_to_article_goes_through_the_article_save_path(ib, copies) -> 
                            json={**body, "item_ids": [item["id"]], "text": item["text"]})
     assert r.status_code == 409 and r.json()["current"]["version"] == head["version"] + 1
     assert (await _inbox(ib, editor))["item_count"] == 1  # still open
+
+
+async def test_messages_past_the_retention_are_deleted_by_the_consumer(ib) -> None:
+    """Masked or not, customers' words do not stay for ever: the consumer's first round (then hourly) deletes the
+    messages older than WORKBENCH_INBOX_RETENTION_S, whatever their status."""
+    editor = await ib.agent("eddie", "editor")
+    retention = ib.consumer.inbox.settings.inbox_retention_s
+    await ib.feedback.record_fallback("c-new", "do you sell gift cards for pets", "en", None, None, "none")
+    old = time.time() - retention - 3600
+    await ib.feedback.record_feedback("c-old", "orders-delivery-time", False, "en", "why so slow back then", old)
+    listing = await _inbox(ib, editor)
+    assert [m["text"] for m in _messages(listing)] == ["do you sell gift cards for pets"]
+    with ib.engine.connect() as conn:
+        assert conn.execute(select(db.inbox.c.conversation_id)).scalars().all() == ["c-new"]
 
 
 async def test_dismiss(ib) -> None:
