@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from actions import keys
 from actions.redis_client import async_redis
 from actions.settings import get_settings
+from bot.shared.redis_keys import stream_id_at
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class FeedbackStore:
     async def _add(self, stream: str, fields: dict[str, Any]) -> None:
         """Appends the record; the stream keeps at most STREAM_MAXLEN entries and none older than the retention
         (customers' own words: they expire even when few are written)."""
-        oldest = f"{int((time.time() - self._retention_s) * 1000)}-0"
+        oldest = stream_id_at(time.time() - self._retention_s)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.xadd(stream, {k: "" if v is None else str(v) for k, v in fields.items()},

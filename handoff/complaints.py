@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.shared.reasons import COMPLAINT
+from bot.shared.redis_keys import stream_id_at
 from conversations import keys
 from handoff.handoffs import OPEN_STATUSES, HandoffService
 
@@ -49,7 +50,7 @@ class ComplaintSla:
 
     async def answered(self, conversation_id: str, since: float) -> bool:
         """An agent message in the conversation at or after ``since``."""
-        start = f"{int(since * 1000)}-0"
+        start = stream_id_at(since)
         async for _ in self._agent_messages(conversation_id, start):
             return True
         return False

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from bot.shared.reasons import ALL_REASONS
 from bot.shared.redact import Redactor, scrub_stored
+from bot.shared.redis_keys import stream_id_at
 from conversations import keys
 from conversations.clock import Clock
 from conversations.customers import CustomerLinks
@@ -688,7 +689,7 @@ class HandoffService:
 
     async def audit(self, actor: Agent | None, action: str, conversation_id: str, handoff_id: str,
                     detail: dict[str, Any]) -> None:
-        min_id = f"{int((time.time() - self.audit_retention_s) * 1000)}-0"
+        min_id = stream_id_at(time.time() - self.audit_retention_s)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(keys.audit(), {
                 "ts": repr(time.time()), "agent_id": actor.id if actor else "", "agent": actor.username if actor

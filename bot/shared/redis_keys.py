@@ -19,3 +19,9 @@ Pure (no I/O), imported on Python 3.10 and 3.11.
 from __future__ import annotations
 
 PREFIX = "csbot"
+
+
+def stream_id_at(ts: float) -> str:
+    """The smallest Redis stream entry id at Unix time ``ts`` (``<ms>-0``): the start of an XRANGE, or the MINID
+    that trims every entry older than ``ts``."""
+    return f"{int(ts * 1000)}-0"
