@@ -72,7 +72,7 @@ def _search(question: str, language: str) -> list[Any]:
     on the KB dev set the best hit is right for about half of those, against nine in ten above the margin)."""
     retriever = get_retriever()
     hits = retriever.search(question, k=MAX_SUGGESTIONS, lang=language)
-    levels = [(hit, retriever.classify(hit.score).value) for hit in hits]
+    levels = [(hit, retriever.classify(hit.score, question).value) for hit in hits]
     if len(levels) >= 2 and levels[0][1] == "middling" \
             and hits[0].score - hits[1].score >= retriever.settings.clear_margin:
         levels[0] = (hits[0], "confident")

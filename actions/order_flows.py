@@ -639,8 +639,9 @@ class ActionOrderPayment(Action):
                     method=txt.payment_method(order.payment_method, lang, policy),
                 )
                 return []
-        if routing.is_a_question(tracker):
-            # "charged twice, what do I do?", "paid but it says unpaid?": the specific article beats the general help.
+        if not (tracker.latest_message.get("text") or "").startswith("/"):
+            # "charged twice, what do I do?", "paid but it says unpaid?", "payment failed, now what": the specific
+            # article beats the general help, question or not (the general help is itself only policy text).
             answered = await routing.answer_if_confident(dispatcher, tracker)
             if answered is not None:
                 return answered

@@ -89,7 +89,7 @@ def cmd_search(args: argparse.Namespace, settings: KBSettings) -> int:
     if not hits:
         print("(no hits)")
     for rank, hit in enumerate(hits, start=1):
-        level = retriever.classify(hit.score).value
+        level = retriever.classify(hit.score, args.question).value
         print(f"{rank}. [{hit.score:.4f} {level}] {hit.id}: {hit.title}\n   {hit.answer}")
     return 0
 

@@ -23,6 +23,12 @@ Variable                   Default                                 Meaning
                                                                    KB has no answer (``none``).
 ``KB_CLEAR_MARGIN``        ``0.01``                                a middling best hit this far ahead of the
                                                                    runner-up is answered (not "did you mean").
+``KB_LONG_QUERY_WORDS``    ``8``                                   from this length (Latin words + Chinese
+                                                                   characters / 2) a message's score counts
+                                                                   more: long messages score lower.
+``KB_LONG_QUERY_BONUS``    ``0.02``                                added to the score per doubling of the
+                                                                   length beyond ``KB_LONG_QUERY_WORDS`` before
+                                                                   the thresholds apply (0: off).
 ``KB_USE_BM25``            ``true``                                fuse a lexical BM25 score (jieba-segmented
                                                                    Chinese, lower-cased English words) into
                                                                    the dense score.
@@ -109,6 +115,10 @@ class KBSettings(BaseSettings):
     # 0.015: 70/3/5, 0.01: 85/5/5, 0.005: 100/11/7 - 0.01 is the last step that turns at least five "did you mean" into
     # a right answer for each wrong one; below 0.01 the runner-up is a real alternative and the buttons stay).
     clear_margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Long messages score lower against the articles' short questions: + bonus per doubling beyond this many words
+    # before the thresholds apply (kb_index.retriever.length_adjusted; 0 switches it off).
+    long_query_words: float = Field(default=8.0, gt=0.0)
+    long_query_bonus: float = Field(default=0.02, ge=0.0, le=0.2)
     use_bm25: bool = True
     bm25_weight: float = Field(default=0.15, ge=0.0, le=1.0)
     passage_weight: float = Field(default=0.35, ge=0.0, le=1.0)

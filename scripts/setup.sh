@@ -85,8 +85,8 @@ PYTHONPATH=$ROOT .venv-app/bin/python -m kb_index build >> var/logs/kb.log 2>&1 
 log "knowledge base index ready"
 
 # Rasa model: retrain only when training data, config, custom components or the escalation/frustration data they
-# persist into the model changed.
-FP=$(hash_of config.yml domain.yml requirements/rasa.lock data/escalation.yml $(find data/nlu data/jieba data/spacy data/dialogue data/frustration bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
+# persist into the model changed (the knowledge base's example questions are background of the topic classifier).
+FP=$(hash_of config.yml domain.yml requirements/rasa.lock data/escalation.yml $(find data/nlu data/jieba data/spacy data/dialogue data/frustration data/kb bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) | sort))
 MODEL="models/csbot-$FP.tar.gz"
 if [ ! -f "$MODEL" ]; then
   log "training the Rasa model (data or config changed) ..."

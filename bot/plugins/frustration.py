@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -33,7 +34,7 @@ from bot.shared.frustration.scorer import (
     train_classifier,
     train_topics,
 )
-from bot.shared.frustration.topics import NONE, load_topic_data
+from bot.shared.frustration.topics import NONE, kb_topic_background, load_topic_data
 from bot.shared.text import detect_language
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def nlu_topic_background(training_data: TrainingData, lexicon: Lexicon) -> list[
         label = labels.get(message.get(INTENT))
         if text and label:
             examples.append(LabelledMessage(text, label, detect_language(text) or "en", weight))
-    return examples
+    return examples + kb_topic_background(spec, resolve_data_path)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
@@ -113,6 +114,14 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
                 continue
             path = resolve_data_path(merged[key])
             digest.update(path.read_bytes() if path.exists() else f"missing:{path}".encode())
+        # The knowledge base's example questions are topic background (scoring.yml: background.kb.paths).
+        if merged.get(TOPICS_DATA_PATH) and merged.get(SCORING_CONFIG_PATH):
+            scoring = resolve_data_path(merged[SCORING_CONFIG_PATH])
+            spec = (yaml.safe_load(scoring.read_text(encoding="utf-8")) or {}) if scoring.exists() else {}
+            for entry in ((spec.get("background") or {}).get("kb") or {}).get("paths") or []:
+                root = resolve_data_path(entry)
+                for path in sorted(root.glob("*.yml")) if root.is_dir() else [root]:
+                    digest.update(path.read_bytes() if path.exists() else f"missing:{path}".encode())
         return digest.hexdigest()
 
     @classmethod

@@ -106,6 +106,7 @@ def test_one_article_clearly_ahead_is_answered_not_offered(monkeypatch: pytest.M
     settings = KBSettings(_env_file=None)  # type: ignore[call-arg]
     hits = [SimpleNamespace(id=f"a{i}", score=s) for i, s in enumerate(scores)]
     fake = SimpleNamespace(settings=settings, search=lambda *a, **k: hits,
-                           classify=lambda score: Retriever.classify(SimpleNamespace(settings=settings), score))
+                           classify=lambda score, question=None: Retriever.classify(
+                               SimpleNamespace(settings=settings), score, question))
     monkeypatch.setattr(knowledge, "get_retriever", lambda: fake)
     assert knowledge._search("q", "en")[0][1] == level

@@ -299,6 +299,30 @@ def test_payment_help_without_an_order_uses_policy_numbers(env: Env) -> None:
     assert messages[0]["methods"] == "Alipay, WeChat Pay, UnionPay card, Store balance"
 
 
+def test_payment_problem_gets_the_knowledge_base_article_question_or_not(env: Env, monkeypatch) -> None:
+    """"payment failed, now what" does not read as a question, but the specific article beats the general help;
+    a button (/payment_issue) or a message the knowledge base cannot answer keeps the general help."""
+    from actions import routing
+
+    asked: list[str] = []
+
+    async def kb(dispatcher, tracker, **kwargs):
+        asked.append(tracker.latest_message["text"])
+        if "twice" not in tracker.latest_message["text"]:
+            return None
+        dispatcher.utter_message(response="utter_kb_answer")
+        return []
+
+    monkeypatch.setattr(routing, "answer_if_confident", kb)
+    _, messages = run(ActionOrderPayment(), {}, [user("payment_issue", "charged twice for one order")])
+    assert responses(messages) == ["utter_kb_answer"]
+    _, messages = run(ActionOrderPayment(), {}, [user("payment_issue", "payment thing")])
+    assert responses(messages) == ["utter_payment_help"]
+    _, messages = run(ActionOrderPayment(), {}, [user("payment_issue", "/payment_issue")])
+    assert responses(messages) == ["utter_payment_help"]
+    assert asked == ["charged twice for one order", "payment thing"]
+
+
 def test_payment_for_a_verified_unpaid_order_gives_the_hold_time(env: Env) -> None:
     env.scenario.order(N, OrderStatus.UNPAID, placed_days_ago=10 / (24 * 60))  # placed 10 minutes ago
     _, messages = run(ActionOrderPayment(), verified())

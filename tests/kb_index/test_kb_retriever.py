@@ -14,7 +14,7 @@ from kb_fixtures import FIXTURE_ARTICLES, write_kb
 from kb_index.builder import BUILDS_DIR, FINGERPRINT_FILE, META_FILE, build_index
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE
 from kb_index.errors import KBUnavailable
-from kb_index.retriever import Retriever
+from kb_index.retriever import Retriever, query_words
 from kb_index.schema import ArticleText, Confidence, Hit
 
 ZH_TITLES = {a["id"]: a["title"]["zh"] for arts in FIXTURE_ARTICLES.values() for a in arts}
@@ -114,6 +114,20 @@ def test_classify_uses_the_configured_thresholds(retriever: Retriever) -> None:
     assert retriever.classify(settings.confident_threshold - 1e-6) is Confidence.MIDDLING
     assert retriever.classify(settings.middling_threshold) is Confidence.MIDDLING
     assert retriever.classify(settings.middling_threshold - 1e-6) is Confidence.NONE
+
+
+def test_a_long_message_needs_less_score_than_a_short_one(retriever: Retriever) -> None:
+    settings = retriever.settings
+    short = "refund to my card?"
+    long = ("I paid for the lamp with my bank card two weeks ago and sent it back last Monday because the switch "
+            "was broken; the shop confirmed the return. How many days until the refund reaches my card?")
+    below = settings.confident_threshold - 0.01
+    assert query_words(long) > 4 * settings.long_query_words
+    assert retriever.classify(below, short) is Confidence.MIDDLING
+    assert retriever.classify(below, long) is Confidence.CONFIDENT
+    # Chinese length counts characters / 2: 40 characters are 20 words
+    assert query_words("我" * 40) == 20
+    assert retriever.classify(below) is Confidence.MIDDLING  # without the question: the plain thresholds
 
 
 def test_in_scope_question_scores_above_unrelated_question(retriever: Retriever) -> None:

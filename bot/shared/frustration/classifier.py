@@ -89,6 +89,27 @@ def load_nlu_background(
     return examples
 
 
+def load_kb_questions(
+    paths: Sequence[Path], *, label: str, weight: float = 1.0, exclude: Iterable[str] = ()
+) -> list[LabelledMessage]:
+    """The knowledge base's example questions (``data/kb/*.yml``: articles with ``questions: {lang: [...]}``) as
+    ``label`` examples, leaving out the articles named in ``exclude``. One home for reading them: the
+    question-vs-request classifier learns them as questions, the topic classifier as calm "none" background."""
+    skipped = set(exclude)
+    examples: list[LabelledMessage] = []
+    for path in paths:
+        files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
+        for file in files:
+            with open(file, encoding="utf-8") as handle:
+                raw = yaml.safe_load(handle) or {}
+            for article in raw.get("articles") or []:
+                if article.get("id") in skipped:
+                    continue
+                for lang, questions in (article.get("questions") or {}).items():
+                    examples += [LabelledMessage(str(q), label, str(lang), weight) for q in questions or []]
+    return examples
+
+
 def ngram_features(text: str) -> list[str]:
     """Binary features of normalised, masked text: character 1-3-grams plus Latin word uni- and bigrams.
 

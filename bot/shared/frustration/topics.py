@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from bot.shared.frustration.classifier import LabelledMessage, NgramClassifier, load_nlu_background, load_training_data
+from bot.shared.frustration.classifier import (
+    LabelledMessage,
+    NgramClassifier,
+    load_kb_questions,
+    load_nlu_background,
+    load_training_data,
+)
 from bot.shared.reasons import STATED_REASONS
 
 NONE = "none"
@@ -53,7 +59,19 @@ def topic_background(
     examples = load_nlu_background(paths, spec.get("calm_intents") or [], label=NONE, weight=weight)
     for intent, reason in (spec.get("topic_intents") or {}).items():
         examples += load_nlu_background(paths, [intent], label=str(reason), weight=weight)
-    return examples
+    return examples + kb_topic_background(spec, resolve)
+
+
+def kb_topic_background(spec: Mapping[str, Any], resolve: Callable[[str], Path]) -> list[LabelledMessage]:
+    """The knowledge base's example questions as ``none`` (``background.kb`` in scoring.yml).
+
+    Why: a calm question about money ("how many days until a refund reaches my bank card?", "can I pay with my
+    store balance?") shares n-grams with fraud reports, and the hand-labelled calm look-alikes cannot cover every
+    policy topic; the knowledge base's questions are exactly the calm questions customers ask. Articles whose
+    questions are about escalating (how to complain, how to reach a person) are left out by ``exclude``."""
+    kb = spec.get("kb") or {}
+    paths = [resolve(p) for p in kb.get("paths") or []]
+    return load_kb_questions(paths, label=NONE, weight=float(kb.get("weight", 0.5)), exclude=kb.get("exclude") or ())
 
 
 def train_topic_classifier(

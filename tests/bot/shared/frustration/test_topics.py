@@ -119,3 +119,28 @@ def test_negated_request_overrides_the_classifier(engine: EscalationEngine) -> N
 def test_learned_topics_config_is_validated(engine: EscalationEngine) -> None:
     assert set(engine.config.learned_topics) <= set(TOPIC_LABELS) - {NONE}
     assert all(0 < p <= 1 for p in engine.config.learned_topics.values())
+
+
+def test_the_knowledge_base_questions_are_calm_topic_background(scoring_context: ScoringContext) -> None:
+    """The KB's example questions are "none" for the topic classifier (except the articles about escalating), so a
+    calm money question is not read as a fraud report, while a fraud report still is."""
+    from bot.shared.frustration.lexicon import Lexicon
+    from bot.shared.frustration.paths import DEFAULT_SCORING_PATH, resolve_data_path
+    from bot.shared.frustration.topics import kb_topic_background
+
+    spec = Lexicon.from_yaml(DEFAULT_SCORING_PATH).raw["background"]
+    background = kb_topic_background(spec, resolve_data_path)
+    assert len(background) > 300 and {e.label for e in background} == {NONE}
+    assert {e.lang for e in background} == {"zh", "en"}
+    excluded = kb_topic_background({"kb": {**spec["kb"], "exclude": []}}, resolve_data_path)
+    assert len(excluded) > len(background)  # how to complain / reach a person are left out
+
+    def fraud(text: str) -> float:
+        return float((score_message(text, context=scoring_context).signals.get("topics") or {}).get(
+            "sensitive_fraud", 0.0))
+
+    # without the background both read as fraud (0.84, 0.66)
+    assert fraud("一个订单扣了我两次钱 银行短信有两条") < 0.5
+    assert fraud("付款的时候银行卡被扣款了但是订单显示未付款") < 0.5
+    assert fraud("有人冒充你们客服打电话骗我转账，已经被骗了两千块") >= 0.5
+    assert fraud("someone hacked my account and placed orders with my saved card") >= 0.5
