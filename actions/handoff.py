@@ -30,7 +30,6 @@ from actions.verification import verified_customer
 from bot.shared.context_tracker import tracker_part
 from bot.shared.frustration.complaints import ComplaintConfig, ComplaintTracker, ProblemKey
 from bot.shared.frustration.decision import DECISION_SLOT, for_handoff
-from bot.shared.frustration.escalation import LEARNED_HIT
 from bot.shared.reasons import COMPLAINT, EXPLICIT_REQUEST, SENSITIVE_PREFIX, UPSET_REASONS
 from bot.shared.redact import Redactor, scrub_stored
 from bot.shared.text import EN, ZH
@@ -66,16 +65,31 @@ def may_be_a_question(reason: str, signals: dict[str, Any]) -> bool:
     person or complaining ("when do your agents work?", "how do I complain?"), or a sensitive topic that only the
     learned classifier read, without any listed term ("will you ever ask for my SMS code?", "paid with my ICBC
     card, how long does the refund take?"). A listed term (fire, lawyer, 12315...) or an intent always hands over."""
-    matches = signals.get("matches") or {}
     fired = signals.get("fired") or [reason]
+    learned_only = set(signals.get("learned_only") or [])  # written by the escalation engine, kept in the record
 
     def soft(name: str) -> bool:
-        if name in QUESTION_REASONS:
-            return True
-        hits = [str(h) for h in matches.get(name) or []]
-        return name.startswith(SENSITIVE_PREFIX) and bool(hits) and all(h.startswith(LEARNED_HIT) for h in hits)
+        return name in QUESTION_REASONS or (name.startswith(SENSITIVE_PREFIX) and name in learned_only)
 
     return all(soft(name) for name in fired)
+
+
+def question_bar(fired: list[str]) -> float:
+    """How surely the message must read as a question to be answered instead of handed over: a request for a person
+    or a complaint (an NLU intent or a listed term) needs the strict bar; a sensitive topic only the learned
+    classifier read (may_be_a_question) the lower one (actions/routing.py says why)."""
+    if any(name in QUESTION_REASONS for name in fired):
+        return ABOUT_THE_SERVICE
+    return routing.SENSITIVE_QUESTION_THRESHOLD
+
+
+def calm_below(fired: list[str], signals: dict[str, Any]) -> float:
+    """The frustration under which a question may be answered instead: CALM_BELOW for a request for a person or a
+    complaint; for a sensitive topic only the n-grams read, the escalation threshold itself (long calm messages
+    score 36-56, and a frustration that high would have fired its own reason)."""
+    if any(name in QUESTION_REASONS for name in fired):
+        return CALM_BELOW
+    return float(signals.get("threshold") or CALM_BELOW)
 
 
 settings = get_settings  # HANDOFF_URL, HANDOFF_INTERNAL_TOKEN, HANDOFF_TIMEOUT_S, REDIS_URL... (actions/settings.py)
@@ -179,8 +193,9 @@ class ActionHandoffToHuman(Action):
         decision = for_handoff(record, tracker.get_slot("customer_tier"), intent, repeat)
         reason, priority, signals = decision["reason"], decision["priority"], decision["signals"]
         frustration = float(signals.get("frustration", 0) or 0)
-        if may_be_a_question(reason, signals) and frustration < CALM_BELOW \
-                and routing.is_a_question(tracker, threshold=ABOUT_THE_SERVICE):
+        fired = signals.get("fired") or [reason]
+        if may_be_a_question(reason, signals) and frustration < calm_below(fired, signals) \
+                and routing.is_a_question(tracker, threshold=question_bar(fired)):
             # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
             # gets its answer, with the person one tap away - not a handoff nobody asked for.
             offer = intent if intent in ("request_human", "complaint") else "request_human"

@@ -45,6 +45,13 @@ QUESTION, REQUEST = "question", "request"
 # - A handoff (calm customers only): 0.65; none of the 64 requests for a person or complaints would be answered.
 FORM_QUESTION_THRESHOLD = 0.4
 HANDOFF_QUESTION_THRESHOLD = 0.65
+# - A sensitive topic read by the learned classifier alone, no listed term, frustration under the escalation
+#   threshold: 0.5. The n-gram classifiers read long calm English messages with money words as fraud reports (and
+#   as mildly frustrated, 36-56); of the 201 sensitive turns that must escalate in the escalation sets
+#   (tests/bot/shared/frustration/eval_*.yml), 35 are read by the classifier alone and 1 of them (a phishing text
+#   with a KB answer) would be answered - with the person one tap away - against 9 of the 13 calm development
+#   questions handed over as "fraud" (0.4: 2 of 201 and 12 of 13).
+SENSITIVE_QUESTION_THRESHOLD = 0.5
 REQUEST_INTENTS = ("order_status", "delivery_delay", "change_address", "cancel_order", "return_request",
                    "refund_status", "exchange_request", "payment_issue", "request_human", "complaint",
                    "provide_order_number")

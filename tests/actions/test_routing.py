@@ -170,16 +170,36 @@ async def test_a_bad_number_inside_an_order_form_is_still_a_bad_number(env: Env)
     assert [m.get("response") for m in dispatcher.messages] == ["utter_order_number_invalid"]
 
 
-@pytest.mark.parametrize(("fired", "matches", "question"), [
-    (["explicit_request"], {"explicit_request": ["intent:request_human"]}, True),
-    (["sensitive_fraud"], {"sensitive_fraud": ["classifier p=0.61"]}, True),      # only the n-grams read it
-    (["sensitive_fraud"], {"sensitive_fraud": ["盗刷", "classifier p=0.9"]}, False),  # a listed term: hand over
-    (["sensitive_legal", "explicit_request"], {"sensitive_legal": ["lawyer"], "explicit_request": ["x"]}, False),
-    (["high_frustration"], {"high_frustration": ["score 80 >= 70"]}, False),
-    (["sensitive_fraud", "high_frustration"], {"sensitive_fraud": ["classifier p=0.6"]}, False),
+@pytest.mark.parametrize(("text", "intent", "topics", "frustration", "question"), [
+    ("how do I reach a person?", "request_human", {}, 10, True),
+    ("paid by bank card, refund timing to the card?", "ask_policy", {"sensitive_fraud": 0.61}, 10, True),  # n-grams
+    ("my card was 盗刷 on your site", "ask_policy", {"sensitive_fraud": 0.9}, 10, False),  # a listed term: hand over
+    ("my lawyer wants a person now", "request_human", {}, 10, False),
+    ("paid by bank card, refund timing?", "ask_policy", {}, 90, False),  # high frustration
+    ("paid by bank card, refund timing?", "ask_policy", {"sensitive_fraud": 0.6}, 90, False),
 ])
 def test_which_escalations_a_calm_question_may_have_been_mistaken_for(
-        fired: list[str], matches: dict[str, list[str]], question: bool) -> None:
+        text: str, intent: str, topics: dict[str, float], frustration: int, question: bool) -> None:
+    """Through the real path: the escalation engine decides, the policy's record keeps its signals (the slot), the
+    action reads them back - nothing injected between the engine and may_be_a_question."""
     from actions.handoff import may_be_a_question
+    from bot.shared.frustration.decision import _variant, for_handoff
+    from bot.shared.frustration.escalation import EscalationEngine, EscalationRequest
 
-    assert may_be_a_question(fired[0], {"fired": fired, "matches": matches}) is question
+    engine = EscalationEngine.from_yaml()
+    decision = engine.evaluate(EscalationRequest(text=text, frustration=frustration, topics=topics, intent=intent))
+    assert decision.should_escalate
+    record = {"by_tier": {"regular": _variant(decision, decision, "explicit_request", engine.config.priorities)}}
+    handoff = for_handoff(record, None, intent, False)
+    assert may_be_a_question(handoff["reason"], handoff["signals"]) is question
+
+
+def test_a_sensitive_reading_of_the_n_grams_alone_needs_a_lower_question_bar_than_a_request_for_a_person() -> None:
+    from actions.handoff import calm_below, question_bar
+
+    strict = routing.HANDOFF_QUESTION_THRESHOLD
+    assert question_bar(["sensitive_fraud"]) == routing.SENSITIVE_QUESTION_THRESHOLD < strict
+    assert question_bar(["explicit_request"]) == question_bar(["sensitive_fraud", "complaint"]) == strict
+    # calm enough: under the escalation threshold for the n-grams' sensitive reading, under 40 for the others
+    assert calm_below(["sensitive_fraud"], {"threshold": 70}) == 70
+    assert calm_below(["complaint"], {"threshold": 70}) == calm_below(["sensitive_fraud", "explicit_request"], {}) == 40

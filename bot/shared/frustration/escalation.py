@@ -294,6 +294,9 @@ class EscalationEngine:
             "fired": fired,
             "matches": matches,
             "yielded_to_frustration": yielded,
+            # Reasons only the learned classifier read (no listed term, no intent): weaker evidence that the action
+            # server weighs against "this is a calm question" (actions/handoff.py: may_be_a_question).
+            "learned_only": sorted(learned_only),
             "frustration": request.frustration,
             "threshold": threshold,
             "tier": (request.tier or REGULAR_TIER).lower(),
