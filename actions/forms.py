@@ -160,7 +160,7 @@ async def answer_digression(dispatcher: CollectingDispatcher, tracker: Tracker) 
             return True
     # Whatever intent the NLU gave it ("and after it has shipped?" reads as cancel_order): a message that reads as a
     # question about how things work, with a confident knowledge-base answer, is answered, not called a bad number.
-    if routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD):
+    if routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD, follow_ups=True):
         return await routing.answer_if_confident(dispatcher, tracker, ask_feedback=False) is not None
     return False
 
@@ -189,7 +189,7 @@ class ValidateOrderVerificationForm(FormValidationAction):
         as a button, and end the form quietly (the flow action stays silent, as after "never mind")."""
         # Not when the conversation is already about an order ("when will my order arrive?" after a lookup).
         if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER) \
-                and routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD):
+                and routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD, follow_ups=True):
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
             if answered is not None:

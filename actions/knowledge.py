@@ -88,22 +88,32 @@ def is_elliptical(text: str) -> bool:
     return (cjk <= FOLLOW_UP_MAX_CJK) if cjk else len(text.split()) <= FOLLOW_UP_MAX_WORDS
 
 
+FOLLOW_UP_SLACK = 0.02  # the joint reading's new article may score this much below the message alone and still win
+
+
 def search_in_context(question: str, language: str, previous: str | None) -> list[Any]:
-    """Search the message; a short follow-up ("and by bank card?") leans on the customer's previous knowledge
-    question, so it is also read together with it. A follow-up asks something new: the joint reading is taken when
-    it is confident and finds an article other than the one the previous question alone finds (the words of the
-    previous question pull the joint reading back to the answer already given: "金卡有什么权益", "那怎么才能升金卡"),
-    or when the message alone has no confident answer; otherwise the message alone decides."""
+    """Search the message; a short follow-up ("and by bank card?", "发货了呢") leans on the customer's previous
+    knowledge question, so it is also read together with it. A follow-up asks something NEW: in the joint reading
+    the article the previous question alone finds is passed over (the previous question's words pull the joint
+    reading back to the answer already given: "没发货之前能改地址吗" + "发货了呢" is still about changing the address,
+    but not before shipping), and the best other article is the answer when the joint reading reaches at least
+    "middling" for it and the message alone has no confident answer or scores at most FOLLOW_UP_SLACK higher.
+    Otherwise the message alone decides. (On the development sets' follow-ups: en 66 -> 69 right of 95, zh 71 ->
+    74 of 87, wrong 18 -> 16 and 14 -> 12, against keeping the previous article in the joint reading.)"""
     alone = _search(question, language)
-    if previous and is_elliptical(question):
-        combined = _search(f"{previous} {question}", language)
-        if combined and combined[0][1] == "confident":
-            if not (alone and alone[0][1] == "confident"):
-                return combined
-            before = _search(previous, language)
-            if not before or combined[0][0].id != before[0][0].id:
-                return combined
-    return alone
+    if not previous or not is_elliptical(question):
+        return alone
+    retriever = get_retriever()
+    joint = f"{previous} {question}"
+    before = retriever.search(previous, k=1, lang=language)
+    given = before[0].id if before else None
+    fresh = [hit for hit in retriever.search(joint, k=MAX_SUGGESTIONS + 1, lang=language) if hit.id != given]
+    if not fresh or retriever.classify(fresh[0].score, joint).value == "none":
+        return alone
+    alone_sure = bool(alone) and alone[0][1] == "confident"
+    if alone_sure and fresh[0].score < alone[0][0].score - FOLLOW_UP_SLACK:
+        return alone
+    return [(fresh[0], "confident")] + [(hit, retriever.classify(hit.score, joint).value) for hit in fresh[1:]]
 
 
 ANSWER, SUGGEST, NOTHING = "answer", "suggest", "none"

@@ -106,14 +106,36 @@ def _latest_text(tracker: Tracker) -> str:
     return (tracker.latest_message.get("text") or "").strip()
 
 
-def is_a_question(tracker: Tracker, threshold: float = 0.5) -> bool:
-    """A typed message (not a button), about no particular order, that reads as a question about the rules."""
+def follows_a_kb_answer(tracker: Tracker) -> bool:
+    """The bot's previous turn answered from the knowledge base (it set ``kb_last_question`` between the customer's
+    previous message and this one)."""
+    users = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users += 1
+            if users == 2:
+                return False
+        elif users == 1 and event.get("event") == "slot" and event.get("name") == "kb_last_question" \
+                and event.get("value"):
+            return True
+    return False
+
+
+def is_a_question(tracker: Tracker, threshold: float = 0.5, *, follow_ups: bool = False) -> bool:
+    """A typed message (not a button), about no particular order, that reads as a question about the rules. With
+    ``follow_ups`` (the order forms), also a short follow-up right after a knowledge-base answer ("我的已经发货了"
+    after the cancellation rule, read by the NLU as cancel_order): it continues the question, whatever its wording.
+    Not for handoffs: "ok get me a human then" after an answer is a request."""
+    from actions.knowledge import is_elliptical
+
     text = _latest_text(tracker)
     if not text or text.startswith("/"):
         return False
     if any(m.entity == ORDER_NUMBER for m in find_identifiers(text)):
         return False
-    return question_probability(text) >= threshold
+    if question_probability(text) >= threshold:
+        return True
+    return follow_ups and is_elliptical(text) and follows_a_kb_answer(tracker)
 
 
 async def answer_if_confident(

@@ -203,3 +203,44 @@ def test_a_sensitive_reading_of_the_n_grams_alone_needs_a_lower_question_bar_tha
     # calm enough: under the escalation threshold for the n-grams' sensitive reading, under 40 for the others
     assert calm_below(["sensitive_fraud"], {"threshold": 70}) == 70
     assert calm_below(["complaint"], {"threshold": 70}) == calm_below(["sensitive_fraud", "explicit_request"], {}) == 40
+
+
+async def test_a_short_follow_up_to_a_knowledge_answer_is_answered_not_sent_into_the_form(env: Env) -> None:
+    """"我的已经发货了" right after the cancellation rule reads as a statement (a cancel_order request to the NLU);
+    right after a knowledge answer it continues the question: the after-shipping rule, the action one tap away.
+    The same words with no knowledge answer before them start the form."""
+    text = "我的已经发货了"
+    assert routing.question_probability(text) < routing.FORM_QUESTION_THRESHOLD
+    first = "还没发货的订单能取消吗"
+    latest = {"text": text, "intent": {"name": "cancel_order", "confidence": 0.9}, "entities": []}
+    events: list[dict] = [
+        {"event": "user", "text": first, "parse_data": {"text": first, "intent": {"name": "ask_policy"}}},
+        {"event": "action", "name": "action_answer_policy"},
+        {"event": "slot", "name": "kb_last_question", "value": first},
+        {"event": "bot", "text": "..."},
+        {"event": "user", "text": text, "parse_data": latest},
+    ]
+    after_answer = Tracker("conv-follow", {"language": "zh", "kb_last_question": first}, latest, events, False, None,
+                           {"name": "order_verification_form"}, "action_listen")
+    assert routing.follows_a_kb_answer(after_answer)
+    dispatcher = CollectingDispatcher()
+    await forms.ValidateOrderVerificationForm().run(dispatcher, after_answer, domain())
+    assert dispatcher.messages[0]["kb"]["id"] == "orders-cancel-after-shipping"
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "取消订单", "payload": "/cancel_order"}]
+
+    cold = tracker(text, "cancel_order", language="zh", active_loop="order_verification_form")
+    assert not routing.follows_a_kb_answer(cold)
+    dispatcher = CollectingDispatcher()
+    await forms.ValidateOrderVerificationForm().run(dispatcher, cold, domain())
+    assert not any(m.get("kb") for m in dispatcher.messages)
+
+
+def test_a_request_for_a_person_after_a_knowledge_answer_is_not_a_follow_up_question() -> None:
+    text = "那帮我转人工吧"
+    latest = {"text": text, "intent": {"name": "request_human", "confidence": 0.9}, "entities": []}
+    events: list[dict] = [{"event": "user", "text": "q"}, {"event": "slot", "name": "kb_last_question", "value": "q"},
+                          {"event": "user", "text": text, "parse_data": latest}]
+    t = Tracker("conv-person", {"language": "zh"}, latest, events, False, None, {}, "action_listen")
+    assert routing.follows_a_kb_answer(t) and routing.question_probability(text) < routing.HANDOFF_QUESTION_THRESHOLD
+    assert routing.is_a_question(t, routing.HANDOFF_QUESTION_THRESHOLD) is False  # the handoff's reading
+    assert routing.is_a_question(t, routing.FORM_QUESTION_THRESHOLD, follow_ups=True) is True  # the forms'
