@@ -17,7 +17,8 @@ from handoff.deps import SupervisorDep
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 MAX_DAYS = 3 * 366
-SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low")
+SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low",
+            "csat_agents", "csat_bot", "first_contact", "came_back")
 TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "conversations", "questions")
 
 

@@ -44,6 +44,40 @@
       live_c24: "Complaints > 24 h", live_c48: "Complaints > 48 h", live_alerts: "Open alerts",
       live_p: "Priority {p}", live_p_h: "Priority", live_owned: "Owned / limit", live_none: "nobody online", live_note: "Refreshed every 5 s from the desk.",
       first_n: "first {n}", dows: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+      t_fcr: "First-contact resolution", t_kb: "KB coverage of top questions", t_csat_bot: "CSAT, bot",
+      t_complaints: "Complaints answered within 24 h", s_came_back: "came back: {n}",
+      s_kb: "{covered} of {top} top questions · by askings {weighted}", s_csat_bot: "rated {n}× · 4–5★ {rate}",
+      s_complaints: "{n} complaints · late {late} · escalated (48 h) {escalated}",
+      target_min: "target ≥ {v}", target_max: "target ≤ {v}", target_met: "met", target_missed: "not met",
+      target_none: "no target in the seed reports", definition: "Definition",
+      d_csat_agents: "Rated after an agent", d_csat_bot: "Rated, bot only", d_first_contact: "Resolved at first contact",
+      d_came_back: "Came back within 7 days", questions: "Most frequent questions",
+      questions_note: "Masked customer texts; covered = at least half of the askings answered from the knowledge base.",
+      question: "Question", asked: "Asked", kb_answered: "KB answers", covered: "Covered",
+      def_conversations: "Conversations that started in the range (China-time days) with at least one customer "
+        + "message, on the chosen channel and in the chosen language.",
+      def_deflection: "Bot resolution (deflection): conversations with no handoff / conversations. A customer who "
+        + "gave up counts as resolved: read it with repeat contacts.",
+      def_handoff: "Conversations handed to an agent / conversations (handoffs and tickets below).",
+      def_frt_bot: "Per conversation: the first bot message at or after the first customer message, minus that "
+        + "message; average (maximum below).",
+      def_frt_human: "Per handoff queued in service hours: the first agent message after queueing minus the queue "
+        + "time; average (maximum and queue wait below).",
+      def_csat: "CSAT of agents: the first rating after a handoff was closed; average stars, share of 4–5 stars.",
+      def_csat_bot: "CSAT of the bot: ratings with no closed handoff before them (the bot asks for no rating today, "
+        + "so this is usually no data).",
+      def_sla: "First response over 15 s. Bot: first bot answer later than 15 s after the first customer message "
+        + "(or none); agents: handoffs in service hours first answered later than 15 s after queueing (or never). "
+        + "The seed target, 15-s response for 80 %, allows at most 20 % breaches.",
+      def_repeat: "Identified conversations whose customer started another conversation in the 7 days before / "
+        + "identified conversations.",
+      def_resolution: "Per handoff handed back or closed: end minus queued; average (maximum below).",
+      def_fcr: "First-contact resolution: identified conversations (customer known) whose customer started no other "
+        + "conversation in the 7 days after / identified conversations.",
+      def_kb: "KB coverage: of the 20 most frequent customer messages, the share covered - at least half of their "
+        + "askings got a knowledge-base answer before the customer's next message.",
+      def_complaints: "Complaint handoffs first answered by an agent within 24 h of queueing / complaints; late = "
+        + "answered after 24 h or unanswered past 24 h; escalated = the same after 48 h.",
     },
     zh: {
       live: "实时排队与 SLA", live_waiting: "正在排队", live_vip: "VIP 排队", live_oldest: "最长等待",
@@ -74,6 +108,30 @@
       d_day: "日期 {v}", d_reason: "原因 {v}", d_agent: "由 {v} 结束", d_slot: "{dow} {hour} 时",
       ds_conversations: "对话数", ds_resolved: "机器人解决", ds_handed: "转人工", ds_rate: "解决率 %",
       first_n: "前 {n} 条", dows: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+      t_fcr: "首次解决率", t_kb: "高频问题知识库覆盖率", t_csat_bot: "机器人满意度", t_complaints: "投诉 24 小时内回复率",
+      s_came_back: "7 天内再次咨询：{n}", s_kb: "前 {top} 个问题中覆盖 {covered} 个 · 按提问次数 {weighted}",
+      s_csat_bot: "{n} 份评价 · 4–5 星 {rate}", s_complaints: "{n} 个投诉 · 超 24 小时 {late} · 升级（48 小时）{escalated}",
+      target_min: "目标 ≥ {v}", target_max: "目标 ≤ {v}", target_met: "达标", target_missed: "未达标",
+      target_none: "源文档未给出目标", definition: "指标定义",
+      d_csat_agents: "人工服务后的评价", d_csat_bot: "仅机器人服务的评价", d_first_contact: "首次即解决",
+      d_came_back: "7 天内再次咨询", questions: "高频问题",
+      questions_note: "客户原话（已脱敏）；已覆盖 = 至少一半的提问由知识库回答。",
+      question: "问题", asked: "提问次数", kb_answered: "知识库回答", covered: "已覆盖",
+      def_conversations: "在所选日期（北京时间）开始、至少有一条客户消息、符合所选渠道和语言的对话。",
+      def_deflection: "机器人解决率：未转人工的对话 / 全部对话。放弃咨询的客户也算解决，请结合重复咨询一起看。",
+      def_handoff: "转人工的对话 / 全部对话（下方为转人工次数和工单数）。",
+      def_frt_bot: "每个对话：第一条客户消息之后机器人的第一条回复与该消息的时间差；平均值（下方为最大值）。",
+      def_frt_human: "服务时间内每次转人工：排队后客服第一条消息与排队时间的差；平均值（下方为最大值和排队时长）。",
+      def_csat: "人工满意度：人工服务结束后的第一次评价；平均星级和 4–5 星占比。",
+      def_csat_bot: "机器人满意度：之前没有已结束人工服务的评价（目前机器人不邀请评价，通常暂无数据）。",
+      def_sla: "首次响应超过 15 秒。机器人：第一条客户消息后 15 秒内未回复（或未回复）；人工：服务时间内转人工后 15 秒内"
+        + "未回复（或从未回复）。源文档目标为 80% 在 15 秒内响应，即超时不超过 20%。",
+      def_repeat: "已识别客户的对话中，客户在此前 7 天内已有其他对话的比例。",
+      def_resolution: "每次交回或结束的人工服务：结束时间减排队时间；平均值（下方为最大值）。",
+      def_fcr: "首次解决率：已识别客户的对话中，客户在之后 7 天内没有再发起对话的比例。",
+      def_kb: "知识库覆盖率：最常见的 20 条客户消息中，至少一半的提问在客户下一条消息前得到知识库回答的比例。",
+      def_complaints: "投诉类转人工中，排队后 24 小时内得到客服首次回复的比例；超时 = 24 小时后才回复或 24 小时仍未回复；"
+        + "升级 = 48 小时后同样情况。",
     },
   };
   const REASONS_ZH = {
@@ -86,8 +144,8 @@
   const COLORS = { resolved: "#2e7d32", handed: "#e08a00", rate: "#2a5bd7", reasons: "#5b6bd7" };
 
   let lang = "en";
-  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], drill: null,
-                  charts: {} };
+  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], questions: [],
+                  drill: null, charts: {} };
   const $ = (id) => document.getElementById(id);
 
   function t(key, vars) {
@@ -258,12 +316,12 @@
     setStatus(t("loading"));
     const q = query();
     try {
-      const [summary, daily, reasons, heatmap, agents] = await Promise.all([
+      const [summary, daily, reasons, heatmap, agents, questions] = await Promise.all([
         api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
         api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
-        api("GET", `/api/analytics/agents?${q}`)]);
+        api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/questions?${q}`)]);
       Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
-                             agents: agents.rows });
+                             agents: agents.rows, questions: questions.rows });
       renderAll();
       setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
       if (state.drill) openDrill(state.drill);
@@ -290,21 +348,35 @@
     renderReasons();
     renderAgents();
     renderHeatmap();
+    renderQuestions();
   }
 
   // ---------------------------------------------------------------- tiles
 
-  function drillButton(text, drill, testId) {
+  function drillNode(text, onClick, testId) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "num";
     button.textContent = text;
     if (testId) button.dataset.drill = testId;
-    button.addEventListener("click", () => openDrill(drill));
+    button.addEventListener("click", onClick);
     return button;
   }
 
-  function tile(key, label, main, sub, extras) {
+  function drillButton(text, drill, testId) {
+    return drillNode(text, () => openDrill(drill), testId);
+  }
+
+  // A target of summary.targets ({min} or {max}) against a value (null: no data). "met" / "missed" / "no_data".
+  function targetStatus(value, target) {
+    if (value === null || value === undefined) return "no_data";
+    if (target.min !== undefined) return value >= target.min ? "met" : "missed";
+    return value <= target.max ? "met" : "missed";
+  }
+
+  // opts.def: the definition (docs/KPIS.md), the tile's tooltip and its "Definition" note; opts.target:
+  // { status, text } from targetLine, shown under the figure and as the tile's colour.
+  function tile(key, label, main, sub, extras, opts) {
     const el = document.createElement("div");
     el.className = "tile";
     el.dataset.kpi = key;
@@ -312,6 +384,10 @@
     head.className = "tile__label";
     head.textContent = label;
     el.append(head);
+    const o = opts || {};
+    if (o.def) {
+      el.title = o.target ? `${o.def}\n${o.target.text}` : o.def;
+    }
     const value = document.createElement("div");
     value.className = "tile__value";
     if (main.nodes) {
@@ -327,10 +403,45 @@
     small.className = "tile__sub muted";
     small.textContent = sub || "";
     for (const extra of extras || []) {
-      small.append(" · ", drillButton(extra.text, extra.drill, extra.id));
+      small.append(small.textContent ? " · " : "", drillButton(extra.text, extra.drill, extra.id));
     }
     el.append(small);
+    if (o.target) {
+      const line = document.createElement("div");
+      line.className = "tile__target";
+      line.textContent = o.target.text;
+      el.dataset.target = o.target.status;
+      if (o.target.status !== "no_data") el.classList.add(`tile--${o.target.status}`);
+      el.append(line);
+    }
+    if (o.def) {
+      const details = document.createElement("details");
+      details.className = "tile__def";
+      const summary = document.createElement("summary");
+      summary.textContent = t("definition");
+      const text = document.createElement("p");
+      text.textContent = o.def;
+      details.append(summary, text);
+      el.append(details);
+    }
     return el;
+  }
+
+  // "target ≥ 72% · not met" (the status word only when there is a figure to compare).
+  function targetLine(value, target, format) {
+    if (!target) return null;
+    const bound = target.min !== undefined ? t("target_min", { v: format(target.min) })
+      : t("target_max", { v: format(target.max) });
+    const status = targetStatus(value, target);
+    return { status, text: status === "no_data" ? bound : `${bound} · ${t(`target_${status}`)}` };
+  }
+
+  // The SLA tile has two breach rates against one target: missed when either misses, met when the known ones meet.
+  function slaTarget(rates, target) {
+    if (!target) return null;
+    const known = rates.filter((r) => r !== null && r !== undefined);
+    const worst = known.length ? Math.max(...known) : null;
+    return targetLine(worst, target, pct);
   }
 
   function renderTiles() {
@@ -342,23 +453,56 @@
     const frb = s.first_response_bot;
     const frh = s.first_response_human;
     const agentsCsat = s.csat.agents;
+    const botCsat = s.csat.bot;
     const sla = s.sla;
+    const targets = s.targets || {};
+    const fcr = s.first_contact_resolution;
+    const kb = s.kb_coverage;
+    const comp = s.complaints;
+    // The KB figure opens the questions behind it (the questions table), not a conversation list.
+    const kbOpen = () => {
+      const card = $("questions");
+      card.scrollIntoView({ block: "nearest" });
+      card.focus({ preventScroll: true });
+    };
+    const kbNode = drillNode(pct(kb.rate), kbOpen, "kb_coverage");
     box.append(
-      tile("conversations", t("t_conversations"), { text: num(n), drill: { segment: "all" }, empty: !n }, ""),
+      tile("conversations", t("t_conversations"), { text: num(n), drill: { segment: "all" }, empty: !n }, "",
+        [], { def: t("def_conversations") }),
       tile("deflection", t("t_deflection"),
         { text: pct(s.bot_resolution.rate), drill: { segment: "bot_resolved" }, empty: empty(s.bot_resolution.rate) },
-        empty(s.bot_resolution.rate) ? "" : t("s_of", { part: s.bot_resolution.resolved, whole: n })),
+        empty(s.bot_resolution.rate) ? "" : t("s_of", { part: s.bot_resolution.resolved, whole: n }), [],
+        { def: t("def_deflection"), target: targetLine(s.bot_resolution.rate, targets.bot_resolution, pct) }),
       tile("handoff", t("t_handoff"),
         { text: pct(s.handoff.rate), drill: { segment: "handed_off" }, empty: empty(s.handoff.rate) },
-        empty(s.handoff.rate) ? "" : t("s_handoffs", { n: s.handoff.handoffs, tickets: s.handoff.tickets })),
+        empty(s.handoff.rate) ? "" : t("s_handoffs", { n: s.handoff.handoffs, tickets: s.handoff.tickets }), [],
+        { def: `${t("def_handoff")} ${t("target_none")}.` }),
+      tile("fcr", t("t_fcr"),
+        { text: pct(fcr.rate), drill: { segment: "first_contact" }, empty: empty(fcr.rate) },
+        empty(fcr.rate) ? "" : t("s_repeat", { part: fcr.resolved, whole: fcr.identified }),
+        empty(fcr.rate) ? [] : [{ text: t("s_came_back", { n: fcr.identified - fcr.resolved }),
+                                  drill: { segment: "came_back" }, id: "came_back" }],
+        { def: t("def_fcr"), target: targetLine(fcr.rate, targets.first_contact_resolution, pct) }),
+      tile("kb", t("t_kb"), { nodes: empty(kb.rate) ? [document.createTextNode(t("no_data"))] : [kbNode],
+                              empty: empty(kb.rate) },
+        empty(kb.rate) ? "" : t("s_kb", { covered: kb.covered, top: kb.top_questions, weighted: pct(kb.weighted_rate) }),
+        [], { def: t("def_kb"), target: targetLine(kb.rate, targets.kb_coverage, pct) }),
       tile("frt_bot", t("t_frt_bot"), { text: secs(frb.avg_s), drill: { segment: "all" }, empty: empty(frb.avg_s) },
-        empty(frb.avg_s) ? "" : t("s_max", { max: secs(frb.max_s), n: frb.answered })),
+        empty(frb.avg_s) ? "" : t("s_max", { max: secs(frb.max_s), n: frb.answered }), [],
+        { def: t("def_frt_bot") }),
       tile("frt_human", t("t_frt_human"),
         { text: secs(frh.avg_s), drill: { segment: "handed_off" }, empty: empty(frh.avg_s) },
-        empty(frh.avg_s) ? "" : t("s_human", { max: secs(frh.max_s), wait: secs(frh.queue_wait_avg_s) })),
-      tile("csat", t("t_csat"), { text: stars(agentsCsat.avg_stars), empty: empty(agentsCsat.avg_stars) },
+        empty(frh.avg_s) ? "" : t("s_human", { max: secs(frh.max_s), wait: secs(frh.queue_wait_avg_s) }), [],
+        { def: t("def_frt_human") }),
+      tile("csat", t("t_csat"),
+        { text: stars(agentsCsat.avg_stars), drill: { segment: "csat_agents" }, empty: empty(agentsCsat.avg_stars) },
         t("s_csat", { n: agentsCsat.answers, rate: pct(agentsCsat.csat_rate), bot: stars(s.csat.bot.avg_stars) }),
-        [{ text: t("s_low"), drill: { segment: "csat_low" }, id: "csat_low" }]),
+        [{ text: t("s_low"), drill: { segment: "csat_low" }, id: "csat_low" }],
+        { def: t("def_csat"), target: targetLine(agentsCsat.avg_stars, targets.csat, stars) }),
+      tile("csat_bot", t("t_csat_bot"),
+        { text: stars(botCsat.avg_stars), drill: { segment: "csat_bot" }, empty: empty(botCsat.avg_stars) },
+        empty(botCsat.avg_stars) ? "" : t("s_csat_bot", { n: botCsat.answers, rate: pct(botCsat.csat_rate) }), [],
+        { def: t("def_csat_bot"), target: targetLine(botCsat.avg_stars, targets.csat, stars) }),
       tile("sla", t("t_sla", { target: sla.target_s }), {
         empty: !n,
         nodes: n ? [drillButton(num(sla.bot_breaches), { segment: "bot_sla_breach" }, "bot_sla_breach"),
@@ -366,17 +510,41 @@
                     drillButton(num(sla.human_breaches), { segment: "human_sla_breach" }, "human_sla_breach")]
           : [document.createTextNode(t("no_data"))],
       }, n ? `${t("s_sla_bot")} ${pct(sla.bot_breach_rate)} / ${t("s_sla_human")} ${pct(sla.human_breach_rate)}`
-        : ""),
+        : "", [],
+      { def: t("def_sla"), target: slaTarget([sla.bot_breach_rate, sla.human_breach_rate], targets.sla_breach_rate) }),
       tile("repeat", t("t_repeat"),
         { text: pct(s.repeat_contacts.rate), drill: { segment: "repeat" }, empty: empty(s.repeat_contacts.rate) },
         empty(s.repeat_contacts.rate) ? ""
-          : t("s_repeat", { part: s.repeat_contacts.repeats, whole: s.repeat_contacts.identified })),
+          : t("s_repeat", { part: s.repeat_contacts.repeats, whole: s.repeat_contacts.identified }), [],
+        { def: t("def_repeat") }),
       tile("resolution", t("t_resolution"),
         { text: secs(s.resolution_time.avg_s), drill: { segment: "handed_off" },
           empty: empty(s.resolution_time.avg_s) },
         empty(s.resolution_time.avg_s) ? ""
-          : t("s_resolved", { n: s.resolution_time.resolved, max: secs(s.resolution_time.max_s) })),
+          : t("s_resolved", { n: s.resolution_time.resolved, max: secs(s.resolution_time.max_s) }), [],
+        { def: t("def_resolution") }),
+      tile("complaints", t("t_complaints"),
+        { text: pct(comp.answered_24h_rate), drill: { segment: "handed_off", reason: "complaint" },
+          empty: empty(comp.answered_24h_rate) },
+        comp.handoffs ? t("s_complaints", { n: comp.handoffs, late: comp.breaches_24h, escalated: comp.escalated_48h })
+          : "", [], { def: `${t("def_complaints")} ${t("target_none")}.` }),
     );
+  }
+
+  function renderQuestions() {
+    const body = $("questions-table").tBodies[0];
+    body.replaceChildren();
+    if (!state.questions.length) {
+      body.append(emptyRow(4));
+      return;
+    }
+    for (const q of state.questions) {
+      const tr = document.createElement("tr");
+      tr.dataset.covered = q.covered ? "yes" : "no";
+      tr.append(cell(q.question), cell(num(q.asked)), cell(`${num(q.kb_answered)} (${pct(q.kb_rate)})`),
+        cell(q.covered ? t("yes") : t("no")));
+      body.append(tr);
+    }
   }
 
   // ---------------------------------------------------------------- charts
