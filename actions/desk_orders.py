@@ -7,10 +7,16 @@ authenticated HTTP API (``X-Action-Token``, loopback), as the workbench does for
   returns, and what the policy allows now (:func:`allowed`): the delay compensation of the tier reached, whether the
   order can be re-shipped (lost parcel) or re-addressed (before shipping), which items can be returned for which
   reason - computed with the same pure rules (``actions/orders/rules.py``) the service applies;
-* ``POST /desk/orders/<number>/<kind>`` (kind: coupon, shipping_refund, return, reship, address) -> the service's
-  result. The change is made by the same :class:`~actions.orders.service.OrderService` call the bot's flows make
-  (``issue_delay_coupon``, ``create_return``, ``reship_lost_parcel``, ``change_address``), so every rule (tiers,
-  windows, excluded categories, one compensation per order, nothing after shipping) is the service's.
+* ``POST /desk/orders/<number>/<kind>`` (kind: coupon, shipping_refund, return, exchange, reship, lost_refund,
+  address) -> the service's result. The change is made by the same :class:`~actions.orders.service.OrderService`
+  call the bot's flows make (``issue_delay_coupon``, ``create_return``, ``create_exchange``, ``reship_lost_parcel``,
+  ``refund_lost_parcel``, ``change_address``), so every rule (tiers, windows, excluded categories, one compensation
+  per order, reship or full refund of a lost parcel, nothing after shipping) is the service's.
+
+An exchange names the item, the reason and the replacement (a size or colour of the same item, or none: the same item
+again for a faulty one). When the agent says the replacement is out of stock, the policy decides
+(``returns.exchange_out_of_stock_return``): for the reasons it lists a return with a refund is opened instead (the
+customer agreed to it with the agent), under the same reason's rule; otherwise it is refused (``out_of_stock``).
 
 Verification: the service changes an order only with the last phone digits. The desk sends either the digits the
 customer gave the agent (``phone_last4``: checked by the service, a wrong answer is 403) or
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from actions.orders import rules
-from actions.orders.enums import OrderStatus, ReturnReason
+from actions.orders.enums import OrderStatus, RefundKind, RefundStatus, ReturnReason
 from actions.orders.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -36,11 +42,12 @@ from actions.orders.errors import (
     OrderNotFound,
     OrderServiceError,
 )
-from actions.orders.service import CompensationChoice, NewAddress, OrderInfo, OrderService
+from actions.orders.service import CompensationChoice, NewAddress, OrderInfo, OrderService, RefundOverview
 from actions.orders.wire import to_wire
 
 T = TypeVar("T")
-KINDS = ("coupon", "shipping_refund", "return", "reship", "address")
+KINDS = ("coupon", "shipping_refund", "return", "exchange", "reship", "lost_refund", "address")
+OUT_OF_STOCK = "out_of_stock"  # refusal: the replacement is out of stock and the policy offers no return instead
 _DIGITS = 4
 _EVENTS_SHOWN = 5
 _STATUS = {InvalidInput: 422, InvalidOrderNumber: 422, NotVerified: 403, OrderNotFound: 404, ItemNotFound: 404,
@@ -64,9 +71,15 @@ def _error(exc: OrderServiceError) -> tuple[dict[str, Any], int]:
     return {"error": exc.code, "detail": str(exc)}, status
 
 
-def allowed(order: OrderInfo, policy: Any, now: Any) -> dict[str, Any]:
+def _unrefunded(order: OrderInfo, refunds: RefundOverview | None) -> int:
+    paid = order.total_cents if order.paid_at is not None else 0
+    done = (r.amount_cents for r in (refunds.refunds if refunds else ()) if r.status is not RefundStatus.REJECTED)
+    return paid - sum(done)
+
+
+def allowed(order: OrderInfo, policy: Any, now: Any, refunds: RefundOverview | None = None) -> dict[str, Any]:
     """What the policy allows for this order now, by the rules the service applies (the console enables its buttons
-    by it; the service still decides)."""
+    by it; the service still decides). ``returns`` also says which items can be exchanged (same windows)."""
     offer = rules.delay_compensation(order.days_late, order.shipping_fee_cents, policy)
     returns = []
     for item in order.items:
@@ -78,13 +91,20 @@ def allowed(order: OrderInfo, policy: Any, now: Any) -> dict[str, Any]:
                             "photos_required": decision.photos_required,
                             "return_shipping_paid_by": decision.return_shipping_paid_by})
     closed = order.status in {OrderStatus.LOST, OrderStatus.UNPAID, OrderStatus.CANCELLED}
+    options = policy.delay_compensation.lost_parcel_options
+    lost = order.status is OrderStatus.LOST
+    refunded_lost = any(r.kind is RefundKind.LOST_PARCEL for r in (refunds.refunds if refunds else ()))
+    due = _unrefunded(order, refunds)
     return {
         "compensation": None if offer is None or closed else {
             "days_late": offer.days_late, "coupon_cents": offer.coupon_cents,
             "shipping_refund_cents": offer.shipping_refund_cents},
-        "reship": order.status is OrderStatus.LOST and "reship" in policy.delay_compensation.lost_parcel_options,
+        "reship": lost and "reship" in options and not refunded_lost,
+        "lost_refund": {"amount_cents": due, "method": order.payment_method.value}
+        if lost and "full_refund" in options and not refunded_lost and due > 0 else None,
         "address_change": rules.can_change_before_shipping(order.status, policy),
         "returns": returns,
+        "exchange_out_of_stock_return": [r.value for r in policy.returns.exchange_out_of_stock_return],
     }
 
 
@@ -105,7 +125,7 @@ async def order_view(number: str) -> tuple[dict[str, Any], int]:
                                     "shipped_at": s.shipped_at.isoformat()} for s in tracking.shipments],
                      "events": [to_wire(e) for e in events[-_EVENTS_SHOWN:]][::-1]},
         "refunds": to_wire(refunds),
-        "allowed": allowed(order, policy, now()),
+        "allowed": allowed(order, policy, now(), refunds),
     }, 200
 
 
@@ -125,7 +145,7 @@ async def order_action(number: str, kind: str, body: dict[str, Any]) -> tuple[di
     it (``outcome`` done / not_allowed with ``refusal`` / already_done)."""
     if kind not in KINDS:
         return {"error": "unknown_action", "detail": f"kind must be one of {', '.join(KINDS)}"}, 404
-    service, _policy, _now = _services()
+    service, policy, _now = _services()
     key = body.get("idempotency_key")
     key = str(key) if isinstance(key, str) and key else None
     try:
@@ -145,16 +165,63 @@ async def order_action(number: str, kind: str, body: dict[str, Any]) -> tuple[di
             note = str(body.get("note") or "")[:500] or None
             result = await _call(service.create_return, number, str(body.get("sku") or ""), reason,
                                  phone_last4=digits, quantity=quantity, note=note)
+        elif kind == "exchange":
+            result = await _exchange(service, policy, number, digits, body)
+            if isinstance(result, tuple):
+                return result
+        elif kind == "lost_refund":
+            refund = await _call(service.refund_lost_parcel, number, phone_last4=digits, idempotency_key=key)
+            result = {**to_wire(refund), "display": _refund_display(refund.refund, policy)}
         elif kind == "reship":
             result = await _call(service.reship_lost_parcel, number, phone_last4=digits, idempotency_key=key)
         else:
-            raw = body.get("address") if isinstance(body.get("address"), dict) else {}
+            given = body.get("address")
+            raw: dict[str, Any] = given if isinstance(given, dict) else {}
             fields = ("recipient_name", "phone", "province", "city", "district", "address_line")
             address = NewAddress(**{f: str(raw.get(f) or "") for f in fields})
             result = await _call(service.change_address, number, address, phone_last4=digits, idempotency_key=key)
     except OrderServiceError as exc:
         return _error(exc)
-    return {"kind": kind, "result": to_wire(result)}, 200
+    return {"kind": kind, "result": result if isinstance(result, dict) else to_wire(result)}, 200
+
+
+def _refund_display(refund: Any, policy: Any) -> dict[str, Any] | None:
+    """How the customer reads a refund: the payment method's names and the latest arrival in the merchant's time
+    (the policy's refund timing, computed by the service)."""
+    if refund is None:
+        return None
+    names = policy.payment.methods[refund.method]
+    arrival = refund.expected_arrival_at
+    return {"method_zh": names.name_zh, "method_en": names.name_en,
+            "expected_by": arrival.astimezone(policy.tz).strftime("%Y-%m-%d %H:%M") if arrival else None}
+
+
+async def _exchange(service: OrderService, policy: Any, number: str, digits: str,
+                    body: dict[str, Any]) -> dict[str, Any] | tuple[dict[str, Any], int]:
+    """An exchange through the service, or - replacement out of stock - the return the policy offers instead."""
+    try:
+        reason = ReturnReason(str(body.get("reason") or ""))
+        quantity = int(body.get("quantity") or 1)
+    except ValueError:
+        return {"error": "invalid_input", "detail": "reason must be no_reason or quality"}, 422
+    variant = str(body.get("variant") or "").strip() or None
+    sku = str(body.get("sku") or "")
+    order = await _call(service.get_order, number)
+    name = next((i.name for i in order.items if i.sku.upper() == sku.strip().upper()), sku)
+    shown = {"item_name": name, "variant": variant}
+    if body.get("in_stock", True) is not False:
+        exchange = await _call(service.create_exchange, number, sku, reason, phone_last4=digits,
+                               quantity=quantity, requested_variant=variant)
+        return {**to_wire(exchange), **shown, "switched_to_return": False}
+    if reason not in policy.returns.exchange_out_of_stock_return:
+        if not await _call(service.verify, number, digits):
+            raise NotVerified(number)
+        return {"number": order.number, "outcome": "not_allowed", "refusal": OUT_OF_STOCK, "exchange": None,
+                **shown, "switched_to_return": False}
+    note = f"exchange replacement out of stock: {variant}" if variant else "exchange replacement out of stock"
+    returned = await _call(service.create_return, number, sku, reason, phone_last4=digits, quantity=quantity,
+                           note=note[:500])
+    return {**to_wire(returned), **shown, "switched_to_return": True}
 
 
 def install(app: Any, response: Any) -> None:

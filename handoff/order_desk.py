@@ -1,6 +1,8 @@
 """Order tools of the agent desk (issue 17, item 3): live orders in the context panel and the changes an agent makes
-from the console - the delay compensation the policy matrix allows (coupon or shipping-fee refund), a return, a
-reship of a lost parcel, an address change before shipping.
+from the console - the delay compensation the policy matrix allows (coupon or shipping-fee refund), a return, an
+exchange (a size/colour of the same item, or the same item for a faulty one; out of stock: the return the policy
+offers instead), a reship or a full refund of a lost parcel (the customer's choice), an address change before
+shipping.
 
 The desk never imports ``actions`` (tests/test_layering.py): it asks the action server's authenticated HTTP API
 (``/desk/orders``, actions/desk_orders.py, ``X-Action-Token``), which makes each change through the same
@@ -34,7 +36,7 @@ from handoff.agents import Agent
 
 logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Action-Token"  # noqa: S105 - a header name (actions/server.py)
-KINDS = ("coupon", "shipping_refund", "return", "reship", "address")
+KINDS = ("coupon", "shipping_refund", "return", "exchange", "reship", "lost_refund", "address")
 PENDING = "pending"
 PENDING_S = 60  # a change the action server has not answered after this long may be asked again
 MAX_ORDERS_SHOWN = 5
@@ -137,6 +139,16 @@ def customer_text(kind: str, number: str, result: dict[str, Any], language: str)
         return (f"已为订单 {number} 创建退货申请 {request['rma']}，请在 {deadline} 前寄回商品。" if zh
                 else f"Return {request['rma']} has been opened for order {number}; please send the item back by "
                      f"{deadline}.")
+    if kind == "exchange":
+        return _exchange_text(number, result, zh)
+    if kind == "lost_refund" and result.get("refund"):
+        refund, shown = result["refund"], result.get("display") or {}
+        amount = _yuan(refund["amount_cents"])
+        return (f"订单 {number} 的包裹已确认丢失，已为您全额退款 {amount} 元，原路退回{shown.get('method_zh', '')}，"
+                f"预计最晚 {shown.get('expected_by')} 到账。" if zh
+                else f"The parcel of order {number} is confirmed lost: a full refund of {amount} yuan is on its way "
+                     f"back to your {shown.get('method_en', 'original payment method')}, expected by "
+                     f"{shown.get('expected_by')}.")
     if kind == "reship":
         return (f"订单 {number} 的包裹已为您重新发出，新运单号 {result.get('tracking_number')}，"
                 f"预计 {result.get('promised_delivery_date')} 前送达。" if zh
@@ -147,6 +159,37 @@ def customer_text(kind: str, number: str, result: dict[str, Any], language: str)
                 else f"The delivery address of order {number} has been updated; delivery by "
                      f"{result.get('promised_delivery_date')}.")
     return None
+
+
+def _exchange_text(number: str, result: dict[str, Any], zh: bool) -> str | None:
+    """The exchange opened (as the bot says it, domain.yml utter_exchange_created), or - replacement out of stock -
+    the return opened instead."""
+    item = result.get("item_name") or ""
+    deadline = result.get("deadline") or ""
+    store_pays = result.get("return_shipping_paid_by") == "store"
+    shipping = ("本店承担" if store_pays else "由您承担") if zh else ("paid by us" if store_pays else "paid by you")
+    if result.get("photos_required"):
+        photos = ("请在“我的订单-售后”上传商品问题照片。" if zh
+                  else "Please upload photos of the problem under 'My orders > Returns'.")
+    else:
+        photos = "商品需保持未使用、吊牌完好。" if zh else "The item must be unused with its tags on."
+    if result.get("switched_to_return") and result.get("return_request"):
+        rma = result["return_request"]["rma"]
+        return (f"您想换的商品暂时缺货，已按您的选择将订单 {number} 的“{item}”改为退货退款，退货单号 {rma}。"
+                f"请在 {deadline} 前寄回，运费{shipping}。{photos}仓库收货审核后原路退款。" if zh
+                else f"The replacement is out of stock, so as agreed return {rma} has been opened instead for "
+                     f"\"{item}\" of order {number}. Please send it back by {deadline}; shipping is {shipping}. "
+                     f"{photos} Once the warehouse has checked it, the refund goes back to your original payment "
+                     f"method.")
+    if not result.get("exchange"):
+        return None
+    variant = result.get("variant")
+    into = (f"更换为：{variant}" if variant else "换同款新品") if zh else (
+        f"replacement: {variant}" if variant else "replacement: the same item, new")
+    return (f"已为订单 {number} 的“{item}”提交换货申请（{into}）。请在 {deadline} 前寄回，运费{shipping}。{photos}"
+            f"收到后为您寄出新的商品。" if zh
+            else f"Exchange request opened for \"{item}\" of order {number} ({into}). Please send it back by "
+                 f"{deadline}; shipping is {shipping}. {photos} We send the replacement once it arrives.")
 
 
 class OrderDesk:

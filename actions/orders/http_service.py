@@ -33,6 +33,7 @@ from actions.orders.service import (
     CompensationChoice,
     CompensationResult,
     ExchangeResult,
+    LostParcelRefundResult,
     NewAddress,
     OrderInfo,
     OrderSummary,
@@ -254,6 +255,14 @@ class HttpOrderService:
             "POST", self._path(number, "/reship"), json={"phone_last4": phone_last4}, idempotency_key=idempotency_key
         )
         return self._parse(ReshipResult, body)
+
+    def refund_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> LostParcelRefundResult:
+        body = self._send(
+            "POST", self._path(number, "/lost-parcel-refund"), json={"phone_last4": phone_last4},
+            idempotency_key=idempotency_key,
+        )
+        return self._parse(LostParcelRefundResult, body)
 
     def list_orders_for_customer(self, customer_id: int, *, limit: int = 10) -> list[OrderSummary]:
         if customer_id < 1:

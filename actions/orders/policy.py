@@ -180,6 +180,9 @@ class ReturnRule(_Model):
 class Returns(_Model):
     no_reason: ReturnRule
     quality: ReturnRule
+    # Exchanges whose replacement is out of stock may become a return with a refund for these reasons (under that
+    # reason's rule); for other reasons the exchange waits for stock. Empty: never switched.
+    exchange_out_of_stock_return: list[ReturnReason] = Field(default_factory=list)
 
     def rule_for(self, reason: ReturnReason) -> ReturnRule:
         return self.quality if reason is ReturnReason.QUALITY else self.no_reason

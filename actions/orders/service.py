@@ -64,6 +64,7 @@ __all__ = [
     "InvalidInput",
     "InvalidOrderNumber",
     "ItemNotFound",
+    "LostParcelRefundResult",
     "NewAddress",
     "NotVerified",
     "OrderInfo",
@@ -98,6 +99,11 @@ ORDER_CLOSED = "order_closed"
 QUANTITY_EXCEEDED = "quantity_exceeded"
 NO_SHIPPING_FEE = "no_shipping_fee_to_refund"
 NOT_LOST = "not_lost"  # a reship is only for a parcel the carrier lost
+# Lost parcel: reship or full refund, the customer's choice (one of them, once).
+ALREADY_RESHIPPED = "already_reshipped"  # a refund asked after the parcel was sent again
+ALREADY_REFUNDED = "already_refunded"  # a reship asked after the order was refunded in full
+OPTION_NOT_OFFERED = "option_not_offered"  # the policy's lost_parcel_options do not list it
+NOTHING_TO_REFUND = "nothing_to_refund"  # everything paid was already refunded
 
 
 def utc_now() -> datetime:
@@ -377,6 +383,18 @@ class ReshipResult:
     promised_delivery_date: date | None
 
 
+@dataclass(frozen=True)
+class LostParcelRefundResult:
+    """Outcome of refunding a lost parcel in full (``lost_parcel_options: full_refund``): the refund to the original
+    payment method with its expected arrival (the policy's refund timing); the order stays ``lost``."""
+
+    number: str
+    outcome: Outcome
+    refusal: str | None
+    status: OrderStatus
+    refund: RefundInfo | None
+
+
 # --- the interface -------------------------------------------------------------------------------
 
 
@@ -453,6 +471,15 @@ class OrderService(Protocol):
         order back to shipped, a promised date counted from now. Only for an order whose status is lost (otherwise
         ``NOT_ALLOWED``/``not_lost``); once re-shipped, asked again it reports ``ALREADY_DONE``. ``idempotency_key``:
         as for :meth:`cancel_order`."""
+        ...
+
+    def refund_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> LostParcelRefundResult:
+        """Refund a lost parcel in full (the policy's ``lost_parcel_options``): what was paid and not yet refunded, to
+        the original payment method, approved now. Only for an order whose status is lost and not re-shipped
+        (``NOT_ALLOWED``: ``not_lost``, ``already_reshipped``, ``option_not_offered``, ``nothing_to_refund``); asked
+        again it reports ``ALREADY_DONE`` with the refund. After it a reship is refused (``already_refunded``).
+        ``idempotency_key``: as for :meth:`cancel_order`."""
         ...
 
     def list_orders_for_customer(self, customer_id: int, *, limit: int = 10) -> list[OrderSummary]:

@@ -54,11 +54,15 @@ from actions.orders.models import (
 )
 from actions.orders.policy import StorePolicy, load_policy
 from actions.orders.service import (
+    ALREADY_REFUNDED,
+    ALREADY_RESHIPPED,
     ALREADY_SHIPPED,
     LOST_PARCEL,
     NO_SHIPPING_FEE,
     NOT_DELAYED_ENOUGH,
     NOT_LOST,
+    NOTHING_TO_REFUND,
+    OPTION_NOT_OFFERED,
     ORDER_CLOSED,
     QUANTITY_EXCEEDED,
     AddressChangeResult,
@@ -69,6 +73,7 @@ from actions.orders.service import (
     CouponInfo,
     ExchangeInfo,
     ExchangeResult,
+    LostParcelRefundResult,
     NewAddress,
     OrderInfo,
     OrderItemInfo,
@@ -105,6 +110,7 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHANGE_CANCEL = "cancel"
 CHANGE_ADDRESS = "address"
 CHANGE_RESHIP = "reship"
+CHANGE_LOST_REFUND = "lost_refund"
 # New tracking numbers of a reship, per carrier: (prefix, digits); checked against the policy's tracking_pattern.
 _TRACKING_SHAPE = {Carrier.SF: ("SF", 12), Carrier.JD: ("JD", 13), Carrier.ZTO: ("75", 12)}
 T = TypeVar("T")
@@ -690,7 +696,13 @@ class SqlOrderService:
                 return result(Outcome.ALREADY_DONE, None, open_exchange)
             if not decision.eligible:
                 return result(Outcome.NOT_ALLOWED, decision.refusal, None)
-            if quantity > item.quantity:
+            # What is being returned (refunded) is not exchanged as well.
+            returning = sum(
+                r.quantity
+                for r in order.return_requests
+                if r.order_item_id == item.id and r.status not in {ReturnStatus.REJECTED, ReturnStatus.CANCELLED}
+            )
+            if quantity > item.quantity - returning:
                 return result(Outcome.NOT_ALLOWED, QUANTITY_EXCEEDED, None)
             exchange = Exchange(
                 item=item,
@@ -797,11 +809,10 @@ class SqlOrderService:
                     order.promised_delivery_date,
                 )
 
-            if order.status is not OrderStatus.LOST or latest is None:
-                reshipped = any(
-                    json.loads(r).get("outcome") == Outcome.DONE.value for r in session.scalars(
-                        select(OrderChange.result).where(OrderChange.order_id == order.id,
-                                                         OrderChange.kind == CHANGE_RESHIP)))
+            if order.status is OrderStatus.LOST and any(r.kind is RefundKind.LOST_PARCEL for r in order.refunds):
+                answer = result(Outcome.NOT_ALLOWED, ALREADY_REFUNDED)  # the customer chose the refund
+            elif order.status is not OrderStatus.LOST or latest is None:
+                reshipped = self._reshipped(session, order)
                 outcome = Outcome.ALREADY_DONE if reshipped and latest is not None else Outcome.NOT_ALLOWED
                 answer = result(outcome, None if outcome is Outcome.ALREADY_DONE else NOT_LOST)
             else:
@@ -823,4 +834,48 @@ class SqlOrderService:
             # reads it; other answers only under the caller's key (replays).
             if key is not None or answer.outcome is Outcome.DONE:
                 self._record(session, key or secrets.token_hex(16), order, CHANGE_RESHIP, fingerprint, answer, now)
+            return answer
+
+    def _reshipped(self, session: Session, order: Order) -> bool:
+        return any(
+            json.loads(r).get("outcome") == Outcome.DONE.value for r in session.scalars(
+                select(OrderChange.result).where(OrderChange.order_id == order.id, OrderChange.kind == CHANGE_RESHIP)))
+
+    def refund_lost_parcel(self, number: str, *, phone_last4: str, idempotency_key: str | None = None
+                           ) -> LostParcelRefundResult:
+        return self._once(lambda: self._refund_lost(number, phone_last4, idempotency_key), idempotency_key)
+
+    def _refund_lost(self, number: str, phone_last4: str, key: str | None) -> LostParcelRefundResult:
+        now = self._now()
+        fingerprint = request_hash(CHANGE_LOST_REFUND, phone_last4)
+        with self._session(pass_integrity_errors=key is not None) as session:
+            order = self._load(session, number, for_update=True)
+            replay = self._replayed(
+                session, key, order, CHANGE_LOST_REFUND, fingerprint, LostParcelRefundResult, phone_last4
+            )
+            if replay is not None:
+                return replay
+
+            def result(outcome: Outcome, refusal: str | None, refund: Refund | None = None) -> LostParcelRefundResult:
+                return LostParcelRefundResult(
+                    order.number, outcome, refusal, self._effective_status(order, now),
+                    self._refund_info(refund) if refund else None,
+                )
+
+            previous = next((r for r in order.refunds if r.kind is RefundKind.LOST_PARCEL), None)
+            # What was paid and not refunded yet (a shipping-fee refund for the delay, say, is not paid twice).
+            refunded = sum(r.amount_cents for r in order.refunds if r.status is not RefundStatus.REJECTED)
+            if previous is not None:
+                answer = result(Outcome.ALREADY_DONE, None, previous)
+            elif "full_refund" not in self._policy.delay_compensation.lost_parcel_options:
+                answer = result(Outcome.NOT_ALLOWED, OPTION_NOT_OFFERED)
+            elif order.status is not OrderStatus.LOST:
+                answer = result(Outcome.NOT_ALLOWED, ALREADY_RESHIPPED if self._reshipped(session, order) else NOT_LOST)
+            elif order.paid_at is None or order.total_cents - refunded <= 0:
+                answer = result(Outcome.NOT_ALLOWED, NOTHING_TO_REFUND)
+            else:
+                refund = self._new_refund(order, RefundKind.LOST_PARCEL, order.total_cents - refunded, now)
+                session.flush()
+                answer = result(Outcome.DONE, None, refund)
+            self._record(session, key, order, CHANGE_LOST_REFUND, fingerprint, answer, now)
             return answer

@@ -98,10 +98,14 @@ class AddressIn(BaseModel):
 
 
 class OrderActionIn(BaseModel):
-    kind: Literal["coupon", "shipping_refund", "return", "reship", "address"]
+    kind: Literal["coupon", "shipping_refund", "return", "exchange", "reship", "lost_refund", "address"]
     sku: str | None = Field(default=None, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     reason: Literal["no_reason", "quality"] | None = None
     quantity: int = Field(default=1, ge=1, le=99)
+    # Exchange: the replacement (a size or colour of the same item; empty: the same item again) and whether it is in
+    # stock (the agent checked; out of stock, the policy's return is opened instead once the customer agreed).
+    variant: str | None = Field(default=None, max_length=64)
+    in_stock: bool = True
     address: AddressIn | None = None
     phone_last4: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
 
@@ -112,6 +116,11 @@ def _args(body: OrderActionIn) -> dict[str, Any]:
         if not body.sku or not body.reason:
             raise HTTPException(status_code=422, detail="A return needs the item (sku) and the reason.")
         return {"sku": body.sku.upper(), "reason": body.reason, "quantity": body.quantity}
+    if body.kind == "exchange":
+        if not body.sku or not body.reason:
+            raise HTTPException(status_code=422, detail="An exchange needs the item (sku) and the reason.")
+        return {"sku": body.sku.upper(), "reason": body.reason, "quantity": body.quantity,
+                "variant": (body.variant or "").strip(), "in_stock": body.in_stock}
     if body.kind == "address":
         if body.address is None:
             raise HTTPException(status_code=422, detail="An address change needs the new address.")

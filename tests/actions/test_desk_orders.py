@@ -1,13 +1,17 @@
-"""The action server's order routes for the agent desk (actions/desk_orders.py) and the order service's reship of a
-lost parcel, on a real SQLite store: the same service calls and rules as the bot, masked reads, verification by the
-conversation's verified order or by the digits the customer gave, idempotent changes, and the token in front."""
+"""The action server's order routes for the agent desk (actions/desk_orders.py) and the order service's reship and
+full refund of a lost parcel and its exchanges, on a real SQLite store: the same service calls and rules as the bot,
+masked reads, verification by the conversation's verified order or by the digits the customer gave, idempotent
+changes, and the token in front."""
 from __future__ import annotations
 
 from sanic import Sanic
+from sqlalchemy import select
 
-from actions.desk_orders import order_action, order_view
-from actions.orders.enums import ItemCategory, OrderStatus
-from actions.orders.service import NOT_LOST, Outcome
+from actions import verification
+from actions.desk_orders import OUT_OF_STOCK, order_action, order_view
+from actions.orders.enums import ExchangeStatus, ItemCategory, OrderStatus, PaymentMethod, RefundKind, ReturnReason
+from actions.orders.models import Exchange, Order, Refund, ReturnRequest
+from actions.orders.service import ALREADY_REFUNDED, ALREADY_RESHIPPED, NOT_LOST, Outcome
 from actions.server import build_app
 from tests.actions.order_fixtures import LAST4, Env
 from tests.actions.orders.builders import ItemSpec
@@ -136,3 +140,155 @@ def test_the_routes_are_on_the_action_server_behind_its_token() -> None:
         assert any(m.func.__name__ == "_require_token" for m in app.request_middleware)
     finally:
         Sanic._app_registry.pop(app.name, None)  # the next test of the process builds rasa-sdk's app again
+
+
+# --- exchanges and the lost-parcel refund (issue 17: the desk's exchange and lost-parcel actions) ------------------
+
+def _exchanges(env: Env, number: str) -> list[Exchange]:
+    with env.session() as session:
+        return list(session.scalars(select(Exchange).join(Order).where(Order.number == number)))
+
+
+def _refunds(env: Env, number: str) -> list[Refund]:
+    with env.session() as session:
+        return list(session.scalars(select(Refund).join(Order).where(Order.number == number)))
+
+
+async def test_an_exchange_is_the_services_exchange_record_under_the_return_windows(env: Env) -> None:
+    items = (ItemSpec(), ItemSpec(sku="UW-1", name="袜子", category=ItemCategory.UNDERWEAR))
+    env.scenario.order("DM2026112201", OrderStatus.DELIVERED, delivered_days_ago=2, items=items)
+    ok, status = await order_action("DM2026112201", "exchange", {
+        "verified_in_conversation": True, "sku": "ap-1001", "reason": "no_reason", "variant": "XL 蓝色"})
+    assert status == 200 and ok["result"]["outcome"] == "done", ok
+    result = ok["result"]
+    assert result["exchange"]["requested_variant"] == "XL 蓝色" and result["item_name"] == "男士纯棉圆领T恤"
+    assert result["return_shipping_paid_by"] == "customer" and result["photos_required"] is False
+    assert result["deadline"] == "2026-11-27" and result["switched_to_return"] is False  # 7 days from delivery
+    stored = _exchanges(env, "DM2026112201")
+    assert [(e.requested_variant, e.reason, e.status, e.quantity) for e in stored] == [
+        ("XL 蓝色", ReturnReason.NO_REASON, ExchangeStatus.REQUESTED, 1)]
+    # Asked again: the open exchange, no second record.
+    again, _ = await order_action("DM2026112201", "exchange", {
+        "verified_in_conversation": True, "sku": "AP-1001", "reason": "no_reason", "variant": "XL 蓝色"})
+    assert again["result"]["outcome"] == "already_done" and len(_exchanges(env, "DM2026112201")) == 1
+    # Excluded categories: no size/colour swap for underwear, but a faulty one is replaced (same item, photos).
+    refused, _ = await order_action("DM2026112201", "exchange", {
+        "verified_in_conversation": True, "sku": "UW-1", "reason": "no_reason", "variant": "L"})
+    assert refused["result"]["outcome"] == "not_allowed" and refused["result"]["refusal"] == "excluded_category"
+    faulty, _ = await order_action("DM2026112201", "exchange", {
+        "verified_in_conversation": True, "sku": "UW-1", "reason": "quality"})
+    assert faulty["result"]["outcome"] == "done" and faulty["result"]["exchange"]["requested_variant"] is None
+    assert faulty["result"]["photos_required"] is True and faulty["result"]["return_shipping_paid_by"] == "store"
+
+    # Outside the window, before delivery, an item already being returned: refused with the reason.
+    env.scenario.order("DM2026112202", OrderStatus.DELIVERED, delivered_days_ago=10)
+    late, _ = await order_action("DM2026112202", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                              "reason": "no_reason", "variant": "M"})
+    assert late["result"]["refusal"] == "window_expired"
+    within, _ = await order_action("DM2026112202", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                                "reason": "quality"})
+    assert within["result"]["outcome"] == "done"  # quality: 15 days
+    env.scenario.order("DM2026112203", OrderStatus.IN_TRANSIT)
+    early, _ = await order_action("DM2026112203", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                               "reason": "quality"})
+    assert early["result"]["refusal"] == "not_delivered"
+    env.scenario.order("DM2026112204", OrderStatus.DELIVERED, delivered_days_ago=1)
+    await order_action("DM2026112204", "return", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                  "reason": "no_reason"})
+    both, _ = await order_action("DM2026112204", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                              "reason": "no_reason", "variant": "L"})
+    assert both["result"]["refusal"] == "quantity_exceeded" and _exchanges(env, "DM2026112204") == []
+    # Bad input and an unknown item are answers, never a 500.
+    assert (await order_action("DM2026112203", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                            "reason": "faulty"}))[1] == 422
+    assert (await order_action("DM2026112203", "exchange", {"verified_in_conversation": True, "sku": "NOPE-1",
+                                                            "reason": "quality"}))[1] == 404
+    assert (await order_action("DM2026112201", "exchange", {"verified_in_conversation": True, "sku": "AP-1001",
+                                                            "reason": "quality", "variant": "<b>x</b>"}))[1] == 422
+    assert (await order_action("DM2026112201", "exchange", {"phone_last4": "0000", "sku": "AP-1001",
+                                                            "reason": "quality"}))[1] == 403
+
+
+async def test_replacement_out_of_stock_becomes_the_return_the_policy_offers(env: Env, monkeypatch) -> None:
+    env.scenario.order("DM2026112205", OrderStatus.DELIVERED, delivered_days_ago=3)
+    switched, status = await order_action("DM2026112205", "exchange", {
+        "verified_in_conversation": True, "sku": "AP-1001", "reason": "quality", "variant": "XL", "in_stock": False})
+    assert status == 200 and switched["result"]["outcome"] == "done" and switched["result"]["switched_to_return"]
+    assert switched["result"]["return_request"]["reason"] == "quality"
+    assert switched["result"]["return_shipping_paid_by"] == "store"  # the store still pays shipping both ways
+    with env.session() as session:
+        request = session.scalars(select(ReturnRequest)).one()
+        assert request.customer_note == "exchange replacement out of stock: XL"
+    assert _exchanges(env, "DM2026112205") == []
+    # A policy that offers the switch for quality problems only: a size swap out of stock is refused with the reason.
+    policy = env.policy.model_copy(update={"returns": env.policy.returns.model_copy(
+        update={"exchange_out_of_stock_return": [ReturnReason.QUALITY]})})
+    monkeypatch.setattr(verification, "policy", lambda: policy)
+    env.scenario.order("DM2026112206", OrderStatus.DELIVERED, delivered_days_ago=3)
+    refused, status = await order_action("DM2026112206", "exchange", {
+        "verified_in_conversation": True, "sku": "AP-1001", "reason": "no_reason", "variant": "L", "in_stock": False})
+    assert status == 200 and refused["result"]["outcome"] == "not_allowed"
+    assert refused["result"]["refusal"] == OUT_OF_STOCK
+    assert (await order_action("DM2026112206", "exchange", {
+        "phone_last4": "0000", "sku": "AP-1001", "reason": "no_reason", "in_stock": False}))[1] == 403
+    with env.session() as session:
+        assert len(session.scalars(select(ReturnRequest)).all()) == 1
+
+
+async def test_a_lost_parcel_is_refunded_in_full_to_the_original_method_once(env: Env) -> None:
+    env.scenario.order("DM2026112207", OrderStatus.LOST, days_late=5)  # 79 yuan + 8 yuan shipping, Alipay
+    view, _ = await order_view("DM2026112207")
+    assert view["allowed"]["lost_refund"] == {"amount_cents": 8700, "method": "alipay"}
+    assert view["allowed"]["reship"] is True
+    done, status = await order_action("DM2026112207", "lost_refund", {"verified_in_conversation": True})
+    assert status == 200 and done["result"]["outcome"] == "done", done
+    refund = done["result"]["refund"]
+    assert (refund["kind"], refund["amount_cents"], refund["method"], refund["status"]) == (
+        "lost_parcel", 8700, "alipay", "approved")
+    # The policy's timing: wallets within 24 hours of approval (now: 2026-11-22 12:00 China time).
+    assert done["result"]["display"] == {"method_zh": "支付宝", "method_en": "Alipay",
+                                         "expected_by": "2026-11-23 12:00"}
+    assert done["result"]["status"] == "lost"
+    again, _ = await order_action("DM2026112207", "lost_refund", {"verified_in_conversation": True})
+    assert again["result"]["outcome"] == "already_done" and again["result"]["refund"] == refund
+    assert [(r.kind, r.amount_cents) for r in _refunds(env, "DM2026112207")] == [(RefundKind.LOST_PARCEL, 8700)]
+    # The customer chose the refund: no reship any more, and the console offers neither.
+    reship, _ = await order_action("DM2026112207", "reship", {"verified_in_conversation": True})
+    assert reship["result"]["outcome"] == "not_allowed" and reship["result"]["refusal"] == ALREADY_REFUNDED
+    assert len(env.service.tracking("DM2026112207").shipments) == 1
+    view, _ = await order_view("DM2026112207")
+    assert view["allowed"]["reship"] is False and view["allowed"]["lost_refund"] is None
+
+    # A bank card: 3-7 business days (Sunday 22 Nov + 7 business days = Tuesday 1 Dec).
+    env.scenario.order("DM2026112208", OrderStatus.LOST, days_late=5, payment=PaymentMethod.UNIONPAY)
+    card, _ = await order_action("DM2026112208", "lost_refund", {"phone_last4": LAST4})
+    assert card["result"]["display"]["expected_by"] == "2026-12-01 12:00"
+    assert card["result"]["display"]["method_en"] == "UnionPay card"
+
+
+async def test_the_lost_parcel_refund_is_refused_with_the_reason(env: Env) -> None:
+    # Re-shipped first: the customer chose the reship.
+    env.scenario.order("DM2026112209", OrderStatus.LOST, days_late=5)
+    await order_action("DM2026112209", "reship", {"verified_in_conversation": True})
+    after, status = await order_action("DM2026112209", "lost_refund", {"verified_in_conversation": True})
+    assert status == 200 and after["result"]["refusal"] == ALREADY_RESHIPPED
+    env.scenario.order("DM2026112210", OrderStatus.IN_TRANSIT, days_late=2)
+    moving, _ = await order_action("DM2026112210", "lost_refund", {"verified_in_conversation": True})
+    assert moving["result"]["outcome"] == "not_allowed" and moving["result"]["refusal"] == NOT_LOST
+    assert _refunds(env, "DM2026112209") == [] and _refunds(env, "DM2026112210") == []
+    assert (await order_action("DM2026112210", "lost_refund", {"phone_last4": "0000"}))[1] == 403
+    # What was refunded already (the shipping fee for a long delay) is not paid twice.
+    env.scenario.order("DM2026112211", OrderStatus.IN_TRANSIT, days_late=8)
+    fee, _ = await order_action("DM2026112211", "shipping_refund", {"verified_in_conversation": True})
+    assert fee["result"]["outcome"] == "done"
+    with env.session() as session, session.begin():
+        session.scalars(select(Order).where(Order.number == "DM2026112211")).one().status = OrderStatus.LOST
+    rest, _ = await order_action("DM2026112211", "lost_refund", {"verified_in_conversation": True})
+    assert rest["result"]["refund"]["amount_cents"] == 8700 - 800
+    # The same idempotency key replays the recorded result (a timed-out request sent again).
+    env.scenario.order("DM2026112212", OrderStatus.LOST, days_late=5)
+    one, _ = await order_action("DM2026112212", "lost_refund", {"verified_in_conversation": True,
+                                                                "idempotency_key": "f" * 32})
+    two, _ = await order_action("DM2026112212", "lost_refund", {"phone_last4": LAST4, "idempotency_key": "f" * 32})
+    assert one["result"]["outcome"] == "done" and two["result"]["outcome"] == "done"
+    assert two["result"]["refund"] == one["result"]["refund"] and len(_refunds(env, "DM2026112212")) == 1

@@ -164,6 +164,10 @@ def _orders_router() -> APIRouter:
     def reship(number: str, body: PhoneBody, service: ServiceDep) -> Any:
         return to_wire(service.reship_lost_parcel(number, phone_last4=body.phone_last4))
 
+    @router.post("/{number}/lost-parcel-refund")
+    def lost_parcel_refund(number: str, body: PhoneBody, service: ServiceDep) -> Any:
+        return to_wire(service.refund_lost_parcel(number, phone_last4=body.phone_last4))
+
     @router.post("/{number}/delay-compensation")
     def delay_compensation(number: str, body: CompensationBody, service: ServiceDep) -> Any:
         return to_wire(service.issue_delay_coupon(number, phone_last4=body.phone_last4, choice=body.choice))

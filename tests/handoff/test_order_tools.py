@@ -10,10 +10,11 @@ import json
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from actions.desk_orders import order_action, order_view
-from actions.orders.enums import OrderStatus
-from actions.orders.models import Coupon
+from actions.orders.enums import ExchangeStatus, OrderStatus, RefundKind
+from actions.orders.models import Coupon, Exchange, Order, Refund, ReturnRequest
 from actions.server import authorised
 from bot.shared.context_tracker import tracker_part
 from handoff.order_desk import OrdersClient
@@ -249,3 +250,122 @@ async def test_the_customer_is_told_in_the_conversations_language(desk, orders) 
     told = [m.text for m in await desk.app.state.store.history(cid) if m.role == "system" and VERIFIED in m.text]
     assert told == [f"订单 {VERIFIED} 的包裹已为您重新发出，新运单号 {r.json()['result']['tracking_number']}，"
                     f"预计 {r.json()['result']['promised_delivery_date']} 前送达。"]
+
+
+# --- exchange and lost-parcel refund from the console --------------------------------------------------------------
+
+async def _zh_conversation(desk, agent, verified: tuple[str, ...]) -> tuple[str, str]:
+    cid = (await desk.say("我的包裹丢了，另一件想换个尺码"))["conversation_id"]
+    held = tracker_for(cid)
+    slots = {**held["slots"], "language": "zh", "order_number": verified[0],
+             "verified_orders": {n: LAST4 for n in verified}}
+    r = await desk.handoff(cid, language="zh", tracker=tracker_part(held["events"], slots))
+    hid = r.json()["handoff_id"]
+    assert (await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=agent.headers)).status_code == 200
+    return cid, hid
+
+
+def _rows(store: Env, model, number: str) -> list:
+    with store.session() as session:
+        return list(session.scalars(select(model).join(Order).where(Order.number == number)))
+
+
+async def test_exchange_and_lost_parcel_refund_once_told_in_chinese_and_audited(desk, orders) -> None:
+    delivered, lost = "DM2026112111", "DM2026112112"
+    orders.scenario.order(delivered, OrderStatus.DELIVERED, delivered_days_ago=2)
+    orders.scenario.order(lost, OrderStatus.LOST, days_late=6)
+    alice = await desk.agent("alice")
+    cid, hid = await _zh_conversation(desk, alice, (delivered, lost))
+    r = await desk.http.get(f"/api/agent/handoffs/{hid}/orders", headers=alice.headers)
+    panel = {o["number"]: o for o in r.json()["orders"]}
+    assert panel[lost]["allowed"]["lost_refund"] == {"amount_cents": 8700, "method": "alipay"}
+    # A double click: one exchange record, one message to the customer.
+    first, second = await asyncio.gather(
+        _act(desk, alice, hid, delivered, kind="exchange", sku="AP-1001", reason="no_reason", variant="XL 蓝色"),
+        _act(desk, alice, hid, delivered, kind="exchange", sku="AP-1001", reason="no_reason", variant="XL 蓝色"))
+    assert sorted([first.status_code, second.status_code]) in ([200, 200], [200, 409]), (first.text, second.text)
+    done = first if first.status_code == 200 and not first.json()["duplicate"] else second
+    assert done.json()["outcome"] == "done" and done.json()["result"]["exchange"]["requested_variant"] == "XL 蓝色"
+    later = await _act(desk, alice, hid, delivered, kind="exchange", sku="AP-1001", reason="no_reason",
+                       variant="XL 蓝色")
+    assert later.status_code == 200 and later.json()["duplicate"] is True
+    exchanges = _rows(orders, Exchange, delivered)
+    assert [(e.requested_variant, e.status) for e in exchanges] == [("XL 蓝色", ExchangeStatus.REQUESTED)]
+
+    r = await _act(desk, alice, hid, lost, kind="lost_refund")
+    assert r.status_code == 200 and r.json()["outcome"] == "done", r.text
+    again = await _act(desk, alice, hid, lost, kind="lost_refund")
+    assert again.json()["duplicate"] is True
+    assert [(x.kind, x.amount_cents) for x in _rows(orders, Refund, lost)] == [(RefundKind.LOST_PARCEL, 8700)]
+    # The customer chose the refund: a reship is now refused by the service, with the reason.
+    reship = await _act(desk, alice, hid, lost, kind="reship")
+    assert reship.status_code == 200 and reship.json()["refusal"] == "already_refunded"
+
+    told = [m.text for m in await desk.app.state.store.history(cid) if m.role == "system" and "订单" in m.text]
+    assert told == [
+        f"已为订单 {delivered} 的“男士纯棉圆领T恤”提交换货申请（更换为：XL 蓝色）。请在 2026-11-27 前寄回，"
+        f"运费由您承担。商品需保持未使用、吊牌完好。收到后为您寄出新的商品。",
+        f"订单 {lost} 的包裹已确认丢失，已为您全额退款 87 元，原路退回支付宝，预计最晚 2026-11-23 12:00 到账。"]
+    entries = [json.loads(e["detail"]) for e in reversed(await _audit(desk, "order_action"))]  # oldest first
+    assert [(e["kind"], e["outcome"]) for e in entries] == [("exchange", "done"), ("lost_refund", "done"),
+                                                            ("reship", "not_allowed")]
+    assert entries[0]["args"] == {"sku": "AP-1001", "reason": "no_reason", "quantity": 1, "variant": "XL 蓝色",
+                                  "in_stock": True}
+
+
+async def test_exchange_refusals_and_out_of_stock_in_english(desk, orders) -> None:
+    old, fresh, moving = "DM2026112113", "DM2026112114", "DM2026112115"
+    orders.scenario.order(old, OrderStatus.DELIVERED, delivered_days_ago=10)
+    orders.scenario.order(fresh, OrderStatus.DELIVERED, delivered_days_ago=1)
+    orders.scenario.order(moving, OrderStatus.IN_TRANSIT)
+    alice = await desk.agent("alice")
+    cid, hid = await _claimed(desk, alice, verified=(old, fresh, moving))
+    # Refusals are answers with the reason (200), not errors; nothing is stored, nothing told.
+    r = await _act(desk, alice, hid, old, kind="exchange", sku="AP-1001", reason="no_reason", variant="M")
+    assert r.status_code == 200 and (r.json()["outcome"], r.json()["refusal"]) == ("not_allowed", "window_expired")
+    r = await _act(desk, alice, hid, moving, kind="exchange", sku="AP-1001", reason="quality")
+    assert r.status_code == 200 and r.json()["refusal"] == "not_delivered"
+    r = await _act(desk, alice, hid, moving, kind="lost_refund")
+    assert r.status_code == 200 and r.json()["refusal"] == "not_lost"
+    assert _rows(orders, Exchange, old) == [] and _rows(orders, Refund, moving) == []
+    # Bad input before anything is asked.
+    assert (await _act(desk, alice, hid, fresh, kind="exchange", reason="quality")).status_code == 422
+    assert (await _act(desk, alice, hid, fresh, kind="exchange", sku="AP-1001", reason="quality",
+                       variant="x" * 65)).status_code == 422
+    # The replacement is out of stock: the quality exchange becomes a return with a refund (store pays shipping).
+    r = await _act(desk, alice, hid, fresh, kind="exchange", sku="AP-1001", reason="quality", variant="XL",
+                   in_stock=False)
+    assert r.status_code == 200 and r.json()["outcome"] == "done" and r.json()["result"]["switched_to_return"]
+    rma = r.json()["result"]["return_request"]["rma"]
+    assert _rows(orders, Exchange, fresh) == [] and len(_rows(orders, ReturnRequest, fresh)) == 1
+    told = [m.text for m in await desk.app.state.store.history(cid) if m.role == "system" and "order" in m.text]
+    assert told == [f"The replacement is out of stock, so as agreed return {rma} has been opened instead for "
+                    f"\"男士纯棉圆领T恤\" of order {fresh}. Please send it back by 2026-12-06; shipping is paid by us. "
+                    f"Please upload photos of the problem under 'My orders > Returns'. Once the warehouse has checked "
+                    f"it, the refund goes back to your original payment method."]
+
+
+async def test_only_the_conversations_agent_may_exchange_or_refund_a_lost_parcel(desk, orders) -> None:
+    delivered, lost = "DM2026112116", "DM2026112117"
+    orders.scenario.order(delivered, OrderStatus.DELIVERED, delivered_days_ago=2)
+    orders.scenario.order(lost, OrderStatus.LOST, days_late=6)
+    alice, bob = await desk.agent("alice"), await desk.agent("bob")
+    cid, hid = await _conversation(desk, (delivered, lost))
+    # Queued: nobody owns it yet.
+    assert (await _act(desk, alice, hid, lost, kind="lost_refund")).status_code == 403
+    assert (await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=alice.headers)).status_code == 200
+    r = await _act(desk, bob, hid, lost, kind="lost_refund")
+    assert r.status_code == 403 and "agent of this conversation" in r.json()["detail"]
+    r = await _act(desk, bob, hid, delivered, kind="exchange", sku="AP-1001", reason="quality")
+    assert r.status_code == 403
+    assert _rows(orders, Refund, lost) == [] and _rows(orders, Exchange, delivered) == []
+    denied = [json.loads(e["detail"])["kind"] for e in await _audit(desk, "order_action_denied")]
+    assert sorted(denied) == ["exchange", "lost_refund", "lost_refund"]
+    assert [m for m in await desk.app.state.store.history(cid) if m.role == "system" and "order" in m.text] == []
+    # An order the bot did not verify needs the customer's digits, exactly as for the other actions.
+    other = "DM2026112118"
+    orders.scenario.order(other, OrderStatus.LOST, days_late=6)
+    r = await _act(desk, alice, hid, other, kind="lost_refund")
+    assert r.status_code == 403 and "last 4 digits" in r.json()["detail"]
+    r = await _act(desk, alice, hid, other, kind="lost_refund", phone_last4="0000")
+    assert r.status_code == 403 and _rows(orders, Refund, other) == []

@@ -144,7 +144,9 @@ def test_changes_over_http_reach_the_merchant_once(fake: Fake, client: HttpOrder
 
 
 def test_returns_exchanges_and_compensation_over_http(fake: Fake, client: HttpOrderService) -> None:
-    fake.scenario.order("DM2026112005", OrderStatus.DELIVERED, delivered_days_ago=1, days_late=8)
+    # Two of the item: one returned, one exchanged (the same piece is not both returned and exchanged).
+    fake.scenario.order("DM2026112005", OrderStatus.DELIVERED, delivered_days_ago=1, days_late=8,
+                        items=(ItemSpec(quantity=2),))
     returned = client.create_return("DM2026112005", "AP-1001", ReturnReason.NO_REASON, phone_last4=LAST4)
     assert returned.outcome is Outcome.DONE and returned.return_request is not None
     exchanged = client.create_exchange(
@@ -341,3 +343,20 @@ def test_reship_of_a_lost_parcel_over_http(fake: Fake, client: HttpOrderService)
     assert client.reship_lost_parcel("DM2026112378", phone_last4="0077").refusal == "not_lost"
     with pytest.raises(NotVerified):
         client.reship_lost_parcel("DM2026112378", phone_last4="1111")
+
+
+def test_lost_parcel_refund_over_http(fake: Fake, client: HttpOrderService) -> None:
+    """``POST /orders/{n}/lost-parcel-refund`` (the agent desk's full refund of a lost parcel): done once to the
+    original method, then already done; a reship after it and a refund of a parcel that is not lost are refused."""
+    fake.scenario.customer(phone="13700000078")
+    fake.scenario.order("DM2026112379", OrderStatus.LOST, phone="13700000078", days_late=5)
+    first = client.refund_lost_parcel("DM2026112379", phone_last4="0078", idempotency_key="b" * 32)
+    assert first.outcome is Outcome.DONE and first.refund is not None and first.refund.amount_cents == 8700
+    assert first.refund.expected_arrival_at is not None and first.status is OrderStatus.LOST
+    again = client.refund_lost_parcel("DM2026112379", phone_last4="0078")
+    assert again.outcome is Outcome.ALREADY_DONE and again.refund == first.refund
+    assert client.reship_lost_parcel("DM2026112379", phone_last4="0078").refusal == "already_refunded"
+    fake.scenario.order("DM2026112380", OrderStatus.IN_TRANSIT, phone="13700000078")
+    assert client.refund_lost_parcel("DM2026112380", phone_last4="0078").refusal == "not_lost"
+    with pytest.raises(NotVerified):
+        client.refund_lost_parcel("DM2026112380", phone_last4="1111")
