@@ -2,10 +2,14 @@
 server, order store), with the customer's page open too: before claiming, the agent sees the conversation's orders
 live (status, items, tracking) with the actions disabled; after claiming, a double click on the delay coupon issues
 one coupon (checked in the order database), a lost parcel is reshipped, a delivered item's return is opened, and
-the customer reads each outcome in the chat; the panel follows the console's language and fits a phone."""
+the customer reads each outcome in the chat; the panel follows the console's language and fits a phone. Then a lost
+parcel refunded in full (no reship offered after it) and a size exchange, and an exchange whose replacement is out of
+stock becoming the return the policy offers."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +19,7 @@ from sqlalchemy import delete, select
 
 from actions.orders.db import make_engine, make_session_factory
 from actions.orders.enums import OrderStatus
-from actions.orders.models import Coupon, Customer, Order, OrderChange
+from actions.orders.models import Coupon, Customer, Exchange, Order, OrderChange, Refund, ReturnRequest
 from actions.orders.policy import load_policy
 from actions.settings import ActionServerSettings
 from bot.shared.context_tracker import tracker_part
@@ -27,10 +31,10 @@ from tests.browser.test_agent_console_flow import _account, _handoff, _log_in
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
-@pytest.fixture
-def store_orders(stack: Any):
-    """Two orders of a new customer in the stack's order store (the action server's database): one 4 days late,
-    one lost. Removed again afterwards."""
+@contextmanager
+def _new_orders(stack: Any, kinds: dict[str, tuple[OrderStatus, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Orders of a new customer in the stack's order store (the action server's database), one per name; removed
+    again afterwards (refunds, returns and exchanges with their order)."""
     url = stack.env().get("DATABASE_URL") or f"sqlite:///{REPO_ROOT / 'var' / 'store.db'}"
     engine = make_engine(url, ActionServerSettings(_env_file=None))  # type: ignore[call-arg]
     factory = make_session_factory(engine)
@@ -39,14 +43,12 @@ def store_orders(stack: Any):
     scenario = Scenario(factory, load_policy(), datetime.now(timezone.utc))
     scenario._tracking = rng.randrange(10**10, 10**11)  # tracking numbers nobody else has
     customer = scenario.customer(phone=phone, name="王芳")
-    late, lost, delivered, paid = (f"DM29{rng.randrange(10**8):08d}" for _ in range(4))
-    scenario.order(late, OrderStatus.IN_TRANSIT, days_late=4, phone=phone, customer_id=customer)
-    scenario.order(lost, OrderStatus.LOST, days_late=6, phone=phone, customer_id=customer)
-    scenario.order(delivered, OrderStatus.DELIVERED, delivered_days_ago=2, phone=phone, customer_id=customer)
-    scenario.order(paid, OrderStatus.PAID, placed_days_ago=0.2, phone=phone, customer_id=customer)
-    yield {"late": late, "lost": lost, "delivered": delivered, "paid": paid, "last4": phone[-4:], "factory": factory}
+    numbers = {name: f"DM29{rng.randrange(10**8):08d}" for name in kinds}
+    for name, (status, options) in kinds.items():
+        scenario.order(numbers[name], status, phone=phone, customer_id=customer, **options)
+    yield {**numbers, "last4": phone[-4:], "factory": factory}
     with factory() as session, session.begin():
-        ids = list(session.scalars(select(Order.id).where(Order.number.in_([late, lost, delivered, paid]))))
+        ids = list(session.scalars(select(Order.id).where(Order.number.in_(list(numbers.values())))))
         session.execute(delete(OrderChange).where(OrderChange.order_id.in_(ids)))
         session.execute(delete(Coupon).where(Coupon.customer_id == customer))
         for order in session.scalars(select(Order).where(Order.id.in_(ids))):
@@ -54,6 +56,25 @@ def store_orders(stack: Any):
         session.flush()
         session.execute(delete(Customer).where(Customer.id == customer))
     engine.dispose()
+
+
+@pytest.fixture
+def store_orders(stack: Any):
+    """Four orders of a new customer: one 4 days late, one lost, one delivered, one paid (not shipped)."""
+    with _new_orders(stack, {"late": (OrderStatus.IN_TRANSIT, {"days_late": 4}),
+                             "lost": (OrderStatus.LOST, {"days_late": 6}),
+                             "delivered": (OrderStatus.DELIVERED, {"delivered_days_ago": 2}),
+                             "paid": (OrderStatus.PAID, {"placed_days_ago": 0.2})}) as orders:
+        yield orders
+
+
+@pytest.fixture
+def exchange_orders(stack: Any):
+    """A lost parcel (to refund in full) and two delivered orders (an exchange, an exchange out of stock)."""
+    with _new_orders(stack, {"lost": (OrderStatus.LOST, {"days_late": 6}),
+                             "swap": (OrderStatus.DELIVERED, {"delivered_days_ago": 2}),
+                             "sold_out": (OrderStatus.DELIVERED, {"delivered_days_ago": 3})}) as orders:
+        yield orders
 
 
 def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store_orders: dict) -> None:  # noqa: F811
@@ -138,6 +159,86 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
         expect(lost_card).to_be_visible()
         assert agent.evaluate("() => document.getElementById('orders-section').scrollWidth") <= 390
         assert agent.evaluate("() => document.getElementById('orders-section').getBoundingClientRect().right") <= 391
+        assert errors == []
+    finally:
+        customer_ctx.close()
+        agent_ctx.close()
+
+
+def test_lost_parcel_refund_and_exchanges_from_the_console(stack: Any, chromium: Browser,  # noqa: F811
+                                                          exchange_orders: dict) -> None:
+    expect.set_options(timeout=TIMEOUT_MS)
+    errors: list[str] = []
+    lost, swap, sold_out = (exchange_orders[k] for k in ("lost", "swap", "sold_out"))
+    agent_name = _account(stack, "agent", display_name="Lu Yan")
+    customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
+    agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
+    try:
+        customer = customer_ctx.new_page()
+        customer.on("pageerror", lambda exc: errors.append(f"chat: {exc}"))
+        customer.goto(f"{stack.web_url}/")
+        conversation_id = _send(customer, "my parcel never came and the shirt is too small")["conversation_id"]
+        slots = {"language": "en", "order_number": lost,
+                 "verified_orders": {n: exchange_orders["last4"] for n in (lost, swap, sold_out)}}
+        ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
+
+        agent = agent_ctx.new_page()
+        agent.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
+        _log_in(agent, stack, agent_name)
+        agent.locator(f'#queue li[data-handoff-id="{ours}"]').click()
+        lost_card = agent.locator(f'#orders .order[data-order="{lost}"]')
+        refund = lost_card.locator('button[data-action="lost_refund"]')
+        # Reship or full refund, the customer's choice: both offered, disabled until the agent claims.
+        expect(refund).to_have_text("Refund lost parcel in full (87 yuan)")  # 79 yuan + 8 yuan shipping paid
+        expect(refund).to_be_disabled()
+        expect(lost_card.locator('button[data-action="reship"]')).to_be_disabled()
+        agent.locator("#claim").click()
+        expect(agent.locator("#conv-status")).to_contain_text("claimed")
+        expect(refund).to_be_enabled()
+        refund.dblclick()
+        expect(lost_card.locator(".order__result")).to_contain_text("Done: full refund 87 yuan to Alipay")
+        expect(customer.locator("#messages .msg--system").filter(
+            has_text=f"The parcel of order {lost} is confirmed lost: a full refund of 87 yuan")).to_have_count(1)
+        # Refunded: neither a reship nor a second refund is offered any more.
+        expect(lost_card.locator('button[data-action="reship"]')).to_have_count(0)
+        expect(lost_card.locator('button[data-action="lost_refund"]')).to_have_count(0)
+        with exchange_orders["factory"]() as session:
+            refunds = session.scalars(select(Refund).join(Order).where(Order.number == lost)).all()
+            assert [(r.kind.value, r.amount_cents) for r in refunds] == [("lost_parcel", 8700)]
+
+        # A size exchange of a delivered item: the item and reason the policy allows, the replacement typed in.
+        card = agent.locator(f'#orders .order[data-order="{swap}"]')
+        card.locator(".order__exchange summary").click()
+        expect(card.locator(".order__exchange-item option").first).to_contain_text("7-day no-reason")
+        card.locator('.order__exchange input[name="variant"]').fill("XL 蓝色")
+        card.locator('button[data-action="exchange"]').click()
+        expect(card.locator(".order__result")).to_contain_text("Done: exchange of 男士纯棉圆领T恤 → XL 蓝色")
+        expect(customer.locator("#messages .msg--system").filter(
+            has_text=f"Exchange request opened for \"男士纯棉圆领T恤\" of order {swap} (replacement: XL 蓝色)"))\
+            .to_have_count(1)
+        with exchange_orders["factory"]() as session:
+            stored = session.scalars(select(Exchange).join(Order).where(Order.number == swap)).all()
+            assert [(e.requested_variant, e.reason.value) for e in stored] == [("XL 蓝色", "no_reason")]
+
+        # The replacement is out of stock: the quality exchange becomes a return with a refund.
+        card = agent.locator(f'#orders .order[data-order="{sold_out}"]')
+        card.locator(".order__exchange summary").click()
+        card.locator(".order__exchange-item").select_option("AP-1001|quality")
+        card.locator('.order__exchange input[name="out_of_stock"]').check()
+        card.locator('button[data-action="exchange"]').click()
+        expect(card.locator(".order__result")).to_contain_text("replacement out of stock, return RMA")
+        expect(customer.locator("#messages .msg--system").filter(
+            has_text="The replacement is out of stock, so as agreed return RMA")).to_have_count(1)
+        with exchange_orders["factory"]() as session:
+            assert session.scalars(select(Exchange).join(Order).where(Order.number == sold_out)).all() == []
+            returns = session.scalars(select(ReturnRequest).join(Order).where(Order.number == sold_out)).all()
+            assert [r.reason.value for r in returns] == ["quality"]
+
+        agent.locator("#ui-lang").select_option("zh")
+        expect(card.locator(".order__exchange summary")).to_have_text("发起换货")
+        agent.set_viewport_size({"width": 390, "height": 844})
+        expect(lost_card).to_be_visible()
+        assert agent.evaluate("() => document.getElementById('orders-section').scrollWidth") <= 390
         assert errors == []
     finally:
         customer_ctx.close()

@@ -1,6 +1,7 @@
 // Orders in the console's context panel (issue 17, item 3): the conversation's orders live from the order service
 // (status, items, tracking, refunds) and the changes the policy allows now - the delay coupon or shipping-fee
-// refund, a return, a reship of a lost parcel, an address change before shipping. The server decides everything
+// refund, a return, an exchange (size/colour, or the same item when faulty; out of stock: the policy's return), a
+// reship or a full refund of a lost parcel (the customer's choice), an address change before shipping. The server decides everything
 // (handoff/order_desk.py: who may act, once per change, audit); this page only shows and asks.
 // Follows the open conversation through the "desk:conversation" event of agent.js.
 (function () {
@@ -30,6 +31,16 @@
       why_not_delivered: "the order has not been delivered", why_quantity_exceeded: "nothing left to return",
       why_shipping_refund_not_offered: "the shipping-fee refund is not offered at this delay",
       why_no_shipping_fee_to_refund: "no shipping fee was paid",
+      lost_refund: "Refund lost parcel in full ({amount} yuan)", start_exchange: "Start exchange",
+      variant: "Replacement size/colour (empty: the same item)", out_of_stock:
+        "Replacement out of stock (the customer agreed to a return with refund instead)",
+      exchange_done: "exchange of {item} → {variant}", same_item: "same item",
+      switched_done: "replacement out of stock, return {rma} opened instead",
+      lost_refund_done: "full refund {amount} yuan to {method}",
+      why_out_of_stock: "the replacement is out of stock and the policy offers no return instead",
+      why_already_reshipped: "the parcel was already reshipped", why_already_refunded: "the lost parcel was already refunded",
+      why_option_not_offered: "the store does not offer this for lost parcels",
+      why_nothing_to_refund: "everything paid was already refunded",
     },
     zh: {
       title: "订单（实时）", loading: "正在加载订单…", none: "本对话中没有已验证的订单。",
@@ -49,6 +60,12 @@
       why_window_expired: "已超过退货期限", why_excluded_category: "该类商品不支持无理由退货",
       why_not_delivered: "订单尚未签收", why_quantity_exceeded: "没有可退的数量",
       why_shipping_refund_not_offered: "此延误档位不提供退运费", why_no_shipping_fee_to_refund: "该订单未付运费",
+      lost_refund: "丢件全额退款（{amount} 元）", start_exchange: "发起换货", variant: "更换的尺码/颜色（留空：换同款新品）",
+      out_of_stock: "想换的商品缺货（客户同意改为退货退款）", exchange_done: "换货 {item} → {variant}", same_item: "同款新品",
+      switched_done: "换货商品缺货，已改为退货 {rma}", lost_refund_done: "全额退款 {amount} 元，原路退回 {method}",
+      why_out_of_stock: "想换的商品缺货，且政策不支持改为退货", why_already_reshipped: "包裹已补发",
+      why_already_refunded: "丢件已全额退款", why_option_not_offered: "本店不对丢件提供此处理方式",
+      why_nothing_to_refund: "已付款项均已退回",
     },
   };
   let current = { handoffId: null, status: "", lang: "en", role: "", agentId: "", ownerId: "" };
@@ -118,6 +135,17 @@
     }
     if (kind === "reship") {
       return t("reship_done", { tracking: result.tracking_number || "" });
+    }
+    if (kind === "exchange") {
+      if (result.switched_to_return && result.return_request) {
+        return t("switched_done", { rma: result.return_request.rma });
+      }
+      return t("exchange_done", { item: result.item_name || "", variant: result.variant || t("same_item") });
+    }
+    if (kind === "lost_refund" && result.refund) {
+      const shown = result.display || {};
+      return t("lost_refund_done", { amount: yuan(result.refund.amount_cents),
+        method: (current.lang === "zh" ? shown.method_zh : shown.method_en) || result.refund.method });
     }
     return kind === "address" ? t("address_done") : kind;
   }
@@ -197,6 +225,48 @@
     return wrap;
   }
 
+  function exchangeForm(card, number, allowed) {
+    // Exchanges follow the return windows of their reason: the same eligible items and reasons as a return.
+    const eligible = (allowed.returns || []).filter((r) => r.eligible);
+    if (!eligible.length) {
+      return null;
+    }
+    const details = el("details", "order__exchange");
+    details.appendChild(el("summary", "", t("start_exchange")));
+    const form = el("form", "account-form");
+    const select = el("select", "order__exchange-item");
+    select.setAttribute("aria-label", t("start_exchange"));
+    for (const r of eligible) {
+      const option = el("option", "", `${r.name} (${r.sku}) · ${t(r.reason)}${r.deadline ? ` · ≤ ${r.deadline}` : ""}`
+        + `${r.photos_required ? ` · ${t("photos")}` : ""}`);
+      option.value = `${r.sku}|${r.reason}`;
+      select.appendChild(option);
+    }
+    const variantLabel = el("label", "", t("variant"));
+    const variant = el("input");
+    variant.name = "variant";
+    variant.maxLength = 64;
+    variantLabel.appendChild(variant);
+    const stockLabel = el("label", "order__check");
+    const outOfStock = el("input");
+    outOfStock.type = "checkbox";
+    outOfStock.name = "out_of_stock";
+    stockLabel.append(outOfStock, document.createTextNode(` ${t("out_of_stock")}`));
+    const button = el("button", "order__action", t("start_exchange"));
+    button.type = "submit";
+    button.dataset.action = "exchange";
+    button.disabled = !mayAct();
+    form.append(select, variantLabel, stockLabel, button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const [sku, reason] = select.value.split("|");
+      act(card, number, { kind: "exchange", sku, reason, variant: variant.value.trim() || null,
+        in_stock: !outOfStock.checked }, button);
+    });
+    details.appendChild(form);
+    return details;
+  }
+
   function addressForm(card, number) {
     const details = el("details", "order__address");
     details.appendChild(el("summary", "", t("change_address")));
@@ -270,9 +340,17 @@
     if (allowed.reship) {
       actions.appendChild(actionButton(card, o.number, t("reship"), { kind: "reship" }, "reship"));
     }
+    if (allowed.lost_refund) {
+      actions.appendChild(actionButton(card, o.number, t("lost_refund", {
+        amount: yuan(allowed.lost_refund.amount_cents) }), { kind: "lost_refund" }, "lost_refund"));
+    }
     const returns = returnForm(card, o.number, allowed);
     if (returns) {
       actions.appendChild(returns);
+    }
+    const exchanges = exchangeForm(card, o.number, allowed);
+    if (exchanges) {
+      actions.appendChild(exchanges);
     }
     if (allowed.address_change) {
       actions.appendChild(addressForm(card, o.number));
