@@ -369,3 +369,17 @@ async def test_only_the_conversations_agent_may_exchange_or_refund_a_lost_parcel
     assert r.status_code == 403 and "last 4 digits" in r.json()["detail"]
     r = await _act(desk, alice, hid, other, kind="lost_refund", phone_last4="0000")
     assert r.status_code == 403 and _rows(orders, Refund, other) == []
+
+
+@pytest.mark.desk_settings(handoff_limit_order_actions="3/minute")
+async def test_a_flood_of_exchanges_and_lost_parcel_refunds_is_stopped_per_account(desk, orders) -> None:
+    orders.scenario.order(VERIFIED, OrderStatus.IN_TRANSIT)  # neither lost nor delivered: refused each time
+    alice = await desk.agent("alice")
+    cid, hid = await _claimed(desk, alice)
+    statuses = [(await _act(desk, alice, hid, VERIFIED, kind="lost_refund")).status_code,
+                (await _act(desk, alice, hid, VERIFIED, kind="exchange", sku="AP-1001", reason="quality")).status_code,
+                (await _act(desk, alice, hid, VERIFIED, kind="lost_refund")).status_code]
+    assert statuses == [200, 200, 200]
+    r = await _act(desk, alice, hid, VERIFIED, kind="exchange", sku="AP-1001", reason="quality")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert _rows(orders, Refund, VERIFIED) == [] and _rows(orders, Exchange, VERIFIED) == []
