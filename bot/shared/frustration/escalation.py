@@ -255,13 +255,16 @@ class EscalationEngine:
         threshold = cfg.frustration_threshold + tier_rule.threshold_offset
         matches: dict[str, list[str]] = dict(self.sensitive_topics(request.text))
 
+        # An intent fires its reason unless the listed terms occur only negated: "我不是要投诉，就是提个意见", "I don't
+        # need a human" - the NLU reads the topic, the rules read the negation.
         explicit = cfg.explicit_request.find(normalized)
-        if request.intent in cfg.intents.get(EXPLICIT_REQUEST, ()):
+        if request.intent in cfg.intents.get(EXPLICIT_REQUEST, ()) \
+                and not cfg.explicit_request.only_negated(normalized):
             explicit.append(f"intent:{request.intent}")
         if explicit:
             matches[EXPLICIT_REQUEST] = explicit
         complaint = cfg.complaint.find(normalized)
-        if request.intent in cfg.intents.get(COMPLAINT, ()):
+        if request.intent in cfg.intents.get(COMPLAINT, ()) and not cfg.complaint.only_negated(normalized):
             complaint.append(f"intent:{request.intent}")
         if complaint:
             matches[COMPLAINT] = complaint

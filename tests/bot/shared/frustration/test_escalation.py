@@ -256,3 +256,18 @@ def test_config_file_is_complete_and_validated() -> None:
     broken["priorities"]["complaint"] = 7
     with pytest.raises(ValueError, match="between 1"):
         EscalationConfig.from_dict(broken)
+
+
+@pytest.mark.parametrize(("text", "intent", "fires"), [
+    ("我不是要投诉，就是提个意见：App上的字太小了，这种建议跟谁说", "complaint", False),
+    ("this is not a complaint, just feedback about your search page", "complaint", False),
+    ("I don't need a human, just tell me the return window", "request_human", False),
+    ("我要投诉你们的快递员", "complaint", True),
+    ("get me a human", "request_human", True),
+])
+def test_an_intent_does_not_fire_when_the_listed_terms_occur_only_negated(text: str, intent: str, fires: bool) -> None:
+    """The NLU reads the topic (complaint), the rules read the negation ("not a complaint")."""
+    engine = EscalationEngine.from_yaml(DEFAULT_ESCALATION_PATH)
+    decision = decide(engine, text, intent=intent)
+    reason = COMPLAINT if intent == "complaint" else EXPLICIT_REQUEST
+    assert (reason in decision.signals["fired"]) is fires
