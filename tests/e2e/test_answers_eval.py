@@ -1,6 +1,6 @@
 """What a customer actually gets, measured through the web chat API of the running stack on the blind development
 sets (tests/answers/blind_*.yml; never trained on, lines near-duplicating training data dropped). The floors are
-regression gates a little under what was measured on 2026-12-06 (en 0.744, zh 0.881 right answers; handoffs met
+regression gates a little under what was measured on 2026-12-06 (en 0.779, zh 0.890 right answers; handoffs met
 0.900 / 1.000 of n=10 / 8, declines 0.913 / 0.957 of n=23), not the issue's target (0.95): see the README."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from tools.answers_eval import DEFAULT_SETS, Catalogue, classify, evaluate, summary
 
 pytestmark = pytest.mark.e2e
-FLOORS = {"en": 0.68, "zh": 0.82}
+FLOORS = {"en": 0.74, "zh": 0.85}
 
 
 def test_the_classifier_of_replies_tells_right_from_wrong() -> None:
