@@ -3,8 +3,8 @@
 Each flow action runs after ``order_verification_form`` and re-checks verification itself (defence in depth):
 no order detail is uttered for an order this conversation has not verified. Business refusals get their own
 answers; backend errors (down, slower than the limit) get an apology and the offer of a human, and the
-conversation goes on. Changes (cancel, address, compensation choice) are confirmed first: the flow action sets
-``pending_confirmation`` and ``action_order_confirm`` carries it out on "yes".
+conversation goes on. Changes (cancel, address, compensation choice, a lost parcel's reship or full refund) are
+confirmed first: the flow action sets ``pending_confirmation`` and ``action_order_confirm`` carries it out on "yes".
 """
 
 from __future__ import annotations
@@ -24,16 +24,22 @@ from actions import routing
 from actions import verification as v
 from actions.forms import SLOT_NEW_ADDRESS, SLOT_PENDING_ADDRESS, SLOT_RETURN_ITEM, SLOT_RETURN_REASON
 from actions.orders import rules
-from actions.orders.enums import PARCEL_ON_THE_WAY, OrderStatus, ReturnReason
+from actions.orders.enums import PARCEL_ON_THE_WAY, OrderStatus, RefundKind, ReturnReason
 from actions.orders.errors import BackendError, BackendTimeout, InvalidInput, NotVerified, OrderServiceError
 from actions.orders.policy import StorePolicy
 from actions.orders.service import (
+    ALREADY_REFUNDED,
+    ALREADY_RESHIPPED,
     ALREADY_SHIPPED,
+    NOT_LOST,
+    NOTHING_TO_REFUND,
+    OPTION_NOT_OFFERED,
     CompensationChoice,
     NewAddress,
     OrderInfo,
     OrderService,
     Outcome,
+    RefundInfo,
     change_key,
 )
 
@@ -47,6 +53,10 @@ PENDING_CANCEL = "cancel"
 PENDING_COMPENSATION = "compensation"
 PENDING_LOST = "lost"
 PENDING_ADDRESS = "address"
+# A lost parcel's choice sent to the backend but not confirmed in time: "<kind>:<order>:<key>" (see CHANGE_SLOW).
+PENDING_RESHIP = "reship"
+PENDING_LOST_REFUND = "lost_refund"
+LOST_CHOICE_CONTENT = {PENDING_RESHIP: "reship", PENDING_LOST_REFUND: "full_refund"}  # the key's content part
 
 
 @dataclass
@@ -158,8 +168,16 @@ class ActionOrderDelay(OrderFlowAction):
     action_name = "action_order_delay"
 
     async def handle(self, ctx: Ctx) -> list[EventType]:
+        for kind in (PENDING_RESHIP, PENDING_LOST_REFUND):
+            sent = sent_change(ctx, kind)
+            if sent is not None:  # asked again after "taking longer": the real outcome of the confirmed choice
+                return await lost_choice(ctx, kind, sent)
         order = await v.call_backend(ctx.service.get_order, ctx.number)
         if order.status is OrderStatus.LOST:
+            refund = await lost_parcel_refund(ctx)
+            if refund is not None:  # refunded already (by this bot or an agent): say so, offer nothing again
+                say_lost_refund(ctx, "utter_lost_already_refunded", refund)
+                return []
             ctx.say("utter_lost_parcel", order_number=order.number)
             return [SlotSet(SLOT_PENDING, f"{PENDING_LOST}:{order.number}")]
         if order.status in {OrderStatus.CANCELLED, OrderStatus.RETURNED}:
@@ -186,6 +204,9 @@ class ActionOrderDelay(OrderFlowAction):
                 )
             else:
                 tracking = await v.call_backend(ctx.service.tracking, ctx.number)
+                if len(tracking.shipments) > 1:  # a lost parcel sent again: tell the replacement, not "on time"
+                    say_reshipped(ctx, "utter_lost_already_reshipped", order)
+                    return []
                 latest = tracking.latest_event
                 ctx.say(
                     "utter_delay_on_time",
@@ -332,9 +353,12 @@ class ActionOrderConfirm(OrderFlowAction):
             return await self.address(ctx, yes or bool(sent), sent[0] if sent else None)
         elif kind == PENDING_COMPENSATION:
             await compensate(ctx, shipping_refund=yes)
-        elif kind == PENDING_LOST:
-            # No backend call exists for reshipping or the lost-parcel refund yet: an agent carries it out.
-            ctx.say("utter_lost_choice_noted_reship" if yes else "utter_lost_choice_noted_refund", order_number=number)
+        elif kind == PENDING_LOST:  # "yes" = send it again, "no" = full refund (utter_lost_parcel's buttons)
+            choice = PENDING_RESHIP if yes else PENDING_LOST_REFUND
+            key = change_key_for(ctx, PENDING_LOST, pending, LOST_CHOICE_CONTENT[choice])
+            return await lost_choice(ctx, choice, key)
+        elif kind in LOST_CHOICE_CONTENT and sent:  # sent, not confirmed in time: only its outcome is left to tell
+            return await lost_choice(ctx, kind, sent[0])
         return []
 
     @staticmethod
@@ -423,6 +447,19 @@ CHANGE_SLOW = {
         "not be applied twice: ask me again in a minute (\"change the address of order {number}\") and I will tell "
         "you the result.",
     ),
+    PENDING_RESHIP: (
+        "订单 {number} 的补发请求已提交，但系统确认得比平时慢。请放心，不会重复补发。"
+        "稍后再对我说“订单 {number} 的包裹丢了”，我会告诉您最终结果。",
+        "Your reshipment of order {number} has been requested, but our order system is slow to confirm it. It will "
+        "not be sent twice: ask me again in a minute (\"my parcel {number} is lost\") and I will tell you the result.",
+    ),
+    PENDING_LOST_REFUND: (
+        "订单 {number} 的全额退款请求已提交，但系统确认得比平时慢。请放心，不会重复退款。"
+        "稍后再对我说“订单 {number} 的包裹丢了”，我会告诉您最终结果。",
+        "Your full refund for order {number} has been requested, but our order system is slow to confirm it. It will "
+        "not be refunded twice: ask me again in a minute (\"my parcel {number} is lost\") and I will tell you the "
+        "result.",
+    ),
 }
 
 
@@ -461,6 +498,81 @@ def still_running(ctx: Ctx, kind: str, key: str) -> list[EventType]:
     logger.warning("order change %s of %s not confirmed in time; outcome reported later", kind, ctx.number)
     ctx.dispatcher.utter_message(text=txt.pick(ctx.lang, CHANGE_SLOW[kind]).format(number=ctx.number))
     return [SlotSet(SLOT_PENDING, f"{kind}:{ctx.number}:{key}")]
+
+
+# --- lost parcel: the customer's choice carried out (issue 17) -------------------------------------------------
+# The same service calls the desk makes (reship_lost_parcel / refund_lost_parcel): one of them, once. The key is
+# the confirmed question's plus the choice, so a resent "yes" does not reship twice; the service's refusals
+# (already refunded / re-shipped, not lost, option not offered, nothing left to refund) get their own answers.
+
+
+async def lost_choice(ctx: Ctx, kind: str, key: str) -> list[EventType]:
+    """Reship (``kind`` reship) or refund in full (lost_refund) the lost parcel, and tell the real outcome."""
+    call = ctx.service.reship_lost_parcel if kind == PENDING_RESHIP else ctx.service.refund_lost_parcel
+    try:
+        result = await v.call_backend(call, ctx.number, phone_last4=ctx.last4, idempotency_key=key)
+    except BackendTimeout:
+        return still_running(ctx, kind, key)
+    if kind == PENDING_RESHIP:
+        if result.outcome in (Outcome.DONE, Outcome.ALREADY_DONE):
+            response = "utter_lost_reshipped" if result.outcome is Outcome.DONE else "utter_lost_already_reshipped"
+            say_reshipped(ctx, response, result)
+            return []
+    elif result.outcome in (Outcome.DONE, Outcome.ALREADY_DONE) and result.refund is not None:
+        response = "utter_lost_refunded" if result.outcome is Outcome.DONE else "utter_lost_already_refunded"
+        say_lost_refund(ctx, response, result.refund)
+        return []
+    await explain_lost_refusal(ctx, result.refusal, result.status)
+    return []
+
+
+async def explain_lost_refusal(ctx: Ctx, refusal: str | None, status: OrderStatus) -> None:
+    logger.info("lost-parcel choice for %s refused: %s", ctx.number, refusal)
+    if refusal == ALREADY_REFUNDED:  # the other option was taken (an agent, say): what was done instead
+        refund = await lost_parcel_refund(ctx)
+        if refund is not None:
+            say_lost_refund(ctx, "utter_lost_already_refunded", refund)
+            return
+    elif refusal == ALREADY_RESHIPPED:
+        say_reshipped(ctx, "utter_lost_already_reshipped", await v.call_backend(ctx.service.get_order, ctx.number))
+        return
+    elif refusal == NOT_LOST:
+        ctx.say("utter_lost_not_lost", order_number=ctx.number, status=txt.status(status, ctx.lang))
+        return
+    elif refusal == NOTHING_TO_REFUND:
+        ctx.say("utter_lost_nothing_to_refund", order_number=ctx.number)
+        return
+    elif refusal == OPTION_NOT_OFFERED:
+        ctx.say("utter_lost_option_not_offered", order_number=ctx.number)
+        return
+    ctx.say("utter_lost_not_possible", order_number=ctx.number)
+
+
+async def lost_parcel_refund(ctx: Ctx) -> RefundInfo | None:
+    """The order's lost-parcel refund, if one was made (by this bot or by an agent at the desk)."""
+    overview = await v.call_backend(ctx.service.refund_status, ctx.number)
+    return next((r for r in overview.refunds if r.kind is RefundKind.LOST_PARCEL), None)
+
+
+def say_lost_refund(ctx: Ctx, response: str, refund: RefundInfo) -> None:
+    ctx.say(
+        response,
+        order_number=ctx.number,
+        amount=txt.money(refund.amount_cents),
+        method=txt.payment_method(refund.method, ctx.lang, ctx.policy),
+        arrival=txt.moment(refund.expected_arrival_at, ctx.policy),
+    )
+
+
+def say_reshipped(ctx: Ctx, response: str, shipped: Any) -> None:
+    """``shipped``: a ReshipResult or the order (carrier, tracking number and promised date of the new parcel)."""
+    ctx.say(
+        response,
+        order_number=ctx.number,
+        carrier=txt.carrier(shipped.carrier, ctx.lang, ctx.policy),
+        tracking_number=shipped.tracking_number or "-",
+        delivery=txt.day(shipped.promised_delivery_date),
+    )
 
 
 class _AfterSalesAction(OrderFlowAction):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from datetime import timedelta
 
 from rasa_sdk.events import SlotSet
 from sqlalchemy import select
 
 from actions import forms
+from actions import verification as v
 from actions.order_flows import (
     ActionAskReturnItem,
     ActionOrderCancel,
@@ -22,9 +26,13 @@ from actions.order_flows import (
 )
 from actions.orders import rules
 from actions.orders.enums import ItemCategory, OrderStatus, PaymentMethod, RefundKind
-from actions.orders.models import Coupon, Exchange, Order, Refund, ReturnRequest
-from tests.actions.order_fixtures import LAST4, NOW, Env, responses, run, user
+from actions.orders.errors import BackendUnavailable
+from actions.orders.http_service import HttpOrderService
+from actions.orders.models import Coupon, Exchange, Order, OrderChange, Refund, ReturnRequest, Shipment
+from actions.orders.sql_service import SqlOrderService
+from tests.actions.order_fixtures import LAST4, NOW, Env, domain, responses, run, user
 from tests.actions.orders.builders import ItemSpec
+from tests.fakes.merchant_api import FakeControls, create_app, serve_in_thread
 
 N = "DM2026111501"
 CLEARED = [
@@ -116,13 +124,187 @@ def test_delay_of_a_week_coupon_when_customer_says_no(env: Env) -> None:
         assert session.scalars(select(Coupon)).one().amount_cents == 3000
 
 
-def test_lost_parcel_offers_reship_or_refund(env: Env) -> None:
+def lost_question(reply: str, asked: float = 1_795_000_000.25) -> list[dict]:
+    """The turn where the bot offered reship or refund (its slot event's time), then the customer's answer."""
+    return [user("delivery_delay"), {"event": "action", "name": "action_order_delay", "timestamp": asked},
+            {"event": "slot", "name": "pending_confirmation", "value": f"lost:{N}", "timestamp": asked},
+            user(reply)]
+
+
+def shipments(env: Env) -> list[Shipment]:
+    with env.session() as session:
+        return list(session.scalars(select(Shipment).join(Order).where(Order.number == N).order_by(Shipment.id)))
+
+
+def lost_refunds(env: Env) -> list[Refund]:
+    with env.session() as session:
+        return list(session.scalars(select(Refund).where(Refund.kind == RefundKind.LOST_PARCEL)))
+
+
+def test_lost_parcel_yes_reships_it_once(env: Env) -> None:
     env.scenario.order(N, OrderStatus.LOST)
     events, messages = run(ActionOrderDelay(), verified())
     assert events == [*CLEARED, SlotSet("pending_confirmation", f"lost:{N}")]
     assert responses(messages) == ["utter_lost_parcel"]
-    _, messages = run(ActionOrderConfirm(), verified(pending_confirmation=f"lost:{N}"), [user("deny")])
-    assert responses(messages) == ["utter_lost_choice_noted_refund"]
+    assert len(shipments(env)) == 1  # nothing happens before the answer
+    slots = verified(pending_confirmation=f"lost:{N}")
+    events, messages = run(ActionOrderConfirm(), slots, lost_question("affirm"))
+    assert events == CLEARED and responses(messages) == ["utter_lost_reshipped"]
+    row, sent = order_row(env), shipments(env)
+    assert row.status is OrderStatus.SHIPPED and len(sent) == 2 and sent[1].tracking_number != sent[0].tracking_number
+    assert messages[0] == messages[0] | {
+        "order_number": N, "carrier": "SF Express", "tracking_number": sent[1].tracking_number,
+        "delivery": row.promised_delivery_date.isoformat()}
+    # The same "yes" delivered again (channel retry): the same request, replayed - not a third parcel.
+    _, again = run(ActionOrderConfirm(), slots, lost_question("affirm"))
+    assert responses(again) == ["utter_lost_reshipped"] and again[0]["tracking_number"] == sent[1].tracking_number
+    # A later "yes" to a new question about it: already done, said as such; still one replacement, no refund.
+    _, later = run(ActionOrderConfirm(), slots, lost_question("affirm", asked=1_795_000_900.0))
+    assert responses(later) == ["utter_lost_already_reshipped"]
+    _, refused = run(ActionOrderConfirm(), slots, lost_question("deny", asked=1_795_001_000.0))
+    assert responses(refused) == ["utter_lost_already_reshipped"]  # refund after reship: what was done instead
+    assert refused[0]["tracking_number"] == sent[1].tracking_number
+    assert len(shipments(env)) == 2 and lost_refunds(env) == []
+    with env.session() as session:
+        recorded = session.scalars(select(OrderChange.result).where(OrderChange.kind == "reship")).all()
+    assert [json.loads(r)["outcome"] for r in recorded] == ["done", "already_done"]  # the retry was a replay
+
+
+def test_lost_parcel_no_refunds_in_full_with_method_and_latest_arrival(env: Env) -> None:
+    env.scenario.order(N, OrderStatus.LOST, payment=PaymentMethod.UNIONPAY)
+    slots = verified(pending_confirmation=f"lost:{N}", language="zh")
+    events, messages = run(ActionOrderConfirm(), slots, lost_question("deny"))
+    assert events == CLEARED and responses(messages) == ["utter_lost_refunded"]
+    [refund] = lost_refunds(env)
+    latest = rules.refund_arrival(NOW, PaymentMethod.UNIONPAY, env.policy).latest
+    assert refund.amount_cents == order_row(env).total_cents == 8700
+    assert messages[0] == messages[0] | {"order_number": N, "amount": "¥87.00", "method": "银联卡",
+                                         "arrival": latest.strftime("%Y-%m-%d %H:%M")}
+    assert order_row(env).status is OrderStatus.LOST and len(shipments(env)) == 1
+    _, again = run(ActionOrderConfirm(), slots, lost_question("deny"))  # resent: not refunded twice
+    assert responses(again) == ["utter_lost_refunded"] and len(lost_refunds(env)) == 1
+    # A "yes" (reship) to a new question after the refund: refused, the refund told instead.
+    _, refused = run(ActionOrderConfirm(), slots, lost_question("affirm", asked=1_795_000_900.0))
+    assert responses(refused) == ["utter_lost_already_refunded"] and refused[0]["amount"] == "¥87.00"
+    assert len(shipments(env)) == 1 and len(lost_refunds(env)) == 1
+    # Asked about the parcel again: the refund, not the choice.
+    events, messages = run(ActionOrderDelay(), verified())
+    assert events == CLEARED and responses(messages) == ["utter_lost_already_refunded"]
+    assert messages[0]["method"] == "UnionPay card"
+
+
+def test_lost_parcel_an_agent_refunded_is_not_offered_again(env: Env) -> None:
+    env.scenario.order(N, OrderStatus.LOST)
+    env.service.refund_lost_parcel(N, phone_last4=LAST4, idempotency_key="desk-1")  # as the desk does
+    events, messages = run(ActionOrderDelay(), verified())
+    assert events == CLEARED  # no pending question: a "yes" now confirms nothing
+    assert responses(messages) == ["utter_lost_already_refunded"] and messages[0]["amount"] == "¥87.00"
+    _, messages = run(ActionOrderConfirm(), verified(), [user("affirm")])
+    assert responses(messages) == ["utter_anything_else"] and len(shipments(env)) == 1
+
+
+def test_lost_parcel_an_agent_reshipped_is_told_not_offered(env: Env) -> None:
+    env.scenario.order(N, OrderStatus.LOST)
+    reship = env.service.reship_lost_parcel(N, phone_last4=LAST4, idempotency_key="desk-2")
+    events, messages = run(ActionOrderDelay(), verified())
+    assert events == CLEARED and responses(messages) == ["utter_lost_already_reshipped"]
+    assert messages[0]["tracking_number"] == reship.tracking_number
+    assert messages[0]["delivery"] == reship.promised_delivery_date.isoformat()
+
+
+def test_lost_parcel_choice_refusals_are_explained(env: Env) -> None:
+    env.scenario.order(N, OrderStatus.IN_TRANSIT, placed_days_ago=1)  # found again since the question
+    slots = verified(pending_confirmation=f"lost:{N}")
+    for reply in ("affirm", "deny"):
+        _, messages = run(ActionOrderConfirm(), slots, lost_question(reply))
+        assert responses(messages) == ["utter_lost_not_lost"] and messages[0]["status"] == "in transit"
+    assert len(shipments(env)) == 1 and lost_refunds(env) == []
+
+
+def test_lost_parcel_refund_the_policy_does_not_offer_is_refused(env: Env) -> None:
+    env.scenario.order(N, OrderStatus.LOST)
+    options = env.policy.delay_compensation.model_copy(update={"lost_parcel_options": ["reship"]})
+    policy = env.policy.model_copy(update={"delay_compensation": options})
+    v.set_order_service(SqlOrderService(env.scenario.factory, policy, clock=lambda: NOW))
+    _, messages = run(ActionOrderConfirm(), verified(pending_confirmation=f"lost:{N}"), lost_question("deny"))
+    assert responses(messages) == ["utter_lost_option_not_offered"] and lost_refunds(env) == []
+
+
+def test_lost_parcel_backend_down_apologises_and_changes_nothing(env: Env, monkeypatch) -> None:
+    env.scenario.order(N, OrderStatus.LOST)
+
+    def down(*args, **kwargs):
+        raise BackendUnavailable("merchant API down")
+
+    monkeypatch.setattr(env.service, "reship_lost_parcel", down)
+    events, messages = run(ActionOrderConfirm(), verified(pending_confirmation=f"lost:{N}"), lost_question("affirm"))
+    assert events == CLEARED and responses(messages) == ["utter_order_backend_error"]
+    assert order_row(env).status is OrderStatus.LOST and len(shipments(env)) == 1
+
+
+def test_lost_parcel_slow_backend_tells_the_real_outcome_later(env: Env, monkeypatch) -> None:
+    """The refund commits after the bot stopped waiting: "taking longer", then the outcome of that same request."""
+    env.scenario.order(N, OrderStatus.LOST)
+    monkeypatch.setenv("ORDER_LOOKUP_TIMEOUT_S", "0.3")
+    v.flow_settings.cache_clear()
+    inner, keys, delay = env.service.refund_lost_parcel, [], [1.0]
+
+    def slow(number, **kwargs):
+        keys.append(kwargs["idempotency_key"])
+        time.sleep(delay[0])
+        return inner(number, **kwargs)
+
+    monkeypatch.setattr(env.service, "refund_lost_parcel", slow)
+    try:
+        events, messages = run(ActionOrderConfirm(), verified(pending_confirmation=f"lost:{N}"),
+                               lost_question("deny"))
+        assert [m.get("response") for m in messages] == [None] and "not be refunded twice" in messages[0]["text"]
+        assert events == [*CLEARED, SlotSet("pending_confirmation", f"lost_refund:{N}:{keys[0]}")]
+        time.sleep(1.0)  # the backend finishes (it refunded) and is fast again
+        delay[0] = 0.0
+        events, messages = run(ActionOrderDelay(), verified(pending_confirmation=f"lost_refund:{N}:{keys[0]}"))
+        assert events == CLEARED and responses(messages) == ["utter_lost_refunded"]
+        assert keys == [keys[0], keys[0]] and len(lost_refunds(env)) == 1
+    finally:
+        v.flow_settings.cache_clear()
+
+
+def test_lost_parcel_choice_over_the_merchant_api(env: Env) -> None:
+    """The same flow with the merchant's HTTP API (the fake merchant over the store): reship once, a resent "yes"
+    replayed by its idempotency key, the refund refused afterwards; a refund (another order) told on the next ask."""
+    other = "DM2026111502"
+    env.scenario.order(N, OrderStatus.LOST)
+    env.scenario.order(other, OrderStatus.LOST)
+    with serve_in_thread(create_app(env.service, FakeControls())) as url, \
+            HttpOrderService(url, policy=env.policy) as http:
+        v.set_order_service(http)
+        slots = verified(pending_confirmation=f"lost:{N}")
+        for _ in range(2):
+            _, messages = run(ActionOrderConfirm(), slots, lost_question("affirm"))
+            assert responses(messages) == ["utter_lost_reshipped"]
+        _, messages = run(ActionOrderConfirm(), slots, lost_question("deny", asked=1_795_000_900.0))
+        assert responses(messages) == ["utter_lost_already_reshipped"]
+        assert len(shipments(env)) == 2 and lost_refunds(env) == []
+        mine = {"order_number": other, "verified_orders": {other: LAST4}}
+        _, messages = run(ActionOrderConfirm(), mine | {"pending_confirmation": f"lost:{other}"},
+                          [user("deny")])
+        assert responses(messages) == ["utter_lost_refunded"] and messages[0]["method"] == "Alipay"
+        events, messages = run(ActionOrderDelay(), mine)
+        assert events == CLEARED and responses(messages) == ["utter_lost_already_refunded"]
+        assert len(lost_refunds(env)) == 1
+
+
+def test_every_lost_parcel_answer_exists_in_both_languages() -> None:
+    import inspect
+
+    import actions.order_flows as flows
+
+    said = set(re.findall(r'"(utter_lost_[a-z_]+)"', inspect.getsource(flows)))
+    assert len(said) == 9
+    domain_responses = domain()["responses"]
+    for name in said:
+        variants = domain_responses[name]
+        assert [bool(r.get("condition")) for r in variants] == [True, False], name  # zh, then en
 
 
 def test_delay_question_on_unshipped_order_gives_dispatch_deadline(env: Env) -> None:
