@@ -117,8 +117,9 @@ class FrustrationScorer(GraphComponent, EntityExtractorMixin):
         # The knowledge base's example questions are topic background (scoring.yml: background.kb.paths).
         if merged.get(TOPICS_DATA_PATH) and merged.get(SCORING_CONFIG_PATH):
             scoring = resolve_data_path(merged[SCORING_CONFIG_PATH])
-            spec = (yaml.safe_load(scoring.read_text(encoding="utf-8")) or {}) if scoring.exists() else {}
-            for entry in ((spec.get("background") or {}).get("kb") or {}).get("paths") or []:
+            spec = yaml.safe_load(scoring.read_text(encoding="utf-8")) if scoring.exists() else {}
+            background = (spec.get("background") if isinstance(spec, dict) else None) or {}
+            for entry in (background.get("kb") or {}).get("paths") or []:
                 root = resolve_data_path(entry)
                 for path in sorted(root.glob("*.yml")) if root.is_dir() else [root]:
                     digest.update(path.read_bytes() if path.exists() else f"missing:{path}".encode())

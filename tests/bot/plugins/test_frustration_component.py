@@ -126,9 +126,12 @@ def test_nlu_topic_background_maps_intents_to_reasons() -> None:
         Message(data={TEXT: "I want to complain", INTENT: "complaint"}),
         Message(data={TEXT: "my parcel is late", INTENT: "delivery_delay"}),
     ])
-    assert [(e.text, e.label) for e in nlu_topic_background(data, lexicon)] == [
+    background = nlu_topic_background(data, lexicon)
+    assert [(e.text, e.label) for e in background[:3]] == [
         ("hello", "none"), ("转人工", "explicit_request"), ("I want to complain", "complaint"),
     ]
+    # then the knowledge base's example questions, all calm (scoring.yml: background.kb)
+    assert len(background) > 300 and {e.label for e in background[3:]} == {"none"}
 
 
 def test_untrained_resource_loads_with_a_warning_and_scores_nothing(
@@ -159,4 +162,17 @@ def test_fingerprint_follows_the_data_files(tmp_path: Path) -> None:
     first = FrustrationScorer.fingerprint_addon(config)
     assert FrustrationScorer.fingerprint_addon(config) == first
     train.write_text("a2", encoding="utf-8")
+    assert FrustrationScorer.fingerprint_addon(config) != first
+
+
+def test_fingerprint_follows_the_knowledge_base_the_topic_background_reads(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "a.yml").write_text("articles: []", encoding="utf-8")
+    scoring, topics = tmp_path / "scoring.yml", tmp_path / "topics.yml"
+    scoring.write_text(f"background:\n  kb:\n    paths: [{kb}]\n", encoding="utf-8")
+    topics.write_text("t", encoding="utf-8")
+    config = {"scoring_config_path": str(scoring), "topics_data_path": str(topics)}
+    first = FrustrationScorer.fingerprint_addon(config)
+    (kb / "a.yml").write_text("articles: [{id: x}]", encoding="utf-8")
     assert FrustrationScorer.fingerprint_addon(config) != first
