@@ -138,7 +138,8 @@ async def test_small_talk_the_nlu_could_not_place_is_not_answered_from_the_previ
 
 
 async def test_a_question_that_only_reads_as_one_by_a_little_still_gets_the_answer_and_the_offer(env: Env) -> None:
-    # The form hook takes a lower bar than the handoff (0.4, chosen on the tuning split): the action stays one tap away.
+    # The form hook takes the classifier's own decision (0.5), not the handoff's stricter bar: the action stays one tap
+    # away.
     text = "bought shoes too small, can i change them to a bigger size?"
     assert routing.FORM_QUESTION_THRESHOLD <= routing.question_probability(text) < 0.65
     dispatcher = CollectingDispatcher()
@@ -244,3 +245,8 @@ def test_a_request_for_a_person_after_a_knowledge_answer_is_not_a_follow_up_ques
     assert routing.follows_a_kb_answer(t) and routing.question_probability(text) < routing.HANDOFF_QUESTION_THRESHOLD
     assert routing.is_a_question(t, routing.HANDOFF_QUESTION_THRESHOLD) is False  # the handoff's reading
     assert routing.is_a_question(t, routing.FORM_QUESTION_THRESHOLD, follow_ups=True) is True  # the forms'
+
+
+def test_where_is_my_order_is_a_request_for_the_form() -> None:
+    # The most common request: it must start the lookup, whatever the knowledge base could say about it.
+    assert routing.question_probability("where is my order?") < routing.FORM_QUESTION_THRESHOLD

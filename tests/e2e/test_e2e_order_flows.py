@@ -219,8 +219,14 @@ def test_refund_status_en(orders: OrderStack) -> None:
 
 
 def test_payment_problem_explains_the_hold_en(orders: OrderStack) -> None:
+    # The knowledge base's article on failed payments, not the general payment help.
     reply = Chat(orders).text("my payment failed at checkout")
-    assert "30 minutes" in reply and "Pay now" in reply
+    assert "kept for 30 minutes" in reply and "retry" in reply and "Pay now" not in reply
+
+
+def test_where_is_my_order_starts_the_lookup_en(orders: OrderStack) -> None:
+    reply = Chat(orders).text("where is my order?")
+    assert "order number" in reply.lower() and "Did this answer help?" not in reply
 
 
 @pytest.mark.parametrize("bad", ["DM2026110512' OR '1'='1", "<script>alert(1)</script>", "DM123"])
