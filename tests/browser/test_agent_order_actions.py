@@ -58,6 +58,28 @@ def _new_orders(stack: Any, kinds: dict[str, tuple[OrderStatus, dict[str, Any]]]
     engine.dispose()
 
 
+def _customer_handed_over(stack: Any, context: Any, errors: list[str], text: str, numbers: list[str],
+                          last4: str) -> tuple[Any, str, str]:
+    """The customer's chat page, its first message, and the handoff action_handoff_to_human sends once the bot
+    verified these orders in this conversation: (page, conversation id, handoff id)."""
+    customer = context.new_page()
+    customer.on("pageerror", lambda exc: errors.append(f"chat: {exc}"))
+    customer.goto(f"{stack.web_url}/")
+    conversation_id = _send(customer, text)["conversation_id"]
+    slots = {"language": "en", "order_number": numbers[0], "verified_orders": {n: last4 for n in numbers}}
+    return customer, conversation_id, _handoff(stack, conversation_id, reason_code="complaint",
+                                               tracker=tracker_part([], slots))
+
+
+def _agent_opens(stack: Any, context: Any, errors: list[str], agent_name: str, handoff_id: str) -> Any:
+    """The agent's console, logged in, with the handoff opened from the queue."""
+    agent = context.new_page()
+    agent.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
+    _log_in(agent, stack, agent_name)
+    agent.locator(f'#queue li[data-handoff-id="{handoff_id}"]').click()
+    return agent
+
+
 @pytest.fixture
 def store_orders(stack: Any):
     """Four orders of a new customer: one 4 days late, one lost, one delivered, one paid (not shipped)."""
@@ -85,19 +107,10 @@ def test_coupon_and_reship_from_the_console(stack: Any, chromium: Browser, store
     customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
     agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
     try:
-        customer = customer_ctx.new_page()
-        customer.on("pageerror", lambda exc: errors.append(f"chat: {exc}"))
-        customer.goto(f"{stack.web_url}/")
-        conversation_id = _send(customer, "my parcel is late and the other one never came")["conversation_id"]
-        # What action_handoff_to_human sends once the bot verified both orders in this conversation.
-        slots = {"language": "en", "order_number": late,
-                 "verified_orders": {n: store_orders["last4"] for n in (late, lost, delivered, paid)}}
-        ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
-
-        agent = agent_ctx.new_page()
-        agent.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
-        _log_in(agent, stack, agent_name)
-        agent.locator(f'#queue li[data-handoff-id="{ours}"]').click()
+        customer, _, ours = _customer_handed_over(
+            stack, customer_ctx, errors, "my parcel is late and the other one never came",
+            [late, lost, delivered, paid], store_orders["last4"])
+        agent = _agent_opens(stack, agent_ctx, errors, agent_name, ours)
         late_card = agent.locator(f'#orders .order[data-order="{late}"]')
         lost_card = agent.locator(f'#orders .order[data-order="{lost}"]')
         # Live from the order service, before claiming: facts shown, actions disabled (not this agent's yet).
@@ -174,18 +187,10 @@ def test_lost_parcel_refund_and_exchanges_from_the_console(stack: Any, chromium:
     customer_ctx = chromium.new_context(viewport={"width": 420, "height": 760}, locale="en-US")
     agent_ctx = chromium.new_context(viewport=LAPTOP, locale="en-US")
     try:
-        customer = customer_ctx.new_page()
-        customer.on("pageerror", lambda exc: errors.append(f"chat: {exc}"))
-        customer.goto(f"{stack.web_url}/")
-        conversation_id = _send(customer, "my parcel never came and the shirt is too small")["conversation_id"]
-        slots = {"language": "en", "order_number": lost,
-                 "verified_orders": {n: exchange_orders["last4"] for n in (lost, swap, sold_out)}}
-        ours = _handoff(stack, conversation_id, reason_code="complaint", tracker=tracker_part([], slots))
-
-        agent = agent_ctx.new_page()
-        agent.on("pageerror", lambda exc: errors.append(f"console: {exc}"))
-        _log_in(agent, stack, agent_name)
-        agent.locator(f'#queue li[data-handoff-id="{ours}"]').click()
+        customer, _, ours = _customer_handed_over(
+            stack, customer_ctx, errors, "my parcel never came and the shirt is too small",
+            [lost, swap, sold_out], exchange_orders["last4"])
+        agent = _agent_opens(stack, agent_ctx, errors, agent_name, ours)
         lost_card = agent.locator(f'#orders .order[data-order="{lost}"]')
         refund = lost_card.locator('button[data-action="lost_refund"]')
         # Reship or full refund, the customer's choice: both offered, disabled until the agent claims.
