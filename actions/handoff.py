@@ -74,22 +74,15 @@ def may_be_a_question(reason: str, signals: dict[str, Any]) -> bool:
     return all(soft(name) for name in fired)
 
 
-def question_bar(fired: list[str]) -> float:
-    """How surely the message must read as a question to be answered instead of handed over: a request for a person
-    or a complaint (an NLU intent or a listed term) needs the strict bar; a sensitive topic only the learned
-    classifier read (may_be_a_question) the lower one (actions/routing.py says why)."""
+def question_bars(fired: list[str], signals: dict[str, Any]) -> tuple[float, float]:
+    """(how surely the message must read as a question, the frustration it must stay under) to be answered instead
+    of handed over. A request for a person or a complaint (an NLU intent or a listed term): the strict bar and
+    CALM_BELOW. A sensitive topic only the learned classifier read (may_be_a_question): the lower bar
+    (actions/routing.py says why) and the escalation threshold itself (long calm messages score 36-56, and a
+    frustration that high would have fired its own reason)."""
     if any(name in QUESTION_REASONS for name in fired):
-        return ABOUT_THE_SERVICE
-    return routing.SENSITIVE_QUESTION_THRESHOLD
-
-
-def calm_below(fired: list[str], signals: dict[str, Any]) -> float:
-    """The frustration under which a question may be answered instead: CALM_BELOW for a request for a person or a
-    complaint; for a sensitive topic only the n-grams read, the escalation threshold itself (long calm messages
-    score 36-56, and a frustration that high would have fired its own reason)."""
-    if any(name in QUESTION_REASONS for name in fired):
-        return CALM_BELOW
-    return float(signals.get("threshold") or CALM_BELOW)
+        return ABOUT_THE_SERVICE, CALM_BELOW
+    return routing.SENSITIVE_QUESTION_THRESHOLD, float(signals.get("threshold") or CALM_BELOW)
 
 
 settings = get_settings  # HANDOFF_URL, HANDOFF_INTERNAL_TOKEN, HANDOFF_TIMEOUT_S, REDIS_URL... (actions/settings.py)
@@ -193,9 +186,9 @@ class ActionHandoffToHuman(Action):
         decision = for_handoff(record, tracker.get_slot("customer_tier"), intent, repeat)
         reason, priority, signals = decision["reason"], decision["priority"], decision["signals"]
         frustration = float(signals.get("frustration", 0) or 0)
-        fired = signals.get("fired") or [reason]
-        if may_be_a_question(reason, signals) and frustration < calm_below(fired, signals) \
-                and routing.is_a_question(tracker, threshold=question_bar(fired)):
+        question_bar, calm_below = question_bars(signals.get("fired") or [reason], signals)
+        if may_be_a_question(reason, signals) and frustration < calm_below \
+                and routing.is_a_question(tracker, threshold=question_bar):
             # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
             # gets its answer, with the person one tap away - not a handoff nobody asked for.
             offer = intent if intent in ("request_human", "complaint") else "request_human"

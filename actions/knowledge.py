@@ -24,6 +24,7 @@ from bot.shared.text import EN, ZH
 logger = logging.getLogger(__name__)
 
 KB_ARTICLE_ENTITY = "kb_article"
+SLOT_LAST_QUESTION = "kb_last_question"  # the customer's latest knowledge question (follow-ups lean on it)
 MAX_SUGGESTIONS = 3
 
 _retriever: Any | None = None
@@ -151,7 +152,7 @@ def decide(question: str, language: str, previous: str | None) -> KbDecision:
 async def decide_for(tracker: Tracker, question: str | None = None) -> KbDecision:
     """``decide`` for the latest message of ``tracker`` (or ``question``), off the event loop."""
     text = (tracker.latest_message.get("text") or "").strip() if question is None else question
-    return await asyncio.to_thread(decide, text, customer_language(tracker), tracker.get_slot("kb_last_question"))
+    return await asyncio.to_thread(decide, text, customer_language(tracker), tracker.get_slot(SLOT_LAST_QUESTION))
 
 
 def _article(article_id: str, language: str) -> Any | None:
@@ -189,7 +190,7 @@ async def answer_from_kb(
         if requested:
             article = await asyncio.to_thread(_article, str(requested), language)
             if article:
-                asked = tracker.get_slot("kb_last_question")
+                asked = tracker.get_slot(SLOT_LAST_QUESTION)
                 if store is not None and asked and _was_suggested(tracker, article["id"]):
                     # a "did you mean" pick: the question that got the suggestions and the article it meant
                     await store.record_choice(tracker.sender_id, str(asked), article["id"], language)
@@ -211,7 +212,7 @@ async def answer_from_kb(
                 for hit in decision.suggestions
             ],
         )
-        return [SlotSet("kb_last_article", None), SlotSet("kb_last_question", question)]
+        return [SlotSet("kb_last_article", None), SlotSet(SLOT_LAST_QUESTION, question)]
     if not allow_none:
         return None
     if store is not None:
@@ -244,7 +245,7 @@ def _give_answer(dispatcher: CollectingDispatcher, article_id: str, title: str, 
     dispatcher.utter_message(text=answer, kb={"id": article_id, "title": title, "score": score})
     if ask_feedback:
         dispatcher.utter_message(response="utter_kb_did_it_help", buttons=feedback_buttons(language))
-    return [SlotSet("kb_last_article", article_id), SlotSet("kb_last_question", question),
+    return [SlotSet("kb_last_article", article_id), SlotSet(SLOT_LAST_QUESTION, question),
             SlotSet("kb_last_score", float(score))]
 
 
@@ -275,7 +276,7 @@ class ActionKbFeedback(Action):
         if article and store is not None:
             await store.record_feedback(
                 tracker.sender_id, article, helpful, customer_language(tracker),
-                tracker.get_slot("kb_last_question") or "", time.time(),
+                tracker.get_slot(SLOT_LAST_QUESTION) or "", time.time(),
             )
         dispatcher.utter_message(response="utter_kb_thanks_helpful" if helpful else "utter_kb_sorry_unhelpful")
         return [SlotSet("kb_last_article", None)]

@@ -109,13 +109,15 @@ def _latest_text(tracker: Tracker) -> str:
 def follows_a_kb_answer(tracker: Tracker) -> bool:
     """The bot's previous turn answered from the knowledge base (it set ``kb_last_question`` between the customer's
     previous message and this one)."""
+    from actions.knowledge import SLOT_LAST_QUESTION
+
     users = 0
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             users += 1
             if users == 2:
                 return False
-        elif users == 1 and event.get("event") == "slot" and event.get("name") == "kb_last_question" \
+        elif users == 1 and event.get("event") == "slot" and event.get("name") == SLOT_LAST_QUESTION \
                 and event.get("value"):
             return True
     return False

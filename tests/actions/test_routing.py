@@ -196,7 +196,13 @@ def test_which_escalations_a_calm_question_may_have_been_mistaken_for(
 
 
 def test_a_sensitive_reading_of_the_n_grams_alone_needs_a_lower_question_bar_than_a_request_for_a_person() -> None:
-    from actions.handoff import calm_below, question_bar
+    from actions.handoff import question_bars
+
+    def question_bar(fired: list[str]) -> float:
+        return question_bars(fired, {})[0]
+
+    def calm_below(fired: list[str], signals: dict) -> float:
+        return question_bars(fired, signals)[1]
 
     strict = routing.HANDOFF_QUESTION_THRESHOLD
     assert question_bar(["sensitive_fraud"]) == routing.SENSITIVE_QUESTION_THRESHOLD < strict
