@@ -256,3 +256,46 @@ def test_a_request_for_a_person_after_a_knowledge_answer_is_not_a_follow_up_ques
 def test_where_is_my_order_is_a_request_for_the_form() -> None:
     # The most common request: it must start the lookup, whatever the knowledge base could say about it.
     assert routing.question_probability("where is my order?") < routing.FORM_QUESTION_THRESHOLD
+
+
+def test_the_reader_weighs_wording_and_meaning() -> None:
+    reader = routing.classifier()
+    assert reader.dense is not None  # the knowledge base is up: its encoder gives the second half
+    text = "is it possible to cancel before the parcel leaves"
+    wording = float(reader.ngram.predict_proba(routing._normalise(text))[0])
+    meaning = float(reader.dense.predict_proba(reader.encoder.encode_queries([text]))[0][1])
+    assert reader.probability(text) == pytest.approx((wording + meaning) / 2)
+
+
+def test_the_encoded_examples_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second start reads the examples' vectors from the cache next to the index instead of encoding ~3,000
+    sentences again (about 30 s); a changed example set would have another cache file."""
+    retriever = knowledge.get_retriever()
+    texts = [ex.text for ex in routing.training_examples()]
+    assert routing._embedding_cache(retriever.model_identity, texts).exists()
+    assert routing._embedding_cache(retriever.model_identity, texts[:-1]) \
+        != routing._embedding_cache(retriever.model_identity, texts)
+
+    vector = retriever.query_encoder.encode_queries(["can a gift be sent back"])
+
+    def no_encoding(*_: Any, **__: Any) -> Any:
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(retriever.query_encoder, "encode_queries", no_encoding)
+    model, _ = routing._dense_model(routing.training_examples())
+    assert model.predict_proba(vector) == pytest.approx(routing.classifier().dense.predict_proba(vector))
+
+
+def test_without_the_knowledge_base_the_reader_keeps_its_wording_half(monkeypatch: pytest.MonkeyPatch) -> None:
+    def down() -> Any:
+        raise knowledge.KnowledgeBaseDown("index missing")
+
+    monkeypatch.setattr(knowledge, "get_retriever", down)
+    routing.classifier.cache_clear()
+    try:
+        reader = routing.classifier()
+        assert reader.dense is None
+        text = "can a gift be sent back"
+        assert reader.probability(text) == float(reader.ngram.predict_proba(routing._normalise(text))[0])
+    finally:
+        routing.classifier.cache_clear()
