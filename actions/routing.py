@@ -254,7 +254,7 @@ def _first_turns(paths: list[Path]) -> list[tuple[str, bool]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m actions.routing --auc [ANSWER_SET ...]``: how well each half of the reader and their mean rank
+    """``python -m actions.routing --train``, or ``--auc [ANSWER_SET ...]``: how well each half of the reader and their mean rank
     questions above requests (ROC AUC) on the NLU tuning split (tests/nlu/tuning_*.yml) and on the first turns of the
     given answer sets (tests/answers/*.yml; never the final sets while choosing anything)."""
     import argparse
@@ -262,10 +262,17 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.metrics import roc_auc_score
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--auc", action="store_true", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--auc", action="store_true", help="print the ROC AUC of each half and of their mean")
+    what.add_argument("--train", action="store_true",
+                      help="train once now, filling the embedding cache (scripts/setup.sh does it after the index "
+                           "build, so the action server's first start does not spend ~30 s encoding)")
     parser.add_argument("answer_sets", nargs="*", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.train:
+        print(f"question reader: {'n-grams + embeddings' if classifier().dense is not None else 'n-grams only'}")
+        return
     tuning = sorted((ROOT / "tests" / "nlu").glob("tuning_*.yml"))
     sets = {"NLU tuning split": [(ex.text, ex.label == QUESTION) for ex in
                                  load_nlu_background(tuning, ["ask_policy"], label=QUESTION)

@@ -82,7 +82,8 @@ log "order database: ${demo%%$'\n'*}"
 # (rebuilt only when articles or model changed).
 PYTHONPATH=$ROOT .venv-app/bin/python -m kb_index provision-model > var/logs/kb.log 2>&1 || { tail -20 var/logs/kb.log; exit 1; }
 PYTHONPATH=$ROOT .venv-app/bin/python -m kb_index build >> var/logs/kb.log 2>&1 || { tail -20 var/logs/kb.log; exit 1; }
-log "knowledge base index ready"
+PYTHONPATH=$ROOT .venv-app/bin/python -m actions.routing --train >> var/logs/kb.log 2>&1 || { tail -20 var/logs/kb.log; exit 1; }
+log "knowledge base index and question reader ready"
 
 # Rasa model: retrain only when training data, config, custom components or the escalation/frustration data they
 # persist into the model changed (the knowledge base's example questions are background of the topic classifier).
