@@ -3,8 +3,8 @@
 * ``csbot:desk:events`` (handoff queued / claimed / assigned / handed back / closed, alerts), details read from the
   handoff's record at that moment (reason, priority, tier, agent, resolution, ticket);
 * every conversation's message stream ``csbot:conv:{id}:messages`` (customer, bot, agent, system messages; a CSAT
-  answer is the customer's ``/csat{"stars":n}`` button; a bot message's ``kb`` field, when the gateway stores one, is
-  its source).
+  answer is the customer's ``/csat{"stars":n}`` button; a bot message's ``kb`` / ``response`` fields, which the
+  gateway stores from Rasa's reply, are its source: see :func:`bot_source`).
 
 Each stream has a consumer group ``analytics``: every gateway runs this loop, the group gives each entry to one of
 them, entries are acknowledged only after the rows are committed, entries left unacknowledged by a dead gateway are
@@ -43,6 +43,11 @@ DESK_KINDS = {"queued": "handoff_queued", "claimed": "handoff_claimed", "assigne
               "handed_back": "handoff_handed_back", "closed": "handoff_closed", "alert": "alert"}
 MESSAGE_KINDS = {"customer": "message_customer", "bot": "message_bot", "agent": "message_agent",
                  "system": "message_system"}
+# Domain responses that mean the bot had no answer (actions/fallback.py, actions/knowledge.py, the out-of-scope rule):
+# a bot message with one of these counts as a fallback answer. tests/analytics/test_answer_sources.py checks that
+# every name is in domain.yml.
+FALLBACK_RESPONSES = frozenset({"utter_rephrase", "utter_offer_human", "utter_kb_no_answer",
+                                "utter_kb_unavailable", "utter_out_of_scope"})
 _MESSAGES_SUFFIX = ":messages"
 _CONV_PREFIX = f"{PREFIX}:conv:"
 
@@ -135,16 +140,26 @@ class Ingest:
             convs.append(self._conv(conversation_id, ts, await self._conv_meta(conversation_id),
                                     None if stars else (detect_language(text) or None)))
         elif role == "bot":
-            kb = _json(data.get("kb"))
-            if kb:
-                row.update(source="kb", kb_id=str(kb.get("id") or "")[:120] or None,
-                           kb_score=float(kb["score"]) if isinstance(kb.get("score"), (int, float)) else None)
-            else:
-                row["source"] = data.get("source") or "bot"
+            row.update(bot_source(data))
             row["text"] = REDACTOR.text(text)[:TEXT_CHARS]
         elif role == "agent":
             row["agent_id"] = data.get("author") or None
         return [row], convs
+
+
+def bot_source(data: dict[str, str]) -> dict[str, Any]:
+    """A bot message's source from the fields the gateway stored with it (``channels/dispatch.py: bot_source``, from
+    Rasa's own event metadata): ``kb`` with the article id and score; ``fallback`` for the responses in
+    FALLBACK_RESPONSES; ``flow`` for any other domain response or action text; ``unknown`` for a message stored
+    without a source (before the gateway recorded one, or a Rasa channel that does not report it)."""
+    kb = _json(data.get("kb"))
+    if kb and kb.get("id"):
+        score = kb.get("score")
+        return {"source": "kb", "kb_id": str(kb["id"])[:120],
+                "kb_score": float(score) if isinstance(score, (int, float)) else None}
+    if "response" not in data:
+        return {"source": "unknown"}
+    return {"source": "fallback" if data["response"] in FALLBACK_RESPONSES else "flow"}
 
 
 def _json(value: str | None) -> dict[str, Any] | None:

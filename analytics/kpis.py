@@ -131,6 +131,38 @@ CAME_BACK = """EXISTS (
           AND n.started_ts <= cv.started_ts + :repeat_s)"""
 
 
+# A complaint handoff first answered by an agent more than 24 h after it was queued, or still unanswered after 24 h
+# (summary.complaints.breaches_24h); the same with 48 h is one a supervisor must have been escalated to
+# (summary.complaints.escalated_48h, handoff/complaints.py). Over the ``h`` CTE; the summary and the drill-downs
+# share them.
+COMPLAINT_LATE = """(h.reason = 'complaint' AND (
+        (h.first_agent_ts IS NOT NULL AND h.first_agent_ts - h.queued_ts > :{s})
+        OR (h.first_agent_ts IS NULL AND :now - h.queued_ts > :{s})))"""
+COMPLAINT_LATE_24H = COMPLAINT_LATE.format(s="c24")
+COMPLAINT_ESCALATED_48H = COMPLAINT_LATE.format(s="c48")
+
+# Every customer message of the cohort (not a CSAT answer) with the bot message that answered it: the first bot message
+# after it and before the customer's next message (none: the bot did not answer, e.g. an agent owned the
+# conversation). ``source`` is that answer's (analytics/consumer.py: bot_source): kb (with kb_id, kb_score), flow,
+# fallback, unknown. KB coverage, bot answers by source and the sources table read it.
+ANSWERS = """
+, qa AS (
+  SELECT m.conversation_id, LOWER(TRIM(m.text)) AS question,
+    (SELECT b.id FROM analytics_events b WHERE b.conversation_id = m.conversation_id
+       AND b.kind = 'message_bot' AND b.ts >= m.ts
+       AND NOT EXISTS (SELECT 1 FROM analytics_events n WHERE n.conversation_id = m.conversation_id
+                       AND n.kind = 'message_customer' AND n.ts > m.ts AND n.ts <= b.ts)
+     ORDER BY b.ts, b.id LIMIT 1) AS answer_id
+  FROM analytics_events m JOIN c ON c.conversation_id = m.conversation_id
+  WHERE m.kind = 'message_customer' AND m.text IS NOT NULL AND TRIM(m.text) <> ''),
+ans AS (
+  SELECT qa.conversation_id, qa.question, a.source, a.kb_id, a.kb_score
+  FROM qa LEFT JOIN analytics_events a ON a.id = qa.answer_id)
+"""
+SOURCES = ("kb", "flow", "fallback", "unknown")
+IN_H = "EXISTS (SELECT 1 FROM h WHERE h.conversation_id = cv.conversation_id AND {})"  # a handoff of the conversation
+
+
 class Kpis:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -171,10 +203,8 @@ SELECT COUNT(*) AS handoffs,
   SUM(ticket) AS tickets,
   SUM(CASE WHEN reason = 'complaint' THEN 1 ELSE 0 END) AS complaints,
   SUM(CASE WHEN reason = 'complaint' AND first_agent_ts - queued_ts <= :c24 THEN 1 ELSE 0 END) AS complaints_24h,
-  SUM(CASE WHEN reason = 'complaint' AND ((first_agent_ts IS NOT NULL AND first_agent_ts - queued_ts > :c24)
-        OR (first_agent_ts IS NULL AND :now - queued_ts > :c24)) THEN 1 ELSE 0 END) AS complaints_late_24h,
-  SUM(CASE WHEN reason = 'complaint' AND ((first_agent_ts IS NOT NULL AND first_agent_ts - queued_ts > :c48)
-        OR (first_agent_ts IS NULL AND :now - queued_ts > :c48)) THEN 1 ELSE 0 END) AS complaints_over_48h
+  SUM(CASE WHEN """ + COMPLAINT_LATE_24H + """ THEN 1 ELSE 0 END) AS complaints_late_24h,
+  SUM(CASE WHEN """ + COMPLAINT_ESCALATED_48H + """ THEN 1 ELSE 0 END) AS complaints_over_48h
 FROM h""", f)[0]
         sat = self._rows("""
 SELECT CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END AS who, COUNT(*) AS answers, AVG(stars) AS avg_stars,
@@ -222,6 +252,7 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
                 "resolved": int(conv["first_contact_resolved"] or 0),
                 "rate": _rate(conv["first_contact_resolved"] or 0, conv["identified"] or 0)},
             "kb_coverage": self.kb_coverage_summary(f),
+            "bot_answers": self.bot_answers(f),
             "repeat_contacts": {"identified": int(conv["identified"] or 0),
                                 "repeats": int(conv["repeat_contacts"] or 0),
                                 "rate": _rate(conv["repeat_contacts"] or 0, conv["identified"] or 0)},
@@ -232,18 +263,9 @@ FROM csat GROUP BY CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END""", f)
         """The most frequent customer questions of the cohort (masked text, lower-cased and trimmed) and how often the
         bot's next answer came from the knowledge base (a bot message with source ``kb`` before the customer's next
         message)."""
-        rows = self._rows("""
-, q AS (
-  SELECT LOWER(TRIM(m.text)) AS question,
-    (SELECT b.source FROM analytics_events b WHERE b.conversation_id = m.conversation_id
-       AND b.kind = 'message_bot' AND b.ts >= m.ts
-       AND NOT EXISTS (SELECT 1 FROM analytics_events n WHERE n.conversation_id = m.conversation_id
-                       AND n.kind = 'message_customer' AND n.ts > m.ts AND n.ts <= b.ts)
-     ORDER BY b.ts LIMIT 1) AS answer_source
-  FROM analytics_events m JOIN c ON c.conversation_id = m.conversation_id
-  WHERE m.kind = 'message_customer' AND m.text IS NOT NULL AND TRIM(m.text) <> '')
-SELECT question, COUNT(*) AS asked, SUM(CASE WHEN answer_source = 'kb' THEN 1 ELSE 0 END) AS kb_answered
-FROM q GROUP BY question ORDER BY asked DESC, question LIMIT :top""".lstrip(), f, top=TOP_QUESTIONS)
+        rows = self._rows(ANSWERS.lstrip() + """
+SELECT question, COUNT(*) AS asked, SUM(CASE WHEN source = 'kb' THEN 1 ELSE 0 END) AS kb_answered
+FROM ans GROUP BY question ORDER BY asked DESC, question LIMIT :top""", f, top=TOP_QUESTIONS)
         return [{"question": r["question"], "asked": int(r["asked"]), "kb_answered": int(r["kb_answered"] or 0),
                  "kb_rate": _rate(r["kb_answered"] or 0, r["asked"]),
                  "covered": (int(r["kb_answered"] or 0) / int(r["asked"])) >= COVERED_SHARE} for r in rows]
@@ -255,6 +277,29 @@ FROM q GROUP BY question ORDER BY asked DESC, question LIMIT :top""".lstrip(), f
                 "rate": _rate(sum(q["covered"] for q in top), len(top)),
                 "asked": asked, "kb_answered": sum(q["kb_answered"] for q in top),
                 "weighted_rate": _rate(sum(q["kb_answered"] for q in top), asked)}
+
+    def bot_answers(self, f: Filters) -> dict[str, Any]:
+        """The cohort's customer messages, how many the bot answered, and those answers by source."""
+        r = self._rows(ANSWERS.lstrip() + """
+SELECT COUNT(*) AS messages, COUNT(source) AS answered,
+  SUM(CASE WHEN source = 'kb' THEN 1 ELSE 0 END) AS kb,
+  SUM(CASE WHEN source = 'flow' THEN 1 ELSE 0 END) AS flow,
+  SUM(CASE WHEN source = 'fallback' THEN 1 ELSE 0 END) AS fallback,
+  SUM(CASE WHEN source = 'unknown' THEN 1 ELSE 0 END) AS unknown
+FROM ans""", f)[0]
+        answered = int(r["answered"] or 0)
+        return {"customer_messages": int(r["messages"] or 0), "answered": answered,
+                "by_source": {k: int(r[k] or 0) for k in SOURCES},
+                "kb_rate": _rate(r["kb"] or 0, answered), "fallback_rate": _rate(r["fallback"] or 0, answered)}
+
+    def sources(self, f: Filters) -> list[dict[str, Any]]:
+        """Bot answers by source and, for knowledge answers, by article (id, answers, average retrieval score)."""
+        rows = self._rows(ANSWERS.lstrip() + """
+SELECT source, kb_id, COUNT(*) AS answers, AVG(kb_score) AS avg_score FROM ans WHERE source IS NOT NULL
+GROUP BY source, kb_id ORDER BY answers DESC, source, kb_id LIMIT 200""", f)
+        total = sum(int(r["answers"]) for r in rows)
+        return [{"source": r["source"], "kb_id": r["kb_id"], "answers": int(r["answers"]),
+                 "share": _rate(r["answers"], total), "avg_score": _round(r["avg_score"], 3)} for r in rows]
 
     def reasons(self, f: Filters) -> list[dict[str, Any]]:
         n = self.summary_count(f)
@@ -335,6 +380,9 @@ ORDER BY handoffs DESC, ids.agent_id""".lstrip(), f)  # noqa: S608 - fixed SQL
             # summary.first_contact_resolution: resolved = identified and not back within 7 days
             "first_contact": "cv.customer_ref IS NOT NULL AND NOT " + CAME_BACK,
             "came_back": "cv.customer_ref IS NOT NULL AND " + CAME_BACK,
+            # summary.complaints.breaches_24h / .escalated_48h: the conversations of those complaint handoffs
+            "complaint_late_24h": IN_H.format(COMPLAINT_LATE_24H),
+            "complaint_escalated_48h": IN_H.format(COMPLAINT_ESCALATED_48H),
         }.get(segment)
         if where is None:
             raise ValueError(f"unknown segment {segment!r}")

@@ -194,7 +194,22 @@ def bot_messages(rasa_messages: list[dict[str, Any]]) -> list[ChatMessage]:
             if isinstance(b, dict)
         ]
         if text or buttons:
-            out.append(ChatMessage(role="bot", text=text, buttons=buttons))
+            out.append(ChatMessage(role="bot", text=text, buttons=buttons, source=bot_source(m)))
+    return out
+
+
+def bot_source(rasa_message: dict[str, Any]) -> dict[str, Any]:
+    """Where a bot message came from, as Rasa's sourced REST channel reports it (bot/plugins/rest_channel.py):
+    ``response`` and, for a knowledge answer, ``kb`` {id, score}. Rasa's reply is server side (loopback, the
+    customer's words never become these fields); a reply without them (another channel class) gives {}."""
+    if "response" not in rasa_message:
+        return {}
+    out: dict[str, Any] = {"response": str(rasa_message.get("response") or "")[:80]}
+    kb = rasa_message.get("kb")
+    if isinstance(kb, dict) and isinstance(kb.get("id"), str) and kb["id"]:
+        score = kb.get("score")
+        out["kb"] = {"id": kb["id"][:120],
+                     "score": float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None}
     return out
 
 

@@ -56,9 +56,13 @@ class ChatMessage:
     ts: float = field(default_factory=time.time)
     id: str = ""
     name: str = ""  # an agent message's (or joined notice's) display name, shown to the customer; else empty
+    # A bot message's source as Rasa reported it (bot/plugins/rest_channel.py): "response" (domain response name or
+    # "") and, for a knowledge answer, "kb" ({"id", "score"}). Stored for the managers' record, never sent to pages.
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["source"]
         if not self.name:
             del out["name"]
         return out
@@ -70,6 +74,10 @@ class ChatMessage:
             out["author"] = author
         if self.name:
             out["name"] = self.name
+        if "response" in self.source:
+            out["response"] = str(self.source["response"])
+        if self.source.get("kb"):
+            out["kb"] = json.dumps(self.source["kb"], ensure_ascii=False)
         return out
 
 

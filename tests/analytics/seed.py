@@ -65,3 +65,35 @@ async def seed(redis: Redis) -> None:
     for seconds, kind, hid, cid in DESK_EVENTS:
         await redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": hid, "conversation_id": cid},
                          id=_id(seconds))
+
+
+# Complaint SLA seed, times relative to ``now`` (a complaint's lateness depends on the clock): (conversation, queued
+# this long ago, first agent reply this long after queueing or None, reason). X answered after 10 h (within 24 h);
+# Y never answered, 50 h old (late at 24 h and escalated at 48 h); Z answered after 26 h (late, not escalated); W an
+# explicit request (not a complaint) answered after a minute.
+COMPLAINTS = [("cx", 50 * 3600, 10 * 3600, "complaint"), ("cy", 50 * 3600 - 2, None, "complaint"),
+              ("cz", 30 * 3600, 26 * 3600, "complaint"), ("cw", 30 * 3600 - 2, 60, "explicit_request")]
+
+
+async def seed_complaints(redis: Redis, now: float, prefix: str = "") -> None:
+    """The handoffs of COMPLAINTS (conversation ids ``prefix + cid``) in the desk's and the gateway's formats; each
+    customer's first message carries a phone number (masked in the record)."""
+    events = []
+    for cid, ago, reply_after, reason in COMPLAINTS:
+        cid = prefix + cid
+        t0 = now - ago
+        await redis.hset(keys.conversation(cid), mapping={"channel": "webchat", "ui_lang": "en"})
+        await redis.hset(keys.handoff("h-" + cid), mapping={
+            "id": "h-" + cid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": "regular",
+            "language": "en", "channel": "webchat", "customer_id": "", "agent_id": "a1", "resolution": ""})
+        await redis.xadd(keys.messages(cid), {"role": "customer", "text": "this is unacceptable, call 13812345678",
+                                              "ts": repr(t0)}, id=f"{int(t0 * 1000)}-0")
+        events.append((t0 + 5, "queued", cid))
+        if reply_after is not None:
+            t1 = t0 + 5 + reply_after
+            events.append((t1 - 1, "claimed", cid))
+            await redis.xadd(keys.messages(cid), {"role": "agent", "text": "sorry", "author": "a1", "ts": repr(t1)},
+                             id=f"{int(t1 * 1000)}-0")
+    for ts, kind, cid in sorted(events):
+        await redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": "h-" + cid, "conversation_id": cid},
+                         id=f"{int(ts * 1000)}-0")

@@ -159,36 +159,16 @@ async def test_only_supervisors(dashboard) -> None:
 
 
 async def test_complaint_sla_figures(dashboard) -> None:
-    """Three complaints, times relative to now: X queued 50 h ago and answered after 10 h (within 24 h); Y queued 50 h
-    ago, never answered (a 24 h breach and a 48 h escalation); Z queued 30 h ago, answered after 26 h (a 24 h breach,
-    not escalated). Plus an explicit request (not a complaint)."""
+    """Three complaints, times relative to now (tests/analytics/seed.py COMPLAINTS): X queued 50 h ago and answered
+    after 10 h (within 24 h); Y queued 50 h ago, never answered (a 24 h breach and a 48 h escalation); Z queued 30 h
+    ago, answered after 26 h (a 24 h breach, not escalated). Plus an explicit request (not a complaint)."""
     import time
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from conversations import keys
+    from tests.analytics.seed import seed_complaints
 
-    now = time.time()
-    plan = [("cx", 50 * 3600, 10 * 3600, "complaint"), ("cy", 50 * 3600 - 2, None, "complaint"),
-            ("cz", 30 * 3600, 26 * 3600, "complaint"), ("cw", 30 * 3600 - 2, 60, "explicit_request")]
-    events = []
-    for cid, ago, reply_after, reason in plan:
-        t0 = now - ago
-        await dashboard.redis.hset(keys.conversation(cid), mapping={"channel": "webchat", "ui_lang": "en"})
-        await dashboard.redis.hset(keys.handoff("h-" + cid), mapping={
-            "id": "h-" + cid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": "regular",
-            "language": "en", "channel": "webchat", "customer_id": "", "agent_id": "a1", "resolution": ""})
-        await dashboard.redis.xadd(keys.messages(cid), {"role": "customer", "text": "this is unacceptable",
-                                                        "ts": repr(t0)}, id=f"{int(t0 * 1000)}-0")
-        events.append((t0 + 5, "queued", cid))
-        if reply_after is not None:
-            t1 = t0 + 5 + reply_after
-            events.append((t1 - 1, "claimed", cid))
-            await dashboard.redis.xadd(keys.messages(cid), {"role": "agent", "text": "sorry", "author": "a1",
-                                                            "ts": repr(t1)}, id=f"{int(t1 * 1000)}-0")
-    for ts, kind, cid in sorted(events):
-        await dashboard.redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": "h-" + cid,
-                                                        "conversation_id": cid}, id=f"{int(ts * 1000)}-0")
+    await seed_complaints(dashboard.redis, time.time())
     await dashboard.consumer.poll_once(rescan=True)
     boss = await dashboard.login("boss-complaints")
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
