@@ -225,3 +225,97 @@ def test_kpi_tiles_fit_a_phone(stack: Any, chromium: Browser, seeded: None, boss
         _screenshot(page, "dashboard-phone.png")
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def complaints_seeded(stack: Any) -> float:
+    """tests/analytics/seed.py COMPLAINTS (times relative to now, ids prefixed ``cmp-``) through the real consumer into
+    the stack's record, from a Redis database its gateway does not read (like test_dashboard.py's ``seeded``)."""
+    from redis.asyncio import Redis
+
+    from analytics.consumer import AnalyticsConsumer
+    from analytics.db import make_engine
+    from conversations.settings import GatewaySettings
+    from handoff.policy import DeskPolicy
+    from tests.analytics.seed import seed_complaints
+    from tests.browser.test_dashboard import SEED_DB, _run_async
+
+    now = time.time()
+
+    async def run() -> None:
+        env = stack.env()
+        redis = Redis.from_url(env["REDIS_URL"].rsplit("/", 1)[0] + f"/{SEED_DB}")
+        try:
+            await redis.flushdb()
+            await seed_complaints(redis, now, prefix="cmp-")
+            engine = make_engine(env["ANALYTICS_DATABASE_URL"])
+            consumer = AnalyticsConsumer(redis, engine, DeskPolicy.load(GatewaySettings().handoff_policy_path),
+                                         "dashboard-complaints-test", claim_idle_s=0.0)
+            for _ in range(3):
+                await consumer.poll_once(rescan=True)
+            engine.dispose()
+            await redis.flushdb()
+        finally:
+            await redis.aclose()
+
+    _run_async(run())
+    return now
+
+
+def test_complaint_counts_open_the_late_and_escalated_conversations(
+        stack: Any, chromium: Browser, complaints_seeded: float, boss: str) -> None:  # noqa: F811
+    """The complaints tile's "late" and "escalated (48 h)" numbers are buttons that list the conversations behind them
+    (tests/analytics/seed.py COMPLAINTS: late cmp-cy and cmp-cz, escalated cmp-cy), with the list's CSV; the bot
+    answers by source tile and table show the API's figures."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    start, end = (today - timedelta(days=4)).isoformat(), today.isoformat()
+    errors: list[str] = []
+    context = chromium.new_context(viewport={"width": 1366, "height": 1400}, locale="en-US", base_url=stack.web_url)
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"/dashboard#start={start}&end={end}")
+        page.locator("#login-username").fill(boss)
+        page.locator("#login-password").fill(PASSWORD)
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator("#dash-view")).to_be_visible()
+        s = _summary(page, start=start, end=end)
+        assert (s["complaints"]["breaches_24h"], s["complaints"]["escalated_48h"]) == (2, 1)
+        late = page.locator('button[data-drill="complaint_late_24h"]')
+        expect(late).to_have_text("late 2")
+        expect(page.locator('button[data-drill="complaint_escalated_48h"]')).to_have_text("escalated (48 h) 1")
+
+        late.click()
+        expect(page.locator("#drill-title")).to_contain_text("Complaints answered late (> 24 h)")
+        expect(page.locator("#drill-table tbody tr")).to_have_count(2)
+        rows = page.locator("#drill-table tbody").inner_text()
+        assert rows.index("cmp-cy") < rows.index("cmp-cz") and "cmp-cx" not in rows and "cmp-cw" not in rows
+        href = page.locator("#drill-csv").get_attribute("href") or ""
+        assert "segment=complaint_late_24h" in href
+        csv_text = page.request.get(href).text()
+        assert "cmp-cy" in csv_text and "cmp-cz" in csv_text and "13812345678" not in csv_text
+        page.locator('button[data-drill="complaint_escalated_48h"]').click()
+        expect(page.locator("#drill-title")).to_contain_text("Complaints escalated (> 48 h)")
+        expect(page.locator("#drill-table tbody tr")).to_have_count(1)
+        expect(page.locator("#drill-table tbody")).to_contain_text("cmp-cy")
+        page.locator("#drill-close").click()
+
+        # Bot answers by source: the tile is the API's KB share, the table its rows (whatever the stack answered).
+        r = page.request.get("/api/analytics/sources", params={"start": start, "end": end})
+        assert r.status == 200
+        expect(_value(page, "sources")).to_have_text(_pct(s["bot_answers"]["kb_rate"]))
+        expect(page.locator("#sources-table tbody tr")).to_have_count(max(1, len(r.json()["rows"])))
+        assert _tile(page, "sources").get_attribute("title")
+
+        # In Chinese, the same buttons.
+        page.locator("#ui-lang").select_option("zh")
+        expect(page.locator('button[data-drill="complaint_late_24h"]')).to_have_text("超 24 小时 2")
+        page.locator('button[data-drill="complaint_late_24h"]').click()
+        expect(page.locator("#drill-title")).to_contain_text("超 24 小时才回复的投诉")
+        assert errors == [], errors
+    finally:
+        context.close()

@@ -47,7 +47,18 @@
       t_fcr: "First-contact resolution", t_kb: "KB coverage of top questions", t_csat_bot: "CSAT, bot",
       t_complaints: "Complaints answered within 24 h", s_came_back: "came back: {n}",
       s_kb: "{covered} of {top} top questions · by askings {weighted}", s_csat_bot: "rated {n}× · 4–5★ {rate}",
-      s_complaints: "{n} complaints · late {late} · escalated (48 h) {escalated}",
+      s_complaints: "{n} complaints", s_late: "late {n}", s_escalated: "escalated (48 h) {n}",
+      d_complaint_late_24h: "Complaints answered late (> 24 h)",
+      d_complaint_escalated_48h: "Complaints escalated (> 48 h)",
+      t_sources: "Bot answers from the KB", s_sources: "KB {kb} · flows {flow} · fallback {fallback} of {n}",
+      sources: "Bot answers by source", source: "Source", article: "Article", answers: "Answers",
+      avg_score: "Avg score", src_kb: "Knowledge base", src_flow: "Flow", src_fallback: "Fallback",
+      src_unknown: "Not recorded",
+      sources_note: "The bot's answer to each customer message: a knowledge-base article (with its retrieval score), "
+        + "a flow, or a fallback.",
+      def_sources: "Customer messages the bot answered, by the source of its first answer (before the customer's "
+        + "next message), as Rasa recorded it: a knowledge-base article, a flow (any other response or action), or "
+        + "a fallback (rephrase, no answer, out of scope, offer of a human).",
       target_min: "target ≥ {v}", target_max: "target ≤ {v}", target_met: "met", target_missed: "not met",
       target_none: "no target in the seed reports", definition: "Definition",
       d_csat_agents: "Rated after an agent", d_csat_bot: "Rated, bot only", d_first_contact: "Resolved at first contact",
@@ -110,7 +121,15 @@
       first_n: "前 {n} 条", dows: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
       t_fcr: "首次解决率", t_kb: "高频问题知识库覆盖率", t_csat_bot: "机器人满意度", t_complaints: "投诉 24 小时内回复率",
       s_came_back: "7 天内再次咨询：{n}", s_kb: "前 {top} 个问题中覆盖 {covered} 个 · 按提问次数 {weighted}",
-      s_csat_bot: "{n} 份评价 · 4–5 星 {rate}", s_complaints: "{n} 个投诉 · 超 24 小时 {late} · 升级（48 小时）{escalated}",
+      s_csat_bot: "{n} 份评价 · 4–5 星 {rate}", s_complaints: "{n} 个投诉",
+      s_late: "超 24 小时 {n}", s_escalated: "升级（48 小时）{n}",
+      d_complaint_late_24h: "超 24 小时才回复的投诉", d_complaint_escalated_48h: "超 48 小时升级的投诉",
+      t_sources: "机器人回答来自知识库", s_sources: "{n} 次回答：知识库 {kb} · 流程 {flow} · 兜底 {fallback}",
+      sources: "机器人回答来源", source: "来源", article: "文章", answers: "回答次数", avg_score: "平均得分",
+      src_kb: "知识库", src_flow: "流程", src_fallback: "兜底回复", src_unknown: "未记录",
+      sources_note: "机器人对每条客户消息的回答来源：知识库文章（附检索得分）、业务流程或兜底回复。",
+      def_sources: "机器人回答过的客户消息，按其第一条回答（客户下一条消息之前）的来源统计，来源由 Rasa 记录：知识库文章、"
+        + "业务流程（其他回复或动作）或兜底回复（请换个说法、无答案、超出范围、建议转人工）。",
       target_min: "目标 ≥ {v}", target_max: "目标 ≤ {v}", target_met: "达标", target_missed: "未达标",
       target_none: "源文档未给出目标", definition: "指标定义",
       d_csat_agents: "人工服务后的评价", d_csat_bot: "仅机器人服务的评价", d_first_contact: "首次即解决",
@@ -145,7 +164,7 @@
 
   let lang = "en";
   const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], questions: [],
-                  drill: null, charts: {} };
+                  sources: [], drill: null, charts: {} };
   const $ = (id) => document.getElementById(id);
 
   function t(key, vars) {
@@ -316,12 +335,13 @@
     setStatus(t("loading"));
     const q = query();
     try {
-      const [summary, daily, reasons, heatmap, agents, questions] = await Promise.all([
+      const [summary, daily, reasons, heatmap, agents, questions, sources] = await Promise.all([
         api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
         api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
-        api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/questions?${q}`)]);
+        api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/questions?${q}`),
+        api("GET", `/api/analytics/sources?${q}`)]);
       Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
-                             agents: agents.rows, questions: questions.rows });
+                             agents: agents.rows, questions: questions.rows, sources: sources.rows });
       renderAll();
       setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
       if (state.drill) openDrill(state.drill);
@@ -349,6 +369,7 @@
     renderAgents();
     renderHeatmap();
     renderQuestions();
+    renderSources();
   }
 
   // ---------------------------------------------------------------- tiles
@@ -466,6 +487,15 @@
       card.focus({ preventScroll: true });
     };
     const kbNode = drillNode(pct(kb.rate), kbOpen, "kb_coverage");
+    // Bot answers by source: the figure opens the sources table (by article), not a conversation list.
+    const src = s.bot_answers;
+    const srcOpen = () => {
+      const card = $("sources");
+      card.scrollIntoView({ block: "nearest" });
+      card.focus({ preventScroll: true });
+    };
+    const srcNode = empty(src.kb_rate) ? document.createTextNode(t("no_data"))
+      : drillNode(pct(src.kb_rate), srcOpen, "sources");
     box.append(
       tile("conversations", t("t_conversations"), { text: num(n), drill: { segment: "all" }, empty: !n }, "",
         [], { def: t("def_conversations") }),
@@ -526,8 +556,18 @@
       tile("complaints", t("t_complaints"),
         { text: pct(comp.answered_24h_rate), drill: { segment: "handed_off", reason: "complaint" },
           empty: empty(comp.answered_24h_rate) },
-        comp.handoffs ? t("s_complaints", { n: comp.handoffs, late: comp.breaches_24h, escalated: comp.escalated_48h })
-          : "", [], { def: `${t("def_complaints")} ${t("target_none")}.` }),
+        comp.handoffs ? t("s_complaints", { n: comp.handoffs }) : "",
+        // the late and escalated counts open the conversations behind them
+        comp.handoffs ? [{ text: t("s_late", { n: num(comp.breaches_24h) }), drill: { segment: "complaint_late_24h" },
+                           id: "complaint_late_24h" },
+                         { text: t("s_escalated", { n: num(comp.escalated_48h) }),
+                           drill: { segment: "complaint_escalated_48h" }, id: "complaint_escalated_48h" }] : [],
+        { def: `${t("def_complaints")} ${t("target_none")}.` }),
+      tile("sources", t("t_sources"), { nodes: [srcNode], empty: empty(src.kb_rate) },
+        empty(src.kb_rate) ? "" : t("s_sources", { n: num(src.answered), kb: num(src.by_source.kb),
+                                                   flow: num(src.by_source.flow),
+                                                   fallback: num(src.by_source.fallback) }), [],
+        { def: `${t("def_sources")} ${t("target_none")}.` }),
     );
   }
 
@@ -543,6 +583,22 @@
       tr.dataset.covered = q.covered ? "yes" : "no";
       tr.append(cell(q.question), cell(num(q.asked)), cell(`${num(q.kb_answered)} (${pct(q.kb_rate)})`),
         cell(q.covered ? t("yes") : t("no")));
+      body.append(tr);
+    }
+  }
+
+  function renderSources() {
+    const body = $("sources-table").tBodies[0];
+    body.replaceChildren();
+    if (!state.sources.length) {
+      body.append(emptyRow(5));
+      return;
+    }
+    for (const r of state.sources) {
+      const tr = document.createElement("tr");
+      tr.dataset.source = r.source;
+      tr.append(cell(t(`src_${r.source}`)), cell(r.kb_id || "–"), cell(num(r.answers)), cell(pct(r.share)),
+        cell(r.avg_score === null ? "–" : r.avg_score.toFixed(2)));
       body.append(tr);
     }
   }
