@@ -249,6 +249,47 @@ class ContentStore:
             self._seen_mtimes = None  # our own write: the next refresh re-reads (and finds nothing new)
         return _head_out(head)
 
+    def create(self, article: Mapping[str, Any], author: str, role: str, kind: str = "draft") -> dict[str, Any]:
+        """A new article at the end of its category's file: checked by the same rules as an edit, version 1 (``kind``)
+        with the diff from nothing, the file written like a save. Returns the new head.
+
+        Raises:
+            Conflict-free by construction: ArticleProblems when the id is taken or a rule is broken (nothing
+            stored), KBContentError when the category has no file or the file cannot be read.
+        """
+        self.refresh()
+        category = str(article.get("category") or "")
+        article_id = str(article.get("id") or "")
+        with self.engine.begin() as db:
+            self._lock_file(db, category)
+            path, header, items = self._file(category)
+            self._take_in(db, category, items)
+            new = kb.edited({"id": article_id, "category": category, "title": {}, "answer": {}, "questions": {},
+                             "tags": [], "last_reviewed": None}, article)
+            if db.execute(select(heads.c.article_id).where(heads.c.article_id == article_id)).first() is not None \
+                    or db.execute(select(versions.c.id).where(versions.c.article_id == article_id)).first():
+                raise kb.ArticleProblems([f"id: {article_id!r} is already used by an article (or was used before); "
+                                          "choose another id"])
+            others = [json.loads(c) for c in db.execute(select(heads.c.content).where(
+                heads.c.removed.is_(False))).scalars()]
+            found = kb.problems(new, others)
+            if found:
+                raise kb.ArticleProblems(found)
+            position = len(items)
+            now = time.time()
+            db.execute(insert(heads).values(article_id=article_id, category=category, position=position, version=1,
+                                            content=_dump(new), updated_at=now, updated_by=author, removed=False))
+            self._add_version(db, article_id, 1, None, new, author, role, kind, now)
+            self._write_file(db, category, path, header)
+            head = db.execute(select(heads).where(heads.c.article_id == article_id)).first()
+        with self._sync_lock:
+            self._seen_mtimes = None
+        return _head_out(head)
+
+    def categories(self) -> list[str]:
+        with self.engine.connect() as db:
+            return sorted(set(db.execute(select(heads.c.category).where(heads.c.removed.is_(False))).scalars()))
+
     def restore(self, article_id: str, version: int, base_version: int, author: str, role: str) -> dict[str, Any]:
         """A new version with the content of an earlier one (checked by today's rules, like any edit)."""
         old = self.version(article_id, version)

@@ -106,6 +106,24 @@ inbox = Table(
     Index("ix_workbench_inbox_status_ts", "status", "ts"),
 )
 
+# Draft articles (workbench/drafts.py): a new article started from an inbox message and an agent's reply, finished in
+# the article editor and published into its category's file (a version 1 of kind "draft") once it passes the rules.
+drafts = Table(
+    "workbench_drafts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("article_id", String(120), nullable=False),  # the id it will be published under (editable)
+    Column("category", String(80), nullable=False),
+    Column("version", Integer, nullable=False),  # optimistic concurrency, as for articles
+    Column("content", Text, nullable=False),  # JSON of the article dict (workbench/articles.py), masked
+    Column("status", String(12), nullable=False, default="draft"),  # draft | published | discarded
+    Column("source", Text, nullable=False, default="{}"),  # inbox item ids, the agent reply it came from
+    Column("created_by", String(80), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_by", String(80), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_workbench_drafts_status", "status", "updated_at"),
+)
+
 
 def make_engine(url: str) -> Engine:
     """An engine with the tables created; a SQLite file's folder is created, WAL on, writers wait up to 10 s."""

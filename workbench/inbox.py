@@ -44,7 +44,7 @@ from bot.shared.text import detect_language
 from conversations import keys
 from conversations.streams import ensure_group
 from workbench import db
-from workbench.masking import mask
+from workbench.masking import mask, mask_reply
 from workbench.settings import WorkbenchSettings
 from workbench.trial import TOKEN_HEADER
 
@@ -56,6 +56,8 @@ FAILED_MESSAGES_PER_HANDOFF = 2  # actions/fallback.py: two failures in a row es
 RESOLVED = ("added", "dismissed")
 EMBED_RETRY_S = 15.0
 PURGE_EVERY_S = 3600.0  # how often the consumer deletes messages past the retention
+RELEASES = ("closed", "handed_back")  # desk events that end an agent's part of a handoff
+AGENT_REPLIES_KEPT = 5  # the last agent replies kept with an inbox message (for a draft article)
 
 
 def _s(value: Any) -> str:
@@ -133,6 +135,21 @@ class Inbox:
         with self.engine.begin() as conn:
             for row_id, vector in vectors.items():
                 conn.execute(update(db.inbox).where(db.inbox.c.id == row_id).values(vector=encode_vector(vector)))
+
+    def attach_replies(self, ref_prefix: str, replies: list[dict[str, str]]) -> int:
+        """Keep the agents' (masked) replies with the rows whose ref starts with ``ref_prefix`` (a handoff's
+        messages); returns how many rows changed."""
+        changed = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(db.inbox.c.id, db.inbox.c.detail).where(
+                db.inbox.c.ref.startswith(ref_prefix, autoescape=True))).all()
+            for row_id, detail in rows:
+                value = json.loads(detail or "{}")
+                value["agent_replies"] = replies
+                conn.execute(update(db.inbox).where(db.inbox.c.id == row_id).values(
+                    detail=json.dumps(value, ensure_ascii=False)))
+                changed += 1
+        return changed
 
     def get(self, ids: list[int]) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -262,6 +279,7 @@ class InboxConsumer:
         self._ready: set[str] = set()
         self._embed_after = 0.0  # after a failed /kb/embed, wait a little before asking again
         self._purge_after = 0.0  # the next purge of messages past their retention (first round, then hourly)
+        self._pending_replies: list[tuple[str, list[dict[str, str]]]] = []  # (row ref prefix, agent replies)
 
     async def _rows(self, stream: str, entry_id: str, data: dict[str, str]) -> list[dict[str, Any]]:
         ref = f"{stream}/{entry_id}"
@@ -292,10 +310,15 @@ class InboxConsumer:
         cid = data.get("conversation_id", "")
         ts = int(entry_id.split("-", 1)[0]) / 1000.0
         if kind == "correction":
+            replies = await self.agent_replies(cid, data.get("message_id") or "", entry_id)
             row = item(f"{keys.desk_events()}/{entry_id}", "correction", cid, ts, data.get("language"),
                        data.get("text", ""), intent=data.get("intent"), article_id=data.get("article_id"),
-                       agent_id=data.get("agent_id"), detail={"handoff_id": handoff_id, "at": data.get("at")})
+                       agent_id=data.get("agent_id"), detail={"handoff_id": handoff_id, "at": data.get("at"),
+                                                              **({"agent_replies": replies} if replies else {})})
             return [row] if row else []
+        if kind in RELEASES and handoff_id:
+            await self._replies_at_release(handoff_id, entry_id)
+            return []
         if kind not in ("queued", "assigned") or not handoff_id:
             return []
         h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(keys.handoff(handoff_id))).items()}
@@ -317,6 +340,34 @@ class InboxConsumer:
             if len(rows) >= FAILED_MESSAGES_PER_HANDOFF:
                 break
         return rows
+
+    async def agent_replies(self, conversation_id: str, after_id: str, until_id: str) -> list[dict[str, str]]:
+        """The agents' replies in the conversation after the customer's message ``after_id`` (a stream id; "" = from
+        the start) up to the desk event ``until_id``, masked (workbench/masking.py: mask_reply), at most
+        ``AGENT_REPLIES_KEPT``: what a draft article's answer can start from (workbench/drafts.py)."""
+        if not conversation_id:
+            return []
+        entries = await self.redis.xrange(keys.messages(conversation_id), min=f"({after_id}" if after_id else "-",
+                                          max=until_id.split("-", 1)[0], count=200)
+        out = []
+        for message_id, fields in entries:
+            f = {_s(k): _s(v) for k, v in fields.items()}
+            text = mask_reply(f.get("text", ""))
+            if f.get("role") == "agent" and text.strip():
+                out.append({"message_id": _s(message_id), "agent_id": f.get("author", "")[:64], "text": text})
+        return out[-AGENT_REPLIES_KEPT:]
+
+    async def _replies_at_release(self, handoff_id: str, entry_id: str) -> None:
+        """A handoff was handed back or closed: the agents' replies of a repeated-failure handoff are kept with its
+        inbox messages (taken in at ``queued``, before any agent replied)."""
+        h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(keys.handoff(handoff_id))).items()}
+        if h.get("reason_code") != REPEATED_FAILURE or not h.get("conversation_id"):
+            return
+        created = _float(h.get("created_at")) or 0.0
+        replies = await self.agent_replies(h["conversation_id"], f"{int(created * 1000)}-0" if created else "",
+                                           entry_id)
+        if replies:
+            self._pending_replies.append((f"handoff/{handoff_id}/", replies))
 
     async def _read(self) -> list[tuple[str, str, dict[str, str]]]:
         out: list[tuple[str, str, dict[str, str]]] = []
@@ -354,6 +405,9 @@ class InboxConsumer:
             for stream, entry_id, data in entries:
                 rows += await self._rows(stream, entry_id, data)
             inserted = await asyncio.to_thread(self.inbox.insert, rows)
+            while self._pending_replies:  # after the insert: a handoff's rows may have come in this same round
+                prefix, replies = self._pending_replies.pop(0)
+                await asyncio.to_thread(self.inbox.attach_replies, prefix, replies)
             acks: dict[str, list[str]] = {}
             for stream, entry_id, _ in entries:
                 acks.setdefault(stream, []).append(entry_id)

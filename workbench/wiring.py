@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from workbench import api, inbox_api
+from workbench import api, drafts_api, inbox_api, versions_api
 from workbench.db import make_engine
 from workbench.inbox import Embedder, Inbox, InboxConsumer
 from workbench.settings import WorkbenchSettings
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 def install(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(inbox_api.router)
+    app.include_router(drafts_api.router)
+    app.include_router(versions_api.router)
     app.mount("/static/workbench", StaticFiles(directory=STATIC), name="static-workbench")
 
     @app.get("/workbench", include_in_schema=False)
