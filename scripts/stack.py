@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlparse
 from urllib.request import urlopen
 
@@ -58,6 +59,15 @@ TICKET_LOCK_LIFETIME_S = 20
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
+
+def fake_phones_demo() -> Any:
+    """tools/fake_phones/demo.py (stdlib only): FAKE_PHONES and the demo channel settings it means."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from tools.fake_phones import demo  # noqa: PLC0415 - only when fake phones are asked for
+
+    return demo
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -497,6 +507,11 @@ class Stack:
     action_token: str = field(default_factory=lambda: os.environ.get("ACTION_SERVER_TOKEN")
                               or secrets.token_hex(24))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # FAKE_PHONES (make run only): fake Telegram/WhatsApp/WeChat phones on 127.0.0.1:phones_port, the gateway's
+    # channels pointed at their fake APIs with per-run demo credentials (tools/fake_phones).
+    fake_phones: list[str] = field(default_factory=list)
+    phones_port: int = 8010
+    _phone_env: dict[str, str] | None = None
     supervisor: Supervisor | None = None
     _redis_password: str | None = None
     _stop_event: threading.Event = field(default_factory=threading.Event)
@@ -541,6 +556,20 @@ class Stack:
     def rasa_names(self) -> list[str]:
         """Service names of the Rasa workers (also their log file names): rasa, rasa2, ..."""
         return ["rasa" if i == 0 else f"rasa{i + 1}" for i in range(len(self.rasa_ports))]
+
+    @property
+    def phones_url(self) -> str:
+        return f"http://127.0.0.1:{self.phones_port}"
+
+    def phone_env(self) -> dict[str, str]:
+        """The demo channel settings of the fake phones (fixed for this stack's life); refuses (FakePhonesRefused)
+        when one of those channels is configured in the environment."""
+        if not self.fake_phones:
+            return {}
+        if self._phone_env is None:
+            self._phone_env = fake_phones_demo().demo_env(self.fake_phones, self.phones_port,
+                                                          {**os.environ, **self.extra_env})
+        return self._phone_env
 
     @property
     def action_url(self) -> str:
@@ -591,6 +620,7 @@ class Stack:
             }
         )
         env.update(self.extra_env)
+        env.update(self.phone_env())
         return env
 
     # -- services
@@ -621,6 +651,12 @@ class Stack:
              "--port", str(self.web_port), "--no-access-log", "--no-proxy-headers"],
             lambda: http_ok(f"{self.web_url}/healthz"), ready_timeout_s=60,
         ))
+        if self.fake_phones:
+            out.append(Service(
+                "phones", [str(APP_PY), "-m", "tools.fake_phones", "--host", "127.0.0.1", "--port",
+                           str(self.phones_port), "--gateway", self.web_url],
+                lambda: http_ok(f"{self.phones_url}/healthz"), ready_timeout_s=60,
+            ))
         return out
 
     def start(self) -> Stack:
@@ -720,8 +756,22 @@ def main() -> int:
                         help="every service on a random free port (a second copy next to a running one, tests)")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var", help="Redis data and logs (default var/)")
     args = parser.parse_args()
-    options = {"redis_url": os.environ.get("REDIS_URL") or None, "var_dir": args.var_dir}
+    options: dict[str, Any] = {"redis_url": os.environ.get("REDIS_URL") or None, "var_dir": args.var_dir}
+    if os.environ.get("FAKE_PHONES"):
+        demo = fake_phones_demo()
+        try:
+            options["fake_phones"] = demo.chosen(os.environ["FAKE_PHONES"])
+            options["phones_port"] = free_port() if args.free_ports else demo.port()
+        except demo.FakePhonesRefused as exc:
+            say(f"Not started: {exc}", err=True)
+            return 2
     stack = Stack.on_free_ports(**options) if args.free_ports else Stack(web_port=args.web_port, **options)
+    if stack.fake_phones:
+        try:
+            stack.phone_env()
+        except fake_phones_demo().FakePhonesRefused as exc:
+            say(f"Not started: {exc}", err=True)
+            return 2
 
     def _stop(*_: object) -> None:  # Ctrl-C, SIGTERM, terminal closed: only flag it (never print here)
         stack.abort()
@@ -738,7 +788,9 @@ def main() -> int:
             f"\n  Rasa (local):  {', '.join(stack.rasa_urls)}  (HTTP API token in this process only)"
             f"\n  Action server: {stack.action_url}\n  Redis:         {redis}"
             f"\n  Logs:          {stack.log_dir or stack.var_dir / 'logs'}/\n"
-            "\nCrashed services are restarted. Press Ctrl-C to stop everything.")
+            + "".join(f"  Fake {name + ':':<11}{stack.phones_url}/phone/{name}  (local demo phone)\n"
+                      for name in stack.fake_phones)
+            + "\nCrashed services are restarted. Press Ctrl-C to stop everything.")
         while not stack.stopping:
             time.sleep(0.5)
     except StartAborted:
