@@ -5,6 +5,7 @@ setup:            ## environments, models, indexes, database (idempotent; second
 	scripts/setup.sh
 
 run: setup        ## start Redis, Rasa, action server, web chat; crashed services restart; Ctrl-C stops everything
+                  ## FAKE_PHONES=1 make run: also fake Telegram/WhatsApp/WeChat phone pages (local demo, docs/CHANNELS.md)
 	.venv-app/bin/python scripts/stack.py
 
 test:             ## the whole suite, as CI runs it

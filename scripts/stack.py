@@ -788,7 +788,7 @@ def main() -> int:
             f"\n  Rasa (local):  {', '.join(stack.rasa_urls)}  (HTTP API token in this process only)"
             f"\n  Action server: {stack.action_url}\n  Redis:         {redis}"
             f"\n  Logs:          {stack.log_dir or stack.var_dir / 'logs'}/\n"
-            + "".join(f"  Fake {name + ':':<11}{stack.phones_url}/phone/{name}  (local demo phone)\n"
+            + "".join(f"  Fake {name + ':':<10}{stack.phones_url}/phone/{name}  (local demo phone)\n"
                       for name in stack.fake_phones)
             + "\nCrashed services are restarted. Press Ctrl-C to stop everything.")
         while not stack.stopping:
