@@ -52,6 +52,7 @@ async def phones(redis_url: str, platforms: list[str], bot: RecordingBot | None 
                           else httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=2))  # nobody listens on 9
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
             client.bot = gw.bot  # type: ignore[attr-defined]
+            client.phones = app.state.phones  # type: ignore[attr-defined]
             yield client
 
 
@@ -216,6 +217,18 @@ async def test_chats_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             chats.add(user, "customer", str(i))
     assert list(chats.messages) == ["b", "c", "d"]
     assert [m["text"] for m in chats.after("d", 0)] == ["3", "4"]
+
+
+async def test_what_the_fakes_keep_is_bounded_too(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "MAX_USERS", 2)
+    async with phones(redis_url, ["telegram"]) as client:
+        users = [str(secrets.randbelow(9 * 10**8) + 10**8) for _ in range(4)]
+        for user in users:
+            assert (await client.post("/phone/api/telegram/send", json={"user": user, "text": "hi"})).status_code == 200
+        await chat_of(client, "telegram", users[-1], 1)
+        phone = client.phones["telegram"]  # type: ignore[attr-defined]
+        assert list(phone.chats.messages) == users[-2:]
+        assert phone.fake.sent == [] and phone.fake.accepted_at == [] and phone.fake.calls == []
 
 
 async def test_gateway_down_is_told_on_the_phone(redis_url: str) -> None:

@@ -214,6 +214,7 @@ class TelegramPhone(Platform):
         with self.fake._lock:  # the acknowledged callback queries are not shown; keep the fake bounded
             self.fake.answered_callbacks.clear()
             self.fake.calls.clear()
+            self.fake.accepted_at.clear()
 
     def _collect_one(self, message: dict[str, Any]) -> None:
         keyboard = (message.get("reply_markup") or {}).get("inline_keyboard") or []
@@ -314,6 +315,12 @@ class WeChatPhone(Platform):
             elif line.strip():
                 in_menu = False
         self.chats.add(user, "bot", text, buttons, "text_menu" if buttons else "")
+
+    def collect(self) -> None:
+        super().collect()
+        with self.fake._lock:  # keep the fake bounded: only the 48-hour window of the chats still kept matters
+            for openid in [o for o in self.fake.silent_since if o not in self.chats.messages]:
+                self.fake.silent_since.pop(openid, None)
 
     def _collect_one(self, message: dict[str, Any]) -> None:
         self._show(str(message.get("touser") or ""), str((message.get("text") or {}).get("content") or ""))
