@@ -18,6 +18,8 @@ from limits import parse
 
 from bot.shared.paths import REPO_ROOT as ROOT
 from channels.settings import ChannelSettings
+from conversations import keys
+from conversations.store import ChatMessage
 from tests.channels.conftest import RecordingBot, eventually, gateway
 from tests.processes import free_port
 from tools.fake_phones import server
@@ -53,6 +55,7 @@ async def phones(redis_url: str, platforms: list[str], bot: RecordingBot | None 
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
             client.bot = gw.bot  # type: ignore[attr-defined]
             client.phones = app.state.phones  # type: ignore[attr-defined]
+            client.gateway = gw.app  # type: ignore[attr-defined]
             yield client
 
 
@@ -144,6 +147,29 @@ async def test_wechat_slow_bot_answers_through_the_customer_service_api(redis_ur
             assert r.status_code == 200
             reply = (await chat_of(client, "wechat", user, 1))[-1]  # via custom/send of the fake API
             assert reply["text"].startswith("echo:slow") and reply["buttons"][0]["data"] == "1"
+
+
+async def test_an_agents_reply_and_the_csat_list_reach_the_whatsapp_phone(redis_url: str) -> None:
+    async with phones(redis_url, ["whatsapp"]) as client:
+        user = "1555" + str(secrets.randbelow(9 * 10**6) + 10**6)
+        await client.post("/phone/api/whatsapp/send", json={"user": user, "text": "I want a person"})
+        await chat_of(client, "whatsapp", user, 1)
+        gw = client.gateway  # type: ignore[attr-defined]
+        cid = (await gw.state.redis.get(keys.channel_user("whatsapp", user))).decode()
+        # What the desk does (handoff/handoffs.py): it writes the conversation's stream; relay + outbox deliver.
+        await gw.state.redis.set(keys.owner(cid), "agent:a1")
+        await gw.state.store.append(cid, ChatMessage(role="agent", text="Hi, I'm Anna from support."), author="a1")
+        stars = [{"title": "★" * n, "payload": f'/csat{{"stars":{n}}}'} for n in range(1, 6)]
+        await gw.state.store.append(cid, ChatMessage(role="system", text="How would you rate the service?",
+                                                     buttons=stars))
+        messages = await chat_of(client, "whatsapp", user, 3)
+        assert messages[2]["text"] == "Hi, I'm Anna from support."
+        assert messages[3]["style"] == "list" and [b["data"] for b in messages[3]["buttons"]] == \
+            [b["payload"] for b in stars]  # 5 choices: a WhatsApp list, not reply buttons
+        calls = len(client.bot.calls)  # type: ignore[attr-defined]
+        r = await client.post("/phone/api/whatsapp/tap", json={"user": user, "data": '/csat{"stars":5}'})
+        assert r.status_code == 200
+        assert len(client.bot.calls) == calls  # type: ignore[attr-defined]  (the agent owns it: not the bot's)
 
 
 # ------------------------------------------------------------------------------------------------- bad input
