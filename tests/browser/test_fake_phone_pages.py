@@ -111,6 +111,19 @@ def test_telegram_phone_shows_the_reply_and_taps_the_inline_keyboard(chromium: B
     page.context.close()
 
 
+def test_telegram_start_button_greets_in_the_apps_language(chromium: Browser,  # noqa: F811
+                                                            phones: dict[str, Any]) -> None:
+    page = open_phone(chromium, phones, "telegram")
+    page.get_by_label("app language").select_option("zh")
+    calls_before = len(phones["bot"].calls)
+    page.get_by_role("button", name="START").click()  # a new chat's START sends /start with language_code zh
+    expect(page.locator("[data-testid=msg-customer]").first).to_have_text("/start")
+    expect(page.locator("[data-testid=msg-bot]").first).to_contain_text("echo:你好")
+    assert bot_texts(phones["bot"])[calls_before:] == ["你好"]  # the gateway's greeting in the user's language
+    expect(page.get_by_role("button", name="START")).to_have_count(0)
+    page.context.close()
+
+
 def test_whatsapp_phone_taps_a_reply_button(chromium: Browser, phones: dict[str, Any]) -> None:  # noqa: F811
     page = open_phone(chromium, phones, "whatsapp")
     type_message(page, "hi from whatsapp")

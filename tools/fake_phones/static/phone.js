@@ -113,6 +113,18 @@
     chat.scrollTop = chat.scrollHeight;
   }
 
+  // Telegram shows a START button in a chat that has no messages yet; it sends "/start".
+  function showStart() {
+    if (platform !== "telegram" || chat.children.length) return;
+    const li = document.createElement("li");
+    li.className = "start";
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = "START";
+    b.addEventListener("click", () => { li.remove(); post("/send", { text: "/start" }); });
+    li.append(b);
+    chat.append(li);
+  }
+
   let polling = false;
   async function poll() {
     if (polling) return;
@@ -120,7 +132,10 @@
     try {
       const r = await fetch(api + "/messages?user=" + encodeURIComponent(user) + "&after=" + after);
       if (r.ok) {
-        for (const m of (await r.json()).messages) { render(m); after = Math.max(after, m.id); }
+        const messages = (await r.json()).messages;
+        if (messages.length) chat.querySelector(".start")?.remove();
+        for (const m of messages) { render(m); after = Math.max(after, m.id); }
+        if (!after) showStart();
       }
     } catch (e) { /* server restarting: next poll */ }
     finally { polling = false; }
