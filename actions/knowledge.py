@@ -205,14 +205,7 @@ async def answer_from_kb(
         hit = decision.best
         return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, question, ask_feedback)
     if decision.action == SUGGEST:
-        dispatcher.utter_message(
-            response="utter_kb_did_you_mean",
-            buttons=[
-                {"title": hit.title, "payload": "/ask_policy" + json.dumps({KB_ARTICLE_ENTITY: hit.id})}
-                for hit in decision.suggestions
-            ],
-        )
-        return [SlotSet("kb_last_article", None), SlotSet(SLOT_LAST_QUESTION, question)]
+        return did_you_mean(dispatcher, decision, question)
     if not allow_none:
         return None
     if store is not None:
@@ -220,6 +213,18 @@ async def answer_from_kb(
         await store.record_unanswered(tracker.sender_id, question, language, best.score if best else None)
     dispatcher.utter_message(response="utter_kb_no_answer")
     return [SlotSet("kb_last_article", None)]
+
+
+def did_you_mean(dispatcher: CollectingDispatcher, decision: KbDecision, question: str) -> list[dict[str, Any]]:
+    """The middling hits as "did you mean" buttons (a tap asks for that article by id)."""
+    dispatcher.utter_message(
+        response="utter_kb_did_you_mean",
+        buttons=[
+            {"title": hit.title, "payload": "/ask_policy" + json.dumps({KB_ARTICLE_ENTITY: hit.id})}
+            for hit in decision.suggestions
+        ],
+    )
+    return [SlotSet("kb_last_article", None), SlotSet(SLOT_LAST_QUESTION, question)]
 
 
 def _was_suggested(tracker: Tracker, article_id: str) -> bool:
@@ -284,7 +289,9 @@ class ActionKbFeedback(Action):
 
 class ActionOutOfScope(Action):
     """``out_of_scope``: a store question the NLU did not recognise still gets its answer when the knowledge base
-    is confident (the retrieval score is evidence too); otherwise the polite decline."""
+    is confident (the retrieval score is evidence too), or "did you mean" when the knowledge base is only fairly
+    sure and the message reads as a question (``routing.OUT_OF_SCOPE_QUESTION_THRESHOLD``); otherwise the polite
+    decline."""
 
     def name(self) -> str:
         return "action_out_of_scope"
@@ -302,6 +309,11 @@ class ActionOutOfScope(Action):
                 hit = decision.best
                 return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, customer_language(tracker),
                                     text)
+            from actions import routing
+
+            if decision.action == SUGGEST and \
+                    routing.question_probability(text) >= routing.OUT_OF_SCOPE_QUESTION_THRESHOLD:
+                return did_you_mean(dispatcher, decision, text)
             store = get_feedback_store()
             if store is not None:  # declined: the editors' inbox shows what customers ask that the bot cannot answer
                 best = decision.best

@@ -64,6 +64,16 @@ async def test_out_of_scope_with_a_confident_answer_is_answered_else_declined() 
     assert [m["response"] for m in dispatcher.messages] == ["utter_out_of_scope"]
 
 
+async def test_out_of_scope_that_reads_as_a_question_with_a_middling_answer_gets_did_you_mean() -> None:
+    text = "whats the rule for sending things back and who pays the postage"
+    assert knowledge.decide(text, "en", None).action == knowledge.SUGGEST  # fairly sure, not confident
+    dispatcher = CollectingDispatcher()
+    events = await knowledge.ActionOutOfScope().run(dispatcher, tracker(text, "out_of_scope"), {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_kb_did_you_mean"]
+    assert "returns-shipping-cost" in dispatcher.messages[0]["buttons"][0]["payload"]
+    assert {"event": "slot", "timestamp": None, "name": knowledge.SLOT_LAST_QUESTION, "value": text} in events
+
+
 async def test_a_short_follow_up_is_read_with_the_previous_question() -> None:
     dispatcher = CollectingDispatcher()
     slots = {"kb_last_question": "how long does a refund take if I paid with alipay?"}
