@@ -172,6 +172,21 @@ async def test_an_agents_reply_and_the_csat_list_reach_the_whatsapp_phone(redis_
         assert len(client.bot.calls) == calls  # type: ignore[attr-defined]  (the agent owns it: not the bot's)
 
 
+async def test_after_a_restart_the_same_phones_are_answered_again(redis_url: str) -> None:
+    """make run's Redis outlives the fake phones: a restarted phone server (new demo credentials, same users in the
+    browser's storage) must not repeat delivery ids the gateway already de-duplicated."""
+    users = {"telegram": str(secrets.randbelow(9 * 10**8) + 10**8),
+             "whatsapp": "1555" + str(secrets.randbelow(9 * 10**6) + 10**6), "wechat": "o" + secrets.token_hex(13)}
+    for run in ("first", "second"):
+        async with phones(redis_url, list(users)) as client:
+            for platform, user in users.items():
+                r = await client.post(f"/phone/api/{platform}/send", json={"user": user, "text": f"{run} run"})
+                assert r.status_code == 200, r.text
+                reply = (await chat_of(client, platform, user, 1))[-1]
+                assert reply["text"].startswith(f"echo:{run} run"), (platform, reply)
+            assert [c["text"] for c in client.bot.calls] == [f"{run} run"] * 3  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------------------------------------- bad input
 
 async def test_bad_input_is_refused_and_nothing_reaches_the_bot(redis_url: str) -> None:

@@ -326,6 +326,22 @@ class WeChatPhone(Platform):
         self._show(str(message.get("touser") or ""), str((message.get("text") or {}).get("content") or ""))
 
 
+def fresh_ids(fake: Any) -> Any:
+    """Start the fake's delivery ids (Telegram update_id, WhatsApp wamid, WeChat MsgId) past every id of an earlier
+    run: the gateway de-duplicates by them in Redis, which outlives a restart of ``make run``, and a fake counting
+    from its fixed start again would have the newcomer's first messages taken for redeliveries (answered with the
+    old reply, or not at all). Ids grow with the clock, as the platforms' do."""
+    now_us = time.time_ns() // 1000
+    if isinstance(fake, FakeTelegram):
+        fake._updates = itertools.count(now_us // 1000)  # milliseconds: fits Telegram's 53-bit update ids
+        fake._ids = itertools.count(now_us // 1000)
+    elif isinstance(fake, FakeWhatsApp):
+        fake._ids = itertools.count(now_us)
+    elif isinstance(fake, FakeWeChat):
+        fake._ids = itertools.count(6_900_000_000_000_000_000 + now_us)
+    return fake
+
+
 def phones_for(channel_settings: ChannelSettings, own_base: str) -> dict[str, Platform]:
     """The phones of the enabled channels; NotLocal when a channel would reach anything but this server's fakes."""
     s = channel_settings
@@ -338,16 +354,17 @@ def phones_for(channel_settings: ChannelSettings, own_base: str) -> dict[str, Pl
 
     if s.telegram_enabled:
         ours("TELEGRAM_API_BASE", s.telegram_api_base, "/telegram")
-        phones["telegram"] = TelegramPhone(FakeTelegram(token=s.telegram_bot_token, secret=s.telegram_webhook_secret))
+        phones["telegram"] = TelegramPhone(fresh_ids(FakeTelegram(token=s.telegram_bot_token,
+                                                                  secret=s.telegram_webhook_secret)))
     if s.whatsapp_enabled:
         ours("WHATSAPP_API_BASE", s.whatsapp_api_base, "/whatsapp/")
-        phones["whatsapp"] = WhatsAppPhone(FakeWhatsApp(
+        phones["whatsapp"] = WhatsAppPhone(fresh_ids(FakeWhatsApp(
             access_token=s.whatsapp_access_token, app_secret=s.whatsapp_app_secret,
-            verify_token=s.whatsapp_verify_token, phone_number_id=s.whatsapp_phone_number_id))
+            verify_token=s.whatsapp_verify_token, phone_number_id=s.whatsapp_phone_number_id)))
     if s.wechat_enabled:
         ours("WECHAT_API_BASE", s.wechat_api_base, "/wechat")
-        phones["wechat"] = WeChatPhone(FakeWeChat(app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
-                                                  token=s.wechat_token), s.wechat_encoding_aes_key)
+        phones["wechat"] = WeChatPhone(fresh_ids(FakeWeChat(app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
+                                                            token=s.wechat_token)), s.wechat_encoding_aes_key)
     return phones
 
 
