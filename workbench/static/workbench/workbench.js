@@ -43,6 +43,22 @@
       wanted_article: "wanted article {article}", added_intent: "Added to {intent} ({language}) as version {v}.",
       added_article: "Added to {article} as version {v}.", dismissed: "Dismissed.", line_ok: "Would add: {line}",
       refused: "Refused", warning: "Warning", pick_intent: "— choose an intent —",
+      agent_reply: "The agent's reply", draft_article: "Draft an article", draft_created: "Draft {id} created.",
+      open_draft: "Open the draft", category: "Category",
+      drafts: "Drafts (not published)", draft_id: "Article id (lowercase words joined by hyphens)",
+      draft_category: "Category (article file)", publish: "Publish", discard: "Discard the draft",
+      save_draft: "Save the draft", draft_version: "draft · version {v}",
+      draft_help: "A draft is not published: the bot cannot use it until it is complete and published.",
+      draft_incomplete: "Draft - not published. Still missing or wrong:",
+      draft_missing: "missing language: {langs}", draft_complete: "Draft - complete, ready to publish.",
+      draft_saved: "Draft saved (version {v}).", published: "Published as article {id} (version {v}).",
+      discarded: "Draft discarded.", lang_zh: "Chinese", lang_en: "English", kind_draft: "created from a draft",
+      tab_versions: "Versions", feed: "Content versions", feed_kind: "Show", feed_all: "articles and intents",
+      feed_articles: "articles", feed_intents: "intents", feed_imports: "include the files as first imported",
+      feed_help: "Restoring an earlier version makes a new version with its content (the history keeps both); articles are checked by today's rules and refused if someone changed them meanwhile.",
+      feed_empty: "No changes yet.", feed_article: "article", feed_intent: "intent",
+      feed_current: "current", restored_intent: "{target}: version {from} restored as version {v}.",
+      restored_article: "{target}: version {from} restored as version {v}.",
     },
     zh: {
       title: "内容工作台", login_help: "编辑和主管：使用客服工作台的账号登录。", username: "用户名", password: "密码",
@@ -76,11 +92,27 @@
       wanted_article: "应为文章 {article}", added_intent: "已加入 {intent}（{language}），第 {v} 版。",
       added_article: "已加入文章 {article}，第 {v} 版。", dismissed: "已忽略。", line_ok: "将加入：{line}",
       refused: "拒绝", warning: "提醒", pick_intent: "— 选择意图 —",
+      agent_reply: "客服的回复", draft_article: "起草新文章", draft_created: "已创建草稿 {id}。",
+      open_draft: "打开草稿", category: "分类",
+      drafts: "草稿（未发布）", draft_id: "文章编号（小写英文单词用连字符连接）", draft_category: "分类（文章文件）",
+      publish: "发布", discard: "放弃草稿", save_draft: "保存草稿", draft_version: "草稿 · 第 {v} 版",
+      draft_help: "草稿不会发布：补全并发布之前机器人不会使用它。",
+      draft_incomplete: "草稿，未发布。还缺少或需要修改：", draft_missing: "缺少语言：{langs}",
+      draft_complete: "草稿已完整，可以发布。", draft_saved: "草稿已保存（第 {v} 版）。",
+      published: "已发布为文章 {id}（第 {v} 版）。", discarded: "草稿已放弃。", lang_zh: "中文", lang_en: "英文",
+      kind_draft: "由草稿创建",
+      tab_versions: "版本", feed: "内容版本", feed_kind: "显示", feed_all: "文章和意图", feed_articles: "文章",
+      feed_intents: "意图", feed_imports: "包括首次导入的文件",
+      feed_help: "恢复旧版本会用它的内容生成一个新版本（历史记录两者都保留）；文章按现行规则检查，期间若有人修改则拒绝恢复。",
+      feed_empty: "还没有改动。", feed_article: "文章", feed_intent: "意图", feed_current: "当前",
+      restored_intent: "{target}：已将第 {from} 版恢复为第 {v} 版。",
+      restored_article: "{target}：已将第 {from} 版恢复为第 {v} 版。",
     },
   };
 
   let lang = "en";
-  const state = { me: null, list: [], current: null, versions: null, tryResult: null, conflictHead: null };
+  const state = { me: null, list: [], current: null, versions: null, tryResult: null, conflictHead: null,
+    mode: "article", draft: null, drafts: [], categories: [] };
 
   function $(id) {
     return document.getElementById(id);
@@ -158,12 +190,14 @@
     } catch (err) { /* private mode */ }
     applyStrings();
     renderList();
-    if (state.current) {
+    renderDrafts();
+    if (state.current || state.draft) {
       renderHead();
       renderVersions();
     }
     renderTry();
     renderInbox();
+    renderFeed();
   }
 
   function initialLanguage() {
@@ -187,6 +221,7 @@
     const q = $("search").value.trim();
     const data = await api("GET", `/api/workbench/articles?${new URLSearchParams({ q })}`);
     state.list = data.articles;
+    if (!q || !state.categories.length) state.categories = data.categories;
     renderList();
   }
 
@@ -199,7 +234,9 @@
       button.dataset.id = a.id;
       button.append(el("span", "articles__title", a.title[lang] || a.title.en), el("code", "articles__id", a.id),
         el("span", "muted", ` · ${t("version", { v: a.version })}`));
-      if (state.current && state.current.article.id === a.id) button.setAttribute("aria-current", "true");
+      if (state.mode === "article" && state.current && state.current.article.id === a.id) {
+        button.setAttribute("aria-current", "true");
+      }
       button.addEventListener("click", () => openArticle(a.id));
       li.append(button);
       return li;
@@ -223,19 +260,41 @@
   async function openArticle(id) {
     clearFeedback();
     state.current = await api("GET", `/api/workbench/articles/${encodeURIComponent(id)}`);
+    state.mode = "article";
+    state.draft = null;
     fillForm(state.current.article);
     renderHead();
     renderList();
+    renderDrafts();
     await loadVersions();
   }
 
   function renderHead() {
-    const head = state.current;
+    const isDraft = state.mode === "draft";
+    const head = isDraft ? state.draft : state.current;
+    if (!head) return;
     $("article-id").textContent = head.article.id;
-    $("article-version").textContent = `${t("version", { v: head.version })} · ${head.updated_by} · ${when(head.updated_at)}`;
+    $("article-version").textContent = `${t(isDraft ? "draft_version" : "version", { v: head.version })} · `
+      + `${head.updated_by} · ${when(head.updated_at)}`;
     $("editor-empty").hidden = true;
     $("editor").hidden = false;
-    $("versions-box").hidden = false;
+    $("versions-box").hidden = isDraft;
+    $("draft-fields").hidden = !isDraft;
+    $("publish").hidden = !isDraft;
+    $("discard").hidden = !isDraft;
+    $("save").textContent = t(isDraft ? "save_draft" : "save");
+    $("save-help").textContent = t(isDraft ? "draft_help" : "save_help");
+    $("draft-status").hidden = !isDraft;
+    if (isDraft) renderDraftStatus();
+  }
+
+  function renderDraftStatus() {
+    const d = state.draft;
+    $("draft-status").dataset.complete = String(d.complete);
+    $("draft-state").textContent = t(d.complete ? "draft_complete" : "draft_incomplete");
+    const items = d.missing_languages.length
+      ? [t("draft_missing", { langs: d.missing_languages.map((l) => t(`lang_${l}`)).join(", ") })] : [];
+    $("draft-problems").replaceChildren(...[...items, ...d.problems].map((p) => el("li", "", String(p))));
   }
 
   function fillForm(article) {
@@ -285,8 +344,16 @@
   async function onSave(event) {
     event.preventDefault();
     clearFeedback();
-    const body = { base_version: state.current.version, ...readForm() };
     $("save").disabled = true;
+    if (state.mode === "draft") {
+      try {
+        await saveDraft();
+      } finally {
+        $("save").disabled = false;
+      }
+      return;
+    }
+    const body = { base_version: state.current.version, ...readForm() };
     try {
       const head = await api("PUT", `/api/workbench/articles/${encodeURIComponent(state.current.article.id)}`, body);
       await afterWrite(head, head.unchanged ? t("unchanged") : t("saved", { v: head.version }));
@@ -305,6 +372,13 @@
 
   function onLoadCurrent() {
     if (!state.conflictHead) return;
+    if (state.mode === "draft") {
+      state.draft = state.conflictHead;
+      state.conflictHead = null;
+      fillDraft(state.draft);
+      $("conflict").hidden = true;
+      return;
+    }
     state.current = state.conflictHead;
     state.conflictHead = null;
     fillForm(state.current.article);
@@ -313,10 +387,120 @@
     loadVersions();
   }
 
+  // ---------------------------------------------------------------- drafts (workbench/drafts.py)
+
+  async function loadDrafts() {
+    state.drafts = (await api("GET", "/api/workbench/drafts")).drafts;
+    renderDrafts();
+  }
+
+  function renderDrafts() {
+    $("drafts-box").hidden = !state.drafts.length;
+    $("drafts").replaceChildren(...state.drafts.map((d) => {
+      const li = el("li", "articles__item");
+      const button = el("button", "articles__button");
+      button.type = "button";
+      button.dataset.draftId = String(d.id);
+      button.append(el("span", "articles__title", d.title[lang] || d.title.en || d.title.zh),
+        el("code", "articles__id", d.article_id),
+        el("span", d.complete ? "muted" : "error", ` · ${d.complete ? t("draft_complete")
+          : t("draft_missing", { langs: d.missing_languages.map((l) => t(`lang_${l}`)).join(", ") || "…" })}`));
+      if (state.mode === "draft" && state.draft && state.draft.id === d.id) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => openDraft(d.id).catch((err) => setMessage(err.message, true)));
+      li.append(button);
+      return li;
+    }));
+  }
+
+  function fillDraft(draft) {
+    fillForm(draft.article);
+    $("draft-article-id").value = draft.article.id;
+    const categories = state.categories.includes(draft.article.category) ? state.categories
+      : [draft.article.category, ...state.categories];
+    $("draft-category").replaceChildren(...categories.map((c) => option(c, c, c === draft.article.category)));
+    renderHead();
+    renderList();
+    renderDrafts();
+  }
+
+  async function openDraft(id) {
+    setView("articles");
+    clearFeedback();
+    state.draft = await api("GET", `/api/workbench/drafts/${id}`);
+    state.mode = "draft";
+    state.current = null;
+    state.versions = null;
+    fillDraft(state.draft);
+  }
+
+  async function saveDraft() {
+    const body = { base_version: state.draft.version, article_id: $("draft-article-id").value.trim(),
+      category: $("draft-category").value, ...readForm() };
+    try {
+      state.draft = await api("PUT", `/api/workbench/drafts/${state.draft.id}`, body);
+      fillDraft(state.draft);
+      setMessage(t("draft_saved", { v: state.draft.version }));
+      await loadDrafts();
+    } catch (err) {
+      if (err.status === 409 && err.data && err.data.current) {
+        showConflict(err);
+      } else if (err.status === 422) {
+        showProblems(err);
+      } else {
+        setMessage(err.message, true);
+      }
+    }
+  }
+
+  async function onPublish() {
+    clearFeedback();
+    $("publish").disabled = true;
+    try {
+      await saveDraft(); // what is on screen is what gets published
+      if (!$("conflict").hidden || !$("problems").hidden) return;
+      const r = await api("POST", `/api/workbench/drafts/${state.draft.id}/publish`,
+        { base_version: state.draft.version });
+      state.mode = "article";
+      state.draft = null;
+      state.current = r.article;
+      fillForm(r.article.article);
+      renderHead();
+      setMessage(t("published", { id: r.article.article.id, v: r.article.version }));
+      await Promise.all([loadList(), loadDrafts(), loadVersions()]);
+    } catch (err) {
+      if (err.status === 422) {
+        showProblems(err);
+      } else if (err.status === 409 && err.data && err.data.current) {
+        showConflict(err);
+      } else {
+        setMessage(err.message, true);
+      }
+    } finally {
+      $("publish").disabled = false;
+    }
+  }
+
+  async function onDiscard() {
+    clearFeedback();
+    try {
+      await api("POST", `/api/workbench/drafts/${state.draft.id}/discard`, { base_version: state.draft.version });
+      state.mode = "article";
+      state.draft = null;
+      $("editor").hidden = true;
+      $("draft-status").hidden = true;
+      $("editor-empty").hidden = false;
+      $("article-id").textContent = "";
+      $("article-version").textContent = t("discarded");
+      await loadDrafts();
+    } catch (err) {
+      setMessage(err.message, true);
+    }
+  }
+
   // ---------------------------------------------------------------- versions
 
   async function loadVersions() {
-    if (!state.current) return;
+    if (!state.current || state.mode !== "article") return;
     const id = state.current.article.id;
     const data = await api("GET", `/api/workbench/articles/${encodeURIComponent(id)}/versions`);
     state.versions = data.versions;
@@ -325,7 +509,7 @@
   }
 
   function renderVersions() {
-    if (!state.current || !state.versions) return;
+    if (!state.current || !state.versions || state.mode !== "article") return;
     $("versions").replaceChildren(...state.versions.map((v) => {
       const li = el("li", "versions__item");
       li.dataset.version = String(v.version);
@@ -408,11 +592,12 @@
   const inbox = { data: null, intents: null, articles: null };
 
   function setView(view) {
-    $("articles-view").hidden = view !== "articles";
-    $("inbox-view").hidden = view !== "inbox";
-    $("tab-articles").setAttribute("aria-pressed", String(view === "articles"));
-    $("tab-inbox").setAttribute("aria-pressed", String(view === "inbox"));
+    for (const name of ["articles", "inbox", "versions"]) {
+      $(`${name}-view`).hidden = view !== name;
+      $(`tab-${name}`).setAttribute("aria-pressed", String(view === name));
+    }
     if (view === "inbox") loadInbox().catch((err) => { $("inbox-error").textContent = err.message; });
+    if (view === "versions") loadFeed().catch((err) => { $("feed-message").textContent = err.message; });
   }
 
   async function loadInbox() {
@@ -487,6 +672,36 @@
     articleButtons.append(addArticle, dismissButton);
     articleRow.append(articleSelect, articleButtons);
 
+    // An agent answered one of these messages: one click drafts a new article from the reply (workbench/drafts.py).
+    const answered = group.messages.find((m) => m.detail && Array.isArray(m.detail.agent_replies)
+      && m.detail.agent_replies.length);
+    const draftRow = el("div", "inbox__draft");
+    const draftButton = el("button", "inbox__draft-article", t("draft_article"));
+    let replySelect = null;
+    let categorySelect = null;
+    if (answered) {
+      const replies = answered.detail.agent_replies;
+      const fullest = replies.reduce((best, r, i) => (r.text.length > replies[best].text.length ? i : best), 0);
+      const preview = el("p", "inbox__reply", replies[fullest].text);
+      const row = el("div", "inbox__row");
+      const pickers = el("div", "inbox__actions");
+      if (replies.length > 1) {
+        replySelect = el("select", "inbox__reply-pick");
+        replySelect.setAttribute("aria-label", t("agent_reply"));
+        replySelect.append(...replies.map((r, i) => option(String(i), r.text.slice(0, 80), i === fullest)));
+        replySelect.addEventListener("change", () => { preview.textContent = replies[Number(replySelect.value)].text; });
+        pickers.append(replySelect);
+      }
+      categorySelect = el("select", "inbox__category");
+      categorySelect.setAttribute("aria-label", t("category"));
+      const usual = (inbox.articles.find((a) => a.id === suggestedArticle) || {}).category || state.categories[0];
+      categorySelect.append(...state.categories.map((c) => option(c, c, c === usual)));
+      pickers.append(categorySelect);
+      row.append(pickers, draftButton);
+      draftRow.append(el("span", "muted", t("agent_reply")), preview, row);
+    }
+    draftRow.hidden = !answered;
+
     const result = el("div", "inbox__result");
     result.setAttribute("role", "status");
     const details = el("details", "inbox__messages");
@@ -496,7 +711,7 @@
       list.append(el("li", "", `${when(m.ts)} · ${t(`source_${m.source}`)} · ${m.text}`));
     }
     details.append(list);
-    for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.type = "button";
+    for (const b of [checkButton, addIntent, addArticle, dismissButton, draftButton]) b.type = "button";
 
     function say(lines, isError) {
       result.replaceChildren(...lines.map(([cls, line]) => el("p", cls, line)));
@@ -507,11 +722,11 @@
       return refusals.length ? refusals.map((r) => ["error", `${t("refused")}: ${r.message}`]) : [["error", err.message]];
     }
     async function busy(fn) {
-      for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.disabled = true;
+      for (const b of [checkButton, addIntent, addArticle, dismissButton, draftButton]) b.disabled = true;
       try {
         await fn();
       } finally {
-        for (const b of [checkButton, addIntent, addArticle, dismissButton]) b.disabled = false;
+        for (const b of [checkButton, addIntent, addArticle, dismissButton, draftButton]) b.disabled = false;
       }
     }
     const intentBody = () => ({ text: text.value, intent: intentSelect.value, language: group.language });
@@ -552,6 +767,22 @@
         say(listed ? listed.map((x) => ["error", x]) : problems(err), true);
       }
     }));
+    draftButton.addEventListener("click", () => busy(async () => {
+      try {
+        const body = { item_ids: ids, category: categorySelect.value };
+        if (replySelect) body.reply_index = Number(replySelect.value);
+        const d = await api("POST", "/api/workbench/inbox/draft-article", body);
+        const open = el("button", "link inbox__open-draft", t("open_draft"));
+        open.type = "button";
+        open.addEventListener("click", () => openDraft(d.id).catch((err) => say([["error", err.message]], true)));
+        result.replaceChildren(el("p", "", t("draft_created", { id: d.article.id })), open);
+        result.classList.remove("error");
+        li.dataset.done = "draft";
+        await Promise.all([refreshSoon(), loadDrafts()]);
+      } catch (err) {
+        say(problems(err), true);
+      }
+    }));
     dismissButton.addEventListener("click", () => busy(async () => {
       try {
         await api("POST", "/api/workbench/inbox/dismiss", { item_ids: ids });
@@ -562,7 +793,7 @@
         say(problems(err), true);
       }
     }));
-    li.append(head, textLabel, intentRow, articleRow, result, details);
+    li.append(head, textLabel, intentRow, articleRow, draftRow, result, details);
     return li;
   }
 
@@ -573,6 +804,74 @@
     const data = await api("GET", `/api/workbench/inbox?${params}`);
     $("inbox-badge").textContent = data.item_count ? String(data.item_count) : "";
     $("inbox-count").textContent = t("inbox_count", { groups: data.group_count, items: data.item_count });
+  }
+
+  // ---------------------------------------------------------------- content versions (workbench/versions_api.py)
+
+  const feed = { rows: null };
+
+  async function loadFeed() {
+    const params = new URLSearchParams({ kind: $("feed-kind").value, limit: "200" });
+    if ($("feed-imports").checked) params.set("include_imports", "true");
+    feed.rows = (await api("GET", `/api/workbench/versions?${params}`)).versions;
+    renderFeed();
+  }
+
+  function renderFeed() {
+    if (!feed.rows) return;
+    $("feed-empty").hidden = feed.rows.length > 0;
+    $("feed").replaceChildren(...feed.rows.map((v) => {
+      const li = el("li", "feed__item");
+      li.dataset.type = v.type;
+      li.dataset.target = v.target;
+      li.dataset.version = String(v.version);
+      const kind = v.kind === "restore" ? t("kind_restore", { from: v.restored_from }) : t(`kind_${v.kind}`);
+      const head = el("div", "feed__head");
+      head.append(el("span", "inbox__chip", t(`feed_${v.type}`)), el("code", "feed__target", v.target),
+        el("span", "", t("version_line", { v: v.version, kind, author: v.author, time: when(v.created_at) })));
+      if (v.current) head.append(el("span", "inbox__chip feed__current", t("feed_current")));
+      const diff = el("pre", "diff feed__diff", v.diff || "");
+      diff.hidden = true;
+      const diffButton = el("button", "link feed__show", t("show_diff"));
+      diffButton.type = "button";
+      diffButton.addEventListener("click", () => { diff.hidden = !diff.hidden; });
+      head.append(diffButton);
+      if (!v.current) {
+        const restoreButton = el("button", "link restore feed__restore", t("restore"));
+        restoreButton.type = "button";
+        restoreButton.addEventListener("click", () => onFeedRestore(v, restoreButton));
+        head.append(restoreButton);
+      }
+      li.append(head, diff);
+      return li;
+    }));
+  }
+
+  async function onFeedRestore(v, button) {
+    $("feed-message").textContent = "";
+    $("feed-message").classList.remove("error");
+    button.disabled = true;
+    try {
+      let r;
+      if (v.type === "article") {
+        // Optimistic like the editor's restore: the version the page showed as current, 409 if it changed.
+        r = await api("POST", `/api/workbench/articles/${encodeURIComponent(v.article_id)}/restore`,
+          { version: v.version, base_version: v.current_version });
+      } else {
+        r = await api("POST", `/api/workbench/intents/${v.language}/${encodeURIComponent(v.intent)}/restore`,
+          { version: v.version });
+      }
+      $("feed-message").textContent = r.unchanged ? t("unchanged")
+        : t(`restored_${v.type}`, { target: v.target, from: v.version, v: r.version });
+      await loadFeed();
+      if (v.type === "article") await loadList();
+    } catch (err) {
+      const listed = err.data && Array.isArray(err.data.problems) ? `: ${err.data.problems.join("; ")}` : "";
+      $("feed-message").textContent = err.message + (err.status === 422 ? listed : "");
+      $("feed-message").classList.add("error");
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // ---------------------------------------------------------------- session
@@ -608,8 +907,9 @@
     }
     $("whoami").textContent = `${state.me.display_name || state.me.username} (${state.me.role})`;
     show("main-view");
-    await loadList();
+    await Promise.all([loadList(), loadDrafts()]);
     if (window.location.hash === "#inbox") setView("inbox");
+    if (window.location.hash === "#versions") setView("versions");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -628,6 +928,13 @@
     $("try-form").addEventListener("submit", onTry);
     $("tab-articles").addEventListener("click", () => setView("articles"));
     $("tab-inbox").addEventListener("click", () => setView("inbox"));
+    $("tab-versions").addEventListener("click", () => setView("versions"));
+    $("publish").addEventListener("click", onPublish);
+    $("discard").addEventListener("click", onDiscard);
+    for (const id of ["feed-kind", "feed-imports", "feed-refresh"]) {
+      $(id).addEventListener(id === "feed-refresh" ? "click" : "change",
+        () => loadFeed().catch((err) => { $("feed-message").textContent = err.message; }));
+    }
     for (const id of ["inbox-sort", "inbox-source"]) {
       $(id).addEventListener("change", () => loadInbox().catch((err) => { $("inbox-error").textContent = err.message; }));
     }
