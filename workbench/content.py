@@ -254,8 +254,8 @@ class ContentStore:
         with the diff from nothing, the file written like a save. Returns the new head.
 
         Raises:
-            Conflict-free by construction: ArticleProblems when the id is taken or a rule is broken (nothing
-            stored), KBContentError when the category has no file or the file cannot be read.
+            articles.ArticleProblems: the id is (or was) used, or a rule is broken (nothing stored).
+            KBContentError: the category has no file, or the file cannot be read or written.
         """
         self.refresh()
         category = str(article.get("category") or "")

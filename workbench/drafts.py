@@ -94,20 +94,24 @@ class DraftStore:
 
     # ------------------------------------------------------------------ reads
 
-    def _others(self, article_id: str) -> list[dict[str, Any]]:
+    def _articles(self) -> list[dict[str, Any]]:
+        """Every current article (what a draft's questions and answers must not repeat)."""
         with self.engine.connect() as db:
             return [json.loads(c) for c in db.execute(select(heads.c.content).where(
-                heads.c.removed.is_(False), heads.c.article_id != article_id)).scalars()]
+                heads.c.removed.is_(False))).scalars()]
 
     def _taken(self, article_id: str) -> bool:
         with self.engine.connect() as db:
             return db.execute(select(heads.c.article_id).where(heads.c.article_id == article_id)).first() is not None
 
-    def _out(self, row: Any) -> dict[str, Any]:
+    def _out(self, row: Any, articles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         article = json.loads(row.content)
-        problems = draft_problems(article, self._others(article["id"])) if row.status == "draft" else []
-        if row.status == "draft" and self._taken(article["id"]):
-            problems.append(f"id: {article['id']!r} is already used by an article; choose another id")
+        problems: list[str] = []
+        if row.status == "draft":
+            everyone = self._articles() if articles is None else articles
+            problems = draft_problems(article, [a for a in everyone if a["id"] != article["id"]])
+            if self._taken(article["id"]):
+                problems.append(f"id: {article['id']!r} is already used by an article; choose another id")
         missing = [lang for lang in kb.LANGS if not article["answer"][lang] or not article["title"][lang]
                    or not article["questions"][lang]]
         return {"id": row.id, "article": article, "version": row.version, "status": row.status,
@@ -130,8 +134,9 @@ class DraftStore:
             rows = db.execute(select(drafts).where(drafts.c.status == status)
                               .order_by(drafts.c.updated_at.desc()).limit(limit)).all()
         out = []
+        articles = self._articles() if rows else []
         for row in rows:
-            full = self._out(row)
+            full = self._out(row, articles)
             out.append({k: full[k] for k in ("id", "version", "status", "created_by", "created_at", "updated_by",
                                              "updated_at", "missing_languages", "complete")}
                        | {"article_id": full["article"]["id"], "category": full["article"]["category"],
@@ -180,13 +185,20 @@ class DraftStore:
         if row is None:
             raise DraftProblem(404, f"No draft {draft_id}.")
         if row.status != "draft":
-            raise DraftProblem(409, f"Draft {draft_id} was already {row.status}.")
+            raise DraftProblem(409, f"Draft {draft_id} is being published." if row.status == "publishing"
+                               else f"Draft {draft_id} was already {row.status}.")
         if row.version != base_version:
             current = json.loads(row.content)
             raise DraftConflict(self._out(row), base_version,
                                 kb.diff(current, mine, f"draft {draft_id} v{row.version}", "your edit") if mine
                                 else "")
         return row
+
+    def _lost(self, db: Any, draft_id: int, base_version: int, mine: Mapping[str, Any] | None) -> None:
+        """A conditional update changed nothing: someone else's write came first. Raises what the caller meets now
+        (409 published / discarded / being published, or DraftConflict with the current draft)."""
+        self._check(db, draft_id, base_version, mine)
+        raise DraftProblem(409, f"Draft {draft_id} changed meanwhile; reload it.")
 
     def save(self, draft_id: int, base_version: int, changes: Mapping[str, Any], author: str) -> dict[str, Any]:
         """The editable fields (and the id and category it will be published under) of a draft that is still at
@@ -207,7 +219,7 @@ class DraftStore:
                     drafts.c.id == draft_id, drafts.c.version == base_version, drafts.c.status == "draft").values(
                     version=base_version + 1, content=json.dumps(new, ensure_ascii=False), article_id=new["id"],
                     category=new["category"], updated_by=author, updated_at=time.time())).rowcount:
-                self._check(db, draft_id, base_version + 1_000_000, new)  # lost the race: report the winner
+                self._lost(db, draft_id, base_version, new)
         return self.get(draft_id)
 
     def publish(self, draft_id: int, base_version: int, author: str, role: str) -> dict[str, Any]:
@@ -217,15 +229,14 @@ class DraftStore:
         with self.engine.begin() as db:
             row = self._check(db, draft_id, base_version, None)
             article = json.loads(row.content)
-        found = draft_problems(article, self._others(article["id"]))
+        found = draft_problems(article, [a for a in self._articles() if a["id"] != article["id"]])
         if found:
             raise kb.ArticleProblems(found)
         with self.engine.begin() as db:  # claim it first: two publishes of one draft make one article
             if not db.execute(update(drafts).where(drafts.c.id == draft_id, drafts.c.version == base_version,
                                                    drafts.c.status == "draft")
                               .values(status="publishing", updated_by=author, updated_at=time.time())).rowcount:
-                self._check(db, draft_id, base_version, None)
-                raise DraftProblem(409, f"Draft {draft_id} is being published.")
+                self._lost(db, draft_id, base_version, None)
         try:
             head = self.content.create(article, author, role, kind="draft")
         except BaseException:
@@ -244,5 +255,5 @@ class DraftStore:
                                                    drafts.c.status == "draft")
                               .values(status="discarded", version=base_version + 1, updated_by=author,
                                       updated_at=time.time())).rowcount:
-                self._check(db, draft_id, base_version + 1_000_000, None)
+                self._lost(db, draft_id, base_version, None)
         return self.get(draft_id)

@@ -288,3 +288,14 @@ async def test_the_versions_feed_lists_article_and_intent_versions_and_restores_
     assert {v["type"] for v in only_intents} == {"intent"}
     assert (await ib.http.get("/api/workbench/versions", headers=editor.headers,
                               params={"kind": "bogus"})).status_code == 422
+
+
+def test_an_agents_reply_is_masked_including_the_name_it_greets() -> None:
+    from workbench.masking import mask_reply
+
+    assert mask_reply("Hi Wang Lei, order DM2026110512 ships tomorrow; call 13812345678.") == \
+        "Hi {name}, order {order_number} ships tomorrow; call {phone}."
+    assert mask_reply("王先生您好，我叫李娜，西藏7-10天送达。") == "{name}先生您好,我叫{name},西藏7-10天送达。"
+    assert mask_reply("Dear Anna Smith. Thank you, we refund within 3 days.") == \
+        "Dear {name}. Thank you, we refund within 3 days."
+    assert len(mask_reply("x" * 5000)) == 2000
