@@ -51,7 +51,9 @@ def _looks_like_a_question(tracker: Tracker) -> bool:
     # would otherwise be read as a follow-up of the previous question and answered with an article.
     chat = sum(float(r.get("confidence") or 0.0) for r in tracker.latest_message.get("intent_ranking") or []
                if r.get("name") in SMALL_TALK_INTENTS)
-    return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and len(text) >= 4 and chat < SMALL_TALK_MASS
+    # Three Chinese characters are a whole question ("拉萨呢?" after a delivery-time answer); "ok" or "??" are not.
+    long_enough = len(text) >= 4 or sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff") >= 3
+    return intent == NLU_FALLBACK_INTENT and not text.startswith("/") and long_enough and chat < SMALL_TALK_MASS
 
 
 async def _record(tracker: Tracker, store: Any, kb_decision: str) -> None:

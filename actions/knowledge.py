@@ -287,6 +287,50 @@ class ActionKbFeedback(Action):
         return [SlotSet("kb_last_article", None)]
 
 
+# Small talk the NLU may hear in a follow-up question: "and after that?" reads as a greeting, "那要是晚了一个多礼拜呢"
+# and "n if i'm way out in urumqi?" as goodbyes. (Not bot_challenge: "are you a bot?" must be answered honestly,
+# and the assistant's capabilities article would answer it otherwise.)
+SMALL_TALK_RESPONSES = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thank": "utter_youre_welcome"}
+
+
+async def answer_a_follow_up(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]] | None:
+    """A typed message right after a knowledge answer that reads surely as a question
+    (``routing.FOLLOW_UP_QUESTION_THRESHOLD``) and that the knowledge base answers confidently, read with the
+    previous question: answered; None (nothing said) otherwise. "thanks!" or "bye" do not read as questions."""
+    from actions import routing
+
+    text = (tracker.latest_message.get("text") or "").strip()
+    if not text or text.startswith("/") or not routing.follows_a_kb_answer(tracker) \
+            or routing.question_probability(text) < routing.FOLLOW_UP_QUESTION_THRESHOLD:
+        return None
+    try:
+        decision = await decide_for(tracker, text)
+    except KnowledgeBaseDown:
+        return None
+    if decision.action != ANSWER:
+        return None
+    hit = decision.best
+    return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, customer_language(tracker), text)
+
+
+class ActionSmallTalk(Action):
+    """Greetings, goodbyes and thanks get their response, unless the message is a follow-up question the NLU
+    mistook for one of them (``answer_a_follow_up``)."""
+
+    def name(self) -> str:
+        return "action_small_talk"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        answered = await answer_a_follow_up(dispatcher, tracker)
+        if answered is not None:
+            return answered
+        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        dispatcher.utter_message(response=SMALL_TALK_RESPONSES.get(intent, "utter_greet"))
+        return []
+
+
 class ActionOutOfScope(Action):
     """``out_of_scope``: a store question the NLU did not recognise still gets its answer when the knowledge base
     is confident (the retrieval score is evidence too), or "did you mean" when the knowledge base is only fairly

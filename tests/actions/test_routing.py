@@ -309,3 +309,58 @@ def test_without_the_knowledge_base_the_reader_keeps_its_wording_half(monkeypatc
         assert reader.probability(text) == float(reader.ngram.predict_proba(routing._normalise(text))[0])
     finally:
         routing.classifier.cache_clear()
+
+
+def _after_a_knowledge_answer(first: str, text: str, intent: str, language: str) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.6}, "entities": []}
+    events: list[dict] = [
+        {"event": "user", "text": first, "parse_data": {"text": first, "intent": {"name": "ask_policy"}}},
+        {"event": "action", "name": "action_answer_policy"},
+        {"event": "slot", "name": "kb_last_question", "value": first},
+        {"event": "bot", "text": "..."},
+        {"event": "user", "text": text, "parse_data": latest},
+    ]
+    return Tracker("conv-small-talk", {"language": language, "kb_last_question": first}, latest, events, False,
+                   None, {}, "action_listen")
+
+
+@pytest.mark.parametrize(("first", "text", "intent", "language", "article"), [
+    ("还没发货的订单能取消吗", "那发货以后呢还能取消吗", "goodbye", "zh", "orders-cancel-after-shipping"),
+    ("how long does delivery to beijing take", "and after that, how long to lhasa?", "greet", "en",
+     "shipping-remote-regions"),
+])
+async def test_a_follow_up_question_the_nlu_heard_as_small_talk_is_answered(
+        first: str, text: str, intent: str, language: str, article: str) -> None:
+    assert routing.question_probability(text) >= routing.FOLLOW_UP_QUESTION_THRESHOLD
+    dispatcher = CollectingDispatcher()
+    await knowledge.ActionSmallTalk().run(dispatcher, _after_a_knowledge_answer(first, text, intent, language), {})
+    assert dispatcher.messages[0]["kb"]["id"] == article
+
+
+@pytest.mark.parametrize(("text", "intent", "response"), [
+    ("many thx", "thank", "utter_youre_welcome"),
+    ("谢谢啦", "thank", "utter_youre_welcome"),
+    ("see you some other time", "goodbye", "utter_goodbye"),
+    ("hello again", "greet", "utter_greet"),
+])
+async def test_small_talk_after_a_knowledge_answer_stays_small_talk(text: str, intent: str, response: str) -> None:
+    """The knowledge base, read with the previous question, would have an answer for "many thx"; the reader's bar
+    keeps it a thank-you."""
+    dispatcher = CollectingDispatcher()
+    first = "how long does delivery to beijing take"
+    await knowledge.ActionSmallTalk().run(dispatcher, _after_a_knowledge_answer(first, text, intent, "en"), {})
+    assert [m["response"] for m in dispatcher.messages] == [response]
+
+
+async def test_a_three_character_chinese_follow_up_the_nlu_could_not_place_is_answered_in_context() -> None:
+    from actions.fallback import ActionFallback
+
+    t = tracker("拉萨呢", "nlu_fallback", language="zh", slots={"kb_last_question": "寄北京几天能到"})
+    t.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.6}]
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, t, {})
+    assert dispatcher.messages[0]["kb"]["id"] == "shipping-remote-regions"
+    t = tracker("ok", "nlu_fallback", language="zh", slots={"kb_last_question": "寄北京几天能到"})
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, t, {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_rephrase"]
