@@ -303,14 +303,7 @@ async def answer_a_follow_up(dispatcher: CollectingDispatcher, tracker: Tracker)
     if not text or text.startswith("/") or not routing.follows_a_kb_answer(tracker) \
             or routing.question_probability(text) < routing.FOLLOW_UP_QUESTION_THRESHOLD:
         return None
-    try:
-        decision = await decide_for(tracker, text)
-    except KnowledgeBaseDown:
-        return None
-    if decision.action != ANSWER:
-        return None
-    hit = decision.best
-    return _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, customer_language(tracker), text)
+    return await routing.answer_if_confident(dispatcher, tracker)
 
 
 class ActionSmallTalk(Action):

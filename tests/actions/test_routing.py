@@ -222,14 +222,10 @@ def test_a_sensitive_reading_of_the_n_grams_alone_needs_a_lower_question_bar_tha
     assert calm_below(["complaint"], {"threshold": 70}) == calm_below(["sensitive_fraud", "explicit_request"], {}) == 40
 
 
-async def test_a_short_follow_up_to_a_knowledge_answer_is_answered_not_sent_into_the_form(env: Env) -> None:
-    """"我的已经发货了" right after the cancellation rule reads as a statement (a cancel_order request to the NLU);
-    right after a knowledge answer it continues the question: the after-shipping rule, the action one tap away.
-    The same words with no knowledge answer before them start the form."""
-    text = "我的已经发货了"
-    assert routing.question_probability(text) < routing.FORM_QUESTION_THRESHOLD
-    first = "还没发货的订单能取消吗"
-    latest = {"text": text, "intent": {"name": "cancel_order", "confidence": 0.9}, "entities": []}
+def _after_a_knowledge_answer(first: str, text: str, intent: str, language: str, *, confidence: float = 0.6,
+                              active_loop: str | None = None) -> Tracker:
+    """``text`` (read by the NLU as ``intent``) right after the bot answered ``first`` from the knowledge base."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": []}
     events: list[dict] = [
         {"event": "user", "text": first, "parse_data": {"text": first, "intent": {"name": "ask_policy"}}},
         {"event": "action", "name": "action_answer_policy"},
@@ -237,8 +233,18 @@ async def test_a_short_follow_up_to_a_knowledge_answer_is_answered_not_sent_into
         {"event": "bot", "text": "..."},
         {"event": "user", "text": text, "parse_data": latest},
     ]
-    after_answer = Tracker("conv-follow", {"language": "zh", "kb_last_question": first}, latest, events, False, None,
-                           {"name": "order_verification_form"}, "action_listen")
+    return Tracker("conv-follow", {"language": language, "kb_last_question": first}, latest, events, False, None,
+                   {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+async def test_a_short_follow_up_to_a_knowledge_answer_is_answered_not_sent_into_the_form(env: Env) -> None:
+    """"我的已经发货了" right after the cancellation rule reads as a statement (a cancel_order request to the NLU);
+    right after a knowledge answer it continues the question: the after-shipping rule, the action one tap away.
+    The same words with no knowledge answer before them start the form."""
+    text = "我的已经发货了"
+    assert routing.question_probability(text) < routing.FORM_QUESTION_THRESHOLD
+    after_answer = _after_a_knowledge_answer("还没发货的订单能取消吗", text, "cancel_order", "zh", confidence=0.9,
+                                             active_loop="order_verification_form")
     assert routing.follows_a_kb_answer(after_answer)
     dispatcher = CollectingDispatcher()
     await forms.ValidateOrderVerificationForm().run(dispatcher, after_answer, domain())
@@ -309,19 +315,6 @@ def test_without_the_knowledge_base_the_reader_keeps_its_wording_half(monkeypatc
         assert reader.probability(text) == float(reader.ngram.predict_proba(routing._normalise(text))[0])
     finally:
         routing.classifier.cache_clear()
-
-
-def _after_a_knowledge_answer(first: str, text: str, intent: str, language: str) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.6}, "entities": []}
-    events: list[dict] = [
-        {"event": "user", "text": first, "parse_data": {"text": first, "intent": {"name": "ask_policy"}}},
-        {"event": "action", "name": "action_answer_policy"},
-        {"event": "slot", "name": "kb_last_question", "value": first},
-        {"event": "bot", "text": "..."},
-        {"event": "user", "text": text, "parse_data": latest},
-    ]
-    return Tracker("conv-small-talk", {"language": language, "kb_last_question": first}, latest, events, False,
-                   None, {}, "action_listen")
 
 
 @pytest.mark.parametrize(("first", "text", "intent", "language", "article"), [
