@@ -192,7 +192,12 @@ class ActionHandoffToHuman(Action):
             # "When do your agents work?", "how fast are complaints answered?": a calm question ABOUT the service
             # gets its answer, with the person one tap away - not a handoff nobody asked for.
             offer = intent if intent in ("request_human", "complaint") else "request_human"
-            answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=offer)
+            # A sensitive topic only the n-grams read, asked surely as a question: "did you mean" too, when the
+            # knowledge base is only fairly sure.
+            suggest = not any(name in QUESTION_REASONS for name in signals.get("fired") or [reason]) \
+                and routing.question_probability(tracker.latest_message.get("text") or "") \
+                >= routing.SENSITIVE_SUGGEST_THRESHOLD
+            answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=offer, or_suggest=suggest)
             if answered is not None:
                 return answered
 

@@ -357,3 +357,36 @@ async def test_a_three_character_chinese_follow_up_the_nlu_could_not_place_is_an
     dispatcher = CollectingDispatcher()
     await ActionFallback().run(dispatcher, t, {})
     assert [m["response"] for m in dispatcher.messages] == ["utter_rephrase"]
+
+
+@pytest.mark.parametrize(("text", "fired_by", "handed_over"), [
+    # a sensitive topic the n-grams alone read, a calm question, a middling knowledge base: suggestions + a person
+    ("My bank card was replaced after I lost my purse and a refund is still on its way to the old card. Where will "
+     "the money end up?", {"sensitive_fraud": 0.61}, False),
+    # the same words asking for a person: the request is honoured
+    ("My bank card was replaced after I lost my purse and a refund is still on its way to the old card. Where will "
+     "the money end up?", {}, True),
+])
+async def test_a_calm_question_read_as_sensitive_by_the_n_grams_alone_gets_suggestions_not_a_handoff(
+        env: Env, text: str, fired_by: dict[str, float], handed_over: bool) -> None:
+    from bot.shared.frustration.decision import DECISION_SLOT, _variant
+    from bot.shared.frustration.escalation import EscalationEngine, EscalationRequest
+
+    assert knowledge.decide(text, "en", None).action == knowledge.SUGGEST
+    assert routing.question_probability(text) >= routing.SENSITIVE_SUGGEST_THRESHOLD
+    intent = "ask_policy" if fired_by else "request_human"
+    engine = EscalationEngine.from_yaml()
+    decision = engine.evaluate(EscalationRequest(text=text, frustration=45, topics=fired_by, intent=intent))
+    assert decision.should_escalate
+    record = {"by_tier": {"regular": _variant(decision, decision, "explicit_request", engine.config.priorities)}}
+    t = tracker(text, intent)
+    t.events.append({"event": "slot", "name": DECISION_SLOT, "value": record})
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToHuman().run(dispatcher, t, domain())
+    if handed_over:
+        assert not any(m.get("response") == "utter_kb_did_you_mean" for m in dispatcher.messages)
+        return
+    assert [m.get("response") for m in dispatcher.messages][0] == "utter_kb_did_you_mean"
+    assert "refunds-bank-card" in dispatcher.messages[0]["buttons"][0]["payload"]
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
+    assert not any(e.get("name") == "handoff_active" for e in events)
