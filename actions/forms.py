@@ -188,14 +188,21 @@ class ValidateOrderVerificationForm(FormValidationAction):
         return a gift?") rather than for an action on an order, answer from the knowledge base, offer the action
         as a button, and end the form quietly (the flow action stays silent, as after "never mind")."""
         # Not when the conversation is already about an order ("when will my order arrive?" after a lookup).
-        if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER) \
-                and routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD, follow_ups=True):
-            intent = (tracker.latest_message.get("intent") or {}).get("name")
-            answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
-            if answered is not None:
-                tracker.slots[v.SLOT_LOOKUP_STOPPED] = True  # required_slots() is now empty: the form ends
-                events = await super().run(dispatcher, tracker, domain)
-                return [*answered, SlotSet(v.SLOT_LOOKUP_STOPPED, True), *events]
+        if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER):
+            if routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD, follow_ups=True):
+                intent = (tracker.latest_message.get("intent") or {}).get("name")
+                answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
+                if answered is not None:
+                    tracker.slots[v.SLOT_LOOKUP_STOPPED] = True  # required_slots() is now empty: the form ends
+                    events = await super().run(dispatcher, tracker, domain)
+                    return [*answered, SlotSet(v.SLOT_LOOKUP_STOPPED, True), *events]
+            elif routing.is_a_question(tracker, threshold=routing.FORM_HEDGE_THRESHOLD):
+                # Neither surely a question nor surely a request: the answer, then the form goes on and asks.
+                answered = await routing.answer_if_confident(dispatcher, tracker, ask_feedback=False,
+                                                             unless=routing.lookup_articles())
+                if answered is not None:
+                    dispatcher.utter_message(response="utter_offer_order_action")
+                    return [*answered, *await super().run(dispatcher, tracker, domain)]
         return await super().run(dispatcher, tracker, domain)
 
     async def required_slots(

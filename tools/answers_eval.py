@@ -9,7 +9,8 @@ from what the customer sees (and, for handoffs, the conversation's owner in Redi
     dym        "did you mean" buttons instead of an answer
     declined   out of scope / "no reliable answer" / the rephrase fallback
     handoff    the conversation went to a person (outside service hours: a ticket for one was opened)
-    form       the bot asked for an order number or phone digits
+    form       the bot asked for an order number or phone digits (for an order request also after an article: the
+               request is served, the article is extra)
     other      anything else (small talk replies, flow messages)
 
 Usage:
@@ -89,14 +90,17 @@ def classify(
     wanted = {expect["answer"], *expect.get("also", [])} if "answer" in expect else set()
     if handed_over:
         return "handoff", articles
+    joined = _norm(" ".join(m.get("text", "") for m in messages))
+    asked_for_the_order = any(p and p in joined for p in cat.form_prompts)
+    if "form" in expect and asked_for_the_order:
+        return "form", articles
     if wanted and wanted & set(articles):
         return "right", articles
     if articles:
         return "wrong", articles
     if any(str(b.get("payload", "")).startswith("/ask_policy{") for m in messages for b in m.get("buttons", [])):
         return "dym", articles
-    joined = _norm(" ".join(m.get("text", "") for m in messages))
-    if any(p and p in joined for p in cat.form_prompts):
+    if asked_for_the_order:
         return "form", articles
     if any(d and d in joined for d in cat.declines):
         return "declined", articles

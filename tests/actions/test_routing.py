@@ -159,6 +159,42 @@ async def test_a_question_that_only_reads_as_one_by_a_little_still_gets_the_answ
     assert dispatcher.messages[-1]["buttons"] == [{"title": "Start an exchange", "payload": "/exchange_request"}]
 
 
+@pytest.mark.parametrize(("text", "language", "article"), [
+    ("my parcel tracking has not moved for 5 days", "en", "shipping-tracking-not-updating"),
+    ("物流五天没更新了", "zh", "shipping-tracking-not-updating"),
+])
+async def test_neither_surely_a_question_nor_a_request_gets_the_answer_and_the_form_goes_on(
+        env: Env, text: str, language: str, article: str) -> None:
+    """Between the two readings, with a confident answer: the article, then the form asks for the number."""
+    assert routing.FORM_HEDGE_THRESHOLD <= routing.question_probability(text) < routing.FORM_QUESTION_THRESHOLD
+    dispatcher = CollectingDispatcher()
+    events = await forms.ValidateOrderVerificationForm().run(
+        dispatcher, tracker(text, "delivery_delay", language, active_loop="order_verification_form"), domain())
+    assert dispatcher.messages[0]["kb"]["id"] == article
+    assert "buttons" not in dispatcher.messages[0] or not dispatcher.messages[0]["buttons"]  # no "did it help?"
+    assert dispatcher.messages[-1]["response"] == "utter_offer_order_action"
+    assert not dispatcher.messages[-1].get("buttons")
+    assert not any(e.get("name") == "order_lookup_stopped" for e in events)
+    assert not any(e.get("name") == "requested_slot" for e in events)  # not ended: Rasa's form asks for the number
+
+
+@pytest.mark.parametrize(("text", "intent", "why"), [
+    ("cancelled my order, refund when", "refund_status", "reads as a request"),
+    ("where is my order?", "order_status", "its article is the lookup's own question"),
+])
+async def test_no_article_before_the_form(env: Env, text: str, intent: str, why: str) -> None:
+    q = routing.question_probability(text)
+    if why == "reads as a request":
+        assert q < routing.FORM_HEDGE_THRESHOLD
+    else:  # between the readings, but the article would only ask for the order number before the form does
+        assert routing.FORM_HEDGE_THRESHOLD <= q < routing.FORM_QUESTION_THRESHOLD
+        assert "orders-check-status" in routing.lookup_articles()
+    dispatcher = CollectingDispatcher()
+    await forms.ValidateOrderVerificationForm().run(
+        dispatcher, tracker(text, intent, active_loop="order_verification_form"), domain())
+    assert not dispatcher.messages
+
+
 async def test_a_question_inside_an_order_form_is_answered_not_called_a_bad_number(env: Env) -> None:
     """The form waits for an order number; "what if it already shipped, can it still be cancelled?" (read by the NLU
     as cancel_order) gets its article, and the form asks for the number again instead of "not an order number"."""

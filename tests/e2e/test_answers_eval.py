@@ -24,6 +24,9 @@ def test_the_classifier_of_replies_tells_right_from_wrong() -> None:
     assert classify(cat, reply, True, {"answer": "shipping-remote-regions"})[0] == "handoff"
     dym = [{"text": "?", "buttons": [{"title": "x", "payload": '/ask_policy{"kb_article": "a"}'}]}]
     assert classify(cat, dym, False, {"answer": "a"})[0] == "dym"
+    ask = [{"text": answer, "buttons": []}, {"text": next(iter(cat.form_prompts)), "buttons": []}]
+    assert classify(cat, ask, False, {"form": "order"})[0] == "form"  # the request is served; the article is extra
+    assert classify(cat, ask, False, {"answer": "shipping-remote-regions"})[0] == "right"
 
 
 def test_customers_get_the_right_answer_through_the_web_chat(stack: Any) -> None:

@@ -75,8 +75,8 @@ def test_order_questions_ask_for_verification_first(stack) -> None:
     # Order flows (tests/e2e/test_order_flows.py): no order detail before the customer is verified.
     reply = say(stack, "where is my order DM2026091234?")
     assert "last 4 digits" in texts(reply)[0]
-    reply = say(stack, "退款什么时候到账")
-    assert "订单号" in texts(reply)[0]
+    reply = say(stack, "退款什么时候到账")  # maybe a question, maybe a request: the refund times, then the lookup
+    assert "订单号" in texts(reply)[-1] and "到账" in texts(reply)[0]
 
 
 def test_two_failures_in_a_row_hand_over_to_a_human(stack) -> None:

@@ -229,6 +229,17 @@ def test_where_is_my_order_starts_the_lookup_en(orders: OrderStack) -> None:
     assert "order number" in reply.lower() and "Did this answer help?" not in reply
 
 
+def test_maybe_a_question_gets_the_answer_and_the_lookup_goes_on_zh(orders: OrderStack) -> None:
+    # Neither surely a question nor surely a request (routing.FORM_HEDGE_THRESHOLD): the article, then the form asks
+    # for the order number, and the number given next goes on to the phone digits as in any lookup.
+    order = orders.orders(OrderStatus.IN_TRANSIT)[2]
+    chat = Chat(orders)
+    reply = chat.text("退款什么时候到账")
+    assert "到账" in reply and "也可以直接为您的订单办理" in reply and "请提供您的订单号" in reply
+    assert "后 4 位" in chat.text(order.number)
+    assert order.number in chat.text(last4(order))  # verified: the refund flow answers for that order
+
+
 @pytest.mark.parametrize("bad", ["DM2026110512' OR '1'='1", "<script>alert(1)</script>", "DM123"])
 def test_bad_order_numbers_get_the_format_and_no_details(orders: OrderStack, bad: str) -> None:
     chat = Chat(orders)
