@@ -276,9 +276,7 @@ async def answer_if_confident(
     except KnowledgeBaseDown:
         return None
     offer = OFFERS.get(offer_intent or "")
-    if decision.action == ANSWER and decision.best.id in unless:
-        return None
-    if decision.action == ANSWER:
+    if decision.action == ANSWER and decision.best.id not in unless:
         hit = decision.best
         events = _give_answer(dispatcher, hit.id, hit.title, hit.answer, hit.score, language, text,
                               ask_feedback=ask_feedback and offer is None)
