@@ -28,14 +28,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from bot.shared.redis_url import limits_uri, parse_sentinel_url
+from bot.shared.redis_url import FAILOVER_BACKOFF_CAP_S, FAILOVER_RETRIES, limits_uri, parse_sentinel_url
 
 RETRIES = 3
 BACKOFF_BASE_S = 0.05  # waits 0.1, 0.2, 0.4 s: a stale connection needs one, a restarting Redis about a second
 BACKOFF_CAP_S = 0.5
 RETRY_ON = [RedisConnectionError, RedisTimeoutError]
-FAILOVER_RETRIES = 11  # behind Sentinel: ~8.5 s of retries, longer than a failover (as the gateway's clients)
-FAILOVER_BACKOFF_CAP_S = 1.0
 SENTINEL_TIMEOUT_S = 1.0
 
 

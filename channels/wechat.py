@@ -7,7 +7,8 @@ Inbound: ``/api/channels/wechat``.
     parsed without a DTD (a ``<!DOCTYPE``/``<!ENTITY`` is refused with 400: no entity expansion, no external
     entities). ``MsgType`` text is a customer message, ``MsgId`` its delivery id (WeChat re-sends a callback it got
     no answer to within 5 seconds, three times: answered once). A ``subscribe`` event greets; other events are
-    acknowledged; image, voice, video, location, link get a polite answer.
+    acknowledged; an image is fetched by its MediaId (``fetch_media``) and kept for the agent; voice, video, location,
+    link get a polite answer.
   * The 5-second rule: when the replies are ready within WECHAT_PASSIVE_WINDOW_S (4 s) they are the passive reply
     (one text message in the response body, buttons as numbered choices); otherwise the answer is ``success`` and
     the replies leave through the outbox and the customer-service message API. A customer who answers with a
@@ -27,8 +28,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 from xml.parsers import expat
 
 import httpx
@@ -61,6 +64,7 @@ MAX_PASSIVE = 600
 MAX_XML_FIELDS = 64
 TOKEN_ERRORS = {40001, 40014, 42001}
 RETRYABLE_ERRORS = {-1, 45009} | TOKEN_ERRORS
+MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # WeChat's MediaId alphabet; anything else is not fetched
 UNSUPPORTED_KINDS = ("image", "voice", "video", "shortvideo", "location", "link", "file")
 GREETING = "你好"
 router = APIRouter(prefix="/api/channels", tags=["channels"])
@@ -190,9 +194,11 @@ class WeChatChannel(Channel):
             raise Malformed("message without MsgId")
         if kind == "text":
             return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address, text=fields.get("Content", ""))]
-        if kind == "image" and fields.get("PicUrl", "").startswith(("https://", "http://")):
+        if kind == "image" and MEDIA_ID_RE.fullmatch(fields.get("MediaId", "")):
+            # The MediaId, never the PicUrl: a URL in the body would be fetched by this server wherever it points
+            # (a plaintext callback's signature does not cover the body).
             return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address, text="photo", kind="photo",
-                            extra={"media_ref": fields["PicUrl"]})]
+                            extra={"media_ref": fields["MediaId"]})]
         return [Inbound(delivery_id=fields["MsgId"], user=openid, address=address,
                         text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")]
 
@@ -202,8 +208,22 @@ class WeChatChannel(Channel):
                 for piece in split_text(passive_text(messages), MAX_TEXT)]
 
     async def fetch_media(self, ref: str) -> tuple[bytes, str]:
-        """The image message's PicUrl (WeChat's image server; no token needed)."""
-        return await download(self.http, ref)
+        """The image message's MediaId from the temporary-media API, ``GET /cgi-bin/media/get?access_token&media_id``
+        on WECHAT_API_BASE: the file itself, or JSON with an ``errcode`` (a token error once gets a fresh token)."""
+        for fresh in (False, True):
+            token = await self.access_token(fresh=fresh)
+            data, content_type = await download(
+                self.http, "/cgi-bin/media/get?" + urlencode({"access_token": token, "media_id": ref}))
+            if content_type not in ("application/json", "text/plain"):
+                return data, content_type
+            try:
+                code = int(json.loads(data).get("errcode") or 0)
+            except (ValueError, AttributeError) as exc:
+                raise DeliveryError("media/get: not a file and not JSON", retryable=False) from exc
+            if code in TOKEN_ERRORS and not fresh:
+                continue
+            raise DeliveryError(f"media/get: errcode {code}", retryable=code in RETRYABLE_ERRORS)
+        raise DeliveryError("media/get: token refused twice", retryable=True)
 
     async def access_token(self, fresh: bool = False) -> str:
         return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/token", {

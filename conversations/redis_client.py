@@ -26,15 +26,11 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.shared.redis_url import limits_uri, parse_sentinel_url
+from bot.shared.redis_url import FAILOVER_BACKOFF_CAP_S, FAILOVER_RETRIES, limits_uri, parse_sentinel_url
 
 RETRIES = 3
 BACKOFF_BASE_S = 0.05  # waits 0.1, 0.2, 0.4 s: a stale connection needs one, a restarting Redis about a second
 BACKOFF_CAP_S = 0.5
-# Behind Sentinel: 0.1 0.2 0.4 0.8 then 1 s per retry, about 8.5 s in all - longer than a failover takes
-# (down-after-milliseconds + election + promotion, ~2-4 s in the topology of scripts/topology.py).
-FAILOVER_RETRIES = 11
-FAILOVER_BACKOFF_CAP_S = 1.0
 SENTINEL_TIMEOUT_S = 1.0
 
 

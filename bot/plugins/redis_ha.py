@@ -21,9 +21,8 @@ from rasa.core.lock_store import RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.plugins.tracker_store import LinearRedisTrackerStore
-from bot.shared.redis_url import parse_sentinel_url
+from bot.shared.redis_url import FAILOVER_BACKOFF_CAP_S, FAILOVER_RETRIES, parse_sentinel_url
 
-FAILOVER_RETRIES = 11  # 0.1 0.2 0.4 0.8 then 1 s: about 8.5 s, longer than a failover
 SOCKET_TIMEOUT_S = 5.0
 SENTINEL_TIMEOUT_S = 1.0
 
@@ -43,7 +42,7 @@ def sentinel_master(url: str) -> Any:
                          sentinel_kwargs={**parsed.auth(), "socket_timeout": SENTINEL_TIMEOUT_S})
     return sentinels.master_for(
         parsed.service, socket_timeout=SOCKET_TIMEOUT_S, **parsed.auth(),
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), FAILOVER_RETRIES),
+        retry=Retry(ExponentialBackoff(cap=FAILOVER_BACKOFF_CAP_S, base=0.05), FAILOVER_RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 

@@ -17,6 +17,11 @@ from urllib.parse import unquote, urlsplit
 
 SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
+# Every client behind Sentinel retries a command this many times, waiting 0.1 0.2 0.4 0.8 then 1 s (cap
+# FAILOVER_BACKOFF_CAP_S): about 11.5 s in all, longer than a failover takes (down-after-milliseconds + election +
+# promotion, ~4-6 s in the topology of scripts/topology.py).
+FAILOVER_RETRIES = 14
+FAILOVER_BACKOFF_CAP_S = 1.0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import random
 import re
 import secrets
 
+import httpx
 import pytest
 
 from channels.base import MEDIA_MAX_BYTES
@@ -75,7 +76,7 @@ async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> N
 
 
 @pytest.mark.parametrize("size", [100, MEDIA_MAX_BYTES + 1])
-async def test_wechat_photo_from_picurl_and_a_too_big_one(redis_url, size) -> None:
+async def test_wechat_photo_by_media_id_and_a_too_big_one(redis_url, size) -> None:
     fake = FakeWeChat()
     cs = ChannelSettings(wechat_app_id=fake.app_id, wechat_app_secret=fake.app_secret, wechat_token=fake.token,
                          wechat_passive_window_s=2.0)
@@ -91,3 +92,36 @@ async def test_wechat_photo_from_picurl_and_a_too_big_one(redis_url, size) -> No
         else:  # refused while streaming: the customer is asked for words instead, nothing is kept
             assert "只能看懂文字" in reply and history[0].text == "[unsupported message: photo]"
         assert http.bot.calls == []
+
+
+async def test_wechat_photo_is_fetched_by_media_id_never_from_the_picurl_a_callback_names(redis_url) -> None:
+    """A forged callback naming an internal address as PicUrl: this server fetches only WeChat's media API (by the
+    MediaId, with its own token), so the address is never contacted; an expired token is refreshed once."""
+    fake = FakeWeChat()
+    internal_hits: list[str] = []  # requests anywhere but WeChat's API
+    cs = ChannelSettings(wechat_app_id=fake.app_id, wechat_app_secret=fake.app_secret, wechat_token=fake.token,
+                         wechat_passive_window_s=2.0)
+    async with gateway(redis_url, cs, {"wechat": fake.app()}) as http:
+        channel = http.app.state.channels["wechat"]
+        fake_api = channel.http
+
+        async def record(request):  # noqa: ANN001, ANN202 - every request the channel makes, wherever it goes
+            if request.url.host != fake_api.base_url.host or not request.url.path.startswith("/cgi-bin/"):
+                internal_hits.append(str(request.url))
+            return await fake_api._transport.handle_async_request(request)
+
+        channel.http = httpx.AsyncClient(transport=httpx.MockTransport(record), base_url=fake_api.base_url)
+        await channel.access_token()
+        fake.expire_tokens()
+        user = "o6_" + secrets.token_hex(8)
+        forged = fake.image_xml(user, JPEG, pic_url="http://127.0.0.1:5055/internal/secrets")
+        r = await http.post("/api/channels/wechat", params=fake.query(user), content=forged)
+        assert "已收到您的图片" in r.text
+        assert internal_hits == [] and len(fake.media_requests) == 2  # once with the expired token, once fresh
+        link = await photo_link(http, "wechat", user)
+        shown = await http.get(link, headers=await agent_headers(http, "media-wx", "supervisor"))
+        assert shown.content == JPEG
+        bad = fake._xml(user, "image", "<PicUrl><![CDATA[http://127.0.0.1/x]]></PicUrl>"
+                                       "<MediaId><![CDATA[../../etc/passwd]]></MediaId>")
+        r = await http.post("/api/channels/wechat", params=fake.query(user), content=bad)
+        assert r.status_code == 200 and "已收到您的图片" not in r.text and len(fake.media_requests) == 2

@@ -7,6 +7,8 @@ What it reproduces of the documented behaviour:
   XML bodies (``ToUserName``, ``FromUserName``, ``CreateTime``, ``MsgType``, ``Content``, ``MsgId``);
 * ``GET /cgi-bin/token?grant_type=client_credential&appid&secret`` -> ``{"access_token", "expires_in": 7200}``, or
   ``{"errcode": 40125, "errmsg": "invalid appsecret"}``; counts how often it is asked;
+* ``GET /cgi-bin/media/get?access_token=&media_id=`` (temporary media) -> the file (``image/jpeg``), or JSON
+  ``{"errcode": 40007, "errmsg": "invalid media_id"}``, 40001 / 42001 for a bad or expired token;
 * ``POST /cgi-bin/message/custom/send?access_token=`` (customer-service message) -> ``{"errcode": 0, "errmsg":
   "ok"}``; an unknown or expired token gets 42001 ("access_token expired") - :meth:`expire_tokens` expires every
   token handed out so far; text content must be non-empty and at most 2048 bytes (45002 "content size out of
@@ -47,7 +49,8 @@ class FakeWeChat:
     silent_since: dict[str, float] = field(default_factory=dict)  # openid -> last message (48-hour window)
     sent: list[dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
-    images: dict[str, bytes] = field(default_factory=dict)
+    images: dict[str, bytes] = field(default_factory=dict)  # media_id -> file
+    media_requests: list[str] = field(default_factory=list)  # media ids asked of /cgi-bin/media/get
     _tokens: dict[str, bool] = field(default_factory=dict)  # handed out -> still valid
     _ids: Any = field(default_factory=lambda: itertools.count(6_900_000_000_000_000_000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -78,13 +81,15 @@ class FakeWeChat:
     def media_xml(self, openid: str, kind: str = "voice") -> bytes:
         return self._xml(openid, kind, "<MediaId><![CDATA[media_id]]></MediaId><Format><![CDATA[amr]]></Format>")
 
-    def image_xml(self, openid: str, data: bytes) -> bytes:
-        """An image message: WeChat gives a PicUrl on its image server (here: this fake's /mmbiz/<id>)."""
+    def image_xml(self, openid: str, data: bytes, pic_url: str = "") -> bytes:
+        """An image message: WeChat gives a PicUrl on its image server and a MediaId for ``/cgi-bin/media/get``
+        (``pic_url`` replaces the PicUrl, as a forged callback would)."""
         with self._lock:
-            pic_id = f"pic{len(self.images)}"
-            self.images[pic_id] = data
-        return self._xml(openid, "image", f"<PicUrl><![CDATA[http://mmbiz.qpic.test/mmbiz/{pic_id}]]></PicUrl>"
-                                          "<MediaId><![CDATA[media_id]]></MediaId>")
+            media_id = f"media{len(self.images)}_" + secrets.token_urlsafe(12)
+            self.images[media_id] = data
+        url = pic_url or f"http://mmbiz.qpic.test/mmbiz/{media_id}"
+        return self._xml(openid, "image", f"<PicUrl><![CDATA[{url}]]></PicUrl>"
+                                          f"<MediaId><![CDATA[{media_id}]]></MediaId>")
 
     def event_xml(self, openid: str, event: str = "subscribe") -> bytes:
         return self._xml(openid, "event", f"<Event><![CDATA[{event}]]></Event>", msg_id=False)
@@ -129,10 +134,20 @@ class FakeWeChat:
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.get("/mmbiz/{pic_id}")
-        async def image(pic_id: str) -> Response:
-            data = self.images.get(pic_id)
-            return Response(data, media_type="image/jpeg") if data is not None else Response(status_code=404)
+        @app.get("/cgi-bin/media/get")
+        async def media_get(access_token: str = "", media_id: str = "") -> Response:
+            with self._lock:
+                valid = self._tokens.get(access_token)
+                self.media_requests.append(media_id)
+            if valid is None:
+                return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
+            if not valid:
+                return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
+            data = self.images.get(media_id)
+            if data is None:
+                return JSONResponse({"errcode": 40007, "errmsg": "invalid media_id"})
+            return Response(data, media_type="image/jpeg",
+                            headers={"Content-disposition": f'attachment; filename="{media_id}.jpg"'})
 
         @app.get("/cgi-bin/token")
         async def token(grant_type: str = "", appid: str = "", secret: str = "") -> JSONResponse:
