@@ -186,14 +186,18 @@ class ValidateOrderVerificationForm(FormValidationAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
         """When the form is only starting (no slot asked yet) for a message that asks how things work ("can I
         return a gift?") rather than for an action on an order, answer from the knowledge base, offer the action
-        as a button, and end the form quietly (the flow action stays silent, as after "never mind"). A message
+        as a button, and end the form quietly (the flow action stays silent, as after "never mind"); when the
+        knowledge base is only fairly sure, its "did you mean" choices with the same button. A message
         between the two readings (``routing.FORM_HEDGE_THRESHOLD``) gets the answer too, and the form goes on to ask
         for the number."""
         # Not when the conversation is already about an order ("when will my order arrive?" after a lookup).
         if tracker.get_slot("requested_slot") is None and not tracker.get_slot(v.SLOT_ORDER_NUMBER):
             if routing.is_a_question(tracker, threshold=routing.FORM_QUESTION_THRESHOLD, follow_ups=True):
                 intent = (tracker.latest_message.get("intent") or {}).get("name")
-                answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent)
+                # Surely a question, and the knowledge base only fairly sure: "did you mean" (and the same offer)
+                # rather than the order-number question nobody asked for.
+                answered = await routing.answer_if_confident(dispatcher, tracker, offer_intent=intent,
+                                                             or_suggest=True)
                 if answered is not None:
                     tracker.slots[v.SLOT_LOOKUP_STOPPED] = True  # required_slots() is now empty: the form ends
                     events = await super().run(dispatcher, tracker, domain)
