@@ -42,6 +42,7 @@ class ChannelSettings(BaseSettings):
     | WECHAT_ENCODING_AES_KEY | (empty = plaintext) | EncodingAESKey (43 chars): safe / compatible mode |
     | WECHAT_API_BASE | https://api.weixin.qq.com | API base URL (or the test fake) |
     | WECHAT_PASSIVE_WINDOW_S | 4.0 | passive answer if ready this fast, else `success` + customer-service API |
+    | WECHAT_REPLAY_WINDOW_S | 300 | a callback signed further from now is refused; a signature carries one body |
     | WECHAT_RATE_LIMIT | 20/second | outbound customer-service messages |
     | WECHAT_TIMEOUT_S | 10 | timeout of one WeChat API call |
     | WECOM_CORP_ID | (empty = off) | WeCom corp id (企业ID): callbacks are encrypted for it |
@@ -89,6 +90,7 @@ class ChannelSettings(BaseSettings):
     wechat_encoding_aes_key: str = Field(default="", pattern=r"^([A-Za-z0-9+/]{43})?$")
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_passive_window_s: float = Field(default=4.0, gt=0, lt=5)
+    wechat_replay_window_s: int = Field(default=300, ge=30)
     wechat_rate_limit: str = "20/second"
     wechat_timeout_s: float = Field(default=10.0, gt=0)
 

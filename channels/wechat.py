@@ -3,7 +3,9 @@
 Inbound: ``/api/channels/wechat``.
   * GET (server verification): ``signature`` = sha1 of the sorted, concatenated WECHAT_TOKEN, ``timestamp`` and
     ``nonce``; when it matches (constant time) ``echostr`` is echoed, else 403.
-  * POST: the same query signature on every callback (missing 401, wrong 403, nothing stored); the body is XML,
+  * POST: the same query signature on every callback (missing 401, wrong 403, nothing stored); it does not cover
+    the body, so a timestamp further than WECHAT_REPLAY_WINDOW_S from now is refused (403) and, within the window,
+    a timestamp and nonce carry one body only (another body under a seen signature: 403); the body is XML,
     parsed without a DTD (a ``<!DOCTYPE``/``<!ENTITY`` is refused with 400: no entity expansion, no external
     entities). ``MsgType`` text is a customer message, ``MsgId`` its delivery id (WeChat re-sends a callback it got
     no answer to within 5 seconds, three times: answered once). A ``subscribe`` event greets; other events are
@@ -144,7 +146,8 @@ class WeChatChannel(Channel):
         self.token = settings.wechat_token
         self.http = http or httpx.AsyncClient(base_url=settings.wechat_api_base.rstrip("/"),
                                               timeout=settings.wechat_timeout_s)
-        self.redis: Redis | None = None  # set at start-up (access-token cache shared by all gateways)
+        self.redis: Redis | None = None  # set at start-up (access-token cache, signatures seen: all gateways)
+        self.replay_window_s = settings.wechat_replay_window_s
         self.crypto = (WeChatCrypto(self.token, settings.wechat_encoding_aes_key, self.app_id)
                        if settings.wechat_encoding_aes_key else None)
 
@@ -161,6 +164,7 @@ class WeChatChannel(Channel):
             raise Refused(401, "missing signature")
         if not self.signed(request):
             raise Refused(403, "wrong signature")
+        await self._not_replayed(request, body)
         if encrypted(request):
             q = request.query_params
             if self.crypto is None:
@@ -172,6 +176,25 @@ class WeChatChannel(Channel):
                 raise Refused(401, "missing msg_signature")
             if not self.crypto.signed(q.get("msg_signature"), q.get("timestamp", ""), q.get("nonce", ""), encrypt):
                 raise Refused(403, "wrong msg_signature")
+
+    async def _not_replayed(self, request: Request, body: bytes) -> None:
+        """The plaintext signature covers the token, timestamp and nonce, not the body: a signed URL seen once (a
+        proxy log) would carry any message as any OpenID, and read the passive reply. So the timestamp must be within
+        WECHAT_REPLAY_WINDOW_S of now, and within it a timestamp and nonce carry one body only (WeChat's own retries
+        repeat the same body: answered once by MsgId)."""
+        q = request.query_params
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.replay_window_s:
+            raise Refused(403, "timestamp outside the replay window")
+        if self.redis is None:
+            return
+        digest = hashlib.sha256(body).hexdigest()
+        key = keys.channel_signature(NAME, timestamp, nonce[:64])
+        first = await self.redis.set(key, digest, nx=True, ex=2 * self.replay_window_s)
+        if not first:
+            seen = await self.redis.get(key)
+            if seen is not None and (seen.decode() if isinstance(seen, bytes) else str(seen)) != digest:
+                raise Refused(403, "this signature was already used for another message")
 
     def parse(self, request: Request, body: bytes) -> list[Inbound]:
         if encrypted(request):

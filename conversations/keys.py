@@ -314,6 +314,13 @@ def channel_token(platform: str) -> str:
     return f"{PREFIX}:chan:{platform}:access_token"
 
 
+def channel_signature(platform: str, timestamp: str, nonce: str) -> str:
+    """String (EX the replay window): the SHA-256 of the body first seen with this signed timestamp and nonce. A
+    platform's retry repeats it; another body under the same signature is a forgery (WeChat's plaintext signature does
+    not cover the body)."""
+    return f"{PREFIX}:chan:{platform}:sig:{timestamp}:{nonce}"
+
+
 def channel_rate_limit_prefix() -> str:
     """Prefix of the per-platform outbound moving windows (``limits``), one per platform."""
     return f"{PREFIX}:chan:rl"

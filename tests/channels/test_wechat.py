@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
+import time
 
 import pytest
 
@@ -92,6 +94,34 @@ async def test_forged_or_missing_signature_is_refused_and_nothing_is_stored(wx, 
     r = await post(wx, fake, user, fake.text_xml(user, "hello"), **query)
     assert r.status_code == status
     assert await conversation_of(wx, user) is None and wx.bot.calls == []
+
+
+async def test_a_signed_url_seen_once_cannot_carry_another_message_or_be_used_later(wx, fake) -> None:
+    """The plaintext signature covers token, timestamp and nonce, not the body: someone who saw one signed callback
+    URL (a proxy log) must not send a message as another customer and read the passive reply."""
+    victim, attacker_target = openid(), openid()
+    query = fake.query(victim)
+    r = await wx.post(URL, params=query, content=fake.text_xml(victim, "hello"))
+    assert r.status_code == 200 and await conversation_of(wx, victim)
+    # The same signature with another body (another customer's OpenID): refused, nothing stored, the bot not asked.
+    calls = len(wx.bot.calls)
+    forged = await wx.post(URL, params={**query, "openid": attacker_target},
+                           content=fake.text_xml(attacker_target, "what are my orders"))
+    assert forged.status_code == 403 and "echo" not in forged.text
+    assert await conversation_of(wx, attacker_target) is None and len(wx.bot.calls) == calls
+    # WeChat's own retry (same signature, same body) is still taken, and answered once by MsgId.
+    body = fake.text_xml(victim, "how long do refunds take")
+    retry_query = fake.query(victim)
+    assert (await wx.post(URL, params=retry_query, content=body)).status_code == 200
+    assert (await wx.post(URL, params=retry_query, content=body)).status_code == 200
+    assert [c["text"] for c in wx.bot.calls[calls:]] == ["how long do refunds take"]
+    # A correctly signed callback from 10 minutes ago (outside WECHAT_REPLAY_WINDOW_S, 300 s): refused.
+    old, nonce = str(int(time.time()) - 600), "12345"
+    signature = hashlib.sha1("".join(sorted([fake.token, old, nonce])).encode()).hexdigest()  # noqa: S324
+    stale = await wx.post(URL, params={"signature": signature, "timestamp": old, "nonce": nonce,
+                                       "openid": attacker_target},
+                          content=fake.text_xml(attacker_target, "hello"))
+    assert stale.status_code == 403 and await conversation_of(wx, attacker_target) is None
 
 
 @pytest.mark.parametrize("body", [
