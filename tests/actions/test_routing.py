@@ -443,3 +443,14 @@ async def test_a_calm_question_read_as_sensitive_by_the_n_grams_alone_gets_sugge
     assert "refunds-bank-card" in dispatcher.messages[0]["buttons"][0]["payload"]
     assert dispatcher.messages[-1]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
     assert not any(e.get("name") == "handoff_active" for e in events)
+
+
+def test_the_previous_question_picks_among_the_follow_ups_own_readings() -> None:
+    """"and my bank card?" alone is first about paying by card; after a refund question its own second reading, the
+    bank-card refund, is the answer (the joint reading ranks it first) even though the words alone score it lower."""
+    previous, follow_up = "how many days until a refund reaches my alipay?", "and my bank card?"
+    alone = [hit.id for hit, _ in knowledge._search(follow_up, "en")]
+    assert alone[0] == "payment-card-unionpay" and "refunds-bank-card" in alone[1:]
+    decision = knowledge.decide(follow_up, "en", previous)
+    assert decision.action == knowledge.ANSWER and decision.best.id == "refunds-bank-card"
+    assert knowledge.decide(follow_up, "en", None).best.id == "payment-card-unionpay"  # no previous question: as before
