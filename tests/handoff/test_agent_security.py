@@ -141,7 +141,11 @@ async def test_parallel_guesses_cannot_overshoot_the_failure_budget(desk, scrypt
     assert codes.count(401) <= limit and codes.count(401) + codes.count(429) == 40, codes
     assert all(int(r.headers["retry-after"]) > 0 for r in results if r.status_code == 429)
     assert scrypt_calls["done"] - hashed_before <= limit, "more passwords checked than the budget allows"
-    assert (await _login(desk, "alice", desk.password, _from("192.0.2.1"))).status_code == 429
+    # Which of the 40 reach the password check is scheduling: on a slow machine every one may see the others'
+    # reservations and be refused as busy (429, no guess made). A spent budget locks the account; guesses refused
+    # before any check cost the real agent nothing.
+    expected = 429 if codes.count(401) >= limit else 200
+    assert (await _login(desk, "alice", desk.password, _from("192.0.2.1"))).status_code == expected, codes
 
 
 async def test_unknown_and_known_usernames_cost_exactly_one_hash(desk, scrypt_calls) -> None:
