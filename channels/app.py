@@ -187,6 +187,7 @@ def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: Cha
     app.state.channel_settings = cs
     app.state.channels = build_channels(cs)
     app.state.channel_routes = ChannelRoutes(redis, app.state.store)
+    app.state.channel_throttle = Throttle(settings.redis_url, cs.user_limits())
     app.state.outbox_workers = {}
     if not app.state.channels:
         return []

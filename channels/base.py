@@ -185,6 +185,12 @@ PHOTO_RECEIVED = {
         "so I can help.",
 }
 
+PHOTO_LIMITED = {
+    ZH: "您发送的图片较多，这张没有保存。客服需要更多图片时会告诉您；也可以用文字描述一下问题。",
+    EN: "You have sent a lot of photos, so this one was not saved. An agent will ask if more are needed; you can "
+        "also describe the problem in a few words.",
+}
+
 UNSUPPORTED = {
     ZH: "抱歉，我暂时只能看懂文字消息。请用文字描述您的问题，或输入“人工”联系客服。",
     EN: "Sorry, I can only read text messages for now. Please describe your question in words, "

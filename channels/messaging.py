@@ -20,16 +20,27 @@ from fastapi import HTTPException, Request
 
 from bot.shared.text import clean_text, detect_language
 from channels import dispatch
-from channels.base import PHOTO_RECEIVED, UNSUPPORTED, Channel, DeliveryError, Inbound, Malformed, Refused
+from channels.base import (
+    PHOTO_LIMITED,
+    PHOTO_RECEIVED,
+    UNSUPPORTED,
+    Channel,
+    DeliveryError,
+    Inbound,
+    Malformed,
+    Refused,
+)
 from channels.dispatch import CustomerMessage, Gateway
 from channels.routes import ChannelRoutes
-from conversations import keys
+from conversations import keys, protect
+from conversations.messages import say
 from conversations.store import ChatMessage, decode_entry
 
 logger = logging.getLogger(__name__)
 RASA_METADATA = ("customer_token",)  # what of a platform's extras the bot may see (verified by the actions)
 UNSUPPORTED_LABEL = "[unsupported message: {kind}]"
 PHOTO_LABEL = "[photo]"
+PHOTO_NOT_KEPT_LABEL = "[photo not kept: over the limit]"
 MEDIA_PATH = "/api/channels/media/"
 
 
@@ -49,12 +60,13 @@ async def take_in(state: Any, channel: Channel, inbound: Inbound, *, passive_win
     message = CustomerMessage(conversation_id=conversation_id, message_id=f"{channel.name}-{inbound.delivery_id}",
                               text=text, channel=channel.name, ui_lang=inbound.ui_lang,
                               metadata={k: v for k, v in inbound.extra.items() if k in RASA_METADATA})
+    limited = await _over_user_limit(state, channel, inbound, message, gw)
     token = await routes.hold(conversation_id, gw.lease_s)
     # A redelivery of a message another attempt is still answering waits for it (up to the attempt's lease, then takes
     # over: that attempt died), so the platform is told "done" only once the message is answered; a passive channel
     # cannot wait beyond its window and leaves the redelivery to the first attempt.
     wait_s = 0.0 if passive_window_s is not None else dispatch.DUPLICATE_WAIT_S
-    turn = asyncio.ensure_future(_turn(gw, message, inbound, channel, routes, wait_s))
+    turn = asyncio.ensure_future(_turn(gw, message, inbound, channel, routes, wait_s, limited))
     # The hold is released only after the turn's replies were handed on (or taken), so the relay cannot split them.
     if passive_window_s is None:
         try:
@@ -98,9 +110,27 @@ async def _numbered_choice(routes: ChannelRoutes, conversation_id: str, text: st
     return text
 
 
+async def _over_user_limit(state: Any, channel: Channel, inbound: Inbound, message: CustomerMessage,
+                           gw: Gateway) -> protect.Limited | None:
+    """Counts a first delivery against the platform user's limits (CHANNEL_LIMIT_MESSAGES, and for a photo
+    CHANNEL_LIMIT_PHOTOS); a redelivery of a stored message is not counted again. The user is named by a keyed hash
+    (a WhatsApp id is a phone number): no platform id in a key name."""
+    if await gw.store.client_message_state(message.conversation_id, message.message_id) is not None:
+        return None
+    throttle: protect.Throttle = state.channel_throttle
+    user = protect.client_ref(f"{channel.name}:{inbound.user}", gw.settings.client_salt)
+    over_messages = await throttle.hit("channel_message", user)  # every kind counts, also a refused photo
+    if inbound.kind == "photo":
+        return await throttle.hit("channel_photo", user) or over_messages
+    return over_messages
+
+
 async def _turn(gw: Gateway, message: CustomerMessage, inbound: Inbound, channel: Channel, routes: ChannelRoutes,
-                wait_s: float) -> bool:
+                wait_s: float, limited: protect.Limited | None = None) -> bool:
     """Answer the message; False when another attempt is still answering it after ``wait_s``."""
+    if limited is not None:
+        await _over_limit(gw, routes, message, inbound, channel, limited)
+        return True
     if inbound.kind == "unsupported":
         await _unsupported(gw, routes, message, inbound, channel.default_language)
         return True
@@ -157,10 +187,30 @@ async def _photo(gw: Gateway, routes: ChannelRoutes, message: CustomerMessage, i
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
 
 
+async def _over_limit(gw: Gateway, routes: ChannelRoutes, message: CustomerMessage, inbound: Inbound,
+                      channel: Channel, limited: protect.Limited) -> None:
+    """A message beyond the user's limits: stored (agents see that it came; a photo is neither fetched nor kept)
+    and not answered by the bot; the customer is told once per limit window, in their language."""
+    photo = inbound.kind == "photo"
+    text = PHOTO_NOT_KEPT_LABEL if photo else (
+        message.text if inbound.kind == "text" else UNSUPPORTED_LABEL.format(kind=inbound.text or "other"))
+    if await gw.store.append_customer_once(message.conversation_id, message.message_id,
+                                           ChatMessage(role="customer", text=text), gw.lease_s) is not None:
+        return  # a redelivery
+    replies: list[dict[str, Any]] = []
+    if await gw.store.notice_once(message.conversation_id, f"limit:{limited.name}", ttl_s=limited.retry_after_s):
+        language = (inbound.ui_lang or (None if photo else detect_language(message.text))
+                    or await _recent_language(routes, message.conversation_id) or channel.default_language)
+        notice = PHOTO_LIMITED.get(language, PHOTO_LIMITED["en"]) if photo else say("rate_limited", "", language)
+        replies.append((await gw.store.append(message.conversation_id,
+                                              ChatMessage(role="system", text=notice))).to_dict())
+    await gw.store.store_reply(message.conversation_id, message.message_id, replies)
+
+
 async def _recent_language(routes: ChannelRoutes, conversation_id: str) -> str | None:
     """The language of the customer's latest words in this conversation, if any."""
     for message in await _latest(routes, conversation_id, 20):
-        if message.role == "customer" and not message.text.startswith(("[unsupported", PHOTO_LABEL)):
+        if message.role == "customer" and not message.text.startswith(("[unsupported", "[photo")):
             language = detect_language(message.text)
             if language:
                 return language

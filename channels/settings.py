@@ -22,6 +22,8 @@ class ChannelSettings(BaseSettings):
     | OUTBOX_POLL_S | 0.2 | how often the outbox workers and the relay look for work when idle |
     | OUTBOX_DEAD_MAXLEN | 10000 | the dead-letter stream keeps at most about this many batches |
     | CHANNEL_RELAY_MAX_CONVERSATIONS | 5000 | the relay watches at most this many recently active conversations |
+    | CHANNEL_LIMIT_MESSAGES | 60/minute;2000/day | messages per platform user; beyond: kept, not answered, one notice |
+    | CHANNEL_LIMIT_PHOTOS | 10/minute;60/day | photos per platform user; beyond: not fetched, the customer is told |
     | TELEGRAM_BOT_TOKEN | (empty = off) | the bot's token from @BotFather |
     | TELEGRAM_WEBHOOK_SECRET | (empty = off) | setWebhook `secret_token`, echoed in `X-Telegram-Bot-Api-Secret-Token` |
     | TELEGRAM_API_BASE | https://api.telegram.org | Bot API base URL (a local Bot API server or the test fake) |
@@ -67,6 +69,8 @@ class ChannelSettings(BaseSettings):
     outbox_poll_s: float = Field(default=0.2, gt=0)
     outbox_dead_maxlen: int = Field(default=10_000, ge=10)
     channel_relay_max_conversations: int = Field(default=5_000, ge=1)
+    channel_limit_messages: str = "60/minute;2000/day"
+    channel_limit_photos: str = "10/minute;60/day"
 
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,256}$")
@@ -107,6 +111,10 @@ class ChannelSettings(BaseSettings):
     signed_webhook_replay_window_s: int = Field(default=300, ge=5)
     signed_webhook_rate_limit: str = "50/second"
     signed_webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+    def user_limits(self) -> dict[str, str]:
+        """Per platform user limits by name (conversations/protect.py: Throttle; channels/messaging.py)."""
+        return {"channel_message": self.channel_limit_messages, "channel_photo": self.channel_limit_photos}
 
     @property
     def telegram_enabled(self) -> bool:

@@ -231,9 +231,11 @@ class ConversationStore:
             keys.dedupe(conversation_id, client_message_id), json.dumps(reply, ensure_ascii=False), ex=self._ttl_s
         )
 
-    async def notice_once(self, conversation_id: str, phase: str) -> bool:
-        """True the first time per phase (e.g. one handoff's queue wait): at most one notice, not one per message."""
-        return bool(await self._redis.set(keys.notice(conversation_id, phase), "1", nx=True, ex=self._ttl_s))
+    async def notice_once(self, conversation_id: str, phase: str, ttl_s: int | None = None) -> bool:
+        """True the first time per phase (e.g. one handoff's queue wait): at most one notice, not one per message;
+        with ``ttl_s`` the phase ends after that many seconds (a rate-limit window) and may be noticed again."""
+        return bool(await self._redis.set(keys.notice(conversation_id, phase), "1", nx=True,
+                                          ex=ttl_s or self._ttl_s))
 
     async def over_rate_limit(self, conversation_id: str, limit: int, window_s: int) -> tuple[bool, bool]:
         """Counts a customer message; returns (over the limit, first time over in this window)."""

@@ -125,3 +125,42 @@ async def test_wechat_photo_is_fetched_by_media_id_never_from_the_picurl_a_callb
                                        "<MediaId><![CDATA[../../etc/passwd]]></MediaId>")
         r = await http.post("/api/channels/wechat", params=fake.query(user), content=bad)
         assert r.status_code == 200 and "已收到您的图片" not in r.text and len(fake.media_requests) == 2
+
+
+async def test_one_platform_user_cannot_flood_the_store_with_photos_or_the_bot_with_messages(redis_url) -> None:
+    """Beyond CHANNEL_LIMIT_PHOTOS a photo is neither fetched nor kept; beyond CHANNEL_LIMIT_MESSAGES a message is
+    kept for agents but the bot is not asked; each is told once per window; a redelivery of an answered message is
+    not counted again; another user is not affected."""
+    fake = FakeTelegram()
+    cs = ChannelSettings(telegram_bot_token=fake.token, telegram_webhook_secret=fake.secret, outbox_poll_s=0.05,
+                         channel_limit_photos="2/minute", channel_limit_messages="5/minute")
+    async with gateway(redis_url, cs, {"telegram": fake.app()}) as http:
+        chat_id, other = random.sample(range(10**8, 10**9), 2)
+        first = fake.text_update(chat_id, "hello there")
+
+        async def post(update: dict) -> None:
+            r = await http.post("/api/channels/telegram/webhook", content=json.dumps(update), headers=fake.headers())
+            assert r.status_code == 200
+
+        await post(first)
+        for _ in range(4):
+            await post(fake.photo_update(chat_id, JPEG))
+        assert fake.calls.count("getFile") == 2  # the 3rd and 4th photos were never fetched
+        await post(first)  # Telegram's redelivery of an answered update: replayed, not counted
+        for n in range(3):
+            await post(fake.text_update(chat_id, f"question number {n}"))
+        cid = (await http.app.state.redis.get(keys.channel_user("telegram", str(chat_id)))).decode()
+        history = await http.app.state.store.history(cid)
+        customer = [m.text for m in history if m.role == "customer"]
+        assert customer[0] == "hello there" and customer[3:5] == ["[photo not kept: over the limit]"] * 2
+        assert customer[5:] == ["question number 0", "question number 1", "question number 2"]  # all kept
+        # Messages 1-5 counted (hello, 4 photos); the bot was asked for the first text only.
+        assert [c["text"] for c in http.bot.calls] == ["hello there"]
+        notices = [m.text for m in history if m.role == "system"]
+        assert sum("so this one was not saved" in t for t in notices) == 1
+        assert sum("sending messages very quickly" in t for t in notices) == 1
+        await eventually(lambda: any("very quickly" in t for t in fake.texts_to(chat_id)))
+        assert sum("not saved" in t for t in fake.texts_to(chat_id)) == 1
+        assert not await http.app.state.redis.keys(f"*{chat_id}*limit*")  # no platform id in a limit key
+        await post(fake.text_update(other, "hi, another customer"))
+        assert http.bot.calls[-1]["text"] == "hi, another customer"
