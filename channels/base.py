@@ -51,9 +51,10 @@ class DeliveryError(Exception):
     """A platform call failed. ``retryable``: the outbox tries again later (timeouts, 5xx, 429); otherwise the batch
     becomes a dead letter at once (the user blocked the bot, the chat does not exist, outside a platform window)."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, code: int = 0) -> None:
         super().__init__(reason)
         self.retryable = retryable
+        self.code = code  # the platform's own error code, when it gave one (WeCom's session-state errors)
 
 
 @dataclass

@@ -32,7 +32,8 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 from xml.parsers import expat
 
@@ -64,6 +65,7 @@ NAME = "wechat"
 MAX_TEXT = 600
 MAX_PASSIVE = 600
 MAX_XML_FIELDS = 64
+T = TypeVar("T")
 TOKEN_ERRORS = {40001, 40014, 42001}
 RETRYABLE_ERRORS = {-1, 45009} | TOKEN_ERRORS
 MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # WeChat's MediaId alphabet; anything else is not fetched
@@ -233,41 +235,29 @@ class WeChatChannel(Channel):
     async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """The image message's MediaId from the temporary-media API, ``GET /cgi-bin/media/get?access_token&media_id``
         on WECHAT_API_BASE: the file itself, or JSON with an ``errcode`` (a token error once gets a fresh token)."""
-        for fresh in (False, True):
-            token = await self.access_token(fresh=fresh)
+
+        async def attempt(token: str) -> tuple[int, str, tuple[bytes, str]]:
             data, content_type = await download(
                 self.http, "/cgi-bin/media/get?" + urlencode({"access_token": token, "media_id": ref}))
             if content_type not in ("application/json", "text/plain"):
-                return data, content_type
+                return 0, "", (data, content_type)
             try:
                 code = int(json.loads(data).get("errcode") or 0)
             except (ValueError, AttributeError) as exc:
                 raise DeliveryError("media/get: not a file and not JSON", retryable=False) from exc
-            if code in TOKEN_ERRORS and not fresh:
-                continue
-            raise DeliveryError(f"media/get: errcode {code}", retryable=code in RETRYABLE_ERRORS)
-        raise DeliveryError("media/get: token refused twice", retryable=True)
+            if code == 0:
+                raise DeliveryError("media/get: JSON without an error instead of the file", retryable=False)
+            return code, "", (b"", "")
+
+        return await with_fresh_token_once(self.access_token, attempt, "media/get", TOKEN_ERRORS, RETRYABLE_ERRORS)
 
     async def access_token(self, fresh: bool = False) -> str:
         return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/token", {
             "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret}, fresh=fresh)
 
     async def send(self, call: Call, route: dict[str, str]) -> None:
-        for fresh in (False, True):
-            token = await self.access_token(fresh=fresh)
-            try:
-                response = await self.http.post("/cgi-bin/message/custom/send", params={"access_token": token},
-                                                content=json.dumps(call, ensure_ascii=False).encode())
-                body = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise DeliveryError(f"custom/send: {exc.__class__.__name__}", retryable=True) from exc
-            code = int(body.get("errcode") or 0)
-            if code == 0:
-                return
-            if code in TOKEN_ERRORS and not fresh:
-                continue  # expired or revoked: fetch a new token once
-            raise DeliveryError(f"custom/send: errcode {code} {str(body.get('errmsg') or '')[:200]}",
-                                retryable=code in RETRYABLE_ERRORS)
+        await with_fresh_token_once(self.access_token, lambda token: tencent_post(
+            self.http, "/cgi-bin/message/custom/send", token, call), "custom/send", TOKEN_ERRORS, RETRYABLE_ERRORS)
 
 
 def encrypted(request: Request) -> bool:
@@ -305,6 +295,33 @@ async def callback(request: Request) -> Response:
                 reply = channel.crypto.envelope(reply, q.get("timestamp", ""), q.get("nonce", ""))
             return Response(reply, media_type="application/xml")
     return PlainTextResponse("success")
+
+
+async def tencent_post(http: httpx.AsyncClient, path: str, token: str, payload: dict[str, Any]
+                       ) -> tuple[int, str, dict[str, Any]]:
+    """POST JSON (UTF-8, not escaped) to a Tencent API with ``access_token``: (errcode, errmsg, body)."""
+    label = "/".join(path.rsplit("/", 2)[-2:])
+    try:
+        response = await http.post(path, params={"access_token": token},
+                                   content=json.dumps(payload, ensure_ascii=False).encode())
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise DeliveryError(f"{label}: {exc.__class__.__name__}", retryable=True) from exc
+    return int(body.get("errcode") or 0), str(body.get("errmsg") or ""), body
+
+
+async def with_fresh_token_once(get_token: Callable[..., Awaitable[str]],
+                                attempt: Callable[[str], Awaitable[tuple[int, str, T]]], what: str,
+                                token_errors: set[int], retryable: set[int]) -> T:
+    """A Tencent API call, ``attempt(token)`` -> (errcode, errmsg, result): made once more with a fresh token when
+    the API rejected the cached one (expired or revoked); errcode 0 returns the result, any other raises a
+    DeliveryError carrying the code (retryable for busy / rate-limited / token errors)."""
+    code, message, result = await attempt(await get_token())
+    if code in token_errors:
+        code, message, result = await attempt(await get_token(fresh=True))
+    if code == 0:
+        return result
+    raise DeliveryError(f"{what}: errcode {code} {message[:200]}".rstrip(), retryable=code in retryable, code=code)
 
 
 async def tencent_access_token(http: httpx.AsyncClient, redis: Redis | None, channel: str, path: str,

@@ -35,7 +35,7 @@ from bot.shared.text import ZH, detect_language
 from channels.base import Call, Channel, DeliveryError, Inbound, Malformed, Refused, split_text, truncate
 from channels.messaging import StillAnswering, channel_of, take_in, verified_body
 from channels.settings import ChannelSettings
-from channels.wechat import parse_xml, tencent_access_token
+from channels.wechat import parse_xml, tencent_access_token, tencent_post, with_fresh_token_once
 from channels.wechat_crypto import CryptoError, WeChatCrypto
 from conversations import keys
 
@@ -176,7 +176,7 @@ class WeComChannel(Channel):
         try:
             await self.api("kf/send_msg", call)
         except DeliveryError as exc:
-            if getattr(exc, "code", None) != SESSION_STATE_ERROR:
+            if exc.code != SESSION_STATE_ERROR:
                 raise
             who = {"open_kfid": call["open_kfid"], "external_userid": call["touser"]}
             session = await self.api("kf/service_state/get", who)
@@ -193,24 +193,8 @@ class WeComChannel(Channel):
 
     async def api(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One WeCom API call (errcode 0 or DeliveryError with ``code``); a stale token is replaced once."""
-        for fresh in (False, True):
-            token = await self.access_token(fresh=fresh)
-            try:
-                response = await self.http.post(f"/cgi-bin/{path}", params={"access_token": token},
-                                                content=json.dumps(payload, ensure_ascii=False).encode())
-                body = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise DeliveryError(f"{path}: {exc.__class__.__name__}", retryable=True) from exc
-            code = int(body.get("errcode") or 0)
-            if code == 0:
-                return body
-            if code in TOKEN_ERRORS and not fresh:
-                continue
-            error = DeliveryError(f"{path}: errcode {code} {str(body.get('errmsg') or '')[:200]}",
-                                  retryable=code in RETRYABLE_ERRORS)
-            error.code = code  # type: ignore[attr-defined]
-            raise error
-        raise DeliveryError(f"{path}: token refused", retryable=True)
+        return await with_fresh_token_once(self.access_token, lambda token: tencent_post(
+            self.http, f"/cgi-bin/{path}", token, payload), path, TOKEN_ERRORS, RETRYABLE_ERRORS)
 
 
 @router.get("/wecom")
