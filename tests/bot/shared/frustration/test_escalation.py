@@ -83,7 +83,9 @@ def test_look_alikes_of_sensitive_topics_do_not_escalate(engine: EscalationEngin
 
 
 @pytest.mark.parametrize(
-    "text", ["转人工", "我要找真人", "get me a human", "agent please", "I want to speak to a manager"]
+    "text", ["转人工", "我要找真人", "get me a human", "agent please", "I want to speak to a manager",
+             # asking what answers, then asking for a person: the request still counts
+             "你是机器人吗 我要真人", "是真人还是机器人 转人工", "are you a bot? I want a real person"]
 )
 def test_explicit_request_for_a_person(engine: EscalationEngine, text: str) -> None:
     result = decide(engine, text)
@@ -101,6 +103,11 @@ def test_explicit_request_for_a_person(engine: EscalationEngine, text: str) -> N
         "are you a bot?",
         "你是真人吗",
         "do you have human hair wigs",
+        # "bot or person?" asks what answers; the alternative is not a request (a term after "or"/"还是" used to fire)
+        "are you a robot or an actual human?",
+        "is it ai or a person replying",
+        "你到底是机器人还是真人",
+        "屏幕对面是程序还是人啊",
     ],
 )
 def test_not_a_request_for_a_person(engine: EscalationEngine, text: str) -> None:
