@@ -233,23 +233,8 @@ class WeChatChannel(Channel):
                 for piece in split_text(passive_text(messages), MAX_TEXT)]
 
     async def fetch_media(self, ref: str) -> tuple[bytes, str]:
-        """The image message's MediaId from the temporary-media API, ``GET /cgi-bin/media/get?access_token&media_id``
-        on WECHAT_API_BASE: the file itself, or JSON with an ``errcode`` (a token error once gets a fresh token)."""
-
-        async def attempt(token: str) -> tuple[int, str, tuple[bytes, str]]:
-            data, content_type = await download(
-                self.http, "/cgi-bin/media/get?" + urlencode({"access_token": token, "media_id": ref}))
-            if content_type not in ("application/json", "text/plain"):
-                return 0, "", (data, content_type)
-            try:
-                code = int(json.loads(data).get("errcode") or 0)
-            except (ValueError, AttributeError) as exc:
-                raise DeliveryError("media/get: not a file and not JSON", retryable=False) from exc
-            if code == 0:
-                raise DeliveryError("media/get: JSON without an error instead of the file", retryable=False)
-            return code, "", (b"", "")
-
-        return await with_fresh_token_once(self.access_token, attempt, "media/get", TOKEN_ERRORS, RETRYABLE_ERRORS)
+        """The image message's MediaId from the temporary-media API on WECHAT_API_BASE (:func:`tencent_media`)."""
+        return await tencent_media(self.http, self.access_token, ref, TOKEN_ERRORS, RETRYABLE_ERRORS)
 
     async def access_token(self, fresh: bool = False) -> str:
         return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/token", {
@@ -322,6 +307,28 @@ async def with_fresh_token_once(get_token: Callable[..., Awaitable[str]],
     if code == 0:
         return result
     raise DeliveryError(f"{what}: errcode {code} {message[:200]}".rstrip(), retryable=code in retryable, code=code)
+
+
+async def tencent_media(http: httpx.AsyncClient, get_token: Callable[..., Awaitable[str]], media_id: str,
+                        token_errors: set[int], retryable: set[int]) -> tuple[bytes, str]:
+    """A temporary media file of a Tencent API (WeChat OA and WeCom alike: ``GET /cgi-bin/media/get?access_token&
+    media_id``): the file itself (at most MEDIA_MAX_BYTES), or JSON with an ``errcode`` (a token error once gets a
+    fresh token; 40007 an unknown media id)."""
+
+    async def attempt(token: str) -> tuple[int, str, tuple[bytes, str]]:
+        data, content_type = await download(
+            http, "/cgi-bin/media/get?" + urlencode({"access_token": token, "media_id": media_id}))
+        if content_type not in ("application/json", "text/plain"):
+            return 0, "", (data, content_type)
+        try:
+            code = int(json.loads(data).get("errcode") or 0)
+        except (ValueError, AttributeError) as exc:
+            raise DeliveryError("media/get: not a file and not JSON", retryable=False) from exc
+        if code == 0:
+            raise DeliveryError("media/get: JSON without an error instead of the file", retryable=False)
+        return code, "", (b"", "")
+
+    return await with_fresh_token_once(get_token, attempt, "media/get", token_errors, retryable)
 
 
 async def tencent_access_token(http: httpx.AsyncClient, redis: Redis | None, channel: str, path: str,

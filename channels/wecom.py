@@ -9,7 +9,8 @@ Inbound: ``/api/channels/wecom``.
     (``channel_sync_cursor``; one gateway per account at a time, a callback during a fetch makes it fetch again), and
     each customer message (``origin`` 3) takes the path of every customer message; its ``msgid`` de-duplicates. The
     cursor is stored after each page, so a crash re-fetches at most one page (answered once anyway).
-  * Text and menu clicks (``text.menu_id``, the payload the bot offered), ``enter_session`` greets; images, voice,
+  * Text and menu clicks (``text.menu_id``, the payload the bot offered), ``enter_session`` greets; an image is
+    fetched by its ``media_id`` (``/cgi-bin/media/get``) and kept for the agents like every channel's photos; voice,
     files, locations get a polite answer. Messages of WeCom's own servicers (origin 5) and system events are skipped.
 
 Outbound (through the outbox): ``kf/send_msg`` - text (split at 600 characters), buttons as a ``msgmenu`` with click
@@ -35,7 +36,14 @@ from bot.shared.text import ZH, detect_language
 from channels.base import Call, Channel, DeliveryError, Inbound, Malformed, Refused, split_text, truncate
 from channels.messaging import StillAnswering, channel_of, take_in, verified_body
 from channels.settings import ChannelSettings
-from channels.wechat import parse_xml, tencent_access_token, tencent_post, with_fresh_token_once
+from channels.wechat import (
+    MEDIA_ID_RE,
+    parse_xml,
+    tencent_access_token,
+    tencent_media,
+    tencent_post,
+    with_fresh_token_once,
+)
 from channels.wechat_crypto import CryptoError, WeChatCrypto
 from conversations import keys
 
@@ -115,6 +123,10 @@ class WeComChannel(Channel):
                 return Inbound(delivery_id=msgid, user=f"{kfid}:{user}", address=address,
                                text=str(text["menu_id"]), kind="button")
             return Inbound(delivery_id=msgid, user=f"{kfid}:{user}", address=address, text=str(text.get("content", "")))
+        media_id = str((message.get("image") or {}).get("media_id") or "") if kind == "image" else ""
+        if media_id and MEDIA_ID_RE.fullmatch(media_id):
+            return Inbound(delivery_id=msgid, user=f"{kfid}:{user}", address=address, text="photo", kind="photo",
+                           extra={"media_ref": media_id})
         return Inbound(delivery_id=msgid, user=f"{kfid}:{user}", address=address,
                        text=kind if kind in UNSUPPORTED_KINDS else "other", kind="unsupported")
 
@@ -190,6 +202,11 @@ class WeComChannel(Channel):
     async def access_token(self, fresh: bool = False) -> str:
         return await tencent_access_token(self.http, self.redis, NAME, "/cgi-bin/gettoken",
                                           {"corpid": self.corp_id, "corpsecret": self.secret}, fresh=fresh)
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """An image message's ``media_id`` from WeCom's temporary-media API (``/cgi-bin/media/get``, the same shape
+        as the Official Account's: :func:`channels.wechat.tencent_media`)."""
+        return await tencent_media(self.http, self.access_token, ref, TOKEN_ERRORS, RETRYABLE_ERRORS)
 
     async def api(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One WeCom API call (errcode 0 or DeliveryError with ``code``); a stale token is replaced once."""

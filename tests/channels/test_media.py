@@ -16,6 +16,7 @@ from conversations import keys
 from tests.channels.conftest import eventually, gateway
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.wechat_api import FakeWeChat
+from tests.fakes.wecom_api import FakeWeCom
 from tests.fakes.whatsapp_api import FakeWhatsApp
 
 JPEG = b"\xff\xd8\xff\xe0" + secrets.token_bytes(3000) + b"\xff\xd9"
@@ -31,10 +32,16 @@ async def agent_headers(http, username: str, role: str = "agent") -> dict:
 
 async def photo_link(http, platform: str, user: str) -> str:
     cid = (await http.app.state.redis.get(keys.channel_user(platform, user))).decode()
+    assert [m.role for m in await http.app.state.store.history(cid)] == ["customer", "system"]
+    return await photo_link_at(http, platform, user, 0)
+
+
+async def photo_link_at(http, platform: str, user: str, position: int) -> str:
+    """The agents' link of the photo stored as the conversation's message number ``position``."""
+    cid = (await http.app.state.redis.get(keys.channel_user(platform, user))).decode()
     history = await http.app.state.store.history(cid)
-    assert [m.role for m in history] == ["customer", "system"]
-    match = re.fullmatch(r"\[photo\] (/api/channels/media/[A-Za-z0-9_-]+)", history[0].text)
-    assert match, history[0].text
+    match = re.fullmatch(r"\[photo\] (/api/channels/media/[A-Za-z0-9_-]+)", history[position].text)
+    assert match, history[position].text
     return match.group(1)
 
 
@@ -164,3 +171,25 @@ async def test_one_platform_user_cannot_flood_the_store_with_photos_or_the_bot_w
         assert not await http.app.state.redis.keys(f"*{chat_id}*limit*")  # no platform id in a limit key
         await post(fake.text_update(other, "hi, another customer"))
         assert http.bot.calls[-1]["text"] == "hi, another customer"
+
+
+async def test_wecom_photo_is_fetched_by_media_id_and_kept_for_agents(redis_url) -> None:
+    fake = FakeWeCom(open_kfid="wk" + secrets.token_hex(12))
+    cs = ChannelSettings(wecom_corp_id=fake.corp_id, wecom_secret=fake.secret, wecom_token=fake.token,
+                         wecom_encoding_aes_key=fake.aes_key, outbox_poll_s=0.05)
+    async with gateway(redis_url, cs, {"wecom": fake.app()}) as http:
+        await http.app.state.redis.delete(keys.channel_token("wecom"))
+        external = "wm" + secrets.token_hex(10)
+        fake.customer_says(external, "我收到的杯子碎了")
+        query, body = fake.callback()
+        assert (await http.post("/api/channels/wecom", params=query, content=body)).status_code == 200
+        await eventually(lambda: fake.texts_to(external))
+        message = fake.customer_sends_photo(external, JPEG)
+        query, body = fake.callback()
+        assert (await http.post("/api/channels/wecom", params=query, content=body)).status_code == 200
+        texts = await eventually(lambda: fake.texts_to(external)[1:])
+        assert "图片" in texts[0] and [c["text"] for c in http.bot.calls] == ["我收到的杯子碎了"]
+        assert fake.media_requests == [message["image"]["media_id"]]  # by its id (the token retry: tencent_media)
+        link = await photo_link_at(http, "wecom", f"{fake.open_kfid}:{external}", 2)
+        shown = await http.get(link, headers=await agent_headers(http, "media-wecom", "supervisor"))
+        assert shown.status_code == 200 and shown.content == JPEG

@@ -118,7 +118,7 @@ async def test_an_ended_session_is_taken_back_and_a_servicers_session_is_left_al
     assert b"session state 3" in fields[b"error"] and fake.texts_to(taken) == []
 
 
-async def test_image_gets_a_polite_answer_and_a_stale_token_is_replaced(wc, fake) -> None:
+async def test_an_unfetchable_image_gets_a_polite_answer_and_a_stale_token_is_replaced(wc, fake) -> None:
     u = user()
     fake.customer_sends(u, "image")
     await callback(wc, fake)

@@ -30,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 
 @dataclass
@@ -47,6 +47,8 @@ class FakeWeCom:
     sent: list[dict[str, Any]] = field(default_factory=list)
     trans: list[tuple[str, int]] = field(default_factory=list)
     sync_calls: int = 0
+    images: dict[str, bytes] = field(default_factory=dict)  # media_id -> file
+    media_requests: list[str] = field(default_factory=list)
     _tokens: dict[str, bool] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -61,6 +63,13 @@ class FakeWeCom:
 
     def customer_sends(self, user: str, kind: str) -> dict[str, Any]:
         return self._log(user, {"origin": 3, "msgtype": kind, kind: {"media_id": "MEDIA"}})
+
+    def customer_sends_photo(self, user: str, data: bytes) -> dict[str, Any]:
+        """An image message; its file is served by ``/cgi-bin/media/get`` (temporary media, 3 days at WeCom)."""
+        media_id = "2" + secrets.token_hex(20)
+        with self._lock:
+            self.images[media_id] = data
+        return self._log(user, {"origin": 3, "msgtype": "image", "image": {"media_id": media_id}})
 
     def servicer_says(self, user: str, text: str) -> dict[str, Any]:
         return self._log(user, {"origin": 5, "servicer_userid": "zhangsan", "msgtype": "text",
@@ -140,6 +149,19 @@ class FakeWeCom:
             with self._lock:
                 self._tokens[issued] = True
             return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": issued, "expires_in": 7200})
+
+        @app.get("/cgi-bin/media/get")
+        async def media_get(access_token: str = "", media_id: str = "") -> Response:
+            with self._lock:
+                self.media_requests.append(media_id)
+            refused = auth(access_token)
+            if refused is not None:
+                return refused
+            data = self.images.get(media_id)
+            if data is None:
+                return JSONResponse({"errcode": 40007, "errmsg": "invalid media_id"})
+            return Response(data, media_type="image/jpeg",
+                            headers={"Content-disposition": f'attachment; filename="{media_id}.jpg"'})
 
         @app.post("/cgi-bin/kf/sync_msg")
         async def sync_msg(request: Request, access_token: str = "") -> JSONResponse:
