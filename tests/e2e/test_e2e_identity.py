@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -24,11 +25,13 @@ import redis
 from actions.orders.db import make_engine
 from actions.orders.enums import OrderStatus
 from actions.settings import ActionServerSettings as OrderSettings
+from channels.wechat import parse_xml
 from conversations import keys
-from tests.conftest import CHANNEL_ENV, FAKE_TELEGRAM_PORT, FAKE_WHATSAPP_PORT
+from tests.conftest import CHANNEL_ENV, FAKE_TELEGRAM_PORT, FAKE_WECHAT_PORT, FAKE_WHATSAPP_PORT
 from tests.e2e.test_e2e_order_flows import SECRET, OrderStack
 from tests.fakes.merchant_api import serve_in_thread
 from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.wechat_api import FakeWeChat
 from tests.fakes.whatsapp_api import FakeWhatsApp
 from tests.processes import start_stack
 from tools.demo_data import load_demo_data
@@ -62,6 +65,13 @@ def fakes() -> Iterator[tuple[FakeTelegram, FakeWhatsApp]]:
     wa = FakeWhatsApp()
     with serve_in_thread(tg.app(), port=FAKE_TELEGRAM_PORT), serve_in_thread(wa.app(), port=FAKE_WHATSAPP_PORT):
         yield tg, wa
+
+
+@pytest.fixture(scope="module")
+def wechat_fake() -> Iterator[FakeWeChat]:
+    fake = FakeWeChat()
+    with serve_in_thread(fake.app(), port=FAKE_WECHAT_PORT):
+        yield fake
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
@@ -108,13 +118,45 @@ class WhatsApp:
         return wait_for(new)
 
 
-def supervisor(orders: OrderStack) -> httpx.Client:
+class WeChat:
+    """A WeChat follower: every reply, whether passive (in the callback's response, within WeChat's 5 seconds) or
+    through the customer-service message API (later, and everything an agent or the desk sends)."""
+
+    def __init__(self, orders: OrderStack, fake: FakeWeChat) -> None:
+        self.url, self.fake, self.openid = f"{orders.stack.web_url}/api/channels/wechat", fake, \
+            "o6_" + secrets.token_hex(8)
+        self.passive: list[str] = []
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.passive), len(self.fake.texts_to(self.openid))
+
+    def since(self, mark: tuple[int, int]) -> list[str]:
+        return self.passive[mark[0]:] + self.fake.texts_to(self.openid)[mark[1]:]
+
+    def say(self, text: str, expect: str = "") -> str:
+        mark = self.mark()
+        r = httpx.post(self.url, params=self.fake.query(self.openid), content=self.fake.text_xml(self.openid, text),
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        if r.text != "success":
+            self.passive.append(parse_xml(r.content)["Content"])
+        return self.wait(expect, mark)
+
+    def wait(self, expect: str, mark: tuple[int, int]) -> str:
+        try:
+            return wait_for(lambda: "\n".join(self.since(mark))
+                            if self.since(mark) and expect in "\n".join(self.since(mark)) else None)
+        except AssertionError as exc:
+            raise AssertionError(f"{expect!r} not in {self.since(mark)}") from exc
+
+
+def supervisor(orders: OrderStack, username: str = "idsup") -> httpx.Client:
     env = {**orders.stack.env(), "HANDOFF_ADMIN_PASSWORD": PASSWORD}
-    done = subprocess.run([sys.executable, "-m", "handoff.admin", "create-supervisor", "--username", "idsup"],
+    done = subprocess.run([sys.executable, "-m", "handoff.admin", "create-supervisor", "--username", username],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     desk = httpx.Client(base_url=orders.stack.web_url, timeout=30)
-    r = desk.post("/api/agent/login", json={"username": "idsup", "password": PASSWORD})
+    r = desk.post("/api/agent/login", json={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     desk.headers["Authorization"] = f"Bearer {r.json()['token']}"
     return desk
@@ -179,3 +221,43 @@ def test_one_customer_on_telegram_and_whatsapp_and_an_off_hours_ticket_answered_
     row = row_of(desk, thief_cid)
     context = desk.get(f"/api/agent/handoffs/{row['handoff_id']}").json()["context"]
     assert context["customer"]["id"] is None and context["earlier_conversations"] == []
+
+
+def test_a_wechat_customer_verified_handed_to_an_agent_and_back_then_rated_on_wechat(orders, wechat_fake) -> None:
+    """The whole cycle on WeChat (issue 13): a verified order answer, a handoff (at night: a ticket), the agent's
+    reply through the customer-service API, hand-back to the bot, a second handoff closed, the CSAT question as
+    numbered choices and the customer's "5" thanked - all in the same WeChat chat, each message once."""
+    order = orders.orders(OrderStatus.SHIPPED, OrderStatus.IN_TRANSIT)[1]
+    digits = order.recipient_phone[-4:]
+    store = redis.Redis.from_url(orders.stack.env()["REDIS_URL"])
+    wx = WeChat(orders, wechat_fake)
+    assert "后 4 位" in wx.say(f"我的订单{order.number}到哪了", "后 4 位")
+    assert order.number in wx.say(digits, order.number)
+    cid = store.get(keys.channel_user("wechat", wx.openid)).decode()
+    assert json.loads(store.get(keys.conversation_customer(cid)))["id"] == str(order.customer_id)
+    assert "工单" in wx.say("转人工", "工单")
+
+    desk = supervisor(orders, "wxsup")
+    row = row_of(desk, cid)
+    assert row["ticket_id"] and row["channel"] == "wechat"
+    assert desk.post(f"/api/agent/handoffs/{row['handoff_id']}/claim").status_code == 200
+    answer = "您好，我是客服小王：您的包裹明天送达。"
+    mark = wx.mark()
+    r = desk.post(f"/api/agent/handoffs/{row['handoff_id']}/messages", json={"text": answer})
+    assert r.status_code in (200, 201), r.text
+    wx.wait(answer, mark)
+    assert desk.post(f"/api/agent/handoffs/{row['handoff_id']}/handback").status_code == 200
+    assert "银联" in wx.say("你们支持哪些付款方式", "银联")  # the bot answers again
+
+    wx.say("还是转人工吧", "工单")
+    row = wait_for(lambda: next((r for r in desk.get("/api/agent/queue").json()
+                                 if r["conversation_id"] == cid and r["handoff_id"] != row["handoff_id"]), None))
+    assert desk.post(f"/api/agent/handoffs/{row['handoff_id']}/claim").status_code == 200
+    mark = wx.mark()
+    r = desk.post(f"/api/agent/handoffs/{row['handoff_id']}/close", json={"resolution": "info_provided"})
+    assert r.status_code == 200, r.text
+    question = wx.wait("5", mark)
+    assert "打分" in question and "5. ★★★★★" in question  # WeChat has no buttons: numbered choices
+    assert "感谢您的评价" in wx.say("5", "感谢您的评价")
+    texts = wx.since((0, 0))
+    assert sum(t.count(answer) for t in texts) == 1
