@@ -1,5 +1,5 @@
 # The two commands of the README:  `make run` (set up + run everything)  and  `make test` (whole test suite).
-.PHONY: setup run test bench kb lint lock supervisor
+.PHONY: setup run test bench bench-channels kb lint lock supervisor
 
 setup:            ## environments, models, indexes, database (idempotent; seconds when nothing changed)
 	scripts/setup.sh
@@ -13,6 +13,9 @@ test:             ## the whole suite, as CI runs it
 
 bench: setup      ## throughput/latency of this bot vs a plain `rasa init` bot, through the same kind of API
 	.venv-app/bin/python tools/bench_vs_rasa.py
+
+bench-channels: setup  ## inbound-to-reply p50/p95 per messaging channel on the real stack (platform fakes in process)
+	.venv-app/bin/python tools/bench_channels.py
 
 supervisor:       ## first agent-desk account on the project's Redis (password from var/redis): make supervisor USERNAME=boss
 	@test -n "$(USERNAME)" || { echo "usage: make supervisor USERNAME=<name>" >&2; exit 2; }
