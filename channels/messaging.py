@@ -33,7 +33,7 @@ from channels.base import (
 from channels.dispatch import CustomerMessage, Gateway
 from channels.routes import ChannelRoutes
 from conversations import keys, protect
-from conversations.messages import say
+from conversations.messages import say_in
 from conversations.store import ChatMessage, decode_entry
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ async def _photo(gw: Gateway, routes: ChannelRoutes, message: CustomerMessage, i
     if await gw.store.append_customer_once(message.conversation_id, message.message_id,
                                            ChatMessage(role="customer", text=label), gw.lease_s) is not None:
         return
-    language = inbound.ui_lang or await _recent_language(routes, message.conversation_id) or channel.default_language
+    language = await _reply_language(routes, message, inbound, channel.default_language)
     reply = await gw.store.append(message.conversation_id,
                                   ChatMessage(role="system", text=PHOTO_RECEIVED.get(language, PHOTO_RECEIVED["en"])))
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
@@ -192,19 +192,30 @@ async def _over_limit(gw: Gateway, routes: ChannelRoutes, message: CustomerMessa
     """A message beyond the user's limits: stored (agents see that it came; a photo is neither fetched nor kept)
     and not answered by the bot; the customer is told once per limit window, in their language."""
     photo = inbound.kind == "photo"
-    text = PHOTO_NOT_KEPT_LABEL if photo else (
-        message.text if inbound.kind == "text" else UNSUPPORTED_LABEL.format(kind=inbound.text or "other"))
+    text = PHOTO_NOT_KEPT_LABEL if photo else message.text if inbound.kind == "text" else _unsupported_label(inbound)
     if await gw.store.append_customer_once(message.conversation_id, message.message_id,
                                            ChatMessage(role="customer", text=text), gw.lease_s) is not None:
         return  # a redelivery
     replies: list[dict[str, Any]] = []
     if await gw.store.notice_once(message.conversation_id, f"limit:{limited.name}", ttl_s=limited.retry_after_s):
-        language = (inbound.ui_lang or (None if photo else detect_language(message.text))
-                    or await _recent_language(routes, message.conversation_id) or channel.default_language)
-        notice = PHOTO_LIMITED.get(language, PHOTO_LIMITED["en"]) if photo else say("rate_limited", "", language)
+        language = await _reply_language(routes, message, inbound, channel.default_language,
+                                         words="" if photo else message.text)
+        notice = PHOTO_LIMITED.get(language, PHOTO_LIMITED["en"]) if photo else say_in("rate_limited", language)
         replies.append((await gw.store.append(message.conversation_id,
                                               ChatMessage(role="system", text=notice))).to_dict())
     await gw.store.store_reply(message.conversation_id, message.message_id, replies)
+
+
+def _unsupported_label(inbound: Inbound) -> str:
+    return UNSUPPORTED_LABEL.format(kind=inbound.text or "other")
+
+
+async def _reply_language(routes: ChannelRoutes, message: CustomerMessage, inbound: Inbound, channel_language: str,
+                          words: str = "") -> str:
+    """The language of a reply the bot does not write (photos, other media, limits): the platform's, else the
+    message's own ``words``, else the customer's latest words, else the channel's usual one."""
+    return (inbound.ui_lang or detect_language(words) or await _recent_language(routes, message.conversation_id)
+            or channel_language)
 
 
 async def _recent_language(routes: ChannelRoutes, conversation_id: str) -> str | None:
@@ -222,12 +233,12 @@ async def _unsupported(gw: Gateway, routes: ChannelRoutes, message: CustomerMess
     """Voice, stickers, locations, files: stored (the agent sees that something came) and answered politely in the
     customer's language (the platform's, else their latest words', else the channel's usual one), never with an
     error. The bot is not asked."""
-    label = UNSUPPORTED_LABEL.format(kind=inbound.text or "other")
+    label = _unsupported_label(inbound)
     stored = await gw.store.append_customer_once(message.conversation_id, message.message_id,
                                                  ChatMessage(role="customer", text=label), gw.lease_s)
     if stored is not None:
         return  # a redelivery
-    language = inbound.ui_lang or await _recent_language(routes, message.conversation_id) or channel_language
+    language = await _reply_language(routes, message, inbound, channel_language)
     reply = await gw.store.append(message.conversation_id,
                                   ChatMessage(role="system", text=UNSUPPORTED.get(language, UNSUPPORTED["zh"])))
     await gw.store.store_reply(message.conversation_id, message.message_id, [reply.to_dict()])
