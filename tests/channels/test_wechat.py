@@ -162,7 +162,9 @@ async def test_agent_messages_use_a_cached_token_refreshed_when_expired(wx, fake
     await store.append(cid, ChatMessage(role="agent", text="after expiry"), author="a1")
     await eventually(lambda: "after expiry" in fake.texts_to(user))
     assert fake.token_requests == 2
-    assert fake.texts_to(user) == [f"agent reply {n}" for n in range(3)] + ["after expiry"]
+    # (the bot's "hello" answer is passive when the bot is within the 0.5 s window, else it is sent first: not counted)
+    agent_texts = [t for t in fake.texts_to(user) if not t.startswith("echo:")]
+    assert agent_texts == [f"agent reply {n}" for n in range(3)] + ["after expiry"]
 
 
 async def test_bot_taking_8_seconds_with_the_default_window(redis_url, fake) -> None:
