@@ -221,6 +221,11 @@ class Retriever:
         """Ids of the articles in the loaded build, in index order."""
         return [str(article["id"]) for article in self._snapshot.articles]
 
+    @property
+    def size(self) -> int:
+        """How many articles the loaded build has (``search(q, k=size)`` scores every one of them)."""
+        return len(self._snapshot.articles)
+
     def article(self, article_id: str, lang: Lang) -> ArticleText | None:
         """Title and answer of one article in ``lang``, or None if the loaded build lacks it."""
         if lang not in LANGS:

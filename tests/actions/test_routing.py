@@ -454,3 +454,29 @@ def test_the_previous_question_picks_among_the_follow_ups_own_readings() -> None
     decision = knowledge.decide(follow_up, "en", previous)
     assert decision.action == knowledge.ANSWER and decision.best.id == "refunds-bank-card"
     assert knowledge.decide(follow_up, "en", None).best.id == "payment-card-unionpay"  # no previous question: as before
+
+
+@pytest.mark.parametrize(("previous", "text", "language"), [
+    ("how long does a refund to alipay take?", "how do i unblock a kitchen sink", "en"),
+    ("how long does delivery to beijing take", "who won the football last night", "en"),
+    ("退款到支付宝要几天", "帮我写首生日诗", "zh"),
+])
+async def test_an_unrelated_question_after_a_knowledge_answer_is_declined_not_answered_from_the_previous_one(
+        previous: str, text: str, language: str) -> None:
+    """Read together with a store question, any short message scores high for that question's runner-up article;
+    the message itself must point at the article for the joint reading to count."""
+    assert knowledge.decide(text, language, None).action == knowledge.NOTHING
+    assert knowledge.decide(text, language, previous).action == knowledge.NOTHING
+    dispatcher = CollectingDispatcher()
+    await knowledge.ActionOutOfScope().run(dispatcher, tracker(text, "out_of_scope", language,
+                                                               slots={"kb_last_question": previous}), {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_out_of_scope"]
+
+
+def test_a_longer_follow_up_is_still_read_with_the_previous_question() -> None:
+    """Nine to twelve words still lean on the previous question ("...my gran lives out there")."""
+    previous = "normal delivery to shanghai takes how long"
+    text = "ok and what about tibet, my gran lives out there"
+    assert 8 < len(text.split()) <= knowledge.FOLLOW_UP_MAX_WORDS
+    decision = knowledge.decide(text, "en", previous)
+    assert (decision.action, decision.best.id) == (knowledge.ANSWER, "shipping-remote-regions")
