@@ -38,6 +38,7 @@ class ChannelSettings(BaseSettings):
     | WHATSAPP_TEMPLATE_LANGUAGE | en | language code of that template |
     | WHATSAPP_RATE_LIMIT | 60/second | outbound messages to the Cloud API |
     | WHATSAPP_TIMEOUT_S | 10 | timeout of one Cloud API call |
+    | WHATSAPP_MEDIA_HOSTS | fbsbx.com | hosts (and subdomains, comma-separated) a photo's https download may name |
     | WECHAT_APP_ID | (empty = off) | Official Account AppID |
     | WECHAT_APP_SECRET | (empty = off) | Official Account AppSecret (access_token for the customer-service API) |
     | WECHAT_TOKEN | (empty = off) | the Token typed into the server configuration (signature of every callback) |
@@ -87,6 +88,7 @@ class ChannelSettings(BaseSettings):
     whatsapp_template_language: str = "en"
     whatsapp_rate_limit: str = "60/second"
     whatsapp_timeout_s: float = Field(default=10.0, gt=0)
+    whatsapp_media_hosts: str = Field(default="fbsbx.com", pattern=r"^[A-Za-z0-9.,\s-]*$")
 
     wechat_app_id: str = ""
     wechat_app_secret: str = ""

@@ -69,6 +69,9 @@ class WhatsAppChannel(Channel):
         self.phone_number_id = settings.whatsapp_phone_number_id
         self.template_name = settings.whatsapp_template_name
         self.template_language = settings.whatsapp_template_language
+        self.api_base = httpx.URL(settings.whatsapp_api_base)
+        self.media_hosts = tuple(h.strip().lower().strip(".") for h in settings.whatsapp_media_hosts.split(",")
+                                 if h.strip())
         self.http = http or httpx.AsyncClient(base_url=settings.whatsapp_api_base.rstrip("/"),
                                               timeout=settings.whatsapp_timeout_s)
 
@@ -177,8 +180,24 @@ class WhatsAppChannel(Channel):
             raise DeliveryError(f"media: {exc.__class__.__name__}", retryable=True) from exc
         if not meta.get("url"):
             raise DeliveryError(f"media {ref}: HTTP {response.status_code}", retryable=False)
+        if not self.media_url_allowed(str(meta["url"])):
+            # Defence in depth: the token goes with the download, so only Meta's media host (or the API's own) gets it.
+            raise DeliveryError(f"media {ref}: download host not in WHATSAPP_MEDIA_HOSTS", retryable=False)
         data, served_type = await download(self.http, str(meta["url"]), auth)
         return data, str(meta.get("mime_type") or served_type)
+
+    def media_url_allowed(self, url: str) -> bool:
+        """The API base's own scheme, host and port, or https on a WHATSAPP_MEDIA_HOSTS host or its subdomain."""
+        try:
+            parsed_url = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            return False
+        host = (parsed_url.host or "").lower()
+        if (parsed_url.scheme, host, parsed_url.port) == (self.api_base.scheme, self.api_base.host.lower(),
+                                                          self.api_base.port):
+            return True
+        return parsed_url.scheme == "https" and parsed_url.port in (None, 443) and any(
+            host == allowed or host.endswith("." + allowed) for allowed in self.media_hosts)
 
     async def send(self, call: Call, route: dict[str, str]) -> None:
         if call.get("outside_window"):

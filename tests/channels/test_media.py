@@ -82,6 +82,29 @@ async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> N
         assert (await http.get(link, headers=await agent_headers(http, "media-wa", "supervisor"))).content == JPEG
 
 
+@pytest.mark.parametrize(("media_host", "fetched"), [
+    ("https://lookaside.fbsbx.com/", True),  # Meta's media host (WHATSAPP_MEDIA_HOSTS' default)
+    ("http://lookaside.fbsbx.com/", False),  # not over TLS
+    ("https://metadata.internal.example/", False),  # anywhere else: our token would go with the request
+    ("https://fbsbx.com.evil.example/", False),
+])
+async def test_whatsapp_photo_is_downloaded_only_from_metas_media_host(redis_url, media_host: str,
+                                                                       fetched: bool) -> None:
+    fake = FakeWhatsApp(media_host=media_host)
+    cs = ChannelSettings(whatsapp_access_token=fake.access_token, whatsapp_app_secret=fake.app_secret,
+                         whatsapp_verify_token=fake.verify_token, whatsapp_phone_number_id=fake.phone_number_id,
+                         outbox_poll_s=0.05)
+    async with gateway(redis_url, cs, {"whatsapp": fake.app()}) as http:
+        wa_id = str(random.randint(10**10, 10**11))
+        body, headers = fake.signed(fake.notification(fake.message(wa_id, kind="image", data=JPEG)))
+        assert (await http.post("/api/channels/whatsapp/webhook", content=body, headers=headers)).status_code == 200
+        sent = await eventually(lambda: fake.sent_to(wa_id))
+        if fetched:
+            assert "photo is saved" in sent[0]["text"]["body"] and fake.downloads == ["lookaside.fbsbx.com"]
+        else:
+            assert "photo is saved" not in sent[0]["text"]["body"] and fake.downloads == []
+
+
 @pytest.mark.parametrize("size", [100, MEDIA_MAX_BYTES + 1])
 async def test_wechat_photo_by_media_id_and_a_too_big_one(redis_url, size) -> None:
     fake = FakeWeChat()

@@ -44,6 +44,8 @@ class FakeWhatsApp:
     last_inbound: dict[str, float] = field(default_factory=dict)  # wa_id -> when the user last wrote
     sent: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # media id -> (mime type, bytes)
+    media_host: str = ""  # the download URLs' scheme://host/ (empty: this API's own, as request.base_url says)
+    downloads: list[str] = field(default_factory=list)  # the Host of every media download asked for
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -97,6 +99,7 @@ class FakeWhatsApp:
 
         @app.get("/media-download/{media_id}")
         async def download(media_id: str, request: Request) -> Response:
+            self.downloads.append(request.headers.get("host", ""))
             if request.headers.get("authorization") != f"Bearer {self.access_token}":
                 return _error(401, 190, "Invalid OAuth access token - Cannot parse access token", "OAuthException")
             known = self.media.get(media_id)
@@ -111,7 +114,8 @@ class FakeWhatsApp:
             known = self.media.get(media_id)
             if known is None:
                 return _error(400, 100, "Unsupported get request. Object with ID does not exist")
-            return JSONResponse({"messaging_product": "whatsapp", "url": f"{request.base_url}media-download/{media_id}",
+            url = f"{self.media_host or request.base_url}media-download/{media_id}"
+            return JSONResponse({"messaging_product": "whatsapp", "url": url,
                                  "mime_type": known[0], "sha256": "x", "file_size": len(known[1]), "id": media_id})
 
         @app.post("/{version}/{phone_number_id}/messages")  # the Graph API version, e.g. /v21.0
