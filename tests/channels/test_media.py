@@ -67,17 +67,26 @@ async def test_telegram_photo_is_kept_for_agents_and_the_customer_thanked(redis_
                 ).status_code == 404
 
 
+def whatsapp_settings(fake: FakeWhatsApp) -> ChannelSettings:
+    return ChannelSettings(whatsapp_access_token=fake.access_token, whatsapp_app_secret=fake.app_secret,
+                           whatsapp_verify_token=fake.verify_token, whatsapp_phone_number_id=fake.phone_number_id,
+                           outbox_poll_s=0.05)
+
+
+async def whatsapp_photo(http, fake: FakeWhatsApp) -> tuple[str, str]:
+    """A new WhatsApp user sends a photo: (their wa_id, the first reply they got)."""
+    wa_id = str(random.randint(10**10, 10**11))
+    body, headers = fake.signed(fake.notification(fake.message(wa_id, kind="image", data=JPEG)))
+    assert (await http.post("/api/channels/whatsapp/webhook", content=body, headers=headers)).status_code == 200
+    sent = await eventually(lambda: fake.sent_to(wa_id))
+    return wa_id, sent[0]["text"]["body"]
+
+
 async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> None:
     fake = FakeWhatsApp()
-    cs = ChannelSettings(whatsapp_access_token=fake.access_token, whatsapp_app_secret=fake.app_secret,
-                         whatsapp_verify_token=fake.verify_token, whatsapp_phone_number_id=fake.phone_number_id,
-                         outbox_poll_s=0.05)
-    async with gateway(redis_url, cs, {"whatsapp": fake.app()}) as http:
-        wa_id = str(random.randint(10**10, 10**11))
-        body, headers = fake.signed(fake.notification(fake.message(wa_id, kind="image", data=JPEG)))
-        assert (await http.post("/api/channels/whatsapp/webhook", content=body, headers=headers)).status_code == 200
-        sent = await eventually(lambda: fake.sent_to(wa_id))
-        assert "photo is saved" in sent[0]["text"]["body"]
+    async with gateway(redis_url, whatsapp_settings(fake), {"whatsapp": fake.app()}) as http:
+        wa_id, reply = await whatsapp_photo(http, fake)
+        assert "photo is saved" in reply
         link = await photo_link(http, "whatsapp", wa_id)
         assert (await http.get(link, headers=await agent_headers(http, "media-wa", "supervisor"))).content == JPEG
 
@@ -91,18 +100,10 @@ async def test_whatsapp_photo_is_fetched_with_the_token_and_kept(redis_url) -> N
 async def test_whatsapp_photo_is_downloaded_only_from_metas_media_host(redis_url, media_host: str,
                                                                        fetched: bool) -> None:
     fake = FakeWhatsApp(media_host=media_host)
-    cs = ChannelSettings(whatsapp_access_token=fake.access_token, whatsapp_app_secret=fake.app_secret,
-                         whatsapp_verify_token=fake.verify_token, whatsapp_phone_number_id=fake.phone_number_id,
-                         outbox_poll_s=0.05)
-    async with gateway(redis_url, cs, {"whatsapp": fake.app()}) as http:
-        wa_id = str(random.randint(10**10, 10**11))
-        body, headers = fake.signed(fake.notification(fake.message(wa_id, kind="image", data=JPEG)))
-        assert (await http.post("/api/channels/whatsapp/webhook", content=body, headers=headers)).status_code == 200
-        sent = await eventually(lambda: fake.sent_to(wa_id))
-        if fetched:
-            assert "photo is saved" in sent[0]["text"]["body"] and fake.downloads == ["lookaside.fbsbx.com"]
-        else:
-            assert "photo is saved" not in sent[0]["text"]["body"] and fake.downloads == []
+    async with gateway(redis_url, whatsapp_settings(fake), {"whatsapp": fake.app()}) as http:
+        _, reply = await whatsapp_photo(http, fake)
+        assert ("photo is saved" in reply) is fetched
+        assert fake.downloads == (["lookaside.fbsbx.com"] if fetched else [])
 
 
 @pytest.mark.parametrize("size", [100, MEDIA_MAX_BYTES + 1])
