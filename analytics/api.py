@@ -19,7 +19,7 @@ DAY = r"^\d{4}-\d{2}-\d{2}$"
 MAX_DAYS = 3 * 366
 SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low",
             "csat_agents", "csat_bot", "first_contact", "came_back", "complaint_late_24h", "complaint_escalated_48h")
-TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "conversations", "questions", "sources")
+TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "tiers", "conversations", "questions", "sources")
 
 
 def get_kpis(request: Request) -> Kpis:

@@ -160,12 +160,17 @@ ans AS (
   FROM qa LEFT JOIN analytics_events a ON a.id = qa.answer_id)
 """
 SOURCES = ("kb", "flow", "fallback", "unknown")
+# A handoff in service hours first answered by an agent more than 15 s after it was queued, or never (closed without an
+# answer, or still waiting past 15 s). Over the ``h`` CTE; the summary and the tiers table share it.
+HUMAN_SLA_BREACH = """h.in_hours = 1 AND ((h.first_agent_ts IS NOT NULL AND h.first_agent_ts - h.queued_ts > :sla)
+        OR (h.first_agent_ts IS NULL AND (h.closed_ts IS NOT NULL OR :now - h.queued_ts > :sla)))"""
 IN_H = "EXISTS (SELECT 1 FROM h WHERE h.conversation_id = cv.conversation_id AND {})"  # a handoff of the conversation
 
 
 class Kpis:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, priority_tiers: frozenset[str] = frozenset()) -> None:
         self.engine = engine
+        self.priority_tiers = priority_tiers  # data/store_policy.yml membership.priority_tiers (the VIP tiers)
 
     def _rows(self, sql: str, f: Filters, **extra: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as db:
@@ -192,9 +197,7 @@ SELECT COUNT(*) AS handoffs,
   COUNT(CASE WHEN in_hours = 1 THEN first_agent_ts END) AS human_answered,
   AVG(CASE WHEN in_hours = 1 THEN first_agent_ts - queued_ts END) AS human_frt_avg_s,
   MAX(CASE WHEN in_hours = 1 THEN first_agent_ts - queued_ts END) AS human_frt_max_s,
-  SUM(CASE WHEN in_hours = 1 AND ((first_agent_ts IS NOT NULL AND first_agent_ts - queued_ts > :sla)
-        OR (first_agent_ts IS NULL AND (closed_ts IS NOT NULL OR :now - queued_ts > :sla))) THEN 1 ELSE 0 END)
-    AS human_sla_breaches,
+  SUM(CASE WHEN """ + HUMAN_SLA_BREACH + """ THEN 1 ELSE 0 END) AS human_sla_breaches,
   COUNT(closed_ts) AS resolved,
   SUM(closed) AS closed,
   AVG(closed_ts - queued_ts) AS resolution_avg_s,
@@ -308,6 +311,24 @@ GROUP BY source, kb_id ORDER BY answers DESC, source, kb_id LIMIT 200""", f)
         return [{"reason": r["reason"], "handoffs": int(r["handoffs"]), "rate": _rate(r["handoffs"], n)}
                 for r in rows]
 
+    def tiers(self, f: Filters) -> list[dict[str, Any]]:
+        """Handoffs by the customer's membership tier when queued: how long each tier waited for an agent (queued ->
+        claimed or assigned), its first human response in service hours and its 15-s breaches. VIP (priority) tiers
+        first: the seeds promise them the front of the queue, and this table shows whether they got it."""
+        rows = self._rows("""
+SELECT COALESCE(tier, 'unknown') AS tier, COUNT(*) AS handoffs, COUNT(taken_ts) AS taken,
+  AVG(taken_ts - queued_ts) AS queue_wait_avg_s, MAX(taken_ts - queued_ts) AS queue_wait_max_s,
+  SUM(in_hours) AS in_hours,
+  AVG(CASE WHEN in_hours = 1 THEN first_agent_ts - queued_ts END) AS human_frt_avg_s,
+  SUM(CASE WHEN """ + HUMAN_SLA_BREACH + """ THEN 1 ELSE 0 END) AS human_sla_breaches
+FROM h GROUP BY COALESCE(tier, 'unknown')""", f)
+        out = [{"tier": r["tier"], "vip": r["tier"] in self.priority_tiers, "handoffs": int(r["handoffs"]),
+                "taken": int(r["taken"]), "queue_wait_avg_s": _round(r["queue_wait_avg_s"]),
+                "queue_wait_max_s": _round(r["queue_wait_max_s"]), "human_frt_avg_s": _round(r["human_frt_avg_s"]),
+                "human_sla_breaches": int(r["human_sla_breaches"] or 0),
+                "human_breach_rate": _rate(r["human_sla_breaches"] or 0, r["in_hours"] or 0)} for r in rows]
+        return sorted(out, key=lambda r: (not r["vip"], -r["handoffs"], r["tier"]))
+
     def summary_count(self, f: Filters) -> int:
         return int(self._rows("SELECT COUNT(*) AS n FROM c", f)[0]["n"] or 0)
 
@@ -365,11 +386,7 @@ ORDER BY handoffs DESC, ids.agent_id""".lstrip(), f)  # noqa: S608 - fixed SQL
             "repeat": "cv.is_repeat = 1",
             "bot_sla_breach": "((cv.first_bot_ts IS NOT NULL AND cv.first_bot_ts - cv.first_customer_ts > :sla) OR "
                               "(cv.first_bot_ts IS NULL AND cv.handoffs = 0 AND :now - cv.first_customer_ts > :sla))",
-            "human_sla_breach": "EXISTS (SELECT 1 FROM h WHERE h.conversation_id = cv.conversation_id "
-                                "AND h.in_hours = 1 AND ((h.first_agent_ts IS NOT NULL "
-                                "AND h.first_agent_ts - h.queued_ts > :sla) OR "
-                                "(h.first_agent_ts IS NULL AND (h.closed_ts IS NOT NULL "
-                                "OR :now - h.queued_ts > :sla))))",
+            "human_sla_breach": IN_H.format(HUMAN_SLA_BREACH),
             "csat_low": "EXISTS (SELECT 1 FROM csat WHERE csat.conversation_id = cv.conversation_id "
                         "AND csat.stars <= 2)",
             # the answers behind summary.csat.agents / .bot (a rating after a closed handoff / with none before it)

@@ -42,7 +42,8 @@ def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -
         logger.exception("analytics database %s could not be opened; analytics is off", settings.database_url)
         return []
     app.state.analytics_engine = engine
-    app.state.analytics_kpis = Kpis(engine)
+    desk = getattr(app.state, "desk", None)
+    app.state.analytics_kpis = Kpis(engine, desk.policy.priority_tiers if desk is not None else frozenset())
     if not settings.enabled:
         return []
     consumer = AnalyticsConsumer(redis, engine, app.state.desk.policy, settings.consumer, poll_s=settings.poll_s,

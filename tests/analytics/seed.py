@@ -51,6 +51,9 @@ def _id(seconds: float, seq: int = 0) -> str:
     return f"{int(round((T0 + seconds) * 1000))}-{seq}"
 
 
+TIERS = {"conv-b": "gold"}  # B's customer is a Gold member (a VIP tier of data/store_policy.yml); the others regular
+
+
 async def seed(redis: Redis) -> None:
     for cid, channel, ui_lang, device in CONVERSATIONS:
         await redis.hset(keys.conversation(cid), mapping={"channel": channel, "ui_lang": ui_lang, "device": device,
@@ -60,7 +63,7 @@ async def seed(redis: Redis) -> None:
         await redis.xadd(keys.messages(cid), fields, id=_id(seconds))
     for hid, cid, reason, agent, resolution, channel, language in HANDOFFS:
         await redis.hset(keys.handoff(hid), mapping={
-            "id": hid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": "regular",
+            "id": hid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": TIERS.get(cid, "regular"),
             "language": language, "channel": channel, "customer_id": "", "agent_id": agent, "resolution": resolution})
     for seconds, kind, hid, cid in DESK_EVENTS:
         await redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": hid, "conversation_id": cid},

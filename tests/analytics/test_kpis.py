@@ -75,6 +75,15 @@ async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
         {"agent_id": "a2", "handoffs": 1, "share": 0.5, "replies": 1, "closed": 1, "handle_avg_s": 65.0,
          "csat_answers": 0, "csat_avg": None}]
 
+    # VIP queue times: B (Gold) waited 10 s for a1 and got the first reply after 20 s (a breach); of the regular
+    # handoffs C waited 5 s (reply after 10 s) and D was never taken (a breach).
+    tiers = (await _get(dashboard, boss, "/api/analytics/tiers"))["rows"]
+    assert tiers == [
+        {"tier": "gold", "vip": True, "handoffs": 1, "taken": 1, "queue_wait_avg_s": 10.0, "queue_wait_max_s": 10.0,
+         "human_frt_avg_s": 20.0, "human_sla_breaches": 1, "human_breach_rate": 1.0},
+        {"tier": "regular", "vip": False, "handoffs": 2, "taken": 1, "queue_wait_avg_s": 5.0, "queue_wait_max_s": 5.0,
+         "human_frt_avg_s": 10.0, "human_sla_breaches": 1, "human_breach_rate": 0.5}]
+
     # Filters: language (conversation language = its first customer message's) and channel.
     zh = await _get(dashboard, boss, "/api/analytics/summary", language="zh")
     assert (zh["conversations"], zh["bot_resolution"]["rate"], zh["handoff"]["rate"]) == (1, 0.0, 1.0)

@@ -176,6 +176,11 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         expect(page.locator("#agents-table tbody tr")).to_have_count(2)
         expect(page.locator("#agents-table tbody tr").first).to_contain_text("a1")
         expect(page.locator("#heatmap button[data-drill='slot-0-10']")).to_have_text("2")  # Monday 10:00 China time
+        # VIP queue times: the Gold customer's handoff first (waited 10 s, first reply 20 s: over 15 s).
+        tiers = page.locator("#tiers-table tbody tr")
+        expect(tiers).to_have_count(2)
+        expect(tiers.first.locator("td")).to_have_text(["gold (VIP)", "1", "10 s", "10 s", "20 s", "1 (100%)"])
+        expect(tiers.nth(1).locator("td").first).to_have_text("regular")
 
         daily = _chart_data(page, "chart-daily")
         assert daily["labels"] == ["2026-11-23", "2026-11-24"]
@@ -200,6 +205,9 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         assert {r["reason"] for r in rows} == {"explicit_request"}
         agents = _download(page, page.locator('a.csv[data-table="agents"]'))
         assert [(r["agent_id"], r["handoffs"]) for r in agents] == [("a1", "1"), ("a2", "1")]
+        tier_rows = _download(page, page.locator('a.csv[data-table="tiers"]'))
+        assert [(r["tier"], r["vip"], r["queue_wait_avg_s"]) for r in tier_rows] == [("gold", "True", "10.0"),
+                                                                                    ("regular", "False", "5.0")]
 
         # A filter: the Telegram conversation only; the charts follow.
         page.locator("#f-channel").select_option("telegram")
@@ -238,6 +246,8 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         for kpi in ("deflection", "handoff", "frt_bot", "frt_human", "csat", "sla", "repeat", "resolution"):
             expect(_tile(page, kpi)).to_have_text("暂无数据")
         expect(page.locator("#agents-table tbody")).to_contain_text("该时间段暂无数据")
+        expect(page.locator("#tiers-table tbody")).to_contain_text("该时间段暂无数据")
+        expect(page.locator("#tiers-title")).to_have_text("各会员等级排队时长")
         assert errors == []
     finally:
         context.close()

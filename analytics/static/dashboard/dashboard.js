@@ -22,6 +22,8 @@
       reasons: "Handoffs by reason", reason: "Reason", handoffs: "Handoffs", rate: "Share of conversations",
       agents: "Agents", agent: "Agent", taken: "Handoffs taken", share: "Share", replies: "Replies",
       closed: "Closed / handed back", handle: "Avg handling", csat: "CSAT",
+      tiers: "Queue times by membership tier", tier: "Tier", vip: "VIP", wait_avg: "Avg wait for an agent",
+      wait_max: "Longest wait", frt_avg: "Avg first reply (service hours)", breaches: "Over 15 s",
       heatmap: "Conversations by weekday and hour", drill: "Conversations", close: "Close",
       conversation: "Conversation", day: "Day", hour: "Hour", handed_off: "Handed off",
       frt_bot_s: "Bot first reply", frt_human_s: "Agent first reply", repeat: "Repeat", yes: "yes", no: "no",
@@ -103,6 +105,8 @@
       click_day: "点击某一天、柱形或数字，查看背后的对话。", reasons: "转人工原因", reason: "原因",
       handoffs: "转人工次数", rate: "占对话比例", agents: "客服", agent: "客服", taken: "接入数", share: "占比",
       replies: "回复数", closed: "结束/交回", handle: "平均处理时长", csat: "满意度",
+      tiers: "各会员等级排队时长", tier: "会员等级", vip: "VIP", wait_avg: "平均等待接入", wait_max: "最长等待",
+      frt_avg: "平均首次人工回复（服务时间内）", breaches: "超过 15 秒",
       heatmap: "按星期和小时的对话量", drill: "对话明细", close: "关闭", conversation: "对话", day: "日期",
       hour: "小时", handed_off: "转人工", frt_bot_s: "机器人首次回复", frt_human_s: "人工首次回复",
       repeat: "重复咨询", yes: "是", no: "否", no_data: "暂无数据", no_rows: "该时间段暂无数据。",
@@ -163,7 +167,7 @@
   const COLORS = { resolved: "#2e7d32", handed: "#e08a00", rate: "#2a5bd7", reasons: "#5b6bd7" };
 
   let lang = "en";
-  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], questions: [],
+  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], tiers: [], questions: [],
                   sources: [], drill: null, charts: {} };
   const $ = (id) => document.getElementById(id);
 
@@ -335,13 +339,14 @@
     setStatus(t("loading"));
     const q = query();
     try {
-      const [summary, daily, reasons, heatmap, agents, questions, sources] = await Promise.all([
+      const [summary, daily, reasons, heatmap, agents, tiers, questions, sources] = await Promise.all([
         api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
         api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
-        api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/questions?${q}`),
-        api("GET", `/api/analytics/sources?${q}`)]);
+        api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/tiers?${q}`),
+        api("GET", `/api/analytics/questions?${q}`), api("GET", `/api/analytics/sources?${q}`)]);
       Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
-                             agents: agents.rows, questions: questions.rows, sources: sources.rows });
+                             agents: agents.rows, tiers: tiers.rows, questions: questions.rows,
+                             sources: sources.rows });
       renderAll();
       setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
       if (state.drill) openDrill(state.drill);
@@ -367,6 +372,7 @@
     renderDaily();
     renderReasons();
     renderAgents();
+    renderTiers();
     renderHeatmap();
     renderQuestions();
     renderSources();
@@ -735,6 +741,22 @@
         cell(a.closed ? drillButton(num(a.closed), { segment: "all", agent: a.agent_id }, `agent-${a.agent_id}`)
           : "0"),
         cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")));
+      body.append(tr);
+    }
+  }
+
+  function renderTiers() {
+    const body = $("tiers-table").tBodies[0];
+    body.replaceChildren();
+    if (!state.tiers.length) {
+      body.append(emptyRow(6));
+      return;
+    }
+    for (const r of state.tiers) {
+      const tr = document.createElement("tr");
+      tr.append(cell(r.vip ? `${r.tier} (${t("vip")})` : r.tier), cell(num(r.handoffs)), cell(secs(r.queue_wait_avg_s)),
+        cell(secs(r.queue_wait_max_s)), cell(secs(r.human_frt_avg_s)),
+        cell(`${num(r.human_sla_breaches)} (${pct(r.human_breach_rate)})`));
       body.append(tr);
     }
   }
