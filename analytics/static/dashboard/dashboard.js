@@ -578,35 +578,19 @@
   }
 
   function renderQuestions() {
-    const body = $("questions-table").tBodies[0];
-    body.replaceChildren();
-    if (!state.questions.length) {
-      body.append(emptyRow(4));
-      return;
-    }
-    for (const q of state.questions) {
-      const tr = document.createElement("tr");
+    fillTable("questions-table", state.questions, 4, (q, tr) => {
       tr.dataset.covered = q.covered ? "yes" : "no";
       tr.append(cell(q.question), cell(num(q.asked)), cell(`${num(q.kb_answered)} (${pct(q.kb_rate)})`),
         cell(q.covered ? t("yes") : t("no")));
-      body.append(tr);
-    }
+    });
   }
 
   function renderSources() {
-    const body = $("sources-table").tBodies[0];
-    body.replaceChildren();
-    if (!state.sources.length) {
-      body.append(emptyRow(5));
-      return;
-    }
-    for (const r of state.sources) {
-      const tr = document.createElement("tr");
+    fillTable("sources-table", state.sources, 5, (r, tr) => {
       tr.dataset.source = r.source;
       tr.append(cell(t(`src_${r.source}`)), cell(r.kb_id || "–"), cell(num(r.answers)), cell(pct(r.share)),
         cell(r.avg_score === null ? "–" : r.avg_score.toFixed(2)));
-      body.append(tr);
-    }
+    });
   }
 
   // ---------------------------------------------------------------- charts
@@ -695,19 +679,11 @@
         },
       },
     });
-    const body = $("reasons-table").tBodies[0];
-    body.replaceChildren();
-    if (!rows.length) {
-      body.append(emptyRow(3));
-      return;
-    }
-    for (const r of rows) {
-      const tr = document.createElement("tr");
+    fillTable("reasons-table", rows, 3, (r, tr) => {
       tr.append(cell(reasonLabel(r.reason)),
         cell(drillButton(num(r.handoffs), { segment: "handed_off", reason: r.reason }, `reason-${r.reason}`)),
         cell(pct(r.rate)));
-      body.append(tr);
-    }
+    });
   }
 
   // ---------------------------------------------------------------- tables
@@ -728,37 +704,36 @@
     return tr;
   }
 
-  function renderAgents() {
-    const body = $("agents-table").tBodies[0];
+  // A table's body: one row per item (``fill`` appends its cells), or "no data" across ``span`` columns.
+  function fillTable(id, items, span, fill) {
+    const body = $(id).tBodies[0];
     body.replaceChildren();
-    if (!state.agents.length) {
-      body.append(emptyRow(7));
+    if (!items.length) {
+      body.append(emptyRow(span));
       return;
     }
-    for (const a of state.agents) {
+    for (const item of items) {
       const tr = document.createElement("tr");
-      tr.append(cell(a.agent_id), cell(num(a.handoffs)), cell(pct(a.share)), cell(num(a.replies)),
-        cell(a.closed ? drillButton(num(a.closed), { segment: "all", agent: a.agent_id }, `agent-${a.agent_id}`)
-          : "0"),
-        cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")));
+      fill(item, tr);
       body.append(tr);
     }
   }
 
+  function renderAgents() {
+    fillTable("agents-table", state.agents, 7, (a, tr) => {
+      tr.append(cell(a.agent_id), cell(num(a.handoffs)), cell(pct(a.share)), cell(num(a.replies)),
+        cell(a.closed ? drillButton(num(a.closed), { segment: "all", agent: a.agent_id }, `agent-${a.agent_id}`)
+          : "0"),
+        cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")));
+    });
+  }
+
   function renderTiers() {
-    const body = $("tiers-table").tBodies[0];
-    body.replaceChildren();
-    if (!state.tiers.length) {
-      body.append(emptyRow(6));
-      return;
-    }
-    for (const r of state.tiers) {
-      const tr = document.createElement("tr");
+    fillTable("tiers-table", state.tiers, 6, (r, tr) => {
       tr.append(cell(r.vip ? `${r.tier} (${t("vip")})` : r.tier), cell(num(r.handoffs)), cell(secs(r.queue_wait_avg_s)),
         cell(secs(r.queue_wait_max_s)), cell(secs(r.human_frt_avg_s)),
         cell(`${num(r.human_sla_breaches)} (${pct(r.human_breach_rate)})`));
-      body.append(tr);
-    }
+    });
   }
 
   function renderHeatmap() {
