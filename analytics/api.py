@@ -19,7 +19,9 @@ DAY = r"^\d{4}-\d{2}-\d{2}$"
 MAX_DAYS = 3 * 366
 SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low",
             "csat_agents", "csat_bot", "first_contact", "came_back", "complaint_late_24h", "complaint_escalated_48h")
-TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "tiers", "conversations", "questions", "sources")
+TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "tiers", "conversations", "questions", "sources",
+          "topics")
+TOP_TOPICS = 10  # unanswered topics: the most frequent groups of the editors' inbox in the period
 
 
 def get_kpis(request: Request) -> Kpis:
@@ -56,10 +58,34 @@ def _range(f: Filters) -> dict[str, Any]:
     return {"start": f.start, "end": f.end, "channel": f.channel, "language": f.language, "timezone": "Asia/Shanghai"}
 
 
-async def _table(kpis: Kpis, f: Filters, table: str, drill: dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
+async def _table(request: Request, kpis: Kpis, f: Filters, table: str,
+                 drill: dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
     if table == "conversations":
         return await asyncio.to_thread(kpis.conversations, f, **drill)
+    if table == "topics":
+        return await _topics(request, f)
     return await asyncio.to_thread(getattr(kpis, table), f)
+
+
+async def _topics(request: Request, f: Filters) -> list[dict[str, Any]]:
+    """Unanswered topics: what the bot got wrong in the period (NLU fallbacks, no knowledge answer, "did you mean"
+    picks, "did not help", repeated failures, agents' corrections), grouped by meaning as the editors' inbox groups
+    them (the workbench provides ``app.state.unanswered_topics``; texts masked there), most frequent first. The inbox
+    knows no channel: the channel filter does not apply to this table (the page says so)."""
+    provider = getattr(request.app.state, "unanswered_topics", None)
+    desk = getattr(request.app.state, "desk", None)
+    if provider is None or desk is None:
+        return []
+    day0 = datetime.strptime(f.start, "%Y-%m-%d").replace(tzinfo=desk.policy.tz)
+    day1 = datetime.strptime(f.end, "%Y-%m-%d").replace(tzinfo=desk.policy.tz) + timedelta(days=1)
+    try:
+        groups = await provider(since=day0.timestamp(), until=day1.timestamp(), language=f.language,
+                                limit=TOP_TOPICS)
+    except HTTPException:  # the workbench database is down: the rest of the dashboard still loads
+        return []
+    return [{"topic": g["text"], "language": g["language"], "count": g["count"],
+             "sources": ", ".join(f"{k} {v}" for k, v in sorted(g["sources"].items(), key=lambda kv: -kv[1])),
+             "examples": " | ".join(m["text"] for m in g["messages"][1:4])} for g in groups]
 
 
 def _drill(segment: str = Query("all", pattern="^(" + "|".join(SEGMENTS) + ")$"),
@@ -75,8 +101,8 @@ DrillDep = Annotated[dict[str, Any], Depends(_drill)]
 
 
 @router.get("/summary")
-async def summary(_: SupervisorDep, kpis: KpisDep, f: FiltersDep) -> dict[str, Any]:
-    return {"range": _range(f), **await _table(kpis, f, "summary", {})}  # type: ignore[dict-item]
+async def summary(_: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep) -> dict[str, Any]:
+    return {"range": _range(f), **await _table(request, kpis, f, "summary", {})}  # type: ignore[dict-item]
 
 
 @router.get("/live")
@@ -86,18 +112,20 @@ async def live(_: SupervisorDep, request: Request) -> dict[str, Any]:
 
 
 @router.get("/{table}")
-async def table(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> dict[str, Any]:
+async def table(table: str, _: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep,
+                drill: DrillDep) -> dict[str, Any]:
     if table not in TABLES or table == "summary":
         raise HTTPException(404, "Unknown table.")
-    rows = await _table(kpis, f, table, drill)
+    rows = await _table(request, kpis, f, table, drill)
     return {"range": _range(f), "rows": rows, "no_data": not rows}
 
 
 @router.get("/export/{table}.csv")
-async def export(table: str, _: SupervisorDep, kpis: KpisDep, f: FiltersDep, drill: DrillDep) -> Response:
+async def export(table: str, _: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep,
+                 drill: DrillDep) -> Response:
     if table not in TABLES:
         raise HTTPException(404, "Unknown table.")
-    data = await _table(kpis, f, table, drill)
+    data = await _table(request, kpis, f, table, drill)
     rows = [_flatten(data)] if isinstance(data, dict) else data
     out = io.StringIO()
     columns: list[str] = []

@@ -33,25 +33,33 @@ _open_lock = asyncio.Lock()
 
 
 def get_settings(request: Request) -> WorkbenchSettings:
-    settings = getattr(request.app.state, "workbench_settings", None)
+    return settings_of(request.app)
+
+
+def settings_of(app: Any) -> WorkbenchSettings:
+    settings = getattr(app.state, "workbench_settings", None)
     if settings is None:
-        settings = request.app.state.workbench_settings = WorkbenchSettings()
+        settings = app.state.workbench_settings = WorkbenchSettings()
     return settings
 
 
 async def get_engine(request: Request, settings: WorkbenchSettings) -> Engine:
+    return await engine_of(request.app, settings)
+
+
+async def engine_of(app: Any, settings: WorkbenchSettings) -> Engine:
     """The workbench database, opened at first use (or by the inbox consumer at start, workbench/wiring.py)."""
-    engine = getattr(request.app.state, "workbench_engine", None)
+    engine = getattr(app.state, "workbench_engine", None)
     if engine is None:
         async with _open_lock:
-            engine = getattr(request.app.state, "workbench_engine", None)
+            engine = getattr(app.state, "workbench_engine", None)
             if engine is None:
                 try:
                     engine = await asyncio.to_thread(make_engine, settings.database_url)
                 except Exception as exc:  # noqa: BLE001 - the page says so; the gateway keeps serving
                     logger.exception("workbench database %s could not be opened", settings.database_url)
                     raise HTTPException(503, "The workbench database is not available.") from exc
-                request.app.state.workbench_engine = engine
+                app.state.workbench_engine = engine
     return engine
 
 

@@ -166,12 +166,21 @@ class Inbox:
         return int(result.rowcount or 0)
 
     def groups(self, *, sort: str = "frequent", source: str | None = None, status: str = "open",
-               limit: int = 100) -> dict[str, Any]:
+               limit: int = 100, since: float | None = None, until: float | None = None,
+               language: str | None = None) -> dict[str, Any]:
         """Open (or resolved) rows grouped by meaning: each group with its count (distinct conversation + text),
-        newest time, sources, the agents' corrections and customers' choices it holds, and its messages."""
+        newest time, sources, the agents' corrections and customers' choices it holds, and its messages. ``since``
+        / ``until`` (epoch seconds, until exclusive) and ``language`` narrow the rows first (the dashboard's
+        unanswered topics of a period)."""
         query = select(db.inbox).where(db.inbox.c.status == status)
         if source:
             query = query.where(db.inbox.c.source == source)
+        if since is not None:
+            query = query.where(db.inbox.c.ts >= since)
+        if until is not None:
+            query = query.where(db.inbox.c.ts < until)
+        if language:
+            query = query.where(db.inbox.c.language == language)
         query = query.order_by(db.inbox.c.ts.desc(), db.inbox.c.id.desc()).limit(self.settings.inbox_max_items)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings().all()]

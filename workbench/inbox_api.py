@@ -25,10 +25,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
-from workbench.api import ContentDep, SettingsDep, _write, get_engine
+from workbench.api import ContentDep, SettingsDep, _write, engine_of, get_engine
 from workbench.inbox import SOURCES, Inbox
 from workbench.masking import IDENTIFIER_PLACEHOLDERS, PERSONAL_PLACEHOLDERS, mask
 from workbench.nlu import EXAMPLE_VALUES, NluFiles, NluProblem
+from workbench.settings import WorkbenchSettings
 
 router = APIRouter(prefix="/api/workbench", tags=["workbench inbox"], dependencies=[Depends(same_origin)])
 Language = Literal["zh", "en"]
@@ -36,9 +37,13 @@ ItemIds = Annotated[list[int], Field(min_length=1, max_length=500)]
 
 
 async def get_inbox(request: Request, settings: SettingsDep) -> Inbox:
-    inbox = getattr(request.app.state, "workbench_inbox", None)
+    return await inbox_of(request.app, settings)
+
+
+async def inbox_of(app: Any, settings: WorkbenchSettings) -> Inbox:
+    inbox = getattr(app.state, "workbench_inbox", None)
     if inbox is None:
-        inbox = request.app.state.workbench_inbox = Inbox(await get_engine(request, settings), settings)
+        inbox = app.state.workbench_inbox = Inbox(await engine_of(app, settings), settings)
     return inbox
 
 

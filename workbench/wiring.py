@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def install(app: FastAPI) -> None:
+    app.state.unanswered_topics = partial(unanswered_topics, app)  # read by the dashboard (analytics/api.py)
     app.include_router(api.router)
     app.include_router(inbox_api.router)
     app.include_router(drafts_api.router)
@@ -31,6 +33,15 @@ def install(app: FastAPI) -> None:
     @app.get("/workbench", include_in_schema=False)
     async def workbench_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+
+async def unanswered_topics(app: FastAPI, *, since: float, until: float, language: str | None,
+                            limit: int) -> list[dict[str, Any]]:
+    """The open inbox groups of rows from ``since`` to ``until`` (epoch seconds), most frequent first: what the bot
+    got wrong, for the dashboard. Raises HTTPException(503) when the workbench database cannot be opened."""
+    inbox = await inbox_api.inbox_of(app, api.settings_of(app))
+    found = await asyncio.to_thread(inbox.groups, since=since, until=until, language=language, limit=limit)
+    return list(found["groups"])
 
 
 def start(app: FastAPI, redis: Any, settings: WorkbenchSettings | None = None) -> list[asyncio.Task[None]]:
@@ -47,7 +58,8 @@ def start(app: FastAPI, redis: Any, settings: WorkbenchSettings | None = None) -
                          settings.database_url)
         return []
     app.state.workbench_engine = engine
-    consumer = InboxConsumer(redis, Inbox(engine, settings), Embedder(settings), settings.inbox_consumer,
+    app.state.workbench_inbox = inbox = Inbox(engine, settings)  # also read by the dashboard (unanswered topics)
+    consumer = InboxConsumer(redis, inbox, Embedder(settings), settings.inbox_consumer,
                              poll_s=settings.inbox_poll_s)
     app.state.workbench_inbox_consumer = consumer
     return [asyncio.create_task(consumer.run_forever())]

@@ -55,6 +55,7 @@ async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.Mon
     await redis.flushdb()
     monkeypatch.setenv("ANALYTICS_DATABASE_URL", f"sqlite:///{db_path}")
     monkeypatch.setenv("ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{db_path.with_name('workbench.db')}")
     settings = GatewaySettings(redis_url=url, handoff_internal_token="t" * 20, handoff_sla_check_interval_s=3600,
                                web_limit_messages="1000/minute")
     app = create_app(settings)

@@ -16,7 +16,8 @@ import io
 import pytest
 from sqlalchemy import text
 
-from tests.analytics.seed import END, START, seed
+from tests.analytics.seed import END, START, T0, seed
+from workbench.inbox import item
 
 pytestmark = pytest.mark.asyncio
 
@@ -225,3 +226,35 @@ async def test_kb_coverage_of_the_most_frequent_questions(dashboard) -> None:
     empty = (await dashboard.http.get("/api/analytics/summary", headers=boss,
                                       params={"start": "2020-01-01", "end": "2020-01-02"})).json()
     assert empty["kb_coverage"]["rate"] is None and empty["first_contact_resolution"]["rate"] is None
+
+
+async def test_unanswered_topics_of_the_period_from_the_editors_inbox(dashboard) -> None:
+    """What the bot got wrong, grouped as the editors' inbox groups it (texts masked there), most frequent first,
+    only the period's and the language asked for; CSV too."""
+    rows = [item(f"t{i}", source, f"conv-t{i}", T0 + i, lang, text) for i, (source, lang, text) in enumerate([
+        ("kb_no_answer", "en", "do you sell gift cards"), ("nlu_fallback", "en", "do you sell gift cards"),
+        ("kb_no_answer", "en", "Do you sell gift cards?"), ("unhelpful", "zh", "能开增值税专用发票吗 13812345678"),
+        ("kb_no_answer", "en", "can i pick it up in store")])]
+    rows.append(item("old", "kb_no_answer", "conv-old", T0 - 30 * 86400, "en", "a question from last month"))
+    boss = await dashboard.login("topics-boss")
+    assert (await _get(dashboard, boss, "/api/analytics/topics")) == {
+        "range": {"start": START, "end": END, "channel": None, "language": None, "timezone": "Asia/Shanghai"},
+        "rows": [], "no_data": True}
+    assert dashboard.app.state.workbench_inbox.insert(rows) == 6
+
+    topics = (await _get(dashboard, boss, "/api/analytics/topics"))["rows"]
+    # The group's newest wording leads it; its count is the three askings.
+    assert (topics[0]["topic"], topics[0]["count"], topics[0]["language"]) == ("Do you sell gift cards?", 3, "en")
+    assert topics[0]["sources"] == "kb_no_answer 2, nlu_fallback 1"
+    assert len(topics) == 3 and [t["count"] for t in topics[1:]] == [1, 1]
+    assert "can i pick it up in store" in [t["topic"] for t in topics]
+    invoice = next(t["topic"] for t in topics if t["language"] == "zh")
+    assert invoice.startswith("能开增值税专用发票吗") and "13812345678" not in invoice  # masked
+    assert all("last month" not in t["topic"] for t in topics)  # outside the period
+    zh = (await _get(dashboard, boss, "/api/analytics/topics", language="zh"))["rows"]
+    assert len(zh) == 1 and zh[0]["language"] == "zh" and zh[0]["sources"] == "unhelpful 1"
+    r = await dashboard.http.get("/api/analytics/export/topics.csv", params={"start": START, "end": END},
+                                 headers=boss)
+    assert r.status_code == 200 and list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))[0]["count"] == "3"
+    agent = await dashboard.login("topics-agent", "agent")
+    assert (await dashboard.http.get("/api/analytics/topics", headers=agent)).status_code == 403

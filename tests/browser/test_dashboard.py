@@ -181,6 +181,9 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         expect(tiers).to_have_count(2)
         expect(tiers.first.locator("td")).to_have_text(["gold (VIP)", "1", "10 s", "10 s", "20 s", "1 (100%)"])
         expect(tiers.nth(1).locator("td").first).to_have_text("regular")
+        # Unanswered topics come from the stack's workbench inbox, which has nothing from the seeded days.
+        expect(page.locator("#topics-table tbody")).to_contain_text("No data for this period.")
+        expect(page.locator('a.csv[data-table="topics"]')).to_be_visible()
 
         daily = _chart_data(page, "chart-daily")
         assert daily["labels"] == ["2026-11-23", "2026-11-24"]
@@ -248,6 +251,7 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         expect(page.locator("#agents-table tbody")).to_contain_text("该时间段暂无数据")
         expect(page.locator("#tiers-table tbody")).to_contain_text("该时间段暂无数据")
         expect(page.locator("#tiers-title")).to_have_text("各会员等级排队时长")
+        expect(page.locator("#topics-title")).to_have_text("未解决的问题")
         assert errors == []
     finally:
         context.close()

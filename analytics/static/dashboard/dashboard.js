@@ -24,6 +24,9 @@
       closed: "Closed / handed back", handle: "Avg handling", csat: "CSAT",
       tiers: "Queue times by membership tier", tier: "Tier", vip: "VIP", wait_avg: "Avg wait for an agent",
       wait_max: "Longest wait", frt_avg: "Avg first reply (service hours)", breaches: "Over 15 s",
+      topics: "Unanswered topics", topic: "Topic (newest wording)", askings: "Askings", topic_sources: "How it failed",
+      topics_note: "What the bot got wrong in the period, grouped by meaning as in the editors' inbox (masked). Not "
+        + "filtered by channel. Editors fix them in the workbench.",
       heatmap: "Conversations by weekday and hour", drill: "Conversations", close: "Close",
       conversation: "Conversation", day: "Day", hour: "Hour", handed_off: "Handed off",
       frt_bot_s: "Bot first reply", frt_human_s: "Agent first reply", repeat: "Repeat", yes: "yes", no: "no",
@@ -107,6 +110,8 @@
       replies: "回复数", closed: "结束/交回", handle: "平均处理时长", csat: "满意度",
       tiers: "各会员等级排队时长", tier: "会员等级", vip: "VIP", wait_avg: "平均等待接入", wait_max: "最长等待",
       frt_avg: "平均首次人工回复（服务时间内）", breaches: "超过 15 秒",
+      topics: "未解决的问题", topic: "问题（最新说法）", askings: "次数", topic_sources: "失败方式",
+      topics_note: "该时间段内机器人没答好的问题，按语义分组，与编辑收件箱一致（已脱敏）。不按渠道筛选。编辑可在知识工作台处理。",
       heatmap: "按星期和小时的对话量", drill: "对话明细", close: "关闭", conversation: "对话", day: "日期",
       hour: "小时", handed_off: "转人工", frt_bot_s: "机器人首次回复", frt_human_s: "人工首次回复",
       repeat: "重复咨询", yes: "是", no: "否", no_data: "暂无数据", no_rows: "该时间段暂无数据。",
@@ -167,7 +172,7 @@
   const COLORS = { resolved: "#2e7d32", handed: "#e08a00", rate: "#2a5bd7", reasons: "#5b6bd7" };
 
   let lang = "en";
-  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], tiers: [], questions: [],
+  const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], tiers: [], topics: [], questions: [],
                   sources: [], drill: null, charts: {} };
   const $ = (id) => document.getElementById(id);
 
@@ -339,14 +344,15 @@
     setStatus(t("loading"));
     const q = query();
     try {
-      const [summary, daily, reasons, heatmap, agents, tiers, questions, sources] = await Promise.all([
+      const [summary, daily, reasons, heatmap, agents, tiers, questions, sources, topics] = await Promise.all([
         api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
         api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
         api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/tiers?${q}`),
-        api("GET", `/api/analytics/questions?${q}`), api("GET", `/api/analytics/sources?${q}`)]);
+        api("GET", `/api/analytics/questions?${q}`), api("GET", `/api/analytics/sources?${q}`),
+        api("GET", `/api/analytics/topics?${q}`)]);
       Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
                              agents: agents.rows, tiers: tiers.rows, questions: questions.rows,
-                             sources: sources.rows });
+                             sources: sources.rows, topics: topics.rows });
       renderAll();
       setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
       if (state.drill) openDrill(state.drill);
@@ -373,6 +379,7 @@
     renderReasons();
     renderAgents();
     renderTiers();
+    renderTopics();
     renderHeatmap();
     renderQuestions();
     renderSources();
@@ -733,6 +740,12 @@
       tr.append(cell(r.vip ? `${r.tier} (${t("vip")})` : r.tier), cell(num(r.handoffs)), cell(secs(r.queue_wait_avg_s)),
         cell(secs(r.queue_wait_max_s)), cell(secs(r.human_frt_avg_s)),
         cell(`${num(r.human_sla_breaches)} (${pct(r.human_breach_rate)})`));
+    });
+  }
+
+  function renderTopics() {
+    fillTable("topics-table", state.topics, 4, (r, tr) => {
+      tr.append(cell(r.topic), cell(r.language), cell(num(r.count)), cell(r.sources));
     });
   }
 
