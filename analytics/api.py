@@ -1,5 +1,7 @@
 """Supervisors' dashboard API: one JSON endpoint per KPI table, the drill-down and a CSV export of each table.
-Same login as the agent console (handoff/deps.py: current_supervisor, cookie or bearer token)."""
+Same login as the agent console (handoff/deps.py: current_supervisor, cookie or bearer token). Every table and export
+queries the record, so each counts against the account's HANDOFF_LIMIT_REPORT_READS (429 + Retry-After); the live
+board reads Redis only and is not counted (the page polls it every 5 s)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from analytics.kpis import Filters, Kpis
 from analytics.live import board
-from handoff.deps import SupervisorDep
+from handoff.deps import SupervisorDep, count_report_read
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 DAY = r"^\d{4}-\d{2}-\d{2}$"
@@ -100,7 +102,7 @@ def _drill(segment: str = Query("all", pattern="^(" + "|".join(SEGMENTS) + ")$")
 DrillDep = Annotated[dict[str, Any], Depends(_drill)]
 
 
-@router.get("/summary")
+@router.get("/summary", dependencies=[Depends(count_report_read)])
 async def summary(_: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep) -> dict[str, Any]:
     return {"range": _range(f), **await _table(request, kpis, f, "summary", {})}  # type: ignore[dict-item]
 
@@ -111,7 +113,7 @@ async def live(_: SupervisorDep, request: Request) -> dict[str, Any]:
     return await board(request.app)
 
 
-@router.get("/{table}")
+@router.get("/{table}", dependencies=[Depends(count_report_read)])
 async def table(table: str, _: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep,
                 drill: DrillDep) -> dict[str, Any]:
     if table not in TABLES or table == "summary":
@@ -120,7 +122,7 @@ async def table(table: str, _: SupervisorDep, request: Request, kpis: KpisDep, f
     return {"range": _range(f), "rows": rows, "no_data": not rows}
 
 
-@router.get("/export/{table}.csv")
+@router.get("/export/{table}.csv", dependencies=[Depends(count_report_read)])
 async def export(table: str, _: SupervisorDep, request: Request, kpis: KpisDep, f: FiltersDep,
                  drill: DrillDep) -> Response:
     if table not in TABLES:

@@ -1,5 +1,6 @@
 """The event record: one row per stream entry (idempotent on the stream key + entry id, so a redelivery or a second
-gateway never counts twice) and one row per conversation (channel, language, start, pseudonymous customer ref).
+gateway never counts twice), one row per conversation (channel, language, start, pseudonymous customer ref), and one
+row per desk member and minute online (analytics/presence.py: agent occupancy and load).
 
 Times are epoch seconds; ``day``, ``hour`` and ``dow`` are China time (the merchant's zone, data/store_policy.yml),
 computed at write time so grouping is plain SQL on SQLite and PostgreSQL alike. Tables are created with
@@ -78,6 +79,18 @@ conversations = Table(
 )
 
 
+agent_minutes = Table(
+    "analytics_agent_minutes", metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("minute_ts", Integer, primary_key=True),  # epoch seconds of the minute's start (real time)
+    Column("day", String(10), nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("owned", Integer, nullable=False),
+    Column("max_concurrent", Integer, nullable=False),
+    Index("ix_analytics_agent_minutes_day", "day"),
+)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the tables created; a SQLite file's folder is created and WAL is on (readers never block the
     consumer's writes)."""
@@ -130,6 +143,18 @@ def write(engine: Engine, rows: Iterable[dict[str, Any]], convs: Iterable[dict[s
             if conv.get("channel_known"):
                 db.execute(update(conversations).where(conversations.c.conversation_id == cid)
                            .values(channel=conv["channel"]))
+    return inserted
+
+
+def write_minutes(engine: Engine, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert presence samples; a minute some gateway already sampled for that agent is skipped (N gateways, one
+    row). Returns the rows inserted now."""
+    inserted = 0
+    with engine.begin() as db:
+        for row in rows:
+            stmt = _insert(engine, agent_minutes).values(**row).on_conflict_do_nothing(
+                index_elements=["agent_id", "minute_ts"])
+            inserted += db.execute(stmt).rowcount or 0
     return inserted
 
 

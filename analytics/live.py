@@ -14,15 +14,9 @@ from typing import Any
 from handoff.complaints import ANSWER_S, ESCALATE_S, ComplaintSla
 
 
-async def board(app: Any) -> dict[str, Any]:
-    desk, agents = app.state.desk, app.state.agents
-    now = desk.clock.timestamp()
-    queue = await desk.queue()
-    by_priority = {str(p): 0 for p in range(1, 5)}
-    vip = [row for row in queue if desk.policy.is_priority_tier(row.get("tier"))]
-    for row in queue:
-        key = str(row["effective_priority"])
-        by_priority[key] = by_priority.get(key, 0) + 1
+async def desk_members_online(agents: Any) -> list[dict[str, Any]]:
+    """Agents and supervisors online now (presence within HANDOFF_PRESENCE_TTL_S) with the conversations they own
+    and their limit (the board's agent rows; the presence sampler's minutes)."""
     online = []
     for agent_id in await agents.online_ids():
         account = await agents.get(agent_id)
@@ -32,6 +26,19 @@ async def board(app: Any) -> dict[str, Any]:
         online.append({"agent_id": account.id, "name": account.display_name, "owned": owned,
                        "limit": account.max_concurrent,
                        "load": round(owned / account.max_concurrent, 4) if account.max_concurrent else None})
+    return online
+
+
+async def board(app: Any) -> dict[str, Any]:
+    desk, agents = app.state.desk, app.state.agents
+    now = desk.clock.timestamp()
+    queue = await desk.queue()
+    by_priority = {str(p): 0 for p in range(1, 5)}
+    vip = [row for row in queue if desk.policy.is_priority_tier(row.get("tier"))]
+    for row in queue:
+        key = str(row["effective_priority"])
+        by_priority[key] = by_priority.get(key, 0) + 1
+    online = await desk_members_online(agents)
     online.sort(key=lambda a: (-(a["load"] or 0), a["name"]))
     sla: ComplaintSla = getattr(app.state, "complaint_sla", None) or ComplaintSla(app.state.redis, desk)
     complaints = await sla.unanswered()

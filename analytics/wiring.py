@@ -1,5 +1,5 @@
 """How the gateway runs analytics: ``install(app)`` adds the API, the page (/dashboard) and its static files;
-``start(app, redis)`` (in the lifespan) opens the database and starts the stream consumer."""
+``start(app, redis)`` (in the lifespan) opens the database and starts the stream consumer and the presence sampler."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +15,7 @@ from analytics import api
 from analytics.consumer import AnalyticsConsumer
 from analytics.db import make_engine
 from analytics.kpis import Kpis
+from analytics.presence import PresenceSampler
 from analytics.settings import AnalyticsSettings
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
@@ -49,4 +50,6 @@ def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -
     consumer = AnalyticsConsumer(redis, engine, app.state.desk.policy, settings.consumer, poll_s=settings.poll_s,
                                  scan_s=settings.scan_s, claim_idle_s=settings.claim_idle_s)
     app.state.analytics_consumer = consumer
-    return [asyncio.create_task(consumer.run_forever())]
+    sampler = PresenceSampler(app.state.agents, engine, app.state.desk.policy.tz)
+    app.state.presence_sampler = sampler
+    return [asyncio.create_task(consumer.run_forever()), asyncio.create_task(sampler.run_forever())]

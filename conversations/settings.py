@@ -70,6 +70,7 @@ class GatewaySettings(BaseSettings):
     | HANDOFF_LIMIT_ORDER_ACTIONS | 30/minute;300/day | coupons, returns, reships, address changes per account |
     | HANDOFF_LIMIT_ORDER_LOOKUPS | 120/minute;3000/day | live order look-ups (context panel) per account |
     | HANDOFF_LIMIT_SEARCHES | 30/minute;600/day | searches of past conversations and of the case library per account |
+    | HANDOFF_LIMIT_REPORT_READS | 240/minute;5000/day | dashboard tables and exports, workbench lists per account |
     | HANDOFF_SEARCH_SCAN | 5000 | newest past conversations a text search reads (order/customer: all) |
     | HANDOFF_PRESENCE_TTL_S | 90 | an agent counts as online this long after their last request / live connection |
     | HANDOFF_EARLIER_CONVERSATIONS | 10 | how many earlier conversations of the same customer go into the context |
@@ -138,6 +139,7 @@ class GatewaySettings(BaseSettings):
     handoff_limit_order_actions: str = "30/minute;300/day"
     handoff_limit_order_lookups: str = "120/minute;3000/day"
     handoff_limit_searches: str = "30/minute;600/day"
+    handoff_limit_report_reads: str = "240/minute;5000/day"
     handoff_search_scan: int = Field(default=5000, ge=100)
     handoff_presence_ttl_s: int = Field(default=90, ge=5)
     handoff_earlier_conversations: int = Field(default=10, ge=0)
@@ -178,6 +180,8 @@ class GatewaySettings(BaseSettings):
                 "new_conversation_device": self.web_limit_new_conversations_device,
                 "message": self.web_limit_messages, "handoff": self.web_limit_handoffs,
                 "upload": self.web_limit_uploads, "desk_write": self.handoff_limit_desk_writes,
+                "order_action": self.handoff_limit_order_actions, "order_lookup": self.handoff_limit_order_lookups,
+                "search": self.handoff_limit_searches, "report_read": self.handoff_limit_report_reads,
                 "metrics": self.metrics_limit}
 
     @field_validator("metrics_token")

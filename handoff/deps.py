@@ -162,10 +162,33 @@ SupervisorDep = Annotated[Agent, Depends(current_supervisor)]
 EditorDep = Annotated[Agent, Depends(current_editor)]
 
 
+ACCOUNT_LIMITS = {  # per-account limits (GatewaySettings.client_limits) and what a 429 says
+    "desk_write": "Too many changes at once; try again shortly.",
+    "order_action": "Too many order requests at once; try again shortly.",
+    "order_lookup": "Too many order requests at once; try again shortly.",
+    "search": "Too many searches at once; try again shortly.",
+    "report_read": "Too many reports at once; try again shortly.",
+}
+
+
+async def count_for_account(throttle: Throttle, name: str, account: Agent) -> None:
+    """Count one request of a desk account against its per-account limit ``name`` (one of ACCOUNT_LIMITS; the
+    HANDOFF_LIMIT_* settings); 429 with Retry-After when the account is over it, whatever conversation or
+    session it uses."""
+    limited = await throttle.hit(name, "agent:" + account.id)
+    if limited:
+        raise HTTPException(status_code=429, detail=ACCOUNT_LIMITS[name],
+                            headers={"Retry-After": str(limited.retry_after_s)})
+
+
 async def count_desk_write(throttle: Throttle, account: Agent) -> None:
     """Count one change by a desk account (macros, typing signals, workbench saves and tries) against
-    ``HANDOFF_LIMIT_DESK_WRITES``; 429 with Retry-After when the account is over it."""
-    limited = await throttle.hit("desk_write", "agent:" + account.id)
-    if limited:
-        raise HTTPException(status_code=429, detail="Too many changes at once; try again shortly.",
-                            headers={"Retry-After": str(limited.retry_after_s)})
+    ``HANDOFF_LIMIT_DESK_WRITES``."""
+    await count_for_account(throttle, "desk_write", account)
+
+
+async def count_report_read(throttle: ThrottleDep, account: UserDep) -> None:
+    """A route dependency: one read of a report that queries a database (dashboard tables and CSV exports, the
+    workbench's inbox and lists) against ``HANDOFF_LIMIT_REPORT_READS``. Whoever holds a session is counted, also
+    when the route then refuses their role: a stolen session cannot make the database scan 10,000 times."""
+    await count_for_account(throttle, "report_read", account)

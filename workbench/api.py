@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
+from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_read, same_origin
 from kb_index.errors import KBContentError
 from workbench import trial
 from workbench.articles import ArticleProblems
@@ -146,7 +146,7 @@ async def me(editor: EditorDep) -> dict[str, Any]:
     return editor.public()
 
 
-@router.get("/articles")
+@router.get("/articles", dependencies=[Depends(count_report_read)])
 async def list_articles(editor: EditorDep, content: ContentDep,
                         q: Annotated[str, Query(max_length=200)] = "",
                         category: Annotated[str | None, Query(max_length=80)] = None) -> dict[str, Any]:
@@ -193,7 +193,7 @@ async def _write(article_id: str, verb: str, response: Response, call: Any, *arg
     return head
 
 
-@router.get("/articles/{article_id}/versions")
+@router.get("/articles/{article_id}/versions", dependencies=[Depends(count_report_read)])
 async def list_versions(article_id: str, editor: EditorDep, content: ContentDep) -> dict[str, Any]:
     try:
         return {"article_id": article_id, "versions": await asyncio.to_thread(content.versions, article_id)}

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
+from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_read, same_origin
 from kb_index.errors import KBContentError
 from workbench.api import ContentDep, Questions, Texts, _etag, _problems
 from workbench.articles import ArticleProblems
@@ -100,7 +100,7 @@ async def draft_from_item(body: DraftFromItemIn, editor: EditorDep, drafts: Draf
     return draft
 
 
-@router.get("/drafts")
+@router.get("/drafts", dependencies=[Depends(count_report_read)])
 async def list_drafts(editor: EditorDep, drafts: DraftsDep,
                       status: Literal["draft", "published", "discarded"] = "draft",
                       limit: Annotated[int, Query(ge=1, le=500)] = 200) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoff.deps import EditorDep, ThrottleDep, count_desk_write, same_origin
+from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_read, same_origin
 from workbench.api import ContentDep, SettingsDep, _write, engine_of, get_engine
 from workbench.inbox import SOURCES, Inbox
 from workbench.masking import IDENTIFIER_PLACEHOLDERS, PERSONAL_PLACEHOLDERS, mask
@@ -109,7 +109,7 @@ def _editor_text(text: str) -> str:
     return mask(text)
 
 
-@router.get("/inbox")
+@router.get("/inbox", dependencies=[Depends(count_report_read)])
 async def list_inbox(editor: EditorDep, inbox: InboxDep,
                      sort: Literal["frequent", "newest"] = "frequent",
                      source: Annotated[str | None, Query(max_length=30)] = None,
@@ -186,12 +186,12 @@ async def dismiss(body: DismissIn, editor: EditorDep, inbox: InboxDep, throttle:
     return {"resolved": changed}
 
 
-@router.get("/intents")
+@router.get("/intents", dependencies=[Depends(count_report_read)])
 async def intents(editor: EditorDep, nlu: NluDep) -> dict[str, Any]:
     return {"intents": await asyncio.to_thread(nlu.intents)}
 
 
-@router.get("/intents/{language}/{intent}/versions", response_model=None)
+@router.get("/intents/{language}/{intent}/versions", response_model=None, dependencies=[Depends(count_report_read)])
 async def intent_versions(language: Language, intent: str, editor: EditorDep, nlu: NluDep) -> dict[str, Any]:
     return {"language": language, "intent": intent,
             "versions": await asyncio.to_thread(nlu.versions, language, intent)}

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine, func, select
 
-from handoff.deps import EditorDep, same_origin
+from handoff.deps import EditorDep, count_report_read, same_origin
 from workbench import db
 from workbench.api import ContentDep
 
@@ -62,7 +62,7 @@ def recent(engine: Engine, kind: Kind = "all", limit: int = 100, include_imports
     return out[:limit]
 
 
-@router.get("/versions")
+@router.get("/versions", dependencies=[Depends(count_report_read)])
 async def versions(editor: EditorDep, content: ContentDep, kind: Kind = "all",
                    limit: Annotated[int, Query(ge=1, le=500)] = 100, include_imports: bool = False,
                    target: Annotated[str, Query(max_length=120)] = "") -> dict[str, Any]:

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from bot.shared.redact import GENERIC
 from bot.shared.text import clean_text
-from conversations.protect import Throttle
 from handoff.agents import Agent
 from handoff.api.agent import _desk_call_error, may_read
 from handoff.cases import CaseError, CaseLibrary
-from handoff.deps import AgentDep, DeskDep, RedisDep, SettingsDep, StoreDep, ThrottleDep, count_desk_write, same_origin
+from handoff.deps import (
+    AgentDep,
+    DeskDep,
+    RedisDep,
+    SettingsDep,
+    StoreDep,
+    ThrottleDep,
+    count_desk_write,
+    count_for_account,
+    same_origin,
+)
 from handoff.handoffs import DeskError
 
 router = APIRouter(prefix="/api/agent", tags=["agent desk: cases and search"], dependencies=[Depends(same_origin)])
@@ -29,24 +38,7 @@ def get_library(redis: RedisDep, desk: DeskDep, store: StoreDep, settings: Setti
     return CaseLibrary(redis, desk, store, settings.handoff_retention_s, settings.handoff_search_scan)
 
 
-def get_search_throttle(request: Request, settings: SettingsDep) -> Throttle:
-    """The per-account search limit (HANDOFF_LIMIT_SEARCHES), built at first use."""
-    throttle = getattr(request.app.state, "search_throttle", None)
-    if throttle is None:
-        throttle = Throttle(settings.redis_url, {"search": settings.handoff_limit_searches})
-        request.app.state.search_throttle = throttle
-    return throttle
-
-
 LibraryDep = Annotated[CaseLibrary, Depends(get_library)]
-SearchThrottleDep = Annotated[Throttle, Depends(get_search_throttle)]
-
-
-async def _count(throttle: Throttle, agent: Agent) -> None:
-    limited = await throttle.hit("search", "agent:" + agent.id)
-    if limited:
-        raise HTTPException(status_code=429, detail="Too many searches at once; try again shortly.",
-                            headers={"Retry-After": str(limited.retry_after_s)})
 
 
 def may_find(agent: Agent, doc: dict[str, Any]) -> bool:
@@ -65,7 +57,7 @@ def may_open(agent: Agent, handoff: dict[str, str]) -> bool:
 
 
 @router.get("/search")
-async def search(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: SearchThrottleDep,
+async def search(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: ThrottleDep,
                  q: str = Query(default="", max_length=200), order: str = Query(default="", max_length=20,
                                                                                pattern=r"^[A-Za-z0-9]*$"),
                  customer: str = Query(default="", max_length=40, pattern=r"^[A-Za-z0-9_-]*$"),
@@ -73,7 +65,7 @@ async def search(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: 
     """Past conversations by order number, customer id and/or words of the (masked) transcript, newest first."""
     if not (q.strip() or order or customer):
         raise HTTPException(status_code=422, detail="Give words, an order number or a customer.")
-    await _count(throttle, agent)
+    await count_for_account(throttle, "search", agent)
     found = await library.search(q, order, customer, limit * 3)
     results = [r for r in found if may_find(agent, r)][:limit]
     for r in results:
@@ -85,9 +77,9 @@ async def search(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: 
 
 @router.get("/search/{handoff_id}")
 async def open_found(handoff_id: str, agent: AgentDep, desk: DeskDep, library: LibraryDep,
-                     throttle: SearchThrottleDep) -> dict[str, Any]:
+                     throttle: ThrottleDep) -> dict[str, Any]:
     """A past conversation found by a search: its masked transcript and summary (read-only)."""
-    await _count(throttle, agent)
+    await count_for_account(throttle, "search", agent)
     try:
         handoff = await desk.require(handoff_id)
     except DeskError as exc:
@@ -130,20 +122,20 @@ async def mark_case(handoff_id: str, body: CaseIn, agent: AgentDep, desk: DeskDe
 
 
 @router.get("/cases")
-async def list_cases(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: SearchThrottleDep,
+async def list_cases(agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: ThrottleDep,
                      q: str = Query(default="", max_length=200), tag: str = Query(default="", max_length=24),
                      limit: int = Query(default=30, ge=1, le=50)) -> list[dict[str, Any]]:
     """The case library, newest first; filtered by words and/or a tag."""
-    await _count(throttle, agent)
+    await count_for_account(throttle, "search", agent)
     cases = await library.library(q, tag, limit)
     await desk.audit(agent, "case_search", "", "", {"q": GENERIC.text(q)[:200], "tag": tag, "results": len(cases)})
     return cases
 
 
 @router.get("/cases/{case_id}")
-async def open_case(case_id: str, agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: SearchThrottleDep
+async def open_case(case_id: str, agent: AgentDep, desk: DeskDep, library: LibraryDep, throttle: ThrottleDep
                     ) -> dict[str, Any]:
-    await _count(throttle, agent)
+    await count_for_account(throttle, "search", agent)
     case = await library.get(case_id)
     if case is None:
         raise HTTPException(status_code=404, detail="Unknown case.")

@@ -11,10 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from conversations.protect import Throttle
-from handoff.agents import Agent
 from handoff.api.agent import _desk_call_error, may_read
-from handoff.deps import AgentDep, DeskDep, RedisDep, SettingsDep, StoreDep, same_origin
+from handoff.deps import AgentDep, DeskDep, RedisDep, SettingsDep, StoreDep, ThrottleDep, count_for_account, same_origin
 from handoff.handoffs import DeskError
 from handoff.order_desk import OrderActionError, OrderDesk, OrdersClient, OrdersUnavailable, conversation_orders
 
@@ -32,26 +30,6 @@ def get_orders_client(request: Request, settings: SettingsDep) -> OrdersClient:
 OrdersClientDep = Annotated[OrdersClient, Depends(get_orders_client)]
 
 
-def get_order_throttle(request: Request, settings: SettingsDep) -> Throttle:
-    """The per-account limits of the order tools (HANDOFF_LIMIT_ORDER_ACTIONS / _LOOKUPS), built at first use."""
-    throttle = getattr(request.app.state, "order_throttle", None)
-    if throttle is None:
-        throttle = Throttle(settings.redis_url, {"order_action": settings.handoff_limit_order_actions,
-                                                 "order_lookup": settings.handoff_limit_order_lookups})
-        request.app.state.order_throttle = throttle
-    return throttle
-
-
-OrderThrottleDep = Annotated[Throttle, Depends(get_order_throttle)]
-
-
-async def _count(throttle: Throttle, name: str, agent: Agent) -> None:
-    limited = await throttle.hit(name, "agent:" + agent.id)
-    if limited:
-        raise HTTPException(status_code=429, detail="Too many order requests at once; try again shortly.",
-                            headers={"Retry-After": str(limited.retry_after_s)})
-
-
 async def _handoff(desk: Any, handoff_id: str) -> dict[str, str]:
     try:
         return await desk.require(handoff_id)
@@ -60,7 +38,7 @@ async def _handoff(desk: Any, handoff_id: str) -> dict[str, str]:
 
 
 @router.get("/handoffs/{handoff_id}/orders")
-async def conversation_order_view(handoff_id: str, agent: AgentDep, desk: DeskDep, throttle: OrderThrottleDep,
+async def conversation_order_view(handoff_id: str, agent: AgentDep, desk: DeskDep, throttle: ThrottleDep,
                                   client: OrdersClientDep) -> dict[str, Any]:
     """The conversation's orders, live from the order service: the ones the bot verified with status, items,
     tracking, refunds and what the policy allows now; others only by number (verification before any detail)."""
@@ -68,7 +46,7 @@ async def conversation_order_view(handoff_id: str, agent: AgentDep, desk: DeskDe
     if not may_read(agent, handoff):
         await desk.audit(agent, "view_denied", handoff["conversation_id"], handoff_id, {"what": "orders"})
         raise HTTPException(status_code=403, detail="This conversation belongs to another agent.")
-    await _count(throttle, "order_lookup", agent)
+    await count_for_account(throttle, "order_lookup", agent)
     verified, others = conversation_orders(json.loads(handoff.get("context") or "{}"))
     orders: list[dict[str, Any]] = []
     error = None
@@ -130,13 +108,13 @@ def _args(body: OrderActionIn) -> dict[str, Any]:
 
 @router.post("/handoffs/{handoff_id}/orders/{number}/actions")
 async def order_action(handoff_id: str, number: str, body: OrderActionIn, agent: AgentDep, desk: DeskDep,
-                       throttle: OrderThrottleDep, client: OrdersClientDep, redis: RedisDep, store: StoreDep,
+                       throttle: ThrottleDep, client: OrdersClientDep, redis: RedisDep, store: StoreDep,
                        settings: SettingsDep) -> dict[str, Any]:
     """One change of an order of this conversation (see handoff/order_desk.py for the rules)."""
     if not re.fullmatch(ORDER_NUMBER, number):
         raise HTTPException(status_code=422, detail="Not an order number.")
     handoff = await _handoff(desk, handoff_id)
-    await _count(throttle, "order_action", agent)
+    await count_for_account(throttle, "order_action", agent)
     orders = OrderDesk(redis, client, store, settings.handoff_retention_s)
     try:
         return await orders.run(desk, agent, handoff, number, body.kind, _args(body), body.phone_last4)

@@ -49,7 +49,7 @@ class Dashboard:
 
 
 
-async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any):
     url = redis_url.rsplit("/", 1)[0] + "/3"
     redis = Redis.from_url(url)
     await redis.flushdb()
@@ -57,7 +57,7 @@ async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///{db_path.with_name('workbench.db')}")
     settings = GatewaySettings(redis_url=url, handoff_internal_token="t" * 20, handoff_sla_check_interval_s=3600,
-                               web_limit_messages="1000/minute")
+                               web_limit_messages="1000/minute", **overrides)
     app = create_app(settings)
     server, task, port = await serve_in_process(app)
     app.state.rasa = app.state.desk.rasa = SilentRasa()
@@ -66,10 +66,15 @@ async def start_dashboard(redis_url: str, db_path: Path, monkeypatch: pytest.Mon
     return app, redis, server, task, port, consumer
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dashboard_settings(**kw): GatewaySettings overrides for the dashboard")
+
+
 @pytest.fixture
-async def dashboard(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def dashboard(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    marker = request.node.get_closest_marker("dashboard_settings")
     app, redis, server, task, port, consumer = await start_dashboard(redis_url, tmp_path / "analytics.db",
-                                                                     monkeypatch)
+                                                                     monkeypatch, **(marker.kwargs if marker else {}))
     base_url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
         yield Dashboard(app, redis, http, base_url, consumer)

@@ -3,11 +3,13 @@ ids carry the times), with the KPIs computed by hand in the comments of tests/an
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
+from analytics import db
 from conversations import keys
 
 T0 = datetime.fromisoformat("2026-11-23T10:00:00+08:00").timestamp()  # Monday, in service hours (China time)
@@ -100,3 +102,18 @@ async def seed_complaints(redis: Redis, now: float, prefix: str = "") -> None:
     for ts, kind, cid in sorted(events):
         await redis.xadd(keys.desk_events(), {"type": kind, "handoff_id": "h-" + cid, "conversation_id": cid},
                          id=f"{int(ts * 1000)}-0")
+
+
+# Presence minutes of the desk on T0's day (analytics/presence.py writes such rows once a minute; no stream carries
+# presence): a1 online 8 minutes, owning 1 of 3 conversations in 6 of them; a2 online 4 minutes, owning 1 of 3 in 2.
+# Load: a1 (6/3)/8 = 0.25, a2 (2/3)/4 = 0.1667, desk (8/3)/12 = 0.2222; occupancy a1 0.75, a2 0.5, desk 0.6667.
+PRESENCE = [("a1", 8, 6), ("a2", 4, 2)]
+
+
+def seed_presence(engine: Any) -> int:
+    day = datetime.fromtimestamp(T0, timezone.utc).astimezone(ZoneInfo("Asia/Shanghai"))
+    rows = [{"agent_id": agent, "minute_ts": int(T0 // 60 * 60) + 60 * i, "day": day.strftime("%Y-%m-%d"),
+             "hour": day.hour, "owned": 1 if i < busy else 0, "max_concurrent": 3}
+            for agent, online, busy in PRESENCE for i in range(online)]
+    return db.write_minutes(engine, rows)
+

@@ -39,7 +39,7 @@ async def test_tile_drilldowns_list_the_conversations_behind_the_number(dashboar
     # The targets the page colours the tiles with.
     assert s["targets"] == TARGETS == {"bot_resolution": {"min": 0.6}, "first_contact_resolution": {"min": 0.72},
                                        "kb_coverage": {"min": 0.9}, "csat": {"min": 4.5},
-                                       "sla_breach_rate": {"max": 0.2}}
+                                       "sla_breach_rate": {"max": 0.2}, "agent_load": {"min": 0.7, "max": 0.8}}
     # An unknown segment is refused, and an agent gets none of it.
     r = await dashboard.http.get("/api/analytics/conversations", params={"segment": "everything"}, headers=boss)
     assert r.status_code == 422

@@ -16,7 +16,7 @@ import io
 import pytest
 from sqlalchemy import text
 
-from tests.analytics.seed import END, START, T0, seed
+from tests.analytics.seed import END, START, T0, seed, seed_presence
 from workbench.inbox import item
 
 pytestmark = pytest.mark.asyncio
@@ -30,6 +30,7 @@ async def _get(dashboard, headers, path, **params):
 
 async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
     await seed(dashboard.redis)
+    assert seed_presence(dashboard.app.state.analytics_engine) == 12
     inserted = await dashboard.consumer.poll_once(rescan=True)
     assert inserted == 16 + 7  # every message and desk event once
     boss = await dashboard.login("boss")
@@ -72,9 +73,11 @@ async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
     agents = (await _get(dashboard, boss, "/api/analytics/agents"))["rows"]
     assert agents == [
         {"agent_id": "a1", "handoffs": 1, "share": 0.5, "replies": 1, "closed": 1, "handle_avg_s": 270.0,
-         "csat_answers": 1, "csat_avg": 5.0},
+         "csat_answers": 1, "csat_avg": 5.0, "online_minutes": 8, "occupancy": 0.75, "load": 0.25},
         {"agent_id": "a2", "handoffs": 1, "share": 0.5, "replies": 1, "closed": 1, "handle_avg_s": 65.0,
-         "csat_answers": 0, "csat_avg": None}]
+         "csat_answers": 0, "csat_avg": None, "online_minutes": 4, "occupancy": 0.5, "load": 0.1667}]
+    # Presence (seed.PRESENCE): 12 online minutes, 8 owning a conversation; load (6/3 + 2/3) / 12.
+    assert s["agent_load"] == {"online_minutes": 12, "busy_minutes": 8, "occupancy": 0.6667, "load": 0.2222}
 
     # VIP queue times: B (Gold) waited 10 s for a1 and got the first reply after 20 s (a breach); of the regular
     # handoffs C waited 5 s (reply after 10 s) and D was never taken (a breach).
@@ -166,6 +169,32 @@ async def test_only_supervisors(dashboard) -> None:
     bad = await dashboard.http.get("/api/analytics/summary", params={"start": "2026-02-01", "end": "2026-01-01"},
                                    headers=boss)
     assert bad.status_code == 422
+
+@pytest.mark.dashboard_settings(handoff_limit_report_reads="4/minute")
+async def test_one_account_cannot_make_the_record_scan_10000_times(dashboard) -> None:
+    """Each table and export queries the SQL record (three years at most per call): the account's report reads are
+    limited (HANDOFF_LIMIT_REPORT_READS), whichever session, table or export it uses; another supervisor and the
+    live board (Redis only, polled every 5 s) are not held up."""
+    from tests.analytics.conftest import PASSWORD
+
+    boss = await dashboard.login("reader")
+    for path in ("/api/analytics/summary", "/api/analytics/daily", "/api/analytics/topics",
+                 "/api/analytics/export/reasons.csv"):
+        assert (await dashboard.http.get(path, headers=boss)).status_code == 200
+    over = await dashboard.http.get("/api/analytics/daily", headers=boss, params={"start": "2024-01-01"})
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+    assert "try again" in over.json()["detail"]
+    r = await dashboard.http.post("/api/agent/login", json={"username": "reader", "password": PASSWORD})
+    dashboard.http.cookies.clear()
+    fresh = {"Authorization": f"Bearer {r.json()['token']}"}  # a new session of the same account
+    assert (await dashboard.http.get("/api/analytics/export/daily.csv", headers=fresh)).status_code == 429
+    assert (await dashboard.http.get("/api/analytics/live", headers=fresh)).status_code == 200
+    other = await dashboard.login("other-boss")
+    assert (await dashboard.http.get("/api/analytics/daily", headers=other)).status_code == 200
+    agent = await dashboard.login("curious-agent", role="agent")  # refused, and counted: a stolen agent session
+    codes = [(await dashboard.http.get("/api/analytics/daily", headers=agent)).status_code for _ in range(5)]
+    assert codes == [403] * 4 + [429]
+
 
 
 async def test_complaint_sla_figures(dashboard) -> None:

@@ -60,3 +60,71 @@ async def test_live_board_counts_the_desk_as_it_is_now(dashboard) -> None:
     # Only supervisors.
     assert (await dashboard.http.get("/api/analytics/live", headers=alice)).status_code == 403
     assert (await dashboard.http.get("/api/analytics/live")).status_code == 401
+
+
+async def test_occupancy_and_load_from_presence_minutes(dashboard) -> None:
+    """Presence is sampled once a minute per desk member online (analytics/presence.py). Minutes of the period
+    (China-time days) give each member's online minutes, occupancy (minutes owning a conversation / online) and load
+    (average owned / limit); a second gateway sampling the same minute adds nothing."""
+    from analytics.kpis import Filters
+    from analytics.presence import PresenceSampler
+
+    app = dashboard.app
+    boss = await dashboard.login("occ-boss")
+    alice = await dashboard.login("occ-alice", role="agent")
+    ids = {name: (await dashboard.http.get("/api/agent/me", headers=h)).json()["id"]
+           for name, h in (("boss", boss), ("alice", alice))}
+    gateway_a = PresenceSampler(app.state.agents, app.state.analytics_engine, app.state.desk.policy.tz)
+    gateway_b = PresenceSampler(app.state.agents, app.state.analytics_engine, app.state.desk.policy.tz)
+    m0 = datetime.fromisoformat("2026-11-23T10:00:30+08:00").timestamp()
+    assert await gateway_a.sample_once(m0) == 2  # both online, nobody owns a conversation
+    handoff = await _handoff(dashboard, "explicit_request")
+    assert (await dashboard.http.post(f"/api/agent/handoffs/{handoff}/claim", headers=alice)).status_code == 200
+    assert await gateway_a.sample_once(m0 + 60) == 2
+    assert await gateway_b.sample_once(m0 + 75) == 0  # the same minute, from another gateway
+    assert await gateway_b.sample_once(m0 + 120) == 2
+
+    r = await dashboard.http.get("/api/analytics/agents", headers=boss,
+                                 params={"start": "2026-11-23", "end": "2026-11-23"})
+    rows = {row["agent_id"]: row for row in r.json()["rows"]}
+    assert {k: rows[ids["alice"]][k] for k in ("online_minutes", "occupancy", "load", "handoffs")} == {
+        "online_minutes": 3, "occupancy": 0.6667, "load": 0.2222, "handoffs": 0}  # (0 + 1/3 + 1/3) / 3
+    assert {k: rows[ids["boss"]][k] for k in ("online_minutes", "occupancy", "load")} == {
+        "online_minutes": 3, "occupancy": 0.0, "load": 0.0}
+    s = (await dashboard.http.get("/api/analytics/summary", headers=boss,
+                                  params={"start": "2026-11-23", "end": "2026-11-23"})).json()
+    assert s["agent_load"] == {"online_minutes": 6, "busy_minutes": 2, "occupancy": 0.3333, "load": 0.1111}
+    assert s["targets"]["agent_load"] == {"min": 0.70, "max": 0.80}
+    other_day = app.state.analytics_kpis.agent_load(Filters("2026-11-24", "2026-11-24"))
+    assert other_day == {"online_minutes": 0, "busy_minutes": 0, "occupancy": None, "load": None}
+    csv_text = (await dashboard.http.get("/api/analytics/export/agents.csv", headers=boss,
+                                         params={"start": "2026-11-23", "end": "2026-11-23"})).text
+    assert "online_minutes,occupancy,load" in csv_text.splitlines()[0]
+
+
+async def test_each_gateway_samples_presence_from_its_start(dashboard, tmp_path) -> None:
+    """The sampler runs live: analytics.wiring.start starts it next to the consumer, and it samples at once."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from analytics import wiring
+    from analytics.settings import AnalyticsSettings
+
+    await dashboard.login("occ-live-boss")
+    settings = AnalyticsSettings(database_url=f"sqlite:///{tmp_path / 'live.db'}", enabled=True, poll_s=0.2)
+    app = dashboard.app
+    tasks = wiring.start(app, app.state.redis, settings)
+    try:
+        assert len(tasks) == 2
+        for _ in range(50):
+            with app.state.analytics_engine.connect() as db:
+                n = db.execute(text("SELECT COUNT(*) FROM analytics_agent_minutes")).scalar()
+            if n:
+                break
+            await asyncio.sleep(0.1)
+        assert n == 1  # the supervisor online now
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -32,7 +32,7 @@ from analytics.wiring import STATIC
 from conversations import keys
 from conversations.settings import GatewaySettings
 from handoff.policy import DeskPolicy
-from tests.analytics.seed import END, START, T0, seed
+from tests.analytics.seed import END, START, T0, seed, seed_presence
 from tests.browser.test_agent_console import LAPTOP, ROOT, TIMEOUT_MS, _screenshot, chromium  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -72,6 +72,7 @@ async def _seed_record(redis_url: str, database_url: str) -> int:
         inserted = 0
         for _ in range(5):  # the desk stream first, then the conversation streams it found
             inserted += await consumer.poll_once(rescan=True)
+        seed_presence(engine)
         engine.dispose()
         await redis.flushdb()
         return inserted
@@ -175,6 +176,15 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         expect(_tile(page, "repeat")).to_have_text("33.3%")
         expect(page.locator("#agents-table tbody tr")).to_have_count(2)
         expect(page.locator("#agents-table tbody tr").first).to_contain_text("a1")
+        # Presence minutes (tests/analytics/seed.py PRESENCE): a1 online 8 min, occupancy 75 %, load 25 %; the desk's
+        # load 22.2 % against the seed reports' 70-80 % band.
+        a1_cells = page.locator("#agents-table tbody tr").first.locator("td")
+        expect(a1_cells.nth(7)).to_have_text("8 min")
+        expect(a1_cells.nth(8)).to_have_text("75%")
+        expect(a1_cells.nth(9)).to_have_text("25%")
+        expect(_tile(page, "agent_load")).to_have_text("22.2%")
+        expect(page.locator('.tile[data-kpi="agent_load"] .tile__sub')).to_have_text("occupancy 66.7% · 0.2 h online")
+        expect(page.locator('.tile[data-kpi="agent_load"] .tile__target')).to_have_text("target 70%–80% · not met")
         expect(page.locator("#heatmap button[data-drill='slot-0-10']")).to_have_text("2")  # Monday 10:00 China time
         # VIP queue times: the Gold customer's handoff first (waited 10 s, first reply 20 s: over 15 s).
         tiers = page.locator("#tiers-table tbody tr")

@@ -412,6 +412,24 @@ async def test_the_accounts_write_limit_stops_a_flood(ib) -> None:
     assert r.status_code == 429 and r.headers["retry-after"]
 
 
+
+@pytest.mark.desk_settings(handoff_limit_report_reads="3/minute")
+async def test_the_accounts_read_limit_stops_a_flood_of_listings(ib) -> None:
+    """Listing the inbox groups up to 2000 rows by meaning: an account's listings (inbox, intents, versions) share
+    the report read limit; writes keep their own budget, and another editor is not held up."""
+    editor = await ib.agent("reada", "editor")
+    codes = [(await ib.http.get(path, headers=editor.headers)).status_code
+             for path in ("/api/workbench/inbox", "/api/workbench/intents", "/api/workbench/versions",
+                          "/api/workbench/inbox")]
+    assert codes == [200, 200, 200, 429]
+    r = await ib.http.get("/api/workbench/inbox", headers=editor.headers)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    r = await ib.http.post("/api/workbench/inbox/check", headers=editor.headers,
+                           json={"text": "hello there", "intent": "greet", "language": "en"})
+    assert r.status_code == 200
+    other = await ib.agent("readb", "editor")
+    assert (await ib.http.get("/api/workbench/inbox", headers=other.headers)).status_code == 200
+
 def test_masking_and_training_lines() -> None:
     assert mask("where is DM2026110512") == "where is {order_number}"
     assert mask("这是我的电话：+86 139-1234-5678") == "这是我的电话:{phone}"

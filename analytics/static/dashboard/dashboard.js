@@ -21,7 +21,11 @@
       click_day: "Click a day, a bar or a number for the conversations behind it.",
       reasons: "Handoffs by reason", reason: "Reason", handoffs: "Handoffs", rate: "Share of conversations",
       agents: "Agents", agent: "Agent", taken: "Handoffs taken", share: "Share", replies: "Replies",
-      closed: "Closed / handed back", handle: "Avg handling", csat: "CSAT",
+      closed: "Closed / handed back", handle: "Avg handling", csat: "CSAT", online: "Online", occupancy: "Occupancy",
+      load: "Load",
+      t_load: "Agent load", s_load: "occupancy {occ} · {hours} h online",
+      def_load: "Agent load: the average of conversations owned / the agent's limit over the minutes desk members were "
+        + "online (sampled once a minute). Occupancy: the share of those minutes with at least one conversation.",
       tiers: "Queue times by membership tier", tier: "Tier", vip: "VIP", wait_avg: "Avg wait for an agent",
       wait_max: "Longest wait", frt_avg: "Avg first reply (service hours)", breaches: "Over 15 s",
       topics: "Unanswered topics", topic: "Topic (newest wording)", askings: "Askings", topic_sources: "How it failed",
@@ -64,7 +68,7 @@
       def_sources: "Customer messages the bot answered, by the source of its first answer (before the customer's "
         + "next message), as Rasa recorded it: a knowledge-base article, a flow (any other response or action), or "
         + "a fallback (rephrase, no answer, out of scope, offer of a human).",
-      target_min: "target ≥ {v}", target_max: "target ≤ {v}", target_met: "met", target_missed: "not met",
+      target_min: "target ≥ {v}", target_max: "target ≤ {v}", target_band: "target {a}–{b}", target_met: "met", target_missed: "not met",
       target_none: "no target in the seed reports", definition: "Definition",
       d_csat_agents: "Rated after an agent", d_csat_bot: "Rated, bot only", d_first_contact: "Resolved at first contact",
       d_came_back: "Came back within 7 days", questions: "Most frequent questions",
@@ -107,7 +111,10 @@
       failed: "加载失败：{detail}", kpis: "关键指标", csv: "导出 CSV", daily: "每日趋势",
       click_day: "点击某一天、柱形或数字，查看背后的对话。", reasons: "转人工原因", reason: "原因",
       handoffs: "转人工次数", rate: "占对话比例", agents: "客服", agent: "客服", taken: "接入数", share: "占比",
-      replies: "回复数", closed: "结束/交回", handle: "平均处理时长", csat: "满意度",
+      replies: "回复数", closed: "结束/交回", handle: "平均处理时长", csat: "满意度", online: "在线时长",
+      occupancy: "占用率", load: "负载",
+      t_load: "坐席负载", s_load: "占用率 {occ} · 在线 {hours} 小时",
+      def_load: "坐席负载：客服在线的每一分钟（每分钟采样一次）里，所接对话数 / 其上限的平均值。占用率：其中至少接着一个对话的分钟占比。",
       tiers: "各会员等级排队时长", tier: "会员等级", vip: "VIP", wait_avg: "平均等待接入", wait_max: "最长等待",
       frt_avg: "平均首次人工回复（服务时间内）", breaches: "超过 15 秒",
       topics: "未解决的问题", topic: "问题（最新说法）", askings: "次数", topic_sources: "失败方式",
@@ -139,7 +146,7 @@
       sources_note: "机器人对每条客户消息的回答来源：知识库文章（附检索得分）、业务流程或兜底回复。",
       def_sources: "机器人回答过的客户消息，按其第一条回答（客户下一条消息之前）的来源统计，来源由 Rasa 记录：知识库文章、"
         + "业务流程（其他回复或动作）或兜底回复（请换个说法、无答案、超出范围、建议转人工）。",
-      target_min: "目标 ≥ {v}", target_max: "目标 ≤ {v}", target_met: "达标", target_missed: "未达标",
+      target_min: "目标 ≥ {v}", target_max: "目标 ≤ {v}", target_band: "目标 {a}–{b}", target_met: "达标", target_missed: "未达标",
       target_none: "源文档未给出目标", definition: "指标定义",
       d_csat_agents: "人工服务后的评价", d_csat_bot: "仅机器人服务的评价", d_first_contact: "首次即解决",
       d_came_back: "7 天内再次咨询", questions: "高频问题",
@@ -404,8 +411,9 @@
   // A target of summary.targets ({min} or {max}) against a value (null: no data). "met" / "missed" / "no_data".
   function targetStatus(value, target) {
     if (value === null || value === undefined) return "no_data";
-    if (target.min !== undefined) return value >= target.min ? "met" : "missed";
-    return value <= target.max ? "met" : "missed";
+    const low = target.min === undefined || value >= target.min;
+    const high = target.max === undefined || value <= target.max;
+    return low && high ? "met" : "missed";
   }
 
   // opts.def: the definition (docs/KPIS.md), the tile's tooltip and its "Definition" note; opts.target:
@@ -464,8 +472,9 @@
   // "target ≥ 72% · not met" (the status word only when there is a figure to compare).
   function targetLine(value, target, format) {
     if (!target) return null;
-    const bound = target.min !== undefined ? t("target_min", { v: format(target.min) })
-      : t("target_max", { v: format(target.max) });
+    const bound = target.min !== undefined && target.max !== undefined
+      ? t("target_band", { a: format(target.min), b: format(target.max) })
+      : target.min !== undefined ? t("target_min", { v: format(target.min) }) : t("target_max", { v: format(target.max) });
     const status = targetStatus(value, target);
     return { status, text: status === "no_data" ? bound : `${bound} · ${t(`target_${status}`)}` };
   }
@@ -493,6 +502,7 @@
     const fcr = s.first_contact_resolution;
     const kb = s.kb_coverage;
     const comp = s.complaints;
+    const load = s.agent_load;
     // The KB figure opens the questions behind it (the questions table), not a conversation list.
     const kbOpen = () => {
       const card = $("questions");
@@ -581,6 +591,9 @@
                                                    flow: num(src.by_source.flow),
                                                    fallback: num(src.by_source.fallback) }), [],
         { def: `${t("def_sources")} ${t("target_none")}.` }),
+      tile("agent_load", t("t_load"), { text: pct(load.load), empty: empty(load.load) },
+        empty(load.load) ? "" : t("s_load", { occ: pct(load.occupancy), hours: (load.online_minutes / 60).toFixed(1) }),
+        [], { def: t("def_load"), target: targetLine(load.load, targets.agent_load, pct) }),
     );
   }
 
@@ -727,11 +740,12 @@
   }
 
   function renderAgents() {
-    fillTable("agents-table", state.agents, 7, (a, tr) => {
+    fillTable("agents-table", state.agents, 10, (a, tr) => {
       tr.append(cell(a.agent_id), cell(num(a.handoffs)), cell(pct(a.share)), cell(num(a.replies)),
         cell(a.closed ? drillButton(num(a.closed), { segment: "all", agent: a.agent_id }, `agent-${a.agent_id}`)
           : "0"),
-        cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")));
+        cell(secs(a.handle_avg_s)), cell(a.csat_answers ? `${stars(a.csat_avg)} (${a.csat_answers})` : t("no_data")),
+        cell(a.online_minutes ? secs(a.online_minutes * 60) : t("no_data")), cell(pct(a.occupancy)), cell(pct(a.load)));
     });
   }
 
