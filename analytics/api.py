@@ -72,8 +72,8 @@ async def _table(request: Request, kpis: Kpis, f: Filters, table: str,
 async def _topics(request: Request, f: Filters) -> list[dict[str, Any]]:
     """Unanswered topics: what the bot got wrong in the period (NLU fallbacks, no knowledge answer, "did you mean"
     picks, "did not help", repeated failures, agents' corrections), grouped by meaning as the editors' inbox groups
-    them (the workbench provides ``app.state.unanswered_topics``; texts masked there), most frequent first. The inbox
-    knows no channel: the channel filter does not apply to this table (the page says so)."""
+    them (the workbench provides ``app.state.unanswered_topics``; texts masked there), most frequent first, in the
+    period, language and channel (each inbox row keeps its conversation's channel)."""
     provider = getattr(request.app.state, "unanswered_topics", None)
     desk = getattr(request.app.state, "desk", None)
     if provider is None or desk is None:
@@ -82,7 +82,7 @@ async def _topics(request: Request, f: Filters) -> list[dict[str, Any]]:
     day1 = datetime.strptime(f.end, "%Y-%m-%d").replace(tzinfo=desk.policy.tz) + timedelta(days=1)
     try:
         groups = await provider(since=day0.timestamp(), until=day1.timestamp(), language=f.language,
-                                limit=TOP_TOPICS)
+                                channel=f.channel, limit=TOP_TOPICS)
     except HTTPException:  # the workbench database is down: the rest of the dashboard still loads
         return []
     return [{"topic": g["text"], "language": g["language"], "count": g["count"],

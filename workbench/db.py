@@ -26,7 +26,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
+from sqlalchemy import text as sql_text
 
 metadata = MetaData()
 
@@ -90,6 +92,7 @@ inbox = Table(
     Column("conversation_id", String(64), nullable=False),
     Column("ts", Float, nullable=False),
     Column("language", String(8), nullable=False),
+    Column("channel", String(32)),  # the conversation's channel when the row came in (NULL: not known)
     Column("text", Text, nullable=False),  # masked (workbench/masking.py)
     Column("key", String(400), nullable=False),  # normalised text (exact grouping without a vector)
     Column("intent_guess", String(80)),
@@ -138,4 +141,17 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+# Columns added to an existing table after its first release: (table, column, SQL type). create_all makes new tables
+# only, so a database from before gets them here (nullable, no default: old rows read as "not known").
+ADDED_COLUMNS = [("workbench_inbox", "channel", "VARCHAR(32)")]
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    for table, column, sql_type in ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+            with engine.begin() as conn:
+                conn.execute(sql_text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))

@@ -167,11 +167,11 @@ class Inbox:
 
     def groups(self, *, sort: str = "frequent", source: str | None = None, status: str = "open",
                limit: int = 100, since: float | None = None, until: float | None = None,
-               language: str | None = None) -> dict[str, Any]:
+               language: str | None = None, channel: str | None = None) -> dict[str, Any]:
         """Open (or resolved) rows grouped by meaning: each group with its count (distinct conversation + text),
         newest time, sources, the agents' corrections and customers' choices it holds, and its messages. ``since``
-        / ``until`` (epoch seconds, until exclusive) and ``language`` narrow the rows first (the dashboard's
-        unanswered topics of a period)."""
+        / ``until`` (epoch seconds, until exclusive), ``language`` and ``channel`` narrow the rows first (the
+        dashboard's unanswered topics of a period)."""
         query = select(db.inbox).where(db.inbox.c.status == status)
         if source:
             query = query.where(db.inbox.c.source == source)
@@ -181,6 +181,8 @@ class Inbox:
             query = query.where(db.inbox.c.ts < until)
         if language:
             query = query.where(db.inbox.c.language == language)
+        if channel:
+            query = query.where(db.inbox.c.channel == channel)
         query = query.order_by(db.inbox.c.ts.desc(), db.inbox.c.id.desc()).limit(self.settings.inbox_max_items)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings().all()]
@@ -240,7 +242,7 @@ class Inbox:
             "suggested_intents": sorted(intents, key=lambda k: -intents[k]),
             "suggested_articles": sorted(articles, key=lambda k: -articles[k]),
             "messages": [{"id": m["id"], "text": m["text"], "source": m["source"], "ts": m["ts"],
-                          "language": m["language"], "intent_guess": m["intent_guess"],
+                          "language": m["language"], "channel": m["channel"], "intent_guess": m["intent_guess"],
                           "article_id": m["article_id"], "intent": m["intent"], "agent_id": m["agent_id"],
                           "detail": json.loads(m["detail"] or "{}"), "status": m["status"],
                           "resolved_by": m["resolved_by"],
@@ -413,6 +415,7 @@ class InboxConsumer:
             rows: list[dict[str, Any]] = []
             for stream, entry_id, data in entries:
                 rows += await self._rows(stream, entry_id, data)
+            await self._channels(rows)
             inserted = await asyncio.to_thread(self.inbox.insert, rows)
             while self._pending_replies:  # after the insert: a handoff's rows may have come in this same round
                 prefix, replies = self._pending_replies.pop(0)
@@ -431,6 +434,20 @@ class InboxConsumer:
             if purged:
                 logger.info("inbox: %d messages past their retention deleted", purged)
         return inserted
+
+    async def _channels(self, rows: list[dict[str, Any]]) -> None:
+        """Each row's channel (webchat, telegram, ...), from its conversation's record: the dashboard's unanswered
+        topics filter by it. A conversation already expired leaves it empty."""
+        cids = sorted({row["conversation_id"] for row in rows if row.get("conversation_id")})
+        if not cids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in cids:
+                pipe.hget(keys.conversation(cid), "channel")
+            found = dict(zip(cids, await pipe.execute(), strict=True))
+        for row in rows:
+            channel = found.get(row["conversation_id"])
+            row["channel"] = _s(channel)[:32] if channel else None
 
     async def embed_missing(self, limit: int = 64) -> int:
         if time.monotonic() < self._embed_after:

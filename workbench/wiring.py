@@ -36,11 +36,12 @@ def install(app: FastAPI) -> None:
 
 
 async def unanswered_topics(app: FastAPI, *, since: float, until: float, language: str | None,
-                            limit: int) -> list[dict[str, Any]]:
+                            channel: str | None, limit: int) -> list[dict[str, Any]]:
     """The open inbox groups of rows from ``since`` to ``until`` (epoch seconds), most frequent first: what the bot
     got wrong, for the dashboard. Raises HTTPException(503) when the workbench database cannot be opened."""
     inbox = await inbox_api.inbox_of(app, api.settings_of(app))
-    found = await asyncio.to_thread(inbox.groups, since=since, until=until, language=language, limit=limit)
+    found = await asyncio.to_thread(inbox.groups, since=since, until=until, language=language, channel=channel,
+                                    limit=limit)
     return list(found["groups"])
 
 

@@ -260,10 +260,13 @@ async def test_kb_coverage_of_the_most_frequent_questions(dashboard) -> None:
 async def test_unanswered_topics_of_the_period_from_the_editors_inbox(dashboard) -> None:
     """What the bot got wrong, grouped as the editors' inbox groups it (texts masked there), most frequent first,
     only the period's and the language asked for; CSV too."""
-    rows = [item(f"t{i}", source, f"conv-t{i}", T0 + i, lang, text) for i, (source, lang, text) in enumerate([
-        ("kb_no_answer", "en", "do you sell gift cards"), ("nlu_fallback", "en", "do you sell gift cards"),
-        ("kb_no_answer", "en", "Do you sell gift cards?"), ("unhelpful", "zh", "能开增值税专用发票吗 13812345678"),
-        ("kb_no_answer", "en", "can i pick it up in store")])]
+    rows = [item(f"t{i}", source, f"conv-t{i}", T0 + i, lang, text, channel=channel)
+            for i, (source, lang, text, channel) in enumerate([
+                ("kb_no_answer", "en", "do you sell gift cards", "webchat"),
+                ("nlu_fallback", "en", "do you sell gift cards", "telegram"),
+                ("kb_no_answer", "en", "Do you sell gift cards?", "webchat"),
+                ("unhelpful", "zh", "能开增值税专用发票吗 13812345678", "wechat"),
+                ("kb_no_answer", "en", "can i pick it up in store", None)])]
     rows.append(item("old", "kb_no_answer", "conv-old", T0 - 30 * 86400, "en", "a question from last month"))
     boss = await dashboard.login("topics-boss")
     assert (await _get(dashboard, boss, "/api/analytics/topics")) == {
@@ -282,6 +285,9 @@ async def test_unanswered_topics_of_the_period_from_the_editors_inbox(dashboard)
     assert all("last month" not in t["topic"] for t in topics)  # outside the period
     zh = (await _get(dashboard, boss, "/api/analytics/topics", language="zh"))["rows"]
     assert len(zh) == 1 and zh[0]["language"] == "zh" and zh[0]["sources"] == "unhelpful 1"
+    web = (await _get(dashboard, boss, "/api/analytics/topics", channel="webchat"))["rows"]
+    assert [(t["topic"], t["count"], t["sources"]) for t in web] == [("Do you sell gift cards?", 2, "kb_no_answer 2")]
+    assert (await _get(dashboard, boss, "/api/analytics/topics", channel="whatsapp"))["rows"] == []
     r = await dashboard.http.get("/api/analytics/export/topics.csv", params={"start": START, "end": END},
                                  headers=boss)
     assert r.status_code == 200 and list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))[0]["count"] == "3"

@@ -28,7 +28,7 @@ from conversations import keys
 from tests.handoff.conftest import desk  # noqa: F401 - the gateway fixture, shared
 from tests.processes import serve_in_process
 from workbench import db
-from workbench.inbox import Embedder, Inbox, InboxConsumer, encode_vector
+from workbench.inbox import Embedder, Inbox, InboxConsumer, encode_vector, item
 from workbench.masking import mask
 from workbench.nlu import EXAMPLE_VALUES, NluProblem, training_line
 from workbench.settings import WorkbenchSettings
@@ -102,6 +102,8 @@ def _messages(listing: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def test_each_knowledge_base_and_nlu_source_reaches_the_inbox(ib) -> None:
     editor = await ib.agent("eddie", "editor")
+    await ib.redis.hset(keys.conversation("c-fb"), mapping={"channel": "telegram"})
+    await ib.redis.hset(keys.conversation("c-na"), mapping={"channel": "webchat"})
     await ib.feedback.record_fallback("c-fb", "do you sell gift cards for pets", "en", "ask_policy", 0.31, "none")
     await ib.feedback.record_unanswered("c-na", "can I pay with bitcoin", "en", 0.41)
     await ib.feedback.record_choice("c-ch", "parcel to tibet how long", ARTICLE, "en")
@@ -115,6 +117,9 @@ async def test_each_knowledge_base_and_nlu_source_reaches_the_inbox(ib) -> None:
     assert by_source["kb_no_answer"]["detail"]["best_score"] == pytest.approx(0.41)
     assert by_source["kb_choice"]["article_id"] == ARTICLE
     assert by_source["unhelpful"]["article_id"] == "orders-delivery-time"
+    # Each row keeps its conversation's channel (the dashboard's channel filter); an unknown conversation: none.
+    assert [by_source[k]["channel"] for k in ("nlu_fallback", "kb_no_answer", "kb_choice")] == [
+        "telegram", "webchat", None]
     assert listing["item_count"] == 4 and listing["embedded"] == 4
     # Taken in once: a second round (and a second gateway's consumer) adds nothing.
     other = InboxConsumer(ib.redis, ib.consumer.inbox, ib.consumer.embedder, "test-2")
@@ -443,3 +448,30 @@ def test_masking_and_training_lines() -> None:
     for bad in ("hi {name}", "[x](y) and [z]", "- dash", ""):
         with pytest.raises(NluProblem):
             training_line(bad)
+
+
+def test_a_database_from_before_the_channel_column_gets_it_and_keeps_its_rows(tmp_path: Path) -> None:
+    """create_all makes new tables only: an inbox table made before ``channel`` existed gets the column when the
+    gateway opens it, its rows read as channel unknown, and new rows carry one."""
+    from sqlalchemy import inspect
+    from sqlalchemy import text as sql_text
+
+    from workbench import db
+    from workbench.settings import WorkbenchSettings
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = db.make_engine(url)
+    with engine.begin() as conn:  # the table as it was released
+        conn.execute(sql_text("ALTER TABLE workbench_inbox DROP COLUMN channel"))
+        conn.execute(sql_text("INSERT INTO workbench_inbox (ref, source, conversation_id, ts, language, text, key, "
+                              "detail, status) VALUES ('old/1', 'kb_no_answer', 'c-old', 1, 'en', 'gift cards?', "
+                              "'gift cards', '{}', 'open')"))
+    engine.dispose()
+    engine = db.make_engine(url)
+    assert "channel" in {c["name"] for c in inspect(engine).get_columns("workbench_inbox")}
+    inbox = Inbox(engine, WorkbenchSettings(database_url=url))
+    assert inbox.insert([item("new/1", "kb_no_answer", "c-new", 2, "en", "gift cards??", channel="telegram")]) == 1
+    messages = [m for g in inbox.groups()["groups"] for m in g["messages"]]
+    assert sorted((m["text"], m["channel"]) for m in messages) == [("gift cards?", None), ("gift cards??", "telegram")]
+    assert [m["text"] for g in inbox.groups(channel="telegram")["groups"] for m in g["messages"]] == ["gift cards??"]
+    db.make_engine(url).dispose()  # opening it again changes nothing

@@ -29,8 +29,8 @@
       tiers: "Queue times by membership tier", tier: "Tier", vip: "VIP", wait_avg: "Avg wait for an agent",
       wait_max: "Longest wait", frt_avg: "Avg first reply (service hours)", breaches: "Over 15 s",
       topics: "Unanswered topics", topic: "Topic (newest wording)", askings: "Askings", topic_sources: "How it failed",
-      topics_note: "What the bot got wrong in the period, grouped by meaning as in the editors' inbox (masked). Not "
-        + "filtered by channel. Editors fix them in the workbench.",
+      topics_note: "What the bot got wrong in the period, grouped by meaning as in the editors' inbox (masked). "
+        + "Editors fix them in the workbench.",
       heatmap: "Conversations by weekday and hour", drill: "Conversations", close: "Close",
       conversation: "Conversation", day: "Day", hour: "Hour", handed_off: "Handed off",
       frt_bot_s: "Bot first reply", frt_human_s: "Agent first reply", repeat: "Repeat", yes: "yes", no: "no",
@@ -118,7 +118,7 @@
       tiers: "各会员等级排队时长", tier: "会员等级", vip: "VIP", wait_avg: "平均等待接入", wait_max: "最长等待",
       frt_avg: "平均首次人工回复（服务时间内）", breaches: "超过 15 秒",
       topics: "未解决的问题", topic: "问题（最新说法）", askings: "次数", topic_sources: "失败方式",
-      topics_note: "该时间段内机器人没答好的问题，按语义分组，与编辑收件箱一致（已脱敏）。不按渠道筛选。编辑可在知识工作台处理。",
+      topics_note: "该时间段内机器人没答好的问题，按语义分组，与编辑收件箱一致（已脱敏）。编辑可在知识工作台处理。",
       heatmap: "按星期和小时的对话量", drill: "对话明细", close: "关闭", conversation: "对话", day: "日期",
       hour: "小时", handed_off: "转人工", frt_bot_s: "机器人首次回复", frt_human_s: "人工首次回复",
       repeat: "重复咨询", yes: "是", no: "否", no_data: "暂无数据", no_rows: "该时间段暂无数据。",
