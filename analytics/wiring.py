@@ -1,5 +1,6 @@
 """How the gateway runs analytics: ``install(app)`` adds the API, the page (/dashboard) and its static files;
-``start(app, redis)`` (in the lifespan) opens the database and starts the stream consumer and the presence sampler."""
+``start(app, redis)`` (in the lifespan) opens the database and starts the stream consumer, the presence sampler and
+the per-day rollups (analytics/rollup.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from analytics.consumer import AnalyticsConsumer
 from analytics.db import make_engine
 from analytics.kpis import Kpis
 from analytics.presence import PresenceSampler
+from analytics.rollup import Roller
 from analytics.settings import AnalyticsSettings
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
@@ -52,4 +54,7 @@ def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -
     app.state.analytics_consumer = consumer
     sampler = PresenceSampler(app.state.agents, engine, app.state.desk.policy.tz)
     app.state.presence_sampler = sampler
-    return [asyncio.create_task(consumer.run_forever()), asyncio.create_task(sampler.run_forever())]
+    roller = Roller(engine, app.state.analytics_kpis)
+    app.state.analytics_roller = roller
+    return [asyncio.create_task(consumer.run_forever()), asyncio.create_task(sampler.run_forever()),
+            asyncio.create_task(roller.run_forever())]

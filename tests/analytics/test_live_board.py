@@ -102,28 +102,42 @@ async def test_occupancy_and_load_from_presence_minutes(dashboard) -> None:
     assert "online_minutes,occupancy,load" in csv_text.splitlines()[0]
 
 
-async def test_each_gateway_samples_presence_from_its_start(dashboard, tmp_path) -> None:
-    """The sampler runs live: analytics.wiring.start starts it next to the consumer, and it samples at once."""
+async def test_each_gateway_samples_presence_and_rolls_settled_days_up_from_its_start(dashboard, tmp_path) -> None:
+    """The sampler and the rollups run live: analytics.wiring.start starts them next to the consumer; the sampler
+    samples at once, and a settled day of the record (written 3 days ago) is rolled up in the first round."""
     import asyncio
+    import time
 
     from sqlalchemy import text
 
-    from analytics import wiring
+    from analytics import db, wiring
     from analytics.settings import AnalyticsSettings
 
     await dashboard.login("occ-live-boss")
     settings = AnalyticsSettings(database_url=f"sqlite:///{tmp_path / 'live.db'}", enabled=True, poll_s=0.2)
+    old = time.time() - 3 * 86400
+    day = time.strftime("%Y-%m-%d", time.gmtime(old + 8 * 3600))
+    engine = db.make_engine(settings.database_url)
+    db.write(engine, [{"stream": "csbot:conv:old:messages", "entry_id": "1-0", "conversation_id": "old", "ts": old,
+                       "kind": "message_customer", "text": "hi", "day": day, "hour": 9, "dow": 0}],
+             [{"conversation_id": "old", "started_ts": old, "day": day, "hour": 9, "dow": 0}])
+    engine.dispose()
     app = dashboard.app
     tasks = wiring.start(app, app.state.redis, settings)
     try:
-        assert len(tasks) == 2
+        assert len(tasks) == 3
         for _ in range(50):
-            with app.state.analytics_engine.connect() as db:
-                n = db.execute(text("SELECT COUNT(*) FROM analytics_agent_minutes")).scalar()
-            if n:
+            with app.state.analytics_engine.connect() as conn:
+                n = conn.execute(text("SELECT COUNT(*) FROM analytics_agent_minutes")).scalar()
+                rolled = conn.execute(text("SELECT COUNT(*) FROM analytics_rollup WHERE part = 'conv'")).scalar()
+            if n and rolled:
                 break
             await asyncio.sleep(0.1)
         assert n == 1  # the supervisor online now
+        assert rolled == 1  # the old day's conversation, rolled up by the gateway's own loop
+        r = await dashboard.http.get("/api/analytics/summary", params={"start": day, "end": day},
+                                     headers=await dashboard.login("occ-live-reader"))
+        assert r.json()["conversations"] == 1
     finally:
         for task in tasks:
             task.cancel()
