@@ -101,9 +101,8 @@ agent_minutes = Table(
 
 
 # One row per China-time day the record has data for. ``version`` grows with every write that can change the day's
-# figures; ``last_ts`` is the latest event time written for it (a figure that depends on the clock, e.g. a complaint
-# unanswered after 48 h, can only change until some fixed time after it); ``rolled_version`` is the version the day's
-# rollup rows were built from (NULL: never rolled).
+# figures; ``last_ts`` is the latest event time written for it; ``rolled_version`` is the version the day's rollup
+# rows were built from (NULL: never rolled).
 rollup_days = Table(
     "analytics_rollup_days", metadata,
     Column("day", String(10), primary_key=True),
@@ -111,6 +110,7 @@ rollup_days = Table(
     Column("last_ts", Float, nullable=False),
     Column("rolled_version", Integer),
     Column("rolled_at", Float),
+    Column("valid_until", Float),  # the rollup holds until the clock changes a figure (analytics/kpis.py: NEXT_CHANGE)
 )
 
 ROLLUP_VALUES = 18  # value columns of a rollup row (the widest part, summary handoffs, has 17)

@@ -317,9 +317,20 @@ SELECT {dims}agent_id, COUNT(*) AS online, SUM(CASE WHEN owned > 0 THEN 1 ELSE 0
 FROM analytics_agent_minutes WHERE day >= :d0 AND day <= :d1{group}""",
                      keys=("agent_id",), sums=("online", "busy", "load_sum", "load_n"), cohort=False, dims=("day",)),
 }
-# A day's figures can change without a new event only through the clock (a handoff still waiting past 15 s, a
-# complaint unanswered after 24 h or 48 h): a day is rolled up once this long has passed since its latest event.
-SETTLE_S = COMPLAINT_ESCALATE_S + 3600
+# A day is rolled up once this long has passed since its latest event (a day still being written to is read from
+# its events: rolling it after every message would be wasted work).
+SETTLE_S = 300.0
+# Without a new event, a day's figures change only through the clock, at the first of these moments still ahead:
+# a customer message the bot has not answered turns into a 15-s breach, so does an unanswered handoff in service
+# hours, and an unanswered complaint becomes late at 24 h and escalated at 48 h (the ``:now`` terms above). A rolled
+# day is read from its rollup only until then, and rolled again after it.
+NEXT_CHANGE = """
+SELECT MIN(t) AS t FROM (
+  SELECT first_customer_ts + :sla AS t FROM cv WHERE first_bot_ts IS NULL AND handoffs = 0
+  UNION ALL SELECT queued_ts + :sla FROM h WHERE in_hours = 1 AND first_agent_ts IS NULL AND closed_ts IS NULL
+  UNION ALL SELECT queued_ts + :c24 FROM h WHERE reason = 'complaint' AND first_agent_ts IS NULL
+  UNION ALL SELECT queued_ts + :c48 FROM h WHERE reason = 'complaint' AND first_agent_ts IS NULL
+) x WHERE t > :now"""
 
 
 def _key(row: Any, part: Part) -> str:
@@ -365,9 +376,10 @@ class Kpis:
     def _days(self, f: Filters) -> tuple[list[str], list[str]]:
         """The period's days with data: those whose rollup is up to date, and the others (read from the events)."""
         with self.engine.connect() as db:
-            rows = db.execute(text("SELECT day, CASE WHEN rolled_version = version THEN 1 ELSE 0 END AS rolled "
+            rows = db.execute(text("SELECT day, CASE WHEN rolled_version = version AND (valid_until IS NULL "
+                                   "OR valid_until > :now) THEN 1 ELSE 0 END AS rolled "
                                    "FROM analytics_rollup_days WHERE day >= :d0 AND day <= :d1"),
-                              {"d0": f.start, "d1": f.end}).all()
+                              {"d0": f.start, "d1": f.end, "now": time.time()}).all()
         return [r.day for r in rows if r.rolled], [r.day for r in rows if not r.rolled]
 
     def part(self, name: str, f: Filters) -> list[dict[str, Any]]:
@@ -412,6 +424,11 @@ class Kpis:
                 out += [{"part": name, "day": day, "channel": channel, "language": language, "key": key,
                          **{f"v{i}": values[v] for i, v in enumerate(part.values)}} for key, values in items]
         return out
+
+    def next_change(self, db: Any, day: str, now: float) -> float | None:
+        """When the clock next changes a figure of the day (None: never, without a new event)."""
+        f = Filters(day, day)
+        return db.execute(text(_with(NEXT_CHANGE, f)), {**f.params(), "now": now}).scalar()
 
     def _one(self, name: str, f: Filters) -> dict[str, Any]:
         return self.part(name, f)[0]

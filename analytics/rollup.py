@@ -1,12 +1,13 @@
 """Per-day rollups of the record, so a year of conversations answers as fast as a week (docs/KPIS.md "Long ranges").
 
 Every write to the record bumps the version of each day whose figures it can change (analytics/db.py: mark_days).
-Once a day has settled (``SETTLE_S`` after its latest event: no clock-driven figure can change any more), any
-gateway rolls it up: in one transaction it reads the day's version, computes every part of analytics/kpis.py for
-that day per channel and language, replaces the day's rollup rows and records the version it read. The dashboard
-reads a day from its rollup only while that version is still the day's version; a later write makes it read the
-day's events again until the day is rolled again. Rolling is idempotent, so N gateways rolling the same day at once
-only waste work (the version they record is the one their rows were built from).
+Once a day has been quiet for ``SETTLE_S``, any gateway rolls it up: in one transaction it reads the day's version,
+computes every part of analytics/kpis.py for that day per channel and language, replaces the day's rollup rows and
+records the version it read and the next moment the clock alone changes one of the day's figures (a complaint
+turning 24 h old unanswered: ``NEXT_CHANGE``). The dashboard reads a day from its rollup only while that version is
+still the day's version and that moment has not come; otherwise it reads the day's events until it is rolled again.
+Rolling is idempotent, so N gateways rolling the same day at once only waste work (the version they record is the
+one their rows were built from).
 """
 from __future__ import annotations
 
@@ -45,11 +46,12 @@ class Roller:
         self.stats_at = now
 
     def due(self, now: float) -> list[str]:
-        """Settled days whose rollup is missing or older than their data, oldest first."""
+        """Settled days whose rollup is missing, older than their data or past a clock-driven change, oldest first."""
         d = db.rollup_days.c
         with self.engine.connect() as conn:
             return list(conn.execute(
-                select(d.day).where((d.rolled_version.is_(None)) | (d.rolled_version != d.version),
+                select(d.day).where((d.rolled_version.is_(None)) | (d.rolled_version != d.version)
+                                    | (d.valid_until <= now),
                                     d.last_ts <= now - SETTLE_S).order_by(d.day)).scalars())
 
     def roll_day(self, day: str, now: float) -> bool:
@@ -65,7 +67,8 @@ class Roller:
                 empty = {f"v{i}": None for i in range(db.ROLLUP_VALUES)}
                 conn.execute(insert(db.rollup), [{**empty, **r} for r in rows])
             conn.execute(update(db.rollup_days).where(d.day == day)
-                         .values(rolled_version=state.version, rolled_at=now))
+                         .values(rolled_version=state.version, rolled_at=now,
+                                 valid_until=self.kpis.next_change(conn, day, now)))
         return True
 
     def roll_due(self, now: float | None = None, limit: int | None = DAYS_PER_ROUND) -> int:

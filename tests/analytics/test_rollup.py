@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from analytics import db
-from analytics.kpis import SETTLE_S, Filters, Kpis
+from analytics.kpis import COMPLAINT_ANSWER_S, SETTLE_S, Filters, Kpis
 from analytics.rollup import Roller, stats
 from tests.actions.orders.conftest import (  # noqa: F401 - the session's PostgreSQL server fixture
     _create_postgres_database,
@@ -123,8 +123,8 @@ def test_a_late_event_counts_at_once_and_its_day_is_rolled_again(engine: Engine)
     assert stats(engine)["rolled"] == DAYS
     assert kpis.summary(f)["csat"]["bot"]["answers"] == before["csat"]["bot"]["answers"] + 1
 
-    # a handoff queued now for that old conversation can still breach the 15-s and 24-h promises: its day is read
-    # from the events, and only rolled up once nothing can change without a new event
+    # a handoff queued now for that old conversation: its day is read from the events until it has been quiet for
+    # SETTLE_S, then rolled, and rolled again when the complaint turns 24 h old unanswered
     now = time.time()
     db.write(engine, [{"stream": "csbot:late", "entry_id": "2-1", "conversation_id": old["conversation_id"],
                        "kind": "handoff_queued", "handoff_id": "h-late", "reason": "complaint", "ts": now,
@@ -132,6 +132,32 @@ def test_a_late_event_counts_at_once_and_its_day_is_rolled_again(engine: Engine)
     assert roller.due(now) == [] and not roller.roll_day(old["day"], now)
     assert kpis.summary(f)["complaints"]["handoffs"] == before["complaints"]["handoffs"] + 1
     assert roller.due(now + SETTLE_S + 1) == [old["day"]]
+    assert roller.roll_day(old["day"], now + SETTLE_S + 1)
+    assert roller.due(now + SETTLE_S + 2) == []
+    assert roller.due(now + COMPLAINT_ANSWER_S + 1) == [old["day"]]
+
+
+def test_a_rolled_day_is_read_from_its_events_again_when_the_clock_changes_a_figure(engine: Engine) -> None:
+    """A complaint queued yesterday and still unanswered turns late at 24 h without any new event: the rollup built
+    before that moment must not be read after it."""
+    kpis = Kpis(engine)
+    queued = time.time() - COMPLAINT_ANSWER_S + 3
+    local = datetime.fromtimestamp(queued, TZ)
+    when = {"day": local.strftime("%Y-%m-%d"), "hour": local.hour, "dow": local.weekday()}
+    db.write(engine, [{"stream": "csbot:conv:c1:messages", "entry_id": "1-0", "conversation_id": "c1", "ts": queued - 5,
+                       "kind": "message_customer", "text": "terrible service", **when},
+                      {"stream": "csbot:desk:events", "entry_id": "1-1", "conversation_id": "c1", "ts": queued,
+                       "kind": "handoff_queued", "handoff_id": "h1", "reason": "complaint", "in_hours": True, **when}],
+             [{"conversation_id": "c1", "started_ts": queued - 5, **when}])
+    f = Filters(when["day"], when["day"])
+    assert Roller(engine, kpis).roll_due() == 1
+    assert stats(engine) == {"days": 1, "rolled": 1}
+    assert kpis.summary(f)["complaints"]["breaches_24h"] == 0
+    time.sleep(max(0.0, queued + COMPLAINT_ANSWER_S - time.time()) + 0.5)
+    assert kpis.summary(f)["complaints"]["breaches_24h"] == 1  # from the events: the rollup no longer holds
+    assert Roller(engine, kpis).roll_due() == 1
+    assert kpis.summary(f)["complaints"] == {"handoffs": 1, "answered_24h": 0, "answered_24h_rate": 0.0,
+                                             "breaches_24h": 1, "escalated_48h": 0}
 
 
 def test_a_customer_coming_back_reopens_the_earlier_day(engine: Engine) -> None:
