@@ -589,7 +589,7 @@ class Kpis:
     def conversations(self, f: Filters, segment: str = "all", reason: str | None = None, day: str | None = None,
                       hour: int | None = None, dow: int | None = None, agent: str | None = None,
                       limit: int = 500) -> list[dict[str, Any]]:
-        """The conversations behind a number (drill-down)."""
+        """The conversations behind a number (drill-down): the first ``limit`` of the period by start."""
         where = {
             "all": "1 = 1",
             "bot_resolved": "cv.handoffs = 0",
@@ -630,7 +630,16 @@ SELECT cv.conversation_id, cv.started_ts, cv.day, cv.hour, cv.channel, cv.langua
   (SELECT MIN(csat.stars) FROM csat WHERE csat.conversation_id = cv.conversation_id) AS csat
 FROM cv WHERE {where} {extra}
 ORDER BY cv.started_ts LIMIT :limit"""  # noqa: S608 - fixed fragments, bound values
-        rows = self._rows(sql, f, reason=reason, day=day, hour=hour, dow=dow, agent=agent, limit=limit)
+        # The first ``limit`` conversations by start: the period is read in windows of 1, 2, 4 ... days until they
+        # are found (a year's cohort is never computed whole when its first days have enough).
+        rows: list[dict[str, Any]] = []
+        first, last, span = date.fromisoformat(f.start), date.fromisoformat(f.end), 1
+        while first <= last and len(rows) < limit:
+            stop = min(last, first + timedelta(days=span - 1))
+            window = Filters(first.isoformat(), stop.isoformat(), f.channel, f.language)
+            rows += self._rows(sql, window, reason=reason, day=day, hour=hour, dow=dow, agent=agent,
+                               limit=limit - len(rows))
+            first, span = stop + timedelta(days=1), span * 2
         return [{"conversation_id": r["conversation_id"], "day": r["day"], "hour": int(r["hour"]),
                  "channel": r["channel"], "language": r["language"], "handed_off": int(r["handoffs"]) > 0,
                  "reason": r["reason"], "agent_id": r["agent_id"], "bot_frt_s": _round(r["bot_frt_s"], 2),

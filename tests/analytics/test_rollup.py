@@ -92,6 +92,12 @@ def test_every_table_reads_the_same_from_rollups_as_from_the_events(engine: Engi
     from_events = _all(kpis)
     assert from_events[0]["conversations"] == 240 and from_events[0]["handoff"]["handoffs"] > 0
     assert stats(engine) == {"days": DAYS, "rolled": 0}
+    # the drill-down reads the period in growing windows of days: the same first conversations, in start order
+    whole = _filters()[0]
+    every = kpis.conversations(whole, limit=1000)
+    assert len(every) == 240 and [r["day"] for r in every] == sorted(r["day"] for r in every)
+    assert kpis.conversations(whole, limit=50) == every[:50]
+    assert kpis.conversations(whole, segment="handed_off", limit=7) == [r for r in every if r["handed_off"]][:7]
 
     assert Roller(engine, kpis).roll_due(limit=None) == DAYS
     assert stats(engine) == {"days": DAYS, "rolled": DAYS}
