@@ -32,6 +32,7 @@ from sqlalchemy import Engine, text
 from analytics import db, rollup
 from analytics.kpis import SETTLE_S, Filters, Kpis
 from analytics.rollup import Roller
+from conversations import keys
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHANNELS = ["webchat"] * 5 + ["wechat"] * 3 + ["telegram", "whatsapp"]
@@ -55,7 +56,7 @@ def conversation(rng: random.Random, i: int, t0: float, days: int) -> tuple[dict
     conv = {"conversation_id": cid, "channel": rng.choice(CHANNELS), "language": rng.choice(("zh", "zh", "en")),
             "language_ts": start, "started_ts": start, "day": when["day"], "hour": when["hour"], "dow": when["dow"],
             "customer_ref": f"cust-{rng.randrange(max(1, i // 3 + 1)):08d}" if rng.random() < 0.7 else None}
-    stream = f"csbot:conv:{cid}:messages"
+    stream = keys.messages(cid)
     rows: list[dict[str, Any]] = []
 
     def add(dt: float, kind: str, **extra: Any) -> None:
