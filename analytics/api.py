@@ -22,7 +22,7 @@ MAX_DAYS = 3 * 366
 SEGMENTS = ("all", "bot_resolved", "handed_off", "repeat", "bot_sla_breach", "human_sla_breach", "csat_low",
             "csat_agents", "csat_bot", "first_contact", "came_back", "complaint_late_24h", "complaint_escalated_48h")
 TABLES = ("summary", "daily", "reasons", "heatmap", "agents", "tiers", "conversations", "questions", "sources",
-          "topics")
+          "topics", "scores", "complaint_types")
 TOP_TOPICS = 10  # unanswered topics: the most frequent groups of the editors' inbox in the period
 
 

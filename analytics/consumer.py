@@ -111,6 +111,7 @@ class Ingest:
                "ticket_id": h.get("ticket_id") or None}
         if kind == "handoff_queued":
             row["agent_id"] = None
+        row["complaint_type"] = h.get("complaint_type") or None  # set by the agent who closed a complaint
         convs = []
         if h:
             language = h.get("language") if h.get("language") in ("zh", "en") else None

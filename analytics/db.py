@@ -33,6 +33,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    inspect,
     select,
     update,
 )
@@ -67,6 +68,7 @@ events = Table(
     Column("kb_score", Float),
     Column("stars", Integer),
     Column("text", Text),
+    Column("complaint_type", String(20)),  # handoff/handoffs.py: COMPLAINT_TYPES, chosen when a complaint is closed
     UniqueConstraint("stream", "entry_id", name="uq_analytics_events_entry"),
     Index("ix_analytics_events_conv_kind_ts", "conversation_id", "kind", "ts"),
     Index("ix_analytics_events_kind_handoff", "kind", "handoff_id"),
@@ -144,9 +146,23 @@ def make_engine(url: str) -> Engine:
     with engine.connect() as db:
         had_days = engine.dialect.has_table(db, rollup_days.name)
     metadata.create_all(engine)
+    _add_new_columns(engine)
     if not had_days:
         _mark_existing_days(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """``create_all`` creates missing tables, not missing columns: a record from before a column was added to a table
+    here gets it (NULL in the rows it already has)."""
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                with engine.begin() as db:
+                    db.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                       f"{column.type.compile(engine.dialect)}")
 
 
 def _mark_existing_days(engine: Engine) -> None:

@@ -90,7 +90,8 @@ hb AS (
     MAX(CASE WHEN e.kind = 'handoff_queued' AND e.in_hours THEN 1 ELSE 0 END) AS in_hours,
     MAX(CASE WHEN e.kind IN """ + CLOSE_KINDS + """ THEN e.agent_id END) AS closed_by,
     MAX(CASE WHEN e.kind = 'handoff_closed' THEN 1 ELSE 0 END) AS closed,
-    MAX(CASE WHEN e.ticket_id IS NOT NULL THEN 1 ELSE 0 END) AS ticket
+    MAX(CASE WHEN e.ticket_id IS NOT NULL THEN 1 ELSE 0 END) AS ticket,
+    MAX(e.complaint_type) AS complaint_type
   FROM analytics_events e JOIN c ON c.conversation_id = e.conversation_id
   WHERE e.handoff_id IS NOT NULL AND e.kind LIKE 'handoff%'
   GROUP BY e.handoff_id, e.conversation_id, c.day, c.channel, c.language
@@ -257,6 +258,15 @@ FROM h{group}""", sums=("handoffs", "in_hours", "human_answered", "human_frt_sum
 SELECT {dims}CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END AS who, COUNT(*) AS answers,
   SUM(stars) AS stars_sum, SUM(CASE WHEN stars >= 4 THEN 1 ELSE 0 END) AS satisfied
 FROM csat{group}""", keys=("who",), sums=("answers", "stars_sum", "satisfied")),
+    # the score distribution: CSAT answers per number of stars, for the bot and for agents
+    "scores": Part("""
+SELECT {dims}CASE WHEN rated IS NULL THEN 'bot' ELSE 'agents' END AS who, stars, COUNT(*) AS answers
+FROM csat{group}""", keys=("who", "stars"), sums=("answers",)),
+    # complaint handoffs by the type the closing agent chose (none yet: unclassified)
+    "complaint_types": Part("""
+SELECT {dims}COALESCE(complaint_type, 'unclassified') AS complaint_type, COUNT(*) AS complaints,
+  SUM(CASE WHEN first_agent_ts IS NOT NULL THEN 1 ELSE 0 END) AS answered
+FROM h WHERE reason = 'complaint'{group}""", keys=("complaint_type",), sums=("complaints", "answered")),
     "answers": Part(ANSWERS.lstrip() + """
 SELECT {dims}COUNT(*) AS messages, COUNT(source) AS answered,
   SUM(CASE WHEN source = 'kb' THEN 1 ELSE 0 END) AS kb,
@@ -519,6 +529,24 @@ class Kpis:
         return [{"source": r["source"], "kb_id": r["kb_id"], "answers": int(r["answers"]),
                  "share": _rate(r["answers"], total), "avg_score": _round(_avg(r["score_sum"], r["score_n"]), 3)}
                 for r in rows]
+
+    def scores(self, f: Filters) -> list[dict[str, Any]]:
+        """The score distribution: for 1 to 5 stars, how many CSAT answers gave it to the bot and to agents, and each
+        count's share of that side's answers."""
+        counts = {(r["who"], int(r["stars"])): int(r["answers"]) for r in self.part("scores", f)
+                  if r["stars"] is not None}
+        total = {who: sum(n for (w, _), n in counts.items() if w == who) for who in ("bot", "agents")}
+        return [{"stars": stars, **{who: counts.get((who, stars), 0) for who in ("bot", "agents")},
+                 **{f"{who}_share": _rate(counts.get((who, stars), 0), total[who]) for who in ("bot", "agents")}}
+                for stars in range(1, 6)]
+
+    def complaint_types(self, f: Filters) -> list[dict[str, Any]]:
+        """Complaint handoffs by type (handoff/handoffs.py: COMPLAINT_TYPES, chosen by the agent who closed it;
+        ``unclassified`` until then), most frequent first, with each type's share and how many an agent answered."""
+        rows = sorted(self.part("complaint_types", f), key=lambda r: (-r["complaints"], r["complaint_type"]))
+        total = sum(int(r["complaints"]) for r in rows)
+        return [{"complaint_type": r["complaint_type"], "complaints": int(r["complaints"]),
+                 "share": _rate(r["complaints"], total), "answered": int(r["answered"])} for r in rows]
 
     def reasons(self, f: Filters) -> list[dict[str, Any]]:
         n = self.summary_count(f)

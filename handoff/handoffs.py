@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 REASON_CODES = ALL_REASONS  # bot/shared/reasons.py: the one list
 RESOLUTION_CODES = ("resolved", "refund_issued", "replacement_sent", "info_provided", "escalated_externally",
                     "customer_unreachable", "duplicate", "spam", "other")
+# What a complaint was about, chosen by the agent who closes it: the seed reports' four complaint types (态度 service
+# attitude, 产品 product, 效率 efficiency, 方案 the solution offered), or other. The dashboard's complaint-type
+# breakdown counts them (docs/KPIS.md).
+COMPLAINT_TYPES = ("attitude", "product", "efficiency", "solution", "other")
 OPEN_STATUSES = ("queued", "claimed")
 HIGH_FRUSTRATION = 80  # frustration score from which a waiting customer moves up one priority step
 PICKUP_SAMPLES = 50
@@ -113,7 +117,8 @@ return {1, 'ok'}
 """
 
 # KEYS: handoff, owner, queue, current owner's active set, conv->handoff pointer, desk events.
-# ARGV: id, new status, required agent ('*' = supervisor), now, resolution, conversation id, seen agent, retention.
+# ARGV: id, new status, required agent ('*' = supervisor), now, resolution, conversation id, seen agent, retention,
+# complaint type ('' = none).
 _RELEASE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'claimed' then return {0, 'closed'} end
@@ -122,6 +127,7 @@ if status == 'queued' then current = '' end
 if current ~= ARGV[7] then return {0, 'changed'} end
 if ARGV[3] ~= '*' and current ~= ARGV[3] then return {0, 'not_owner'} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[4], 'resolution', ARGV[5])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'complaint_type', ARGV[9]) end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
@@ -532,8 +538,10 @@ class HandoffService:
         await self._joined(cid, target, h.get("language"))
         return await self.require(handoff_id)
 
-    async def release(self, actor: Agent, handoff_id: str, new_status: str, resolution: str = "") -> dict[str, str]:
-        """Hand back to the bot (``handed_back``) or close (``closed`` + resolution); the owner becomes the bot."""
+    async def release(self, actor: Agent, handoff_id: str, new_status: str, resolution: str = "",
+                      complaint_type: str = "") -> dict[str, str]:
+        """Hand back to the bot (``handed_back``) or close (``closed`` + resolution, and for a complaint its type);
+        the owner becomes the bot."""
         h = await self.require(handoff_id)
         cid = h["conversation_id"]
         seen = h.get("agent_id", "") if h["status"] == "claimed" else ""
@@ -542,7 +550,7 @@ class HandoffService:
             keys=[keys.handoff(handoff_id), keys.owner(cid), keys.queue(), keys.agent_active(seen or "none"),
                   keys.conversation_handoff(cid), keys.desk_events()],
             args=[handoff_id, new_status, required, repr(self.clock.timestamp()), resolution, cid, seen,
-                  self.retention_s],
+                  self.retention_s, complaint_type],
         )
         if not int(ok):
             raise _refuse(_s(code))
@@ -560,7 +568,7 @@ class HandoffService:
                 await pipe.execute()
         await self.resolve_alerts(handoff_id)
         await self.audit(actor, "hand_back" if new_status == "handed_back" else "close", cid, handoff_id,
-                         {"resolution": resolution} if resolution else {})
+                         {k: v for k, v in (("resolution", resolution), ("complaint_type", complaint_type)) if v})
         return await self.require(handoff_id)
 
     async def _resume_bot(self, conversation_id: str) -> None:

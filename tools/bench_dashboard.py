@@ -4,7 +4,8 @@ table, on a throw-away SQLite record (or ``--database-url`` for PostgreSQL).
 
 Each synthetic conversation has the events the consumer writes (analytics/consumer.py): a customer message, a bot
 answer (source kb / flow / fallback), and for 30 % a handoff (queued, claimed, an agent reply, closed or handed back,
-CSAT for half of the closed ones). Channels, languages, tiers, hours and returning customers are drawn at random
+CSAT for half of the closed ones, a complaint type for closed complaints). Channels, languages, tiers, hours and
+returning customers are drawn at random
 (seeded), spread over 365 China-time days.
 
 Days settled before today are rolled up first (analytics/rollup.py, as the gateways do once a minute); the build
@@ -33,6 +34,7 @@ from analytics import db, rollup
 from analytics.kpis import SETTLE_S, Filters, Kpis
 from analytics.rollup import Roller
 from conversations import keys
+from handoff.handoffs import COMPLAINT_TYPES
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHANNELS = ["webchat"] * 5 + ["wechat"] * 3 + ["telegram", "whatsapp"]
@@ -71,15 +73,16 @@ def conversation(rng: random.Random, i: int, t0: float, days: int) -> tuple[dict
         hid = f"h-{cid}"
         agent = rng.choice(AGENTS)
         q = rng.uniform(25, 60)
-        add(q, "handoff_queued", handoff_id=hid, reason=rng.choice(REASONS), priority=rng.randint(1, 4),
-            tier=rng.choice(TIERS))
+        reason = rng.choice(REASONS)
+        add(q, "handoff_queued", handoff_id=hid, reason=reason, priority=rng.randint(1, 4), tier=rng.choice(TIERS))
         taken = q + rng.uniform(2, 120)
         add(taken, "handoff_claimed", handoff_id=hid, agent_id=agent)
         add(taken + rng.uniform(2, 40), "message_agent", agent_id=agent, text="let me check")
         end = taken + rng.uniform(60, 900)
         closed = rng.random() < 0.8
         add(end, "handoff_closed" if closed else "handoff_handed_back", handoff_id=hid, agent_id=agent,
-            resolution="resolved")
+            resolution="resolved",
+            complaint_type=rng.choice(COMPLAINT_TYPES) if closed and reason == "complaint" else None)
         if closed and rng.random() < 0.5:
             add(end + 5, "csat", stars=rng.choices((1, 2, 3, 4, 5), (5, 5, 10, 30, 50))[0])
     return conv, rows

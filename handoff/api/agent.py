@@ -44,7 +44,14 @@ from handoff.deps import (
     same_origin,
     session_token,
 )
-from handoff.handoffs import CSAT_PAYLOAD_PREFIX, REASON_CODES, RESOLUTION_CODES, DeskError, HandoffService
+from handoff.handoffs import (
+    COMPLAINT_TYPES,
+    CSAT_PAYLOAD_PREFIX,
+    REASON_CODES,
+    RESOLUTION_CODES,
+    DeskError,
+    HandoffService,
+)
 from handoff.notes import NOTE_MAX_CHARS, Notes
 from handoff.presence import CustomerSignals
 
@@ -87,6 +94,7 @@ class HandBackIn(BaseModel):
 
 class CloseIn(BaseModel):
     resolution: Literal[RESOLUTION_CODES]  # type: ignore[valid-type]
+    complaint_type: Literal[COMPLAINT_TYPES] | None = None  # type: ignore[valid-type]  # complaints only
     correction: CorrectionIn | None = None
 
 
@@ -144,7 +152,8 @@ async def me(agent: UserDep, agents: AgentsDep) -> dict[str, Any]:
 
 @router.get("/meta")
 async def meta(agent: AgentDep) -> dict[str, list[str]]:
-    return {"reason_codes": list(REASON_CODES), "resolution_codes": list(RESOLUTION_CODES)}
+    return {"reason_codes": list(REASON_CODES), "resolution_codes": list(RESOLUTION_CODES),
+            "complaint_types": list(COMPLAINT_TYPES)}
 
 
 @router.get("/agents")
@@ -328,7 +337,10 @@ async def close(handoff_id: str, body: CloseIn, agent: AgentDep, desk: DeskDep, 
                 canned: CannedDep) -> dict[str, Any]:
     _check_correction(body.correction, canned)
     try:
-        row = desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution))
+        if body.complaint_type and (await desk.require(handoff_id)).get("reason_code") != "complaint":
+            raise HTTPException(422, "Only a complaint has a complaint type.")
+        row = desk.summary_row(await desk.release(agent, handoff_id, "closed", body.resolution,
+                                                  body.complaint_type or ""))
     except DeskError as exc:
         raise _desk_call_error(exc) from exc
     return await _with_correction(row, body.correction, agent, desk, redis, "closed")

@@ -78,6 +78,8 @@ async def seed(redis: Redis) -> None:
 # explicit request (not a complaint) answered after a minute.
 COMPLAINTS = [("cx", 50 * 3600, 10 * 3600, "complaint"), ("cy", 50 * 3600 - 2, None, "complaint"),
               ("cz", 30 * 3600, 26 * 3600, "complaint"), ("cw", 30 * 3600 - 2, 60, "explicit_request")]
+# The types the closing agents chose (handoff/handoffs.py: COMPLAINT_TYPES); Y has none yet (unclassified).
+COMPLAINT_TYPES = {"cx": "product", "cz": "attitude"}
 
 
 async def seed_complaints(redis: Redis, now: float, prefix: str = "") -> None:
@@ -90,7 +92,8 @@ async def seed_complaints(redis: Redis, now: float, prefix: str = "") -> None:
         await redis.hset(keys.conversation(cid), mapping={"channel": "webchat", "ui_lang": "en"})
         await redis.hset(keys.handoff("h-" + cid), mapping={
             "id": "h-" + cid, "conversation_id": cid, "reason_code": reason, "priority": 2, "tier": "regular",
-            "language": "en", "channel": "webchat", "customer_id": "", "agent_id": "a1", "resolution": ""})
+            "language": "en", "channel": "webchat", "customer_id": "", "agent_id": "a1", "resolution": "",
+            **({"complaint_type": COMPLAINT_TYPES[cid[len(prefix):]]} if cid[len(prefix):] in COMPLAINT_TYPES else {})})
         await redis.xadd(keys.messages(cid), {"role": "customer", "text": "this is unacceptable, call 13812345678",
                                               "ts": repr(t0)}, id=f"{int(t0 * 1000)}-0")
         events.append((t0 + 5, "queued", cid))

@@ -46,6 +46,10 @@ async def test_seeded_kpis_figure_by_figure(dashboard) -> None:
     assert s["resolution_time"] == {"resolved": 2, "closed": 1, "avg_s": 175.0, "max_s": 280.0}  # (280 + 70) / 2
     assert s["csat"]["agents"] == {"answers": 1, "avg_stars": 5.0, "csat_rate": 1.0}
     assert s["csat"]["bot"] == {"answers": 0, "avg_stars": None, "csat_rate": None}
+    # the score distribution: B's one rating (5 stars, for the agent; the second click does not count)
+    scores = (await _get(dashboard, boss, "/api/analytics/scores"))["rows"]
+    assert [(r["stars"], r["bot"], r["agents"], r["agents_share"], r["bot_share"]) for r in scores] == [
+        (1, 0, 0, 0.0, None), (2, 0, 0, 0.0, None), (3, 0, 0, 0.0, None), (4, 0, 0, 0.0, None), (5, 0, 1, 1.0, None)]
     assert s["sla"] == {"target_s": 15.0, "bot_breaches": 1, "bot_breach_rate": 0.25, "human_breaches": 2,
                         "human_breach_rate": 0.6667}  # C's bot answer; B (20 s) and D (none) of 3 handoffs
     assert s["repeat_contacts"] == {"identified": 3, "repeats": 1, "rate": 0.3333}  # C after A, same browser
@@ -217,6 +221,12 @@ async def test_complaint_sla_figures(dashboard) -> None:
     assert s["complaints"] == {"handoffs": 3, "answered_24h": 1, "answered_24h_rate": 0.3333, "breaches_24h": 2,
                                "escalated_48h": 1}
     assert s["handoff"]["handoffs"] == 4
+    r = await dashboard.http.get("/api/analytics/complaint_types", headers=boss, params={
+        "start": (today - timedelta(days=4)).isoformat(), "end": today.isoformat()})
+    assert r.json()["rows"] == [  # X product (answered), Z attitude (answered), Y not closed: unclassified
+        {"complaint_type": "attitude", "complaints": 1, "share": 0.3333, "answered": 1},
+        {"complaint_type": "product", "complaints": 1, "share": 0.3333, "answered": 1},
+        {"complaint_type": "unclassified", "complaints": 1, "share": 0.3333, "answered": 0}]
 
 
 async def test_kb_coverage_of_the_most_frequent_questions(dashboard) -> None:

@@ -27,7 +27,8 @@ from tools.bench_dashboard import conversation
 TZ = ZoneInfo("Asia/Shanghai")
 DAYS = 12
 QUESTIONS = ["where is my parcel", "how do i return this", "退款多久到账", "运费谁出", "hello", "发票怎么开"]
-TABLES = ["summary", "daily", "reasons", "heatmap", "agents", "tiers", "questions", "sources", "agent_load"]
+TABLES = ["summary", "daily", "reasons", "heatmap", "agents", "tiers", "questions", "sources", "agent_load", "scores",
+          "complaint_types"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -189,17 +190,23 @@ def test_a_customer_coming_back_reopens_the_earlier_day(engine: Engine) -> None:
     assert kpis.summary(f)["first_contact_resolution"] == {"identified": 1, "resolved": 0, "rate": 0.0}
 
 
-def test_a_record_from_before_the_rollups_gets_its_days_when_opened(engine: Engine) -> None:
+def test_a_record_from_before_the_rollups_gets_its_days_and_new_columns_when_opened(engine: Engine) -> None:
     _fill(engine, n=30)
     kpis = Kpis(engine)
+    with engine.begin() as conn:  # as a record from before the complaint-type column would have it
+        conn.execute(text("UPDATE analytics_events SET complaint_type = NULL"))
     expected = _all(kpis)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE analytics_rollup_days"))
+        conn.execute(text("ALTER TABLE analytics_events DROP COLUMN complaint_type"))  # added later, too
         days = conn.execute(text("SELECT COUNT(*) FROM (SELECT day FROM analytics_conversations UNION "
                                  "SELECT day FROM analytics_agent_minutes) d")).scalar()
     reopened = db.make_engine(engine.url.render_as_string(hide_password=False))
     try:
         assert stats(reopened) == {"days": days, "rolled": 0}  # each day with data, read from the events
+        with reopened.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM analytics_events WHERE complaint_type IS NOT NULL")
+                                ).scalar() == 0  # the column is back, empty in the old rows
         assert _all(Kpis(reopened)) == expected
         assert Roller(reopened, Kpis(reopened)).roll_due(limit=None) == 0  # "written" now: not settled yet
         assert Roller(reopened, Kpis(reopened)).roll_due(now=time.time() + SETTLE_S + 1, limit=None) == days

@@ -165,3 +165,32 @@ async def test_customer_sees_the_agents_name_and_a_joined_notice(desk) -> None:
     assert [(m["text"], m["name"]) for m in agent_msgs] == [("Hi, Alex here", "Alex W.")]
     assert all(m.get("name") is None for m in history if m["role"] in ("customer", "bot"))
     assert account.display_name == "Alex W."
+
+
+async def test_closing_a_complaint_records_its_type_and_only_a_complaint_takes_one(desk) -> None:
+    """The agent who closes a complaint says what it was about (the seed reports' complaint types); the handoff keeps
+    it for the managers' breakdown. A type on another handoff, or an unknown type, is refused and closes nothing."""
+    alice = await desk.agent("alice")
+    meta = (await desk.http.get("/api/agent/meta", headers=alice.headers)).json()
+    assert meta["complaint_types"] == ["attitude", "product", "efficiency", "solution", "other"]
+    _, other = await _queued(desk)
+    _, complaint = await _queued(desk, "I want to file a complaint about your staff", reason_code="complaint")
+    for hid in (other, complaint):
+        await desk.http.post(f"/api/agent/handoffs/{hid}/claim", headers=alice.headers)
+
+    r = await desk.http.post(f"/api/agent/handoffs/{other}/close", headers=alice.headers,
+                             json={"resolution": "resolved", "complaint_type": "attitude"})
+    assert r.status_code == 422 and "complaint" in r.text
+    r = await desk.http.post(f"/api/agent/handoffs/{complaint}/close", headers=alice.headers,
+                             json={"resolution": "resolved", "complaint_type": "rudeness"})
+    assert r.status_code == 422
+    for hid in (other, complaint):
+        assert await desk.redis.hget(keys.handoff(hid), "status") == b"claimed"  # nothing closed
+
+    r = await desk.http.post(f"/api/agent/handoffs/{complaint}/close", headers=alice.headers,
+                             json={"resolution": "resolved", "complaint_type": "attitude"})
+    assert r.status_code == 200, r.text
+    assert await desk.redis.hget(keys.handoff(complaint), "complaint_type") == b"attitude"
+    assert (await desk.http.post(f"/api/agent/handoffs/{other}/close", headers=alice.headers,
+                                 json={"resolution": "resolved"})).status_code == 200
+    assert await desk.redis.hget(keys.handoff(other), "complaint_type") is None
