@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, expect
+from redis import Redis
 
+from conversations import keys
 from tests.browser.test_agent_console import LAPTOP, TIMEOUT_MS, _send, chromium  # noqa: F401 - fixture
 from tests.browser.test_agent_console_flow import _account, _handoff, _log_in
 
@@ -44,8 +46,12 @@ def test_mark_a_model_case_and_find_it(stack: Any, chromium: Browser) -> None:  
         console.locator("#reply-send").click()
         expect(console.locator("#transcript .msg--agent").last).to_contain_text("ships today")
         console.locator("#resolution").select_option("resolved")
+        expect(console.locator("#complaint-type")).to_be_visible()  # a complaint is closed with its type
+        console.locator("#complaint-type").select_option("product")
         console.locator("#close").click()
         expect(console.locator("#conv-status")).to_contain_text("closed")
+        stored = Redis.from_url(stack.env()["REDIS_URL"]).hget(keys.handoff(ours), "complaint_type")
+        assert stored == b"product"  # kept for the managers' complaint-type breakdown
         # Mark it as a model case from the context panel.
         console.locator("#case-details summary").click()
         console.locator("#case-title-input").fill("<b>Cracked teapot</b>: ship first")

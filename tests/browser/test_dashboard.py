@@ -191,6 +191,11 @@ def test_supervisor_reads_filters_drills_down_and_exports(stack: Any, chromium: 
         expect(tiers).to_have_count(2)
         expect(tiers.first.locator("td")).to_have_text(["gold (VIP)", "1", "10 s", "10 s", "20 s", "1 (100%)"])
         expect(tiers.nth(1).locator("td").first).to_have_text("regular")
+        # The score distribution: B's one rating, 5 stars for the agent; no complaint handoff in this seed.
+        scores = page.locator("#scores-table tbody tr")
+        expect(scores).to_have_count(5)
+        expect(scores.nth(4).locator("td")).to_have_text(["★★★★★", "0", "1 (100%)"])
+        expect(page.locator("#ctypes-table tbody")).to_contain_text("No data for this period.")
         # Unanswered topics come from the stack's workbench inbox, which has nothing from the seeded days.
         expect(page.locator("#topics-table tbody")).to_contain_text("No data for this period.")
         expect(page.locator('a.csv[data-table="topics"]')).to_be_visible()

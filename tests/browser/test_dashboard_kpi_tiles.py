@@ -289,6 +289,12 @@ def test_complaint_counts_open_the_late_and_escalated_conversations(
         expect(late).to_have_text("late 2")
         expect(page.locator('button[data-drill="complaint_escalated_48h"]')).to_have_text("escalated (48 h) 1")
 
+        # complaint types, as the closing agents chose them (Y is not closed: not classified)
+        ctypes = page.locator("#ctypes-table tbody tr")
+        expect(ctypes).to_have_count(3)
+        expect(ctypes.first.locator("td")).to_have_text(["Staff attitude", "1", "33.3%", "1"])
+        expect(ctypes.nth(2).locator("td")).to_have_text(["Not classified", "1", "33.3%", "0"])
+
         late.click()
         expect(page.locator("#drill-title")).to_contain_text("Complaints answered late (> 24 h)")
         expect(page.locator("#drill-table tbody tr")).to_have_count(2)

@@ -26,6 +26,10 @@
       t_load: "Agent load", s_load: "occupancy {occ} · {hours} h online",
       def_load: "Agent load: the average of conversations owned / the agent's limit over the minutes desk members were "
         + "online (sampled once a minute). Occupancy: the share of those minutes with at least one conversation.",
+      scores: "Score distribution (CSAT)", stars_col: "Stars", for_bot: "Bot", for_agents: "Agents",
+      ctypes: "Complaint types", ctype: "Type (chosen when closed)", complaints_col: "Complaints",
+      answered_col: "Answered by an agent", ct_attitude: "Staff attitude", ct_product: "Product",
+      ct_efficiency: "Efficiency", ct_solution: "Solution offered", ct_other: "Other", ct_unclassified: "Not classified",
       tiers: "Queue times by membership tier", tier: "Tier", vip: "VIP", wait_avg: "Avg wait for an agent",
       wait_max: "Longest wait", frt_avg: "Avg first reply (service hours)", breaches: "Over 15 s",
       topics: "Unanswered topics", topic: "Topic (newest wording)", askings: "Askings", topic_sources: "How it failed",
@@ -115,6 +119,10 @@
       occupancy: "占用率", load: "负载",
       t_load: "坐席负载", s_load: "占用率 {occ} · 在线 {hours} 小时",
       def_load: "坐席负载：客服在线的每一分钟（每分钟采样一次）里，所接对话数 / 其上限的平均值。占用率：其中至少接着一个对话的分钟占比。",
+      scores: "评分分布（满意度）", stars_col: "星级", for_bot: "机器人", for_agents: "人工",
+      ctypes: "投诉类型", ctype: "类型（结案时选择）", complaints_col: "投诉数", answered_col: "人工已回复",
+      ct_attitude: "服务态度", ct_product: "产品问题", ct_efficiency: "处理效率", ct_solution: "解决方案", ct_other: "其他",
+      ct_unclassified: "未分类",
       tiers: "各会员等级排队时长", tier: "会员等级", vip: "VIP", wait_avg: "平均等待接入", wait_max: "最长等待",
       frt_avg: "平均首次人工回复（服务时间内）", breaches: "超过 15 秒",
       topics: "未解决的问题", topic: "问题（最新说法）", askings: "次数", topic_sources: "失败方式",
@@ -180,6 +188,7 @@
 
   let lang = "en";
   const state = { filters: null, summary: null, daily: [], reasons: [], heatmap: [], agents: [], tiers: [], topics: [], questions: [],
+                  scores: [], ctypes: [],
                   sources: [], drill: null, charts: {} };
   const $ = (id) => document.getElementById(id);
 
@@ -351,15 +360,16 @@
     setStatus(t("loading"));
     const q = query();
     try {
-      const [summary, daily, reasons, heatmap, agents, tiers, questions, sources, topics] = await Promise.all([
+      const [summary, daily, reasons, heatmap, agents, tiers, questions, sources, topics, scores, ctypes] = await Promise.all([
         api("GET", `/api/analytics/summary?${q}`), api("GET", `/api/analytics/daily?${q}`),
         api("GET", `/api/analytics/reasons?${q}`), api("GET", `/api/analytics/heatmap?${q}`),
         api("GET", `/api/analytics/agents?${q}`), api("GET", `/api/analytics/tiers?${q}`),
         api("GET", `/api/analytics/questions?${q}`), api("GET", `/api/analytics/sources?${q}`),
-        api("GET", `/api/analytics/topics?${q}`)]);
+        api("GET", `/api/analytics/topics?${q}`), api("GET", `/api/analytics/scores?${q}`),
+        api("GET", `/api/analytics/complaint_types?${q}`)]);
       Object.assign(state, { summary, daily: daily.rows, reasons: reasons.rows, heatmap: heatmap.rows,
                              agents: agents.rows, tiers: tiers.rows, questions: questions.rows,
-                             sources: sources.rows, topics: topics.rows });
+                             sources: sources.rows, topics: topics.rows, scores: scores.rows, ctypes: ctypes.rows });
       renderAll();
       setStatus(t("loaded", { time: new Date().toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-US") }));
       if (state.drill) openDrill(state.drill);
@@ -386,6 +396,7 @@
     renderReasons();
     renderAgents();
     renderTiers();
+    renderScores();
     renderTopics();
     renderHeatmap();
     renderQuestions();
@@ -754,6 +765,16 @@
       tr.append(cell(r.vip ? `${r.tier} (${t("vip")})` : r.tier), cell(num(r.handoffs)), cell(secs(r.queue_wait_avg_s)),
         cell(secs(r.queue_wait_max_s)), cell(secs(r.human_frt_avg_s)),
         cell(`${num(r.human_sla_breaches)} (${pct(r.human_breach_rate)})`));
+    });
+  }
+
+  function renderScores() {
+    const side = (n, share) => (n ? `${num(n)} (${pct(share)})` : "0");
+    fillTable("scores-table", state.scores, 3, (r, tr) => {
+      tr.append(cell("★".repeat(r.stars)), cell(side(r.bot, r.bot_share)), cell(side(r.agents, r.agents_share)));
+    });
+    fillTable("ctypes-table", state.ctypes, 4, (r, tr) => {
+      tr.append(cell(t(`ct_${r.complaint_type}`)), cell(num(r.complaints)), cell(pct(r.share)), cell(num(r.answered)));
     });
   }
 

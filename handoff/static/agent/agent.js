@@ -44,7 +44,9 @@
       wanted: "What the customer actually wanted (for the editors)", wanted_none: "Bot got it right / not sure",
       wanted_intents: "Intent", wanted_articles: "Article",
       claim: "Claim", handback: "Hand back to bot", transfer: "Transfer", transfer_to: "Transfer to agent",
-      resolution: "Resolution code", close: "Close", send: "Send", offline_suffix: " (offline)",
+      resolution: "Resolution code", complaint_type: "Complaint type", ct_attitude: "Complaint: staff attitude",
+      ct_product: "Complaint: product", ct_efficiency: "Complaint: efficiency", ct_solution: "Complaint: solution offered",
+      ct_other: "Complaint: other", close: "Close", send: "Send", offline_suffix: " (offline)",
       canned_search: "Search canned answers…", reply_label: "Reply to the customer",
       reply_placeholder: "Type a reply… (Enter or Ctrl+Enter sends, Shift+Enter new line)",
       status_queued: "queued", status_claimed: "claimed by {name}", status_handed_back: "handed_back",
@@ -102,7 +104,8 @@
       wanted: "客户实际想要什么（供编辑改进机器人）", wanted_none: "机器人答对了 / 不确定",
       wanted_intents: "意图", wanted_articles: "文章",
       claim: "接入", handback: "交回机器人", transfer: "转接", transfer_to: "转接给客服",
-      resolution: "结案代码", close: "结束", send: "发送", offline_suffix: "（离线）",
+      resolution: "结案代码", complaint_type: "投诉类型", ct_attitude: "投诉：服务态度", ct_product: "投诉：产品问题",
+      ct_efficiency: "投诉：处理效率", ct_solution: "投诉：解决方案", ct_other: "投诉：其他", close: "结束", send: "发送", offline_suffix: "（离线）",
       canned_search: "搜索常用回复…", reply_label: "回复客户",
       reply_placeholder: "输入回复…（回车或 Ctrl+回车发送，Shift+回车换行）",
       status_queued: "排队中", status_claimed: "{name} 已接入", status_handed_back: "已交回机器人",
@@ -218,7 +221,7 @@
 
   const state = {
     me: null,
-    meta: { reason_codes: [], resolution_codes: [] },
+    meta: { reason_codes: [], resolution_codes: [], complaint_types: [] },
     agents: [],
     queue: [],
     mine: [],
@@ -771,6 +774,7 @@
     $("conv-status").textContent = statusText(h);
     $("conv-reason").textContent = `${reasonLabel(h.reason_code)} · P${h.effective_priority}`;
     $("claim").hidden = h.status !== "queued";
+    $("complaint-type").hidden = h.reason_code !== "complaint";
     $("handback").disabled = !(mineNow || (supervisor && open));
     $("wanted").disabled = !(mineNow || (supervisor && open));
     $("close").disabled = !(mineNow || (supervisor && open));
@@ -790,6 +794,12 @@
     }
     $("resolution").replaceChildren(...state.meta.resolution_codes.map((code) => {
       const option = el("option", "", code);
+      option.value = code;
+      return option;
+    }));
+    // a complaint is closed with its type (the managers' complaint-type breakdown)
+    $("complaint-type").replaceChildren(...(state.meta.complaint_types || []).map((code) => {
+      const option = el("option", "", t(`ct_${code}`));
       option.value = code;
       return option;
     }));
@@ -1475,7 +1485,8 @@
     $("claim").addEventListener("click", claim);
     $("handback").addEventListener("click", handBack);
     $("close").addEventListener("click", () => act(async () => {
-      await post("close", withCorrection({ resolution: $("resolution").value }));
+      const complaint = $("complaint-type").hidden ? {} : { complaint_type: $("complaint-type").value };
+      await post("close", withCorrection({ resolution: $("resolution").value, ...complaint }));
       $("wanted").value = "";
       await reloadSelected();
     }));
