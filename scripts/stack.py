@@ -75,6 +75,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: the sockets are held until all are bound (one port after another can be the same
+    port twice, and then two services of one stack collide)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def latest_model() -> Path:
     marker = ROOT / "models" / "CURRENT"
     if not marker.exists():
@@ -518,8 +531,8 @@ class Stack:
 
     @classmethod
     def on_free_ports(cls, **kwargs: object) -> Stack:
-        return cls(web_port=free_port(), rasa_port=free_port(), action_port=free_port(), redis_port=free_port(),
-                   **kwargs)  # type: ignore[arg-type]
+        web, rasa, action, redis = free_ports(4)
+        return cls(web_port=web, rasa_port=rasa, action_port=action, redis_port=redis, **kwargs)  # type: ignore[arg-type]
 
     # -- addresses
     @property
@@ -539,7 +552,7 @@ class Stack:
     @property
     def rasa_ports(self) -> list[int]:
         if len(self.extra_rasa_ports) < self.rasa_workers - 1:
-            taken = {self.rasa_port, *self.extra_rasa_ports}
+            taken = {self.rasa_port, *self.extra_rasa_ports, self.web_port, self.action_port, self.redis_port}
             base = self.rasa_port
             while len(self.extra_rasa_ports) < self.rasa_workers - 1:
                 port = free_port() if base != 5005 else base + len(self.extra_rasa_ports) + 1

@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from stack import Service, Supervisor, free_port, http_ok  # scripts/stack.py (tests/conftest.py puts it on the path)
+from stack import (  # scripts/stack.py (tests/conftest.py puts it on the path)
+    Service,
+    Stack,
+    Supervisor,
+    free_port,
+    free_ports,
+    http_ok,
+)
 
 from bot.shared.paths import REPO_ROOT
 from tests.processes import alive, port_free
@@ -171,3 +178,13 @@ def test_services_die_with_a_launcher_killed_by_sigkill(tmp_path: Path) -> None:
         launcher.kill()
         for pid in alive(leaders if "leaders" in locals() else set()):
             psutil.Process(pid).kill()
+
+
+def test_a_stack_on_free_ports_never_gives_two_services_one_port() -> None:
+    """Ports picked one after another can repeat (the OS may hand out a just-closed port again); a Redis listening
+    where a Rasa worker should be made a stack fail to start."""
+    for _ in range(20):
+        assert len(set(free_ports(6))) == 6
+        stack = Stack.on_free_ports(rasa_workers=3)
+        ports = [stack.web_port, stack.action_port, stack.redis_port, *stack.rasa_ports]
+        assert len(set(ports)) == len(ports) == 6
