@@ -125,6 +125,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
                 task.cancel()
             # Bounded: a background loop stuck in a blocking Redis read must not keep the process from stopping.
             await asyncio.wait(tasks, timeout=5)
+            await workbench.stop(app)
             await app.state.webhook.close()
             for channel in app.state.channels.values():
                 await channel.close()

@@ -367,6 +367,12 @@ def kb_fallback() -> str:
     return f"{PREFIX}:kb:fallback"
 
 
+def release_lock() -> str:
+    """String (EX, refreshed while held): one retrain or one deploy/rollback of the bot's model and knowledge-base
+    index runs at a time across gateways (workbench/releases.py); the value names the holder."""
+    return f"{PREFIX}:kb:release_lock"
+
+
 # ---------------------------------------------------------------------------------------------- one customer
 # (conversations/customers.py: one customer across channels; docs/CHANNELS.md "One customer across channels")
 

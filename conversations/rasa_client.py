@@ -196,6 +196,23 @@ class RasaClient:
             out.append(str(model) if model else None)
         return out
 
+    async def replace_model(self, index: int, model_file: str, timeout_s: float = 120.0) -> str:
+        """Load ``model_file`` (a path the worker can read) into worker ``index`` with Rasa's model-replacement API
+        (``PUT /model``: the worker keeps its tracker store, lock store and action endpoint, and answers with the old
+        model until the new one is loaded); returns the model file the worker reports afterwards. Raises RasaError
+        when the worker refuses or cannot be reached."""
+        worker = self._workers[index]
+        try:
+            response = await worker.put("/model", params={"token": self._token}, json={"model_file": model_file},
+                                        timeout=timeout_s)
+            if not 200 <= response.status_code < 300:
+                raise RasaError(f"Rasa worker {index + 1} refused the model: HTTP {response.status_code} "
+                                f"{response.text[:200]}")
+            status = await worker.get("/status", params={"token": self._token}, timeout=10.0)
+            return str(status.json().get("model_file") or "")
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RasaError(f"Rasa worker {index + 1}: {exc.__class__.__name__}") from exc
+
     async def is_ready(self) -> bool:
         """True when every worker is up and has a model loaded."""
         for worker in self._workers:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m kb_index {provision-model,build,search}`` (evaluate, bench: ``python -m tools.kb``).
+"""Command line: ``python -m kb_index {provision-model,build,search,check}`` (evaluate, bench: ``python -m tools.kb``).
 
 Exit codes: 0 success, 2 the KB/model is unavailable or the content is malformed (message on
 stderr names the fix), 1 anything unexpected.
@@ -94,6 +94,33 @@ def cmd_search(args: argparse.Namespace, settings: KBSettings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: KBSettings) -> int:
+    """Each question of a dev-set file (``questions: [{text, lang, expected_id}]``, ``out_of_scope: [{text, lang}]``)
+    searched in the index of KB_INDEX_DIR: best article, score and the bot's decision level, as JSON (the editors'
+    retrain gate compares a candidate index with the live one question by question)."""
+    import yaml
+
+    from kb_index.retriever import Retriever
+
+    data = yaml.safe_load(resolve_path(args.devset).read_text(encoding="utf-8")) or {}
+    retriever = Retriever.from_settings(settings)
+    rows = []
+    for kind in ("questions", "out_of_scope"):
+        for item in data.get(kind) or []:
+            hits = retriever.search(str(item["text"]), k=1, lang=item.get("lang"))
+            score = hits[0].score if hits else -1.0
+            rows.append({"text": item["text"], "lang": item.get("lang"), "expected": item.get("expected_id"),
+                         "top1": hits[0].id if hits else None, "score": round(float(score), 4),
+                         "level": retriever.classify(score, str(item["text"])).value})
+    result = {"build_id": retriever.fingerprint.get("build_id"), "articles": len(retriever.article_ids),
+              "rows": rows}
+    if args.out:
+        resolve_path(args.out).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    else:
+        _print_json(result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m kb_index`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m kb_index", description=__doc__)
@@ -115,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=3, help="number of hits (default 3)")
     p.add_argument("--json", action="store_true", help='print [{"id","title","score","answer"}]')
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("check", help="each dev-set question's best article and decision, as JSON")
+    p.add_argument("--devset", default="tests/kb_index/devset.yml")
+    p.add_argument("--out", help="write the JSON here instead of stdout")
+    p.set_defaults(func=cmd_check)
 
     return parser
 

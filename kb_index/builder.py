@@ -35,6 +35,7 @@ from kb_index.content import content_hash, load_articles
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE, DenseIndex, KindIndex, flat_ip_index, vector_index
 from kb_index.encoder import Encoder, load_encoder, model_identity
 from kb_index.errors import KBContentError
+from kb_index.layout import BUILDS_DIR, read_current_fingerprint, write_fingerprint
 from kb_index.lexical import LexicalIndex
 from kb_index.schema import LANGS, Article
 from kb_index.settings import KBSettings
@@ -43,8 +44,6 @@ from kb_index.text import tokenizer_fingerprint
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-FINGERPRINT_FILE = "fingerprint.json"
-BUILDS_DIR = "builds"
 META_FILE = "meta.json"
 BM25_DIR = "bm25"
 KEEP_BUILDS = 2
@@ -114,15 +113,6 @@ def fingerprint_for(model_identity: str, kb_hash: str) -> str:
     """Key deciding whether an existing build can be reused."""
     key = f"{SCHEMA_VERSION}|{REPRESENTATION}|{model_identity}|{kb_hash}|{tokenizer_fingerprint()}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def read_current_fingerprint(index_dir: Path) -> dict[str, Any] | None:
-    """The current ``fingerprint.json``, or None when absent or unreadable."""
-    try:
-        data = json.loads((index_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)
@@ -243,9 +233,7 @@ def write_build(
     lexical.save(staging / BM25_DIR)
     final = builds / build_id
     os.replace(staging, final)
-    tmp_fp = index_dir / f".{FINGERPRINT_FILE}.tmp"
-    tmp_fp.write_text(json.dumps(fingerprint, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp_fp, index_dir / FINGERPRINT_FILE)
+    write_fingerprint(index_dir, fingerprint)
     _prune_builds(builds, keep=build_id)
     return final
 

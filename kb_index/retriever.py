@@ -23,18 +23,12 @@ from typing import Any
 import numpy as np
 
 from bot.shared.pinyin import PinyinReader
-from kb_index.builder import (
-    BM25_DIR,
-    BUILDS_DIR,
-    FINGERPRINT_FILE,
-    META_FILE,
-    SCHEMA_VERSION,
-    read_current_fingerprint,
-)
+from kb_index.builder import BM25_DIR, META_FILE, SCHEMA_VERSION
 from kb_index.content import load_articles
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE, DenseIndex, KindIndex
 from kb_index.encoder import Encoder, load_encoder, model_identity
 from kb_index.errors import KBContentError, KBUnavailable
+from kb_index.layout import BUILDS_DIR, FINGERPRINT_FILE, read_current_fingerprint
 from kb_index.lexical import LexicalIndex
 from kb_index.query_encoder import QueryEncoder, load_query_encoder
 from kb_index.schema import LANGS, ArticleText, Confidence, Hit, Lang

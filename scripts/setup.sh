@@ -98,5 +98,7 @@ if [ ! -f "$MODEL" ]; then
   log "trained $MODEL in $(( $(date +%s) - start )) s"
   find models -name 'csbot-*.tar.gz' ! -name "csbot-$FP.tar.gz" -delete
 fi
-echo "csbot-$FP.tar.gz" > models/CURRENT
+# Written only when it changes: its time tells the stack whether setup trained after the workbench's last deploy
+# (workbench/releases.py ensure_live_link).
+[ "$(cat models/CURRENT 2>/dev/null)" = "csbot-$FP.tar.gz" ] || echo "csbot-$FP.tar.gz" > models/CURRENT
 log "ready (model $MODEL)"

@@ -95,6 +95,20 @@ def latest_model() -> Path:
     return ROOT / "models" / marker.read_text().strip()
 
 
+def rasa_model(releases_dir: Path) -> Path:
+    """What every Rasa worker starts (and restarts) with: ``<releases>/live``, the link the workbench's deploys and
+    rollbacks move, made valid first by the workbench's own rule (workbench/releases.py ``ensure_live_link``: the last
+    deployed release, unless `make setup` trained a newer model since)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from workbench.releases import ensure_live_link
+
+    try:
+        return ensure_live_link(releases_dir)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from exc
+
+
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -593,6 +607,12 @@ class Stack:
         return self.var_dir / "redis"
 
     @property
+    def releases_dir(self) -> Path:
+        """WORKBENCH_RELEASES_DIR (extra env, then the environment), else <var>/releases."""
+        chosen = self.extra_env.get("WORKBENCH_RELEASES_DIR") or os.environ.get("WORKBENCH_RELEASES_DIR")
+        return Path(chosen).resolve() if chosen else (Path(self.var_dir) / "releases").resolve()
+
+    @property
     def redis_password(self) -> str:
         """Password of the project-owned Redis ("" when an external REDIS_URL is used)."""
         if self.redis_url:
@@ -624,6 +644,8 @@ class Stack:
                 # The managers' event record lives with this stack's other state (a test stack's var dir).
                 "ANALYTICS_DATABASE_URL": env.get("ANALYTICS_DATABASE_URL",
                                                   f"sqlite:///{Path(self.var_dir).resolve() / 'analytics.db'}"),
+                # The releases the workbench trains and deploys (the Rasa workers start with its `live` link).
+                "WORKBENCH_RELEASES_DIR": str(self.releases_dir),
                 # So are the editors' content versions (the article files themselves: WORKBENCH_KB_DIR, data/kb).
                 "WORKBENCH_DATABASE_URL": env.get("WORKBENCH_DATABASE_URL",
                                                   f"sqlite:///{Path(self.var_dir).resolve() / 'workbench.db'}"),
@@ -644,7 +666,7 @@ class Stack:
             out.append(Service("redis", [self._redis_binary(), str(self._redis_config())],
                                lambda: redis_ping(self.redis_port, self.redis_password), ready_timeout_s=20,
                                umask=0o077, on_ready=self._clear_rasa_locks))
-        model = str(latest_model())
+        model = str(rasa_model(self.releases_dir))
         for name, port, url in zip(self.rasa_names, self.rasa_ports, self.rasa_urls):
             out.append(Service(
                 name,

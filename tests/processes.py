@@ -70,3 +70,18 @@ async def serve_in_process(app: Any, attempts: int = 400) -> tuple[Any, asyncio.
         await asyncio.sleep(0.025)
     assert server.started, "test server did not start"
     return server, task, port
+
+
+def create_accounts(stack: Any, names: dict[str, str], password: str) -> dict[str, str]:
+    """Desk accounts on a started stack, the way an operator makes them (``python -m handoff.admin create-<role>``):
+    ``names`` maps each role to its username; returns ``names``."""
+    import subprocess
+    import sys
+
+    env = {**stack.env(), "HANDOFF_ADMIN_PASSWORD": password}
+    for role, username in names.items():
+        done = subprocess.run([sys.executable, "-m", "handoff.admin", f"create-{role}", "--username", username],
+                              cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    return names

@@ -128,6 +128,49 @@ drafts = Table(
 )
 
 
+# Releases (workbench/releases.py): one trained Rasa model + one knowledge-base index build, made from a snapshot of
+# the content, measured by the gate, deployed to the running bot or rolled back to.
+releases = Table(
+    "workbench_releases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(12), nullable=False),  # retrain | setup (the model and index setup built, adopted)
+    Column("status", String(12), nullable=False),  # training | ready | blocked | failed | cancelled | live | retired
+    Column("stage", String(20), nullable=False, default=""),  # workbench/releases.py STAGES while training
+    Column("stages", Text, nullable=False, default="[]"),  # JSON [{name, started_at, finished_at, ok}]
+    Column("created_by", String(80), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("runner", String(120), nullable=False, default=""),  # <host>-<pid> of the gateway running the training
+    Column("heartbeat_at", Float),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("model_name", String(200), nullable=False, default=""),  # the model file's name (Rasa /status shows it)
+    Column("kb_build", String(120), nullable=False, default=""),  # the index build id (fingerprint.json)
+    Column("content", Text, nullable=False, default="{}"),  # JSON: examples per language, articles, what changed
+    Column("report", Text),  # JSON of workbench/gate.py verdict()
+    Column("gate", String(8)),  # pass | fail (NULL: not measured)
+    Column("error", Text),
+    Column("deployed_at", Float),
+    Column("deployed_by", String(80)),
+    Column("override_by", String(80)),
+    Column("override_reason", Text),
+    Column("files_removed", Boolean, nullable=False, default=False),
+    Index("ix_workbench_releases_status", "status"),
+)
+
+# Who did what with the releases (retrain, cancel, deploy, deploy over a failed gate with its reason, rollback).
+release_log = Table(
+    "workbench_release_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("role", String(20), nullable=False, default=""),
+    Column("action", String(20), nullable=False),
+    Column("detail", Text, nullable=False, default="{}"),
+    Index("ix_workbench_release_log_release", "release_id", "ts"),
+)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the tables created; a SQLite file's folder is created, WAL on, writers wait up to 10 s."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):

@@ -90,6 +90,12 @@ def _examples_of(raw: str) -> dict[str, list[str]]:
     return out
 
 
+def count_examples(nlu_dir: Path) -> dict[str, int]:
+    """Training examples per NLU file of ``nlu_dir`` (a release's snapshot says what it was trained on)."""
+    return {path.name: sum(len(v) for v in _examples_of(path.read_text(encoding="utf-8")).values())
+            for path in sorted(nlu_dir.glob("*.yml"))}
+
+
 def _load_lines(path: Path) -> list[Line]:
     if not path.exists():
         return []

@@ -15,6 +15,19 @@
 | WORKBENCH_INBOX_POLL_S | 1.0 | pause of the inbox consumer when the streams had nothing new |
 | WORKBENCH_INBOX_CONSUMER | <host>-<pid> | this process's consumer name in the `workbench-inbox` groups |
 | WORKBENCH_INBOX_RETENTION_S | 7776000 | inbox messages older than this (90 days) are deleted, whatever their status |
+| WORKBENCH_RELEASES_DIR | <repo>/var/releases | a folder per release (model, index, content, log) + the `live` link |
+| WORKBENCH_RASA_PYTHON | <repo>/.venv-rasa/bin/python | the Rasa environment (`rasa train`, `bot.nlu_eval`) |
+| WORKBENCH_APP_PYTHON | this interpreter | the application environment (`kb_index build` / `check`) |
+| WORKBENCH_RASA_CACHE_DIR | <repo>/.rasa/cache | Rasa's training cache, shared with `make setup` |
+| WORKBENCH_GATE_KB_DEVSET | <repo>/tests/kb_index/devset.yml | retrieval questions the gate measures on |
+| WORKBENCH_GATE_TOLERANCE | 0.01 | what a candidate may lose against the live release (absolute) |
+| WORKBENCH_TRAIN_TIMEOUT_S | 3600 | a training stage running longer is stopped (the release fails) |
+| WORKBENCH_MODEL_LOAD_TIMEOUT_S | 120 | how long a Rasa worker may take to load a deployed model |
+| WORKBENCH_KEEP_RELEASES | 5 | finished releases whose files are kept besides the live one (older: no rollback) |
+
+The live index is the action servers' `KB_INDEX_DIR` (kb_index/settings.py); the Rasa workers are `RASA_URL` with
+`RASA_TOKEN` (conversations/settings.py). A deploy writes both, so the gateway, the action servers and the Rasa
+workers must share the releases folder and the index folder (one host, or a shared volume).
 
 (PostgreSQL: `postgresql+psycopg://user:pass@host/db`, any SQLAlchemy URL. "Try a question" asks the action server's
 `POST /kb/decide`, which answers with the bot's own decision function on the index it serves.)
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -48,6 +62,31 @@ class WorkbenchSettings(BaseSettings):
     inbox_poll_s: float = 1.0
     inbox_consumer: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     inbox_retention_s: int = Field(default=7_776_000, ge=86_400)
+    releases_dir: Path = REPO_ROOT / "var" / "releases"
+    rasa_python: Path = REPO_ROOT / ".venv-rasa" / "bin" / "python"
+    app_python: str = Field(default_factory=lambda: sys.executable)
+    rasa_cache_dir: Path = REPO_ROOT / ".rasa" / "cache"
+    gate_kb_devset: Path = REPO_ROOT / "tests" / "kb_index" / "devset.yml"
+    gate_tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
+    train_timeout_s: int = Field(default=3600, ge=10)
+    model_load_timeout_s: float = Field(default=120.0, ge=1.0)
+    keep_releases: int = Field(default=5, ge=1, le=100)
+
+    @property
+    def releases_path(self) -> Path:
+        return _absolute(self.releases_dir).resolve()  # compared with resolved links
+
+    @property
+    def rasa_python_path(self) -> Path:
+        return _absolute(self.rasa_python)
+
+    @property
+    def rasa_cache_path(self) -> Path:
+        return _absolute(self.rasa_cache_dir)
+
+    @property
+    def gate_kb_devset_path(self) -> Path:
+        return _absolute(self.gate_kb_devset)
 
     @property
     def nlu_path(self) -> Path:
@@ -69,3 +108,8 @@ class WorkbenchSettings(BaseSettings):
         if endpoint:
             return endpoint.rstrip("/").removesuffix("/webhook")
         return "http://127.0.0.1:5055"
+
+
+def _absolute(path: Path) -> Path:
+    """A setting's path, relative ones taken from the repository root."""
+    return path if path.is_absolute() else REPO_ROOT / path

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from workbench import api, drafts_api, inbox_api, versions_api
+from workbench import api, drafts_api, inbox_api, releases_api, versions_api
 from workbench.db import make_engine
 from workbench.inbox import Embedder, Inbox, InboxConsumer
 from workbench.settings import WorkbenchSettings
@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
     app.include_router(inbox_api.router)
     app.include_router(drafts_api.router)
     app.include_router(versions_api.router)
+    app.include_router(releases_api.router)
     app.mount("/static/workbench", StaticFiles(directory=STATIC), name="static-workbench")
 
     @app.get("/workbench", include_in_schema=False)
@@ -64,3 +65,10 @@ def start(app: FastAPI, redis: Any, settings: WorkbenchSettings | None = None) -
                              poll_s=settings.inbox_poll_s)
     app.state.workbench_inbox_consumer = consumer
     return [asyncio.create_task(consumer.run_forever())]
+
+
+async def stop(app: FastAPI) -> None:
+    """Gateway shutdown: a retrain this process runs is stopped (its release is marked failed; the bot unchanged)."""
+    releases = getattr(app.state, "workbench_releases", None)
+    if releases is not None:
+        await releases.close()

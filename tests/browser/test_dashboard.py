@@ -13,8 +13,6 @@ import asyncio
 import csv
 import io
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +32,7 @@ from conversations.settings import GatewaySettings
 from handoff.policy import DeskPolicy
 from tests.analytics.seed import END, START, T0, seed, seed_presence
 from tests.browser.test_agent_console import LAPTOP, ROOT, TIMEOUT_MS, _screenshot, chromium  # noqa: F401
+from tests.processes import create_accounts
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 PASSWORD = "dashboard-browser-test-pw"  # noqa: S105 - throw-away accounts in a throw-away Redis
@@ -111,12 +110,7 @@ def seeded(stack: Any) -> None:
 def accounts(stack: Any) -> dict:
     stamp = int(time.time())
     names = {"supervisor": f"boss{stamp}", "agent": f"clerk{stamp}"}
-    env = {**stack.env(), "HANDOFF_ADMIN_PASSWORD": PASSWORD}
-    for role, username in names.items():
-        done = subprocess.run([sys.executable, "-m", "handoff.admin", f"create-{role}", "--username", username],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-    return names
+    return create_accounts(stack, names, PASSWORD)
 
 
 def _log_in(page: Page, stack: Any, username: str) -> None:

@@ -11,8 +11,6 @@ Set WEBCHAT_SCREENSHOT_DIR=docs/screenshots to refresh docs/screenshots/workbenc
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.test_agent_console import ROOT, TIMEOUT_MS, _screenshot, chromium  # noqa: F401
+from tests.processes import create_accounts
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 PASSWORD = "workbench-browser-test-pw"  # noqa: S105 - throw-away accounts in a throw-away Redis
@@ -33,12 +32,7 @@ NEW_QUESTION = "do you deliver to lhasa at all"
 def accounts(stack: Any) -> dict:
     stamp = int(time.time())
     names = {"editor": f"ed{stamp}", "agent": f"ag{stamp}", "supervisor": f"sup{stamp}"}
-    env = {**stack.env(), "HANDOFF_ADMIN_PASSWORD": PASSWORD}
-    for role, username in names.items():
-        done = subprocess.run([sys.executable, "-m", "handoff.admin", f"create-{role}", "--username", username],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-    return names
+    return create_accounts(stack, names, PASSWORD)
 
 
 def _log_in(page: Page, url: str, username: str) -> None:

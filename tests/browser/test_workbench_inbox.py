@@ -10,8 +10,6 @@ refresh docs/screenshots/workbench-inbox.png.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +21,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.test_agent_console import ROOT, TIMEOUT_MS, _screenshot, chromium  # noqa: F401
+from tests.processes import create_accounts
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 PASSWORD = "inbox-browser-test-pw"  # noqa: S105 - throw-away accounts in a throw-away Redis
@@ -34,12 +33,7 @@ CANDIDATES = ("the blue one not the red", "purple monkey dishwasher", "grumblefl
 def accounts(stack: Any) -> dict:
     stamp = uuid.uuid4().hex[:6]
     names = {"editor": f"ied{stamp}", "agent": f"iag{stamp}"}
-    env = {**stack.env(), "HANDOFF_ADMIN_PASSWORD": PASSWORD}
-    for role, username in names.items():
-        done = subprocess.run([sys.executable, "-m", "handoff.admin", f"create-{role}", "--username", username],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-    return names
+    return create_accounts(stack, names, PASSWORD)
 
 
 def _token(stack: Any, username: str) -> dict[str, str]:

@@ -12,8 +12,6 @@ from kb_fixtures import FIXTURE_ARTICLES, write_kb
 
 from kb_index.builder import (
     BM25_DIR,
-    BUILDS_DIR,
-    FINGERPRINT_FILE,
     META_FILE,
     article_units,
     build_index,
@@ -22,6 +20,7 @@ from kb_index.builder import (
 from kb_index.content import load_articles
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE
 from kb_index.errors import KBContentError
+from kb_index.layout import BUILDS_DIR, FINGERPRINT_FILE
 
 
 def test_build_writes_vectors_metadata_bm25_and_fingerprint(settings: Any, built: Any) -> None:

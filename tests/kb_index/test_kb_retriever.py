@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from kb_fixtures import FIXTURE_ARTICLES, write_kb
 
-from kb_index.builder import BUILDS_DIR, FINGERPRINT_FILE, META_FILE, build_index
+from kb_index.builder import META_FILE, build_index
 from kb_index.dense import PASSAGES_FILE, QUESTIONS_FILE
 from kb_index.errors import KBUnavailable
+from kb_index.layout import BUILDS_DIR, FINGERPRINT_FILE
 from kb_index.retriever import Retriever, query_words
 from kb_index.schema import ArticleText, Confidence, Hit
 

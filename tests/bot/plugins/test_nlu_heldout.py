@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
@@ -36,42 +35,13 @@ def agent():
     return Agent.load(str(ROOT / "models" / marker.read_text().strip()))
 
 
-def _examples(path: Path):
-    from rasa.shared.nlu.training_data.loading import load_data
-
-    return load_data(str(path)).intent_examples
-
-
 def _evaluate(agent, language: str) -> tuple[float, dict[str, dict[str, float]], float, list[dict]]:
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
+    """The held-out measurement, made by bot/nlu_eval.py (the retrain gate makes the same one)."""
+    from bot.nlu_eval import evaluate
 
-    examples = _examples(ROOT / "tests" / "nlu" / f"heldout_{language}.yml")
-    gold, predicted, errors = [], [], []
-    entity_hits = entity_total = 0
-    loop = asyncio.new_event_loop()
-    try:
-        for ex in examples:
-            text = ex.get("text")
-            parsed = loop.run_until_complete(agent.parse_message(text))
-            intent = parsed["intent"]["name"]
-            gold.append(ex.get("intent"))
-            predicted.append(intent)
-            if intent != ex.get("intent"):
-                errors.append({"text": text, "gold": ex.get("intent"), "predicted": intent,
-                               "confidence": round(parsed["intent"]["confidence"], 3)})
-            found = {(e["entity"], str(e["value"]).upper()) for e in parsed["entities"]}
-            for e in ex.get("entities") or []:
-                entity_total += 1
-                entity_hits += (e["entity"], str(e["value"]).upper()) in found
-    finally:
-        loop.close()
-    labels = sorted(set(gold))
-    macro = f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)
-    p, r, f, _ = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
-    per_intent = {lab: {"precision": round(pp, 3), "recall": round(rr, 3), "f1": round(ff, 3)}
-                  for lab, pp, rr, ff in zip(labels, p, r, f)}
-    recall = entity_hits / entity_total if entity_total else 1.0
-    return macro, per_intent, recall, errors
+    result = evaluate(agent, ROOT / "tests" / "nlu" / f"heldout_{language}.yml")
+    errors = [line for line in result["lines"] if line["predicted"] != line["gold"]]
+    return result["macro_f1"], result["per_intent"], result["entity_recall"], errors
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

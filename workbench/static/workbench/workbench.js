@@ -29,6 +29,31 @@
       level_confident: "confident", level_middling: "middling", level_none: "below the bar",
       thresholds: "answer ≥ {c}, did-you-mean ≥ {m}, clear lead {margin}; index {build}",
       error: "Error {status}: {detail}",
+      tab_releases: "Releases", releases: "Releases of the bot", retrain: "Retrain now",
+      releases_help: "A retrain builds a new model and knowledge index from the current content, in the background. The gate then measures it against the live release on held-out questions; a release that loses more than the tolerance can only be deployed by a supervisor, with a reason. Deploying swaps the model on every worker while customers keep chatting; an earlier release can be rolled back to.",
+      rel_id: "Release", rel_status: "Status", rel_by: "By", rel_started: "Started", rel_time: "Time", rel_gate: "Gate",
+      status_training: "training", status_ready: "ready to deploy", status_blocked: "refused by the gate",
+      status_failed: "failed", status_cancelled: "cancelled", status_live: "live", status_retired: "earlier",
+      gate_pass: "passed", gate_fail: "refused", gate_none: "-", release_title: "Release {id} ({kind})",
+      kind_retrain: "retrained", kind_setup: "set up", stage_snapshot: "copy the content",
+      stage_kb_index: "build the knowledge index", stage_rasa_train: "train the Rasa model",
+      stage_nlu_gate: "measure intents (held-out sets)", stage_kb_gate: "measure answers (retrieval dev set)",
+      stage_time: "{s} s", stage_running: "running, {s} s", cancel_training: "Cancel the training",
+      deploy: "Deploy to the bot", deploy_over: "Deploy anyway (supervisor)", rollback: "Roll back to this release",
+      override_reason: "Why deploy although the gate refused it (kept in the log)",
+      deployed: "Release {id} is live.", training_started: "Release {id} is training.",
+      cancel_sent: "Cancelling…", deploying: "Deploying release {id}: every worker loads it in turn…",
+      gate_title: "The gate: candidate against the live release", gate_check: "Measure", gate_language: "Language",
+      gate_live: "Live", gate_candidate: "Candidate", gate_change: "Change", gate_result: "Result",
+      gate_failing: "Newly failing (right before, wrong now)", gate_fixed: "Fixed (wrong before, right now)",
+      gate_intents: "Intents whose F1 changed", check_nlu_macro_f1: "intent macro-F1",
+      check_nlu_entity_recall: "order/phone number recall", check_kb_right: "questions answered with the right article",
+      check_kb_out_of_scope_answered: "unrelated questions answered (lower is better)",
+      line_expected: "expected {expected}, got {got}", release_log: "Training log", release_history: "Who did what",
+      history_line: "{time} · {actor} · {action} release {id}", action_retrain: "started a retrain of",
+      action_cancel: "cancelled", action_deploy: "deployed", action_rollback: "rolled back to",
+      overridden: "deployed over the gate by {by}: {reason}", elapsed: "{s} s", none_yet: "No release yet.",
+      release_error: "Error: {error}",
       tab_articles: "Articles", tab_inbox: "Inbox", inbox: "What the bot got wrong", inbox_sort: "Order",
       sort_frequent: "most frequent first", sort_newest: "newest first", inbox_source: "Source",
       source_all: "all sources", source_nlu_fallback: "not understood (NLU fallback)",
@@ -101,6 +126,28 @@
       draft_complete: "草稿已完整，可以发布。", draft_saved: "草稿已保存（第 {v} 版）。",
       published: "已发布为文章 {id}（第 {v} 版）。", discarded: "草稿已放弃。", lang_zh: "中文", lang_en: "英文",
       kind_draft: "由草稿创建",
+      tab_releases: "发布", releases: "机器人的发布版本", retrain: "立即重新训练",
+      releases_help: "重新训练会在后台用当前内容生成新的模型和知识索引。随后门禁用留出问题把它与线上版本比较；下降超过容差的版本只能由主管填写理由后部署。部署时各工作进程依次切换模型，客户可以继续对话；也可以回滚到之前的版本。",
+      rel_id: "版本", rel_status: "状态", rel_by: "发起人", rel_started: "开始时间", rel_time: "用时", rel_gate: "门禁",
+      status_training: "训练中", status_ready: "可部署", status_blocked: "门禁未通过", status_failed: "失败",
+      status_cancelled: "已取消", status_live: "线上", status_retired: "历史版本",
+      gate_pass: "通过", gate_fail: "未通过", gate_none: "-", release_title: "版本 {id}（{kind}）",
+      kind_retrain: "重新训练", kind_setup: "初始安装", stage_snapshot: "复制内容", stage_kb_index: "构建知识索引",
+      stage_rasa_train: "训练 Rasa 模型", stage_nlu_gate: "评估意图（留出集）", stage_kb_gate: "评估答案（检索开发集）",
+      stage_time: "{s} 秒", stage_running: "进行中，{s} 秒", cancel_training: "取消训练",
+      deploy: "部署到机器人", deploy_over: "仍然部署（主管）", rollback: "回滚到此版本",
+      override_reason: "门禁未通过仍要部署的理由（记入日志）",
+      deployed: "版本 {id} 已上线。", training_started: "版本 {id} 正在训练。", cancel_sent: "正在取消…",
+      deploying: "正在部署版本 {id}：各工作进程依次加载…",
+      gate_title: "门禁：候选版本对比线上版本", gate_check: "指标", gate_language: "语言", gate_live: "线上",
+      gate_candidate: "候选", gate_change: "变化", gate_result: "结果",
+      gate_failing: "新出错（原来对，现在错）", gate_fixed: "已修正（原来错，现在对）", gate_intents: "F1 有变化的意图",
+      check_nlu_macro_f1: "意图宏平均 F1", check_nlu_entity_recall: "订单号/手机号召回率",
+      check_kb_right: "用正确文章回答的问题", check_kb_out_of_scope_answered: "被回答的无关问题（越低越好）",
+      line_expected: "应为 {expected}，实际 {got}", release_log: "训练日志", release_history: "操作记录",
+      history_line: "{time} · {actor} · {action}版本 {id}", action_retrain: "开始重新训练",
+      action_cancel: "取消了", action_deploy: "部署了", action_rollback: "回滚到",
+      overridden: "{by} 越过门禁部署：{reason}", elapsed: "{s} 秒", none_yet: "还没有版本。", release_error: "错误：{error}",
       tab_versions: "版本", feed: "内容版本", feed_kind: "显示", feed_all: "文章和意图", feed_articles: "文章",
       feed_intents: "意图", feed_imports: "包括首次导入的文件",
       feed_help: "恢复旧版本会用它的内容生成一个新版本（历史记录两者都保留）；文章按现行规则检查，期间若有人修改则拒绝恢复。",
@@ -198,6 +245,7 @@
     renderTry();
     renderInbox();
     renderFeed();
+    if (releases.data) loadReleases().catch(releaseProblem);
   }
 
   function initialLanguage() {
@@ -592,12 +640,208 @@
   const inbox = { data: null, intents: null, articles: null };
 
   function setView(view) {
-    for (const name of ["articles", "inbox", "versions"]) {
+    for (const name of ["articles", "inbox", "versions", "releases"]) {
       $(`${name}-view`).hidden = view !== name;
       $(`tab-${name}`).setAttribute("aria-pressed", String(view === name));
     }
     if (view === "inbox") loadInbox().catch((err) => { $("inbox-error").textContent = err.message; });
     if (view === "versions") loadFeed().catch((err) => { $("feed-message").textContent = err.message; });
+    if (view === "releases") loadReleases().catch(releaseProblem);
+  }
+
+  // ---------------------------------------------------------------- releases (retrain, gate, deploy, roll back)
+
+  const releases = { data: null, open: null, timer: null };
+  const POLL_MS = 2000;
+
+  function releaseProblem(err) {
+    $("releases-message").textContent = err.message;
+    $("releases-message").classList.add("error");
+  }
+
+  function releaseSay(text) {
+    $("releases-message").textContent = text;
+    $("releases-message").classList.remove("error");
+  }
+
+  function when(ts) {
+    return ts ? new Date(ts * 1000).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB") : "";
+  }
+
+  function pct(value) {
+    return value === null || value === undefined ? "-" : `${(value * 100).toFixed(1)}%`;
+  }
+
+  async function loadReleases() {
+    releases.data = await api("GET", "/api/workbench/releases");
+    renderReleases();
+    const wanted = releases.open || releases.data.training || (releases.data.releases[0] || {}).id;
+    if (wanted) await openRelease(wanted);
+    schedulePoll();
+  }
+
+  function renderReleases() {
+    const body = $("releases-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const r of releases.data.releases) {
+      const row = el("tr", r.id === releases.open ? "is-open" : "");
+      row.dataset.release = String(r.id);
+      row.tabIndex = 0;
+      const link = el("button", "linkish", `#${r.id}`);
+      link.type = "button";
+      link.addEventListener("click", () => openRelease(r.id).catch(releaseProblem));
+      const cell = el("td");
+      cell.append(link);
+      row.append(cell, el("td", `status status--${r.status}`, t(`status_${r.status}`)), el("td", "", r.created_by),
+        el("td", "", when(r.created_at)), el("td", "", t("elapsed", { s: Math.round(r.elapsed_s) })),
+        el("td", "", t(`gate_${r.gate || "none"}`)));
+      body.append(row);
+    }
+    if (!releases.data.releases.length) {
+      const row = el("tr");
+      const cell = el("td", "muted", t("none_yet"));
+      cell.colSpan = 6;
+      row.append(cell);
+      body.append(row);
+    }
+    $("retrain").disabled = Boolean(releases.data.training);
+    const history = $("release-history");
+    history.replaceChildren();
+    for (const h of releases.data.history) {
+      const item = el("li", "", t("history_line", { time: when(h.ts), actor: h.actor,
+        action: t(`action_${h.action}`), id: h.release_id }));
+      if (h.detail && h.detail.override_reason) {
+        item.append(el("div", "muted", t("overridden", { by: h.actor, reason: h.detail.override_reason })));
+      }
+      history.append(item);
+    }
+  }
+
+  async function openRelease(id) {
+    releases.open = id;
+    const [row, log] = await Promise.all([api("GET", `/api/workbench/releases/${id}`),
+      api("GET", `/api/workbench/releases/${id}/log`)]);
+    renderRelease(row, log.log);
+    for (const tr of $("releases-table").querySelectorAll("tbody tr")) {
+      tr.classList.toggle("is-open", tr.dataset.release === String(id));
+    }
+  }
+
+  function renderRelease(r, log) {
+    $("release-detail").hidden = false;
+    $("release-title").textContent = t("release_title", { id: r.id, kind: t(`kind_${r.kind}`) });
+    const status = [t(`status_${r.status}`)];
+    if (r.error) status.push(t("release_error", { error: r.error }));
+    if (r.override_by) status.push(t("overridden", { by: r.override_by, reason: r.override_reason }));
+    $("release-status").textContent = status.join(" · ");
+    const stages = $("release-stages");
+    stages.replaceChildren();
+    for (const s of r.stages) {
+      const state = s.ok === true ? "done" : s.ok === false ? "failed" : "running";
+      const item = el("li", `stage stage--${state}`, `${t(`stage_${s.name}`)} · `
+        + t(state === "running" ? "stage_running" : "stage_time", { s: s.seconds.toFixed(0) }));
+      item.dataset.stage = s.name;
+      stages.append(item);
+    }
+    $("release-cancel").hidden = r.status !== "training";
+    const deployable = ["ready", "blocked", "retired"].includes(r.status) && !r.files_removed;
+    const over = r.status === "blocked";
+    const deploy = $("release-deploy");
+    deploy.hidden = !deployable || (over && state.me.role !== "supervisor");
+    deploy.textContent = t(r.status === "retired" ? "rollback" : over ? "deploy_over" : "deploy");
+    deploy.dataset.release = String(r.id);
+    $("override-box").hidden = !(deployable && over && state.me.role === "supervisor");
+    renderGate(r.report);
+    $("release-log").textContent = log || "";
+  }
+
+  function renderGate(report) {
+    $("release-gate").hidden = !report;
+    if (!report) return;
+    const body = $("gate-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const row of [...(report.nlu.rows || []), ...(report.kb.rows || [])]) {
+      const tr = el("tr", row.passed ? "" : "is-bad");
+      tr.dataset.check = `${row.check}:${row.language}`;
+      const delta = row.delta === null || row.delta === undefined ? "-"
+        : `${row.delta >= 0 ? "+" : ""}${(row.delta * 100).toFixed(1)}`;
+      tr.append(el("td", "", t(`check_${row.check}`)), el("td", "", row.language), el("td", "", pct(row.current)),
+        el("td", "", pct(row.candidate)), el("td", "", delta), el("td", "", t(row.passed ? "gate_pass" : "gate_fail")));
+      body.append(tr);
+    }
+    const lines = (key) => {
+      const out = [];
+      for (const check of ["nlu", "kb"]) {
+        for (const [language, changes] of Object.entries(report[check].changes || {})) {
+          for (const line of changes[key] || []) out.push({ check, language, ...line });
+        }
+      }
+      return out;
+    };
+    for (const [key, id] of [["newly_failing", "gate-failing"], ["fixed", "gate-fixed"]]) {
+      const list = $(id);
+      list.replaceChildren();
+      for (const line of lines(key)) {
+        const item = el("li", "", `[${line.language}] ${line.text} — `);
+        item.append(el("span", "muted", t("line_expected", { expected: line.expected || "-", got: line.got || "-" })));
+        list.append(item);
+      }
+    }
+    const intents = $("gate-intents").querySelector("tbody");
+    intents.replaceChildren();
+    for (const [language, rows] of Object.entries(report.nlu.per_intent || {})) {
+      for (const [intent, f1] of Object.entries(rows)) {
+        if (f1.current === f1.candidate) continue;
+        const tr = el("tr");
+        tr.append(el("td", "", language), el("td", "", intent), el("td", "", f1.current ?? "-"),
+          el("td", "", f1.candidate ?? "-"));
+        intents.append(tr);
+      }
+    }
+  }
+
+  function schedulePoll() {
+    window.clearTimeout(releases.timer);
+    if ($("releases-view").hidden || !releases.data || !releases.data.training) return;
+    releases.timer = window.setTimeout(() => loadReleases().catch(releaseProblem), POLL_MS);
+  }
+
+  async function onRetrain() {
+    try {
+      const row = await api("POST", "/api/workbench/releases");
+      releases.open = row.id;
+      releaseSay(t("training_started", { id: row.id }));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    }
+  }
+
+  async function onCancelTraining() {
+    try {
+      await api("POST", `/api/workbench/releases/${releases.open}/cancel`);
+      releaseSay(t("cancel_sent"));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    }
+  }
+
+  async function onDeploy() {
+    const id = Number($("release-deploy").dataset.release);
+    const button = $("release-deploy");
+    button.disabled = true;
+    releaseSay(t("deploying", { id }));
+    try {
+      await api("POST", `/api/workbench/releases/${id}/deploy`, { reason: $("override-reason").value });
+      $("override-reason").value = "";
+      releaseSay(t("deployed", { id }));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async function loadInbox() {
@@ -910,6 +1154,7 @@
     await Promise.all([loadList(), loadDrafts()]);
     if (window.location.hash === "#inbox") setView("inbox");
     if (window.location.hash === "#versions") setView("versions");
+    if (window.location.hash === "#releases") setView("releases");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -929,6 +1174,11 @@
     $("tab-articles").addEventListener("click", () => setView("articles"));
     $("tab-inbox").addEventListener("click", () => setView("inbox"));
     $("tab-versions").addEventListener("click", () => setView("versions"));
+    $("tab-releases").addEventListener("click", () => setView("releases"));
+    $("retrain").addEventListener("click", onRetrain);
+    $("release-cancel").addEventListener("click", onCancelTraining);
+    $("release-deploy").addEventListener("click", onDeploy);
+    $("releases-refresh").addEventListener("click", () => loadReleases().catch(releaseProblem));
     $("publish").addEventListener("click", onPublish);
     $("discard").addEventListener("click", onDiscard);
     for (const id of ["feed-kind", "feed-imports", "feed-refresh"]) {

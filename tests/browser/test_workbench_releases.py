@@ -1,0 +1,270 @@
+"""The editors' loop end to end, in headless Chromium against a real stack of its own (Redis, two Rasa workers, the
+action server, the gateway): a message the bot does not understand reaches the inbox -> the editor adds it to an
+intent -> retrains from the Releases tab (stages and times shown while it runs) -> the gate measures the candidate
+against the live release on the held-out sets and passes it -> the editor deploys it while ten customers keep
+chatting (every message answered once: none failed, none processed twice) -> every Rasa worker serves the new model
+and the same message is now understood. Then a change that removes most training examples is retrained and refused by
+the gate: an editor cannot deploy it, a supervisor only with a written reason (logged). Rolling back to the first
+release makes the bot forget the line again.
+
+Its own stack because it deploys models: the shared stack's other tests keep the setup model. Two trainings: about
+ten minutes. Set WEBCHAT_SCREENSHOT_DIR=docs/screenshots to refresh docs/screenshots/workbench-releases.png.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.test_agent_console import ROOT, _screenshot, chromium  # noqa: F401
+from tests.browser.test_workbench_inbox import PASSWORD, _log_in, _say, _token
+from tests.conftest import RELAXED_CLIENT_LIMITS
+from tests.processes import create_accounts, start_stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+TRAINING_TIMEOUT_S = 1500
+# Not understood by the setup model (checked below, before anything is changed): an NLU fallback.
+PHRASE = "zorp blip, meat or microchip on your end?"
+BOT_ANSWER = "I'm an automated assistant, not a person."
+
+
+@pytest.fixture(scope="module")
+def release_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from kb_index.layout import copy_served_build
+    from kb_index.settings import KBSettings
+
+    var = tmp_path_factory.mktemp("release-var")
+    index_dir = var / "kb_index"  # deploys switch this stack's index, never the repository's var/kb_index
+    copy_served_build(KBSettings().index_path, index_dir)
+    shutil.copytree(ROOT / "data" / "kb", var / "kb")
+    shutil.copytree(ROOT / "data" / "nlu", var / "nlu")
+    running = start_stack(var, extra_env={
+        **RELAXED_CLIENT_LIMITS, "WEB_RATE_LIMIT_MESSAGES": "1000", "KB_INDEX_DIR": str(index_dir),
+        "WORKBENCH_KB_DIR": str(var / "kb"), "WORKBENCH_NLU_DIR": str(var / "nlu"), "WORKBENCH_INBOX_ENABLED": "true",
+        "WORKBENCH_INBOX_POLL_S": "0.2"})
+    yield running
+    running.stop()
+
+
+def _accounts(stack: Any) -> dict[str, str]:
+    stamp = uuid.uuid4().hex[:6]
+    names = {"editor": f"red{stamp}", "supervisor": f"rsu{stamp}"}
+    return create_accounts(stack, names, PASSWORD)
+
+
+def _understood(stack: Any) -> bool:
+    with httpx.Client(timeout=60) as customer:
+        reply = _say(stack, PHRASE, customer)
+    return any(m["text"].startswith(BOT_ANSWER) for m in reply["messages"])
+
+
+def _served_models(stack: Any) -> list[str]:
+    return [httpx.get(f"{url}/status", params={"token": stack.rasa_token}, timeout=30).json()["model_file"]
+            for url in stack.rasa_urls]
+
+
+def _wait_trained(stack: Any, headers: dict[str, str], release_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + TRAINING_TIMEOUT_S
+    while True:
+        row = httpx.get(f"{stack.web_url}/api/workbench/releases/{release_id}", headers=headers, timeout=30).json()
+        if row["status"] != "training":
+            return row
+        assert time.monotonic() < deadline, row
+        time.sleep(2)
+
+
+class Customers:
+    """Ten customers chatting through the web chat API in threads until stopped; what each sent and got."""
+
+    LINES = ("hello", "what is your return policy?", "how long does a refund take?", "thanks")
+
+    def __init__(self, stack: Any, n: int = 10) -> None:
+        self.stack, self.stop = stack, threading.Event()
+        self.sent: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._chat, args=(i,), daemon=True) for i in range(n)]
+
+    def __enter__(self) -> Customers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+
+    def _chat(self, i: int) -> None:
+        cid = None
+        with httpx.Client(timeout=60) as http:
+            k = 0
+            while not self.stop.is_set():
+                try:
+                    r = http.post(f"{self.stack.web_url}/api/webchat/messages", json={
+                        "conversation_id": cid, "message_id": uuid.uuid4().hex,
+                        "text": self.LINES[k % len(self.LINES)], "metadata": {"ui_lang": "en"}})
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"customer {i}: {exc!r}")
+                    continue
+                k += 1
+                if r.status_code != 200 or not r.json().get("messages"):
+                    self.failures.append(f"customer {i}: {r.status_code} {r.text[:200]}")
+                    continue
+                cid = r.json()["conversation_id"]
+                self.sent[cid] = self.sent.get(cid, 0) + 1
+
+    def processed_once(self) -> dict[str, tuple[int, int]]:
+        """Conversations whose Rasa tracker does not hold exactly one user event per message sent."""
+        wrong = {}
+        for cid, sent in self.sent.items():
+            tracker = httpx.get(f"{self.stack.rasa_urls[0]}/conversations/{cid}/tracker",
+                                params={"token": self.stack.rasa_token}, timeout=30).json()
+            users = sum(1 for e in tracker["events"] if e["event"] == "user")
+            if users != sent:
+                wrong[cid] = (sent, users)
+        return wrong
+
+
+def _retrain_on_the_page(page: Page) -> int:
+    page.locator("#tab-releases").click()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/workbench/releases")
+                              ) as started:
+        page.locator("#retrain").click()
+    assert started.value.status == 202, started.value.text()
+    release_id = started.value.json()["id"]
+    expect(page.locator("#release-title")).to_contain_text(f"Release {release_id}")
+    # Progress while it runs: the stages appear one after another, each with its time; retrain is disabled.
+    expect(page.locator("#release-stages li[data-stage='rasa_train']")).to_be_visible(timeout=300_000)
+    expect(page.locator("#retrain")).to_be_disabled()
+    return int(release_id)
+
+
+def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, chromium: Browser  # noqa: F811
+                                                            ) -> None:
+    stack = release_stack
+    expect.set_options(timeout=60_000)
+    names = _accounts(stack)
+    editor, supervisor = _token(stack, names["editor"]), _token(stack, names["supervisor"])
+    setup_models = set(_served_models(stack))
+    assert len(setup_models) == 1 and not any(m.startswith("release-") for m in setup_models), setup_models
+    assert not _understood(stack), "the phrase must be one the setup model does not understand"
+
+    # 1. It reaches the inbox; the editor adds it to bot_challenge (the inbox's own route).
+    deadline = time.monotonic() + 60
+    while True:
+        groups = httpx.get(f"{stack.web_url}/api/workbench/inbox", headers=editor, params={"limit": 500},
+                           timeout=30).json()["groups"]
+        item = next((m for g in groups for m in g["messages"] if m["text"] == PHRASE), None)
+        if item:
+            break
+        assert time.monotonic() < deadline, groups
+        time.sleep(0.5)
+    r = httpx.post(f"{stack.web_url}/api/workbench/inbox/add-to-intent", headers=editor, timeout=30,
+                   json={"item_ids": [item["id"]], "text": PHRASE, "intent": "bot_challenge", "language": "en"})
+    assert r.status_code == 200, r.text
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US", base_url=stack.web_url)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        _log_in(page, "/workbench", names["editor"])
+        expect(page.locator("#main-view")).to_be_visible()
+
+        # 2. Retrain from the page; the gate passes the candidate.
+        first = _retrain_on_the_page(page)
+        row = _wait_trained(stack, editor, first)
+        assert row["status"] == "ready", (row["status"], row["error"], row.get("report"))
+        assert [s["name"] for s in row["stages"]] == ["snapshot", "kb_index", "rasa_train", "nlu_gate", "kb_gate"]
+        assert all(s["ok"] and s["seconds"] >= 0 for s in row["stages"])
+        assert row["content"]["examples"]["en.yml"] > 0
+        checks = {(c["check"], c["language"]): c for c in row["report"]["nlu"]["rows"] + row["report"]["kb"]["rows"]}
+        assert {("nlu_macro_f1", "en"), ("nlu_macro_f1", "zh"), ("kb_right", "en"), ("kb_right", "zh")} <= set(checks)
+        assert all(c["passed"] and c["current"] is not None for c in checks.values()), checks
+        expect(page.locator("#release-status")).to_contain_text("ready to deploy")
+        expect(page.locator("#gate-table tbody tr")).to_have_count(len(checks))
+        expect(page.locator("#release-deploy")).to_have_text("Deploy to the bot")
+        assert "=== rasa_train ===" in page.locator("#release-log").text_content()
+        _screenshot(page, "workbench-releases.png")
+
+        # 3. Deploy while ten customers chat: every message answered, none processed twice.
+        with Customers(stack) as customers:
+            time.sleep(3)
+            started = time.monotonic()
+            with page.expect_response(lambda r: r.url.endswith(f"/releases/{first}/deploy"), timeout=300_000) as done:
+                page.locator("#release-deploy").click()
+            deploy_s = time.monotonic() - started
+            assert done.value.status == 200, done.value.text()
+            time.sleep(3)
+        assert customers.failures == [], customers.failures[:5]
+        assert sum(customers.sent.values()) >= 20, customers.sent
+        assert customers.processed_once() == {}
+        print(f"\nretrain + gate: {row['elapsed_s']:.0f} s ("
+              + ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in row["stages"]) + "); "
+              f"deploy under {len(customers.threads)} customers: {deploy_s:.1f} s, {sum(customers.sent.values())} "
+              f"messages, {len(customers.failures)} failed, 0 processed twice")
+        expect(page.locator("#releases-message")).to_contain_text(f"Release {first} is live.")
+        assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}
+        assert _understood(stack), "the deployed model understands the added line"
+
+        # 4. A change that removes most training examples is refused by the gate.
+        nlu_file = Path(stack.env()["WORKBENCH_NLU_DIR"]) / "en.yml"
+        data = yaml.safe_load(nlu_file.read_text(encoding="utf-8"))
+        for block in data["nlu"]:
+            if block.get("intent") in ("order_status", "refund_status", "cancel_order", "complaint"):
+                block["examples"] = "".join(block["examples"].splitlines(keepends=True)[:2])
+        nlu_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        second = _retrain_on_the_page(page)
+        row = _wait_trained(stack, editor, second)
+        assert row["status"] == "blocked", (row["status"], row["error"])
+        failed = [c for c in row["report"]["nlu"]["rows"] if not c["passed"]]
+        assert ("nlu_macro_f1", "en") in {(c["check"], c["language"]) for c in failed}, row["report"]["nlu"]["rows"]
+        assert row["report"]["nlu"]["changes"]["en"]["newly_failing_count"] > 0
+        expect(page.locator("#release-status")).to_contain_text("refused by the gate")
+        expect(page.locator("#gate-table tbody tr.is-bad").first).to_be_visible()
+        expect(page.locator("#gate-failing li").first).to_be_visible()
+        expect(page.locator("#release-deploy")).to_be_hidden()  # an editor has no deploy button for it
+        r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=editor, json={}, timeout=30)
+        assert r.status_code == 403, r.text
+        r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=supervisor,
+                       json={"reason": "ok"}, timeout=30)
+        assert r.status_code == 422, r.text
+        assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}, "a refused release never reached Rasa"
+
+        # 5. Roll back to the setup release: the bot forgets the line.
+        listing = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()
+        setup = next(x for x in listing["releases"] if x["kind"] == "setup")
+        assert setup["status"] == "retired" and listing["live"] == first
+        with Customers(stack) as customers:
+            time.sleep(3)
+            started = time.monotonic()
+            r = httpx.post(f"{stack.web_url}/api/workbench/releases/{setup['id']}/deploy", headers=editor, json={},
+                           timeout=300)
+            rollback_s = time.monotonic() - started
+            time.sleep(3)
+        assert r.status_code == 200, r.text
+        assert customers.failures == [], customers.failures[:5]
+        assert customers.processed_once() == {}
+        print(f"\nrollback under {len(customers.threads)} customers: {rollback_s:.1f} s, "
+              f"{sum(customers.sent.values())} messages, {len(customers.failures)} failed, 0 processed twice")
+        assert set(_served_models(stack)) == {f"release-{setup['id']}.tar.gz"}
+        assert not _understood(stack)
+        history = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()["history"]
+        assert [(h["action"], h["release_id"]) for h in history[:4]] == [
+            ("rollback", setup["id"]), ("retrain", second), ("deploy", first), ("retrain", first)]
+
+        # The page in Chinese.
+        page.locator("#ui-lang").select_option("zh")
+        expect(page.locator("#tab-releases")).to_have_text("发布")
+        expect(page.locator("#release-history li").first).to_contain_text("回滚到")
+        assert errors == [], errors
+    finally:
+        context.close()

@@ -1,0 +1,115 @@
+"""The releases API (``/api/workbench/releases``): retrain, follow the progress, read the gate's report, deploy, roll
+back (workbench/releases.py). Editors and supervisors (401 / 403 for agents); state changes from the gateway's own
+origin and counted against the per-account write limit.
+
+| route | what |
+|---|---|
+| ``GET /releases`` | the newest releases (status, stages with times, the gate's figures), which one is live, the log |
+| ``POST /releases`` | start a retrain (202; 409 while another retrain, deploy or rollback runs) |
+| ``GET /releases/{id}`` | one release with the gate's full report (per intent, newly failing and fixed lines) |
+| ``GET /releases/{id}/log`` | the end of its training log |
+| ``POST /releases/{id}/cancel`` | stop its training (the live bot never changed) |
+| ``POST /releases/{id}/deploy`` | serve it; ``{"reason"}`` required when the gate refused it (supervisors only) |
+
+Deploying an earlier release is a rollback (logged as one).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_read, same_origin
+from workbench.api import SettingsDep, engine_of
+from workbench.releases import ReleaseError, Releases
+
+router = APIRouter(prefix="/api/workbench", tags=["workbench releases"], dependencies=[Depends(same_origin)])
+_open_lock = asyncio.Lock()
+
+
+async def get_releases(request: Request, settings: SettingsDep) -> Releases:
+    """The process's releases object, made at first use (it runs at most one training, in this process)."""
+    releases = getattr(request.app.state, "workbench_releases", None)
+    if releases is None:
+        async with _open_lock:
+            releases = getattr(request.app.state, "workbench_releases", None)
+            if releases is None:
+                from kb_index.settings import KBSettings
+
+                engine = await engine_of(request.app, settings)
+                releases = request.app.state.workbench_releases = Releases(
+                    engine, settings, request.app.state.redis, getattr(request.app.state, "rasa", None),
+                    KBSettings().index_path)
+    return releases
+
+
+ReleasesDep = Annotated[Releases, Depends(get_releases)]
+
+
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=2000)
+
+
+def _error(exc: ReleaseError) -> HTTPException:
+    return HTTPException(exc.status, str(exc))
+
+
+@router.get("/releases", dependencies=[Depends(count_report_read)])
+async def list_releases(editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
+    rows = await asyncio.to_thread(releases.list)
+    history = await asyncio.to_thread(releases.history, 50)
+    return {"releases": rows, "live": next((r["id"] for r in rows if r["status"] == "live"), None),
+            "training": next((r["id"] for r in rows if r["status"] == "training"), None),
+            "tolerance": releases.settings.gate_tolerance, "history": history}
+
+
+@router.post("/releases", status_code=202)
+async def retrain(editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep) -> JSONResponse:
+    await count_desk_write(throttle, editor)
+    try:
+        row = await releases.start_training(editor)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+    return JSONResponse(row, status_code=202)
+
+
+@router.get("/releases/{release_id}")
+async def release(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
+    try:
+        return await asyncio.to_thread(releases.row, release_id)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.get("/releases/{release_id}/log")
+async def release_log(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
+    try:
+        return {"log": await asyncio.to_thread(releases.log_tail, release_id)}
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.post("/releases/{release_id}/cancel")
+async def cancel(release_id: int, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
+                 ) -> dict[str, Any]:
+    await count_desk_write(throttle, editor)
+    try:
+        return await releases.cancel(release_id, editor)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.post("/releases/{release_id}/deploy")
+async def deploy(release_id: int, body: DeployIn, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
+                 ) -> dict[str, Any]:
+    await count_desk_write(throttle, editor)
+    try:
+        current = await asyncio.to_thread(releases.row, release_id)
+        action = "rollback" if current["status"] == "retired" else "deploy"
+        return await releases.deploy(release_id, editor, body.reason, action=action)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
