@@ -32,7 +32,7 @@ from conversations import keys
 from conversations.clock import Clock
 from conversations.customers import CustomerLinks
 from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
-from conversations.rasa_client import RasaClient
+from conversations.rasa_client import RasaClient, follow_draining
 from conversations.redis_client import connect, moving_window
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
@@ -112,7 +112,8 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
             redis, app.state.desk, app.state.store, app.state.webhook, settings.handoff_undelivered_attempts,
             settings.handoff_undelivered_backoff_s)
         tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s)),
-                 asyncio.create_task(app.state.undelivered.run_forever())]
+                 asyncio.create_task(app.state.undelivered.run_forever()),
+                 asyncio.create_task(follow_draining(redis, app.state.rasa))]
         if app.state.webhook.enabled:
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         tasks += _start_channels(app, redis, settings, channel_settings)

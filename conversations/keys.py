@@ -373,6 +373,12 @@ def release_lock() -> str:
     return f"{PREFIX}:kb:release_lock"
 
 
+def rasa_draining() -> str:
+    """String (EX) JSON list of Rasa worker URLs loading a new model during a deploy (workbench/releases.py): every
+    gateway sends new messages to the other workers meanwhile (conversations/rasa_client.py follow_draining)."""
+    return f"{PREFIX}:kb:rasa_draining"
+
+
 # ---------------------------------------------------------------------------------------------- one customer
 # (conversations/customers.py: one customer across channels; docs/CHANNELS.md "One customer across channels")
 

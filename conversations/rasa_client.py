@@ -9,9 +9,15 @@ the next worker in a fixed order, so the conversation still sticks to one proces
 that failed is skipped for ``down_s`` seconds (circuit breaker); after that the next request pinned to it probes it
 again. Only requests that never reached a worker are resent: a worker that accepted a message and then timed out or
 dropped the connection may still process it, and resending could answer the customer twice.
+
+Draining: a worker about to load a new model (a deploy, workbench/releases.py) is marked draining in Redis
+(``conversations.keys.rasa_draining``); every gateway follows that key (``follow_draining``) and sends new requests to
+the other workers meanwhile - a worker loading a model does not answer for half a minute.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 import zlib
@@ -20,9 +26,10 @@ from typing import Any
 
 import httpx
 
-from conversations import metrics
+from conversations import keys, metrics
 
 logger = logging.getLogger(__name__)
+DRAIN_POLL_S = 0.5  # how often each gateway reads which workers are draining
 
 
 class RasaError(Exception):
@@ -60,7 +67,10 @@ class RasaClient:
             raise ValueError("RASA_URL names no Rasa server")
         timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self._workers = [httpx.AsyncClient(base_url=url, timeout=timeout) for url in urls]
+        self._urls = urls
         self._down_until = [0.0] * len(urls)
+        self._draining: frozenset[str] = frozenset()  # workers loading a new model: used only if no other answers
+        self._inflight = [0] * len(urls)
         self._down_s = down_s
         self._clock = clock
 
@@ -76,12 +86,25 @@ class RasaClient:
         return self._workers[self._index(sender_id)]
 
     def _order(self, sender_id: str) -> list[int]:
-        """Workers to try, in order: the conversation's own, then the next ones; workers marked down go last
-        (tried only when every other one failed too; the first request after the pause probes them)."""
+        """Workers to try, in order: the conversation's own, then the next ones; workers marked down or draining go
+        last (tried only when every other one failed too; the first request after the pause probes them)."""
         first = self._index(sender_id)
         ring = [(first + k) % len(self._workers) for k in range(len(self._workers))]
         now = self._clock()
-        return [i for i in ring if self._down_until[i] <= now] + [i for i in ring if self._down_until[i] > now]
+        usable = [i for i in ring if self._down_until[i] <= now and self._urls[i] not in self._draining]
+        return usable + [i for i in ring if i not in usable]
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self._urls)
+
+    def set_draining(self, urls: frozenset[str] | set[str]) -> None:
+        """Workers about to load a new model (a deploy): new requests go to the others while any is up."""
+        self._draining = frozenset(urls)
+
+    def inflight(self, index: int) -> int:
+        """Requests this process has sent to worker ``index`` and not yet seen answered."""
+        return self._inflight[index]
 
     def is_down(self, index: int) -> bool:
         return self._down_until[index] > self._clock()
@@ -117,6 +140,7 @@ class RasaClient:
         problems = []
         for index in self._order(sender_id):
             worker = self._workers[index]
+            self._inflight[index] += 1
             try:
                 response = await worker.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -142,6 +166,8 @@ class RasaClient:
                     problems.append(exc.__class__.__name__)
                     continue
                 raise RasaError(f"Rasa connection lost: {exc.__class__.__name__}", kind="connection_lost") from exc
+            finally:
+                self._inflight[index] -= 1
             self._down_until[index] = 0.0
             return response
         raise RasaError(f"Rasa unreachable: {', '.join(problems) or 'no worker'}", delivered=False,
@@ -232,3 +258,17 @@ def _endpoint(path: str) -> str:
     if path.endswith("/tracker"):
         return "tracker"
     return "message" if path.startswith("/webhooks/") else "other"
+
+
+async def follow_draining(redis: Any, rasa: RasaClient, interval_s: float = DRAIN_POLL_S) -> None:
+    """Keep ``rasa``'s draining workers equal to ``conversations.keys.rasa_draining`` (a background task of every
+    gateway); a Redis error leaves the last known state and is retried."""
+    while True:
+        try:
+            raw = await redis.get(keys.rasa_draining())
+            rasa.set_draining(frozenset(json.loads(raw)) if raw else frozenset())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a background follower must not die
+            logger.warning("could not read the draining Rasa workers", exc_info=True)
+        await asyncio.sleep(interval_s)

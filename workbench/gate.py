@@ -4,6 +4,7 @@ Pure functions (no I/O): workbench/releases.py runs the measurements and hands t
 
 * **NLU** - ``python -m bot.nlu_eval`` on the held-out sets (tests/nlu/heldout_<lang>.yml, never trained or tuned
   on): intent macro-F1 and entity recall per language, F1 per intent, and each line's prediction.
+* **Conversation tests** - ``rasa test core`` on tests/stories: no story the live model passes may fail.
 * **Knowledge base** - ``python -m kb_index check`` on the retrieval dev set (tests/kb_index/devset.yml): a question
   is *right* when its best article is the expected one AND the bot would answer it (decision level ``confident``);
   an out-of-scope question is *wrong* when the bot would answer it confidently.
@@ -121,7 +122,33 @@ def _line_changes(current: list[dict[str, Any]], candidate: list[dict[str, Any]]
             "newly_failing_count": len(newly_failing), "fixed_count": len(fixed)}
 
 
-def verdict(nlu: dict[str, Any], kb: dict[str, Any], tolerance: float) -> dict[str, Any]:
-    """The gate's report: both checks, and whether the candidate may be deployed without an override."""
-    return {"passed": bool(nlu.get("passed")) and bool(kb.get("passed")), "tolerance": tolerance,
-            "nlu": nlu, "kb": kb}
+def compare_stories(current: dict[str, Any] | None, candidate: dict[str, Any] | None) -> dict[str, Any]:
+    """Conversation tests: the candidate may not fail a story the live model passes (no tolerance: each story is a
+    flow customers go through)."""
+    if not candidate or not candidate.get("stories"):
+        return {"passed": False, "error": "candidate: the conversation tests did not run", "rows": [], "changes": {}}
+    cand = candidate["stories"]
+    cur = (current or {}).get("stories") or {}
+    newly_failing = [name for name, ok in cand.items() if not ok and cur.get(name) is True]
+    fixed = [name for name, ok in cand.items() if ok and cur.get(name) is False]
+    row = {"check": "stories_passed", "language": "all",
+           "current": round(sum(cur.values()) / len(cur), 4) if cur else None,
+           "candidate": round(sum(cand.values()) / len(cand), 4),
+           "delta": None, "passed": not newly_failing}
+    if row["current"] is not None:
+        row["delta"] = round(row["candidate"] - row["current"], 4)
+    show = [{"text": name, "expected": "passes", "got": "fails"} for name in newly_failing]
+    return {"passed": not newly_failing, "rows": [row],
+            "changes": {"all": {"newly_failing": show[:LIST_LIMIT], "newly_failing_count": len(newly_failing),
+                                "fixed": [{"text": name, "expected": "passes", "got": "passes"}
+                                          for name in fixed][:LIST_LIMIT], "fixed_count": len(fixed)}}}
+
+
+CHECKS = ("nlu", "stories", "kb")
+
+
+def verdict(nlu: dict[str, Any], kb: dict[str, Any], tolerance: float, *, stories: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """The gate's report: every check, and whether the candidate may be deployed without an override."""
+    checks = {"nlu": nlu, "kb": kb, **({"stories": stories} if stories is not None else {})}
+    return {"passed": all(bool(c.get("passed")) for c in checks.values()), "tolerance": tolerance, **checks}

@@ -48,23 +48,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import Engine, insert, select, update
 
 from bot.shared.paths import REPO_ROOT
 from conversations import keys
-from conversations.rasa_client import RasaClient, RasaError
+from conversations.rasa_client import DRAIN_POLL_S, RasaClient, RasaError
 from kb_index.layout import copy_served_build, install_build, read_current_fingerprint
 from workbench import db, gate
 from workbench.settings import WorkbenchSettings
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("snapshot", "kb_index", "rasa_train", "nlu_gate", "kb_gate")
+STAGES = ("snapshot", "kb_index", "rasa_train", "nlu_gate", "stories_gate", "kb_gate")
 LIVE_LINK = "live"
 HEARTBEAT_S = 2.0
 STALE_S = 90.0  # a training whose heartbeat is older than this has stopped with its gateway
 LOCK_TTL_S = 60
-LOG_TAIL_CHARS = 6000
+DRAIN_GRACE_S = 2.0  # after every gateway stopped sending to a draining worker: its last requests finish
+LOG_TAIL_CHARS = 20000
 # What the snapshot copies from the repository besides the editors' nlu/ and kb/ (what `rasa train` and the
 # components it runs read, relative to their working directory).
 PROJECT_FILES = ("config.yml", "domain.yml")
@@ -156,6 +158,19 @@ def ensure_live_link(releases_path: Path) -> Path:
     return link
 
 
+def story_results(files: list[Path], failed_file: Path) -> dict[str, Any]:
+    """``rasa test core``'s outcome per conversation test: ``{"stories": {name: passed}}``, names as in ``files``
+    (Rasa writes the failed ones to ``failed_test_stories.yml``, their names followed by the file they came from)."""
+    names = [str(story["story"]) for path in files
+             for story in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stories") or []]
+    try:
+        failed_raw = yaml.safe_load(failed_file.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        failed_raw = {}
+    failed = [str(story.get("story", "")) for story in failed_raw.get("stories") or []]
+    return {"stories": {name: not any(f == name or f.startswith(name + " (") for f in failed) for name in names}}
+
+
 def _hash_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -231,7 +246,7 @@ class Releases:
             out["report"] = _json(r["report"], None)
         else:
             report = _json(r["report"], None) or {}
-            out["summary"] = [row for check in ("nlu", "kb") for row in (report.get(check) or {}).get("rows", [])]
+            out["summary"] = [row for check in gate.CHECKS for row in (report.get(check) or {}).get("rows", [])]
         return out
 
     def _update(self, release_id: int, **values: Any) -> None:
@@ -424,6 +439,10 @@ class Releases:
                 "articles": sum(1 for _ in (data / "kb").glob("*.yml"))}
 
     async def _stage_kb_index(self, release_id: int, folder: Path, log: Path, token: str) -> None:
+        """The candidate's index starts as a copy of the live one: when the articles did not change, ``kb_index
+        build`` finds it up to date (same content and model) and the release keeps the live build."""
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(copy_served_build, self.kb_index_dir, folder / "kb_index")
         await self._run(release_id, [self.settings.app_python, "-m", "kb_index", "build"], log, token, cwd=REPO_ROOT,
                         env={"KB_DATA_DIR": str(folder / "project" / "data" / "kb"),
                              "KB_INDEX_DIR": str(folder / "kb_index"), "PYTHONPATH": str(REPO_ROOT)})
@@ -442,52 +461,93 @@ class Releases:
     def _heldout_files(self) -> list[Path]:
         return sorted(self.settings.heldout_path.glob("heldout_*.yml"))
 
+    async def _measured(self, release_id: int, log: Path, token: str, kind: str, subject: str,
+                        files: list[Path], cmd: list[str], env: dict[str, str], *,
+                        convert: Callable[[Path], Any] = lambda out: _json(out.read_text(encoding="utf-8"), None)
+                        ) -> Any:
+        """One measurement of ``subject`` (a model file or an index build) on ``files``, kept in
+        ``<releases>/measured/``: a release measured as a candidate is not measured again once it is live. ``cmd``
+        is run with ``{out}`` replaced by a scratch path; ``convert`` reads its result."""
+        cache = self._measurement(kind, subject, files)
+        if not cache.is_file():
+            scratch = cache.with_name(f".{cache.stem}.{release_id}")
+            shutil.rmtree(scratch, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                scratch.unlink()
+            await self._run(release_id, [part.replace("{out}", str(scratch)) for part in cmd], log, token,
+                            cwd=REPO_ROOT, env={"PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+            result = convert(scratch)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(cache)
+            if scratch.is_dir():
+                shutil.rmtree(scratch, ignore_errors=True)
+            else:
+                scratch.unlink(missing_ok=True)
+        return _json(cache.read_text(encoding="utf-8"), None)
+
+    async def _compare_models(self, release_id: int, folder: Path, log: Path, token: str, kind: str,
+                              files: list[Path], cmd: list[str], convert: Callable[[Path], Any] | None = None
+                              ) -> None:
+        """``<kind>_candidate.json`` / ``<kind>_current.json``: the candidate model and the live one measured by
+        ``cmd`` (``{model}`` and ``{out}`` filled in)."""
+        live = served_model(self.settings.releases_path) or setup_model()
+        for role, model in (("candidate", model_path(self.settings, release_id)), ("current", live)):
+            result = None
+            if model is not None:
+                result = await self._measured(release_id, log, token, kind, str(model), files,
+                                              [part.replace("{model}", str(model)) for part in cmd], {},
+                                              **({"convert": convert} if convert else {}))
+            (folder / f"{kind}_{role}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+
     async def _stage_nlu_gate(self, release_id: int, folder: Path, log: Path, token: str) -> None:
         files = self._heldout_files()
         if not files:
             raise RuntimeError(f"no held-out files (heldout_*.yml) in {self.settings.heldout_path}")
-        current = served_model(self.settings.releases_path) or setup_model()
-        candidate = str(model_path(self.settings, release_id))
-        cache = self._current_cache("nlu", str(current), files)
-        models = [candidate] + ([str(current)] if current and not cache.is_file() else [])
-        await self._run(release_id, [str(self.settings.rasa_python_path), "-m", "bot.nlu_eval",
-                                     *(f"--model={m}" for m in models), "--out", str(folder / "nlu.json"),
-                                     *map(str, files)], log, token, cwd=REPO_ROOT,
-                        env={"PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
-        result = _json((folder / "nlu.json").read_text(encoding="utf-8"), {}).get("models", {})
-        if current and not cache.is_file() and "error" not in result.get(str(current), {"error": 1}):
-            cache.write_text(json.dumps(result[str(current)], ensure_ascii=False), encoding="utf-8")
-        current_report = _json(cache.read_text(encoding="utf-8"), None) if cache.is_file() else None
-        (folder / "nlu_current.json").write_text(json.dumps(current_report, ensure_ascii=False), encoding="utf-8")
-        (folder / "nlu_candidate.json").write_text(json.dumps(result.get(candidate)), encoding="utf-8")
+
+        def read(out: Path) -> Any:
+            models = _json(out.read_text(encoding="utf-8"), {}).get("models", {})
+            return next(iter(models.values()), None)
+        await self._compare_models(release_id, folder, log, token, "nlu", files, [
+            str(self.settings.rasa_python_path), "-m", "bot.nlu_eval", "--model", "{model}", "--out", "{out}",
+            *map(str, files)], read)
+
+    async def _stage_stories_gate(self, release_id: int, folder: Path, log: Path, token: str) -> None:
+        """The conversation tests (``rasa test core`` on WORKBENCH_GATE_STORIES_DIR) for the candidate and the live
+        model: which stories each gets wrong."""
+        files = sorted(self.settings.gate_stories_path.glob("*.yml"))
+        if not files:
+            raise RuntimeError(f"no conversation tests (*.yml) in {self.settings.gate_stories_path}")
+        await self._compare_models(release_id, folder, log, token, "stories", files, [
+            str(self.settings.rasa_python_path), "-m", "rasa", "test", "core", "--model", "{model}", "--stories",
+            str(self.settings.gate_stories_path), "--out", "{out}", "--no-plot"],
+            lambda out: story_results(files, out / "failed_test_stories.yml"))
 
     async def _stage_kb_gate(self, release_id: int, folder: Path, log: Path, token: str) -> None:
         devset = self.settings.gate_kb_devset_path
-        live = read_current_fingerprint(self.kb_index_dir) or {}
-        cache = self._current_cache("kb", str(live.get("build_id", "none")), [devset])
-        runs = [(folder / "kb_index", folder / "kb_candidate.json")]
-        if live and not cache.is_file():
-            runs.append((self.kb_index_dir, cache))
-        for index_dir, out in runs:
-            await self._run(release_id, [self.settings.app_python, "-m", "kb_index", "check", "--devset",
-                                         str(devset), "--out", str(out)], log, token, cwd=REPO_ROOT,
-                            env={"KB_INDEX_DIR": str(index_dir), "PYTHONPATH": str(REPO_ROOT)})
-        shutil.copyfile(cache, folder / "kb_current.json") if cache.is_file() else \
-            (folder / "kb_current.json").write_text("null", encoding="utf-8")
+        for role, index_dir in (("candidate", folder / "kb_index"), ("current", self.kb_index_dir)):
+            build = (read_current_fingerprint(index_dir) or {}).get("build_id")
+            result = None
+            if build:
+                result = await self._measured(release_id, log, token, "kb", str(build), [devset], [
+                    self.settings.app_python, "-m", "kb_index", "check", "--devset", str(devset), "--out", "{out}"],
+                    {"KB_INDEX_DIR": str(index_dir)})
+            (folder / f"kb_{role}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
 
-    def _current_cache(self, kind: str, name: str, files: list[Path]) -> Path:
-        """Where the live release's measurement is kept, keyed by what it measured and on what."""
+    def _measurement(self, kind: str, name: str, files: list[Path]) -> Path:
+        """Where a measurement is kept, keyed by what it measured and on what."""
         directory = self.settings.releases_path / "measured"
         directory.mkdir(parents=True, exist_ok=True)
         return directory / f"{kind}-{hashlib.sha256(name.encode()).hexdigest()[:16]}-{_hash_files(files)}.json"
-
     def _verdict(self, folder: Path) -> dict[str, Any]:
         def read(name: str) -> Any:
             return _json((folder / name).read_text(encoding="utf-8"), None)
         tolerance = self.settings.gate_tolerance
         return gate.verdict(gate.compare_nlu(read("nlu_current.json"), read("nlu_candidate.json"), tolerance),
                             gate.compare_kb(read("kb_current.json"), read("kb_candidate.json"), tolerance),
-                            tolerance)
+                            tolerance,
+                            stories=gate.compare_stories(read("stories_current.json"),
+                                                         read("stories_candidate.json")))
 
     # ------------------------------------------------------------------------------------------------ deploying
     async def deploy(self, release_id: int, actor: Any, reason: str = "", *, action: str = "deploy"
@@ -544,7 +604,11 @@ class Releases:
         switched: list[int] = []
         try:
             for index in range(self.rasa.workers):
-                await self.rasa.replace_model(index, str(model), timeout_s=self.settings.model_load_timeout_s)
+                await self._drain(index)
+                try:
+                    await self.rasa.replace_model(index, str(model), timeout_s=self.settings.model_load_timeout_s)
+                finally:
+                    await self._undrain()
                 switched.append(index)
                 await self._refresh_current()
         except RasaError as exc:
@@ -556,10 +620,31 @@ class Releases:
                     await asyncio.to_thread(install_build, old / "kb_index", self.kb_index_dir)
                 for index in switched:
                     with contextlib.suppress(RasaError):
-                        await self.rasa.replace_model(index, str(model_path(self.settings, previous["id"])),
-                                                      timeout_s=self.settings.model_load_timeout_s)
+                        await self._drain(index)
+                        try:
+                            await self.rasa.replace_model(index, str(model_path(self.settings, previous["id"])),
+                                                          timeout_s=self.settings.model_load_timeout_s)
+                        finally:
+                            await self._undrain()
             raise ReleaseError(502, f"{exc}; the previous release is serving again.") from exc
         point_link(live_link(self.settings.releases_path), folder)
+
+    async def _drain(self, index: int) -> None:
+        """Take worker ``index`` out of the rotation before it loads a model (it answers nothing for the load's
+        duration, ~30 s): every gateway reads the key within DRAIN_POLL_S; then this gateway's requests to it end."""
+        assert self.rasa is not None
+        url = self.rasa.urls[index]
+        await self.redis.set(keys.rasa_draining(), json.dumps([url]), ex=int(self.settings.model_load_timeout_s) + 60)
+        self.rasa.set_draining({url})
+        await asyncio.sleep(DRAIN_POLL_S * 2 + DRAIN_GRACE_S)
+        deadline = time.monotonic() + 30
+        while self.rasa.inflight(index) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    async def _undrain(self) -> None:
+        assert self.rasa is not None
+        await self.redis.delete(keys.rasa_draining())
+        self.rasa.set_draining(set())
 
     # ------------------------------------------------------------------------------------------------ housekeeping
     def _prune(self) -> None:

@@ -19,6 +19,7 @@
 | WORKBENCH_RASA_PYTHON | <repo>/.venv-rasa/bin/python | the Rasa environment (`rasa train`, `bot.nlu_eval`) |
 | WORKBENCH_APP_PYTHON | this interpreter | the application environment (`kb_index build` / `check`) |
 | WORKBENCH_RASA_CACHE_DIR | <repo>/.rasa/cache | Rasa's training cache, shared with `make setup` |
+| WORKBENCH_GATE_STORIES_DIR | <repo>/tests/stories | the conversation tests the gate runs (`rasa test core`) |
 | WORKBENCH_GATE_KB_DEVSET | <repo>/tests/kb_index/devset.yml | retrieval questions the gate measures on |
 | WORKBENCH_GATE_TOLERANCE | 0.01 | what a candidate may lose against the live release (absolute) |
 | WORKBENCH_TRAIN_TIMEOUT_S | 3600 | a training stage running longer is stopped (the release fails) |
@@ -67,6 +68,7 @@ class WorkbenchSettings(BaseSettings):
     app_python: str = Field(default_factory=lambda: sys.executable)
     rasa_cache_dir: Path = REPO_ROOT / ".rasa" / "cache"
     gate_kb_devset: Path = REPO_ROOT / "tests" / "kb_index" / "devset.yml"
+    gate_stories_dir: Path = REPO_ROOT / "tests" / "stories"
     gate_tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
     train_timeout_s: int = Field(default=3600, ge=10)
     model_load_timeout_s: float = Field(default=120.0, ge=1.0)
@@ -83,6 +85,10 @@ class WorkbenchSettings(BaseSettings):
     @property
     def rasa_cache_path(self) -> Path:
         return _absolute(self.rasa_cache_dir)
+
+    @property
+    def gate_stories_path(self) -> Path:
+        return _absolute(self.gate_stories_dir)
 
     @property
     def gate_kb_devset_path(self) -> Path:

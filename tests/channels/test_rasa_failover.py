@@ -132,3 +132,35 @@ async def test_reads_and_appends_fail_over_too(live: FakeRasa) -> None:
         assert live.tracker["events"][-1] == {"event": "rewind"}
     finally:
         await client.close()
+
+
+async def test_a_draining_worker_gets_no_new_messages_while_another_answers(live: FakeRasa, redis_url: str) -> None:
+    """A deploy drains the worker about to load a model (workbench/releases.py): the gateways follow the Redis key
+    and send its conversations to the next worker until the key is gone; in-flight counts go back to zero."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from conversations import keys
+    from conversations.rasa_client import follow_draining
+
+    other = await FakeRasa("other").start()
+    client = RasaClient(f"{other.url},{live.url}")
+    redis = aioredis.from_url(redis_url, decode_responses=True)
+    follower = asyncio.create_task(follow_draining(redis, client, interval_s=0.05))
+    try:
+        pinned = list(_pinned(client, 0, 3))
+        await redis.set(keys.rasa_draining(), f'["{other.url}"]', ex=60)
+        await asyncio.sleep(0.3)
+        for cid in pinned:
+            assert await client.send_message(cid, "hi") == [{"recipient_id": cid, "text": "live:hi"}]
+        assert other.messages() == [] and client.inflight(0) == client.inflight(1) == 0
+        await redis.delete(keys.rasa_draining())
+        await asyncio.sleep(0.3)
+        assert await client.send_message(pinned[0], "back") == [{"recipient_id": pinned[0], "text": "other:back"}]
+    finally:
+        follower.cancel()
+        await redis.delete(keys.rasa_draining())
+        await redis.aclose()
+        await client.close()
+        await other.stop()

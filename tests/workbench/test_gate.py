@@ -80,6 +80,29 @@ def test_kb_right_means_the_expected_article_answered_and_unrelated_questions_no
     assert gate.compare_kb(current, current, 0.0)["passed"] is True
 
 
+def test_a_conversation_test_the_live_model_passes_may_not_fail() -> None:
+    live = {"stories": {"greet (en)": True, "order status (zh)": True, "cancel (en)": False}}
+    assert gate.compare_stories(live, live)["passed"] is True
+    worse = gate.compare_stories(live, {"stories": {"greet (en)": True, "order status (zh)": False,
+                                                    "cancel (en)": True}})
+    assert worse["passed"] is False
+    assert [x["text"] for x in worse["changes"]["all"]["newly_failing"]] == ["order status (zh)"]
+    assert [x["text"] for x in worse["changes"]["all"]["fixed"]] == ["cancel (en)"]
+    assert worse["rows"][0]["current"] == round(2 / 3, 4) and worse["rows"][0]["candidate"] == round(2 / 3, 4)
+    assert gate.compare_stories(live, None)["passed"] is False
+    assert gate.verdict({"passed": True}, {"passed": True}, 0.01, stories=worse)["passed"] is False
+
+
+def test_rasas_failed_stories_file_is_read_by_story_name(tmp_path: Path) -> None:
+    tests = tmp_path / "test_stories_en.yml"
+    tests.write_text("stories:\n- story: greet (en)\n  steps: []\n- story: greet (en) twice\n  steps: []\n")
+    failed = tmp_path / "failed_test_stories.yml"
+    failed.write_text(f"version: '3.1'\nstories:\n- story: greet (en) ({tests})\n  steps: []\n")
+    assert releases.story_results([tests], failed) == {"stories": {"greet (en)": False, "greet (en) twice": True}}
+    assert releases.story_results([tests], tmp_path / "none.yml")["stories"] == {"greet (en)": True,
+                                                                                "greet (en) twice": True}
+
+
 def test_the_first_release_has_nothing_to_lose_against() -> None:
     assert gate.compare_nlu(None, {"heldout_en.yml": _nlu(0.5, LINES_LIVE)}, 0.01)["passed"] is True
 

@@ -40,7 +40,7 @@ FAKE = """#!{python}
 import os, shutil, sys, time
 args = sys.argv[1:]
 if args[:3] == ["-m", "kb_index", "build"]:
-    shutil.copytree(os.environ["FAKE_SOURCE_INDEX"], os.environ["KB_INDEX_DIR"])
+    shutil.copytree(os.environ["FAKE_SOURCE_INDEX"], os.environ["KB_INDEX_DIR"], dirs_exist_ok=True)
 elif args[:3] == ["-m", "rasa", "train"]:
     mode = os.environ.get("FAKE_RASA", "")
     if mode == "fail":

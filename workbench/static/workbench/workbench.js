@@ -47,7 +47,8 @@
       gate_live: "Live", gate_candidate: "Candidate", gate_change: "Change", gate_result: "Result",
       gate_failing: "Newly failing (right before, wrong now)", gate_fixed: "Fixed (wrong before, right now)",
       gate_intents: "Intents whose F1 changed", check_nlu_macro_f1: "intent macro-F1",
-      check_nlu_entity_recall: "order/phone number recall", check_kb_right: "questions answered with the right article",
+      check_nlu_entity_recall: "order/phone number recall", check_stories_passed: "conversation tests passed",
+      stage_stories_gate: "run the conversation tests", check_kb_right: "questions answered with the right article",
       check_kb_out_of_scope_answered: "unrelated questions answered (lower is better)",
       line_expected: "expected {expected}, got {got}", release_log: "Training log", release_history: "Who did what",
       history_line: "{time} · {actor} · {action} release {id}", action_retrain: "started a retrain of",
@@ -142,7 +143,8 @@
       gate_title: "门禁：候选版本对比线上版本", gate_check: "指标", gate_language: "语言", gate_live: "线上",
       gate_candidate: "候选", gate_change: "变化", gate_result: "结果",
       gate_failing: "新出错（原来对，现在错）", gate_fixed: "已修正（原来错，现在对）", gate_intents: "F1 有变化的意图",
-      check_nlu_macro_f1: "意图宏平均 F1", check_nlu_entity_recall: "订单号/手机号召回率",
+      check_nlu_macro_f1: "意图宏平均 F1", check_nlu_entity_recall: "订单号/手机号召回率", check_stories_passed: "对话测试通过率",
+      stage_stories_gate: "运行对话测试",
       check_kb_right: "用正确文章回答的问题", check_kb_out_of_scope_answered: "被回答的无关问题（越低越好）",
       line_expected: "应为 {expected}，实际 {got}", release_log: "训练日志", release_history: "操作记录",
       history_line: "{time} · {actor} · {action}版本 {id}", action_retrain: "开始重新训练",
@@ -760,7 +762,8 @@
     if (!report) return;
     const body = $("gate-table").querySelector("tbody");
     body.replaceChildren();
-    for (const row of [...(report.nlu.rows || []), ...(report.kb.rows || [])]) {
+    const checks = ["nlu", "stories", "kb"].filter((name) => report[name]);
+    for (const row of checks.flatMap((name) => report[name].rows || [])) {
       const tr = el("tr", row.passed ? "" : "is-bad");
       tr.dataset.check = `${row.check}:${row.language}`;
       const delta = row.delta === null || row.delta === undefined ? "-"
@@ -771,7 +774,7 @@
     }
     const lines = (key) => {
       const out = [];
-      for (const check of ["nlu", "kb"]) {
+      for (const check of checks) {
         for (const [language, changes] of Object.entries(report[check].changes || {})) {
           for (const line of changes[key] || []) out.push({ check, language, ...line });
         }
