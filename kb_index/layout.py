@@ -54,9 +54,3 @@ def install_build(source_dir: Path, index_dir: Path) -> dict[str, Any]:
         os.replace(staging, target)
     write_fingerprint(index_dir, fingerprint)
     return fingerprint
-
-
-def copy_served_build(index_dir: Path, target_dir: Path) -> dict[str, Any]:
-    """Copy the build ``index_dir`` serves, with its fingerprint, into the empty index folder ``target_dir`` (a
-    release keeps its own copy, whatever later builds prune)."""
-    return install_build(index_dir, target_dir)

@@ -54,7 +54,7 @@ from sqlalchemy import Engine, insert, select, update
 from bot.shared.paths import REPO_ROOT
 from conversations import keys
 from conversations.rasa_client import DRAIN_POLL_S, RasaClient, RasaError
-from kb_index.layout import copy_served_build, install_build, read_current_fingerprint
+from kb_index.layout import install_build, read_current_fingerprint
 from workbench import db, gate
 from workbench.settings import WorkbenchSettings
 
@@ -199,7 +199,6 @@ class Releases:
         self.clock = clock
         self.runner = f"{socket.gethostname()}-{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
-        self._proc: asyncio.subprocess.Process | None = None
 
     # ------------------------------------------------------------------------------------------------ reading
     def row(self, release_id: int) -> dict[str, Any]:
@@ -249,6 +248,11 @@ class Releases:
             out["summary"] = [row for check in gate.CHECKS for row in (report.get(check) or {}).get("rows", [])]
         return out
 
+    def _cancel_requested(self, release_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(db.releases.c.cancel_requested).where(
+                db.releases.c.id == release_id)).scalar())
+
     def _update(self, release_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(db.releases).where(db.releases.c.id == release_id).values(**values))
@@ -278,9 +282,6 @@ class Releases:
     async def _refresh(self, token: str) -> None:
         if await self.redis.get(keys.release_lock()) in (token, token.encode()):
             await self.redis.expire(keys.release_lock(), LOCK_TTL_S)
-
-    async def _refresh_current(self) -> None:
-        await self.redis.expire(keys.release_lock(), LOCK_TTL_S)
 
     async def _release(self, token: str) -> None:
         # Only our own lease: compare and delete in one step.
@@ -312,7 +313,7 @@ class Releases:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         shutil.copy2(model, model_path(self.settings, release_id))
-        copy_served_build(self.kb_index_dir, folder / "kb_index")
+        install_build(self.kb_index_dir, folder / "kb_index")  # the release keeps its own copy
         point_link(live_link(self.settings.releases_path), folder)
         self._update(release_id, model_name=model_path(self.settings, release_id).name)
         logger.info("adopted the running model %s and index %s as release %s", model.name,
@@ -395,7 +396,6 @@ class Releases:
             proc = await asyncio.create_subprocess_exec(*cmd, cwd=str(cwd), env={**os.environ, **(env or {})},
                                                         stdout=out, stderr=asyncio.subprocess.STDOUT,
                                                         stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
-        self._proc = proc
         try:
             while True:
                 try:
@@ -405,7 +405,7 @@ class Releases:
                     pass
                 self._update(release_id, heartbeat_at=self.clock())
                 await self._refresh(token)
-                if self.row(release_id)["cancel_requested"]:
+                if self._cancel_requested(release_id):
                     raise Cancelled()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{cmd[2] if len(cmd) > 2 else cmd[0]} took longer than "
@@ -413,7 +413,6 @@ class Releases:
         finally:
             if proc.returncode is None:
                 await _kill(proc)
-            self._proc = None
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[1:4])} failed (exit {proc.returncode}); see the log")
 
@@ -442,7 +441,7 @@ class Releases:
         """The candidate's index starts as a copy of the live one: when the articles did not change, ``kb_index
         build`` finds it up to date (same content and model) and the release keeps the live build."""
         with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(copy_served_build, self.kb_index_dir, folder / "kb_index")
+            await asyncio.to_thread(install_build, self.kb_index_dir, folder / "kb_index")
         await self._run(release_id, [self.settings.app_python, "-m", "kb_index", "build"], log, token, cwd=REPO_ROOT,
                         env={"KB_DATA_DIR": str(folder / "project" / "data" / "kb"),
                              "KB_INDEX_DIR": str(folder / "kb_index"), "PYTHONPATH": str(REPO_ROOT)})
@@ -492,13 +491,15 @@ class Releases:
         """``<kind>_candidate.json`` / ``<kind>_current.json``: the candidate model and the live one measured by
         ``cmd`` (``{model}`` and ``{out}`` filled in)."""
         live = served_model(self.settings.releases_path) or setup_model()
-        for role, model in (("candidate", model_path(self.settings, release_id)), ("current", live)):
+
+        async def measure(role: str, model: Path | None) -> None:
             result = None
             if model is not None:
                 result = await self._measured(release_id, log, token, kind, str(model), files,
                                               [part.replace("{model}", str(model)) for part in cmd], {},
                                               **({"convert": convert} if convert else {}))
             (folder / f"{kind}_{role}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        await _together(measure("candidate", model_path(self.settings, release_id)), measure("current", live))
 
     async def _stage_nlu_gate(self, release_id: int, folder: Path, log: Path, token: str) -> None:
         files = self._heldout_files()
@@ -525,14 +526,22 @@ class Releases:
 
     async def _stage_kb_gate(self, release_id: int, folder: Path, log: Path, token: str) -> None:
         devset = self.settings.gate_kb_devset_path
-        for role, index_dir in (("candidate", folder / "kb_index"), ("current", self.kb_index_dir)):
-            build = (read_current_fingerprint(index_dir) or {}).get("build_id")
+        candidate_dir = folder / "kb_index"
+        builds = {role: (read_current_fingerprint(index_dir) or {}).get("build_id")
+                  for role, index_dir in (("candidate", candidate_dir), ("current", self.kb_index_dir))}
+
+        async def measure(role: str, index_dir: Path) -> None:
             result = None
-            if build:
-                result = await self._measured(release_id, log, token, "kb", str(build), [devset], [
+            if builds[role]:
+                result = await self._measured(release_id, log, token, "kb", str(builds[role]), [devset], [
                     self.settings.app_python, "-m", "kb_index", "check", "--devset", str(devset), "--out", "{out}"],
                     {"KB_INDEX_DIR": str(index_dir)})
             (folder / f"kb_{role}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        if builds["candidate"] == builds["current"]:  # articles unchanged: the same build, measured once
+            await measure("candidate", candidate_dir)
+            await measure("current", self.kb_index_dir)
+        else:
+            await _together(measure("candidate", candidate_dir), measure("current", self.kb_index_dir))
 
     def _measurement(self, kind: str, name: str, files: list[Path]) -> Path:
         """Where a measurement is kept, keyed by what it measured and on what."""
@@ -550,20 +559,20 @@ class Releases:
                                                          read("stories_candidate.json")))
 
     # ------------------------------------------------------------------------------------------------ deploying
-    async def deploy(self, release_id: int, actor: Any, reason: str = "", *, action: str = "deploy"
-                     ) -> dict[str, Any]:
-        """Serve release ``release_id``: its index, then its model on every Rasa worker in turn (``action``:
-        ``deploy`` or ``rollback``, as logged). A ``blocked`` release needs a supervisor and a written reason.
-        Raises ReleaseError."""
+    async def deploy(self, release_id: int, actor: Any, reason: str = "") -> dict[str, Any]:
+        """Serve release ``release_id``: its index, then its model on every Rasa worker in turn (logged as a
+        ``rollback`` when it was live before, else ``deploy``). A ``blocked`` release needs a supervisor and a written
+        reason. Raises ReleaseError."""
         if self.rasa is None:
             raise ReleaseError(503, "The gateway has no Rasa client.")
         self.row(release_id)  # 404 before taking the lease
-        token = await self._acquire(action)
+        token = await self._acquire("deploy")
         try:
             previous = await asyncio.to_thread(self.adopt_setup)
             row = self.row(release_id)
             self._check_deployable(row, actor, reason)
-            await self._switch(release_id, previous)
+            action = "rollback" if row["status"] == "retired" else "deploy"
+            await self._switch(release_id, previous, token)
             now = self.clock()
             with self.engine.begin() as conn:
                 conn.execute(update(db.releases).where(db.releases.c.status == "live").values(status="retired"))
@@ -595,7 +604,7 @@ class Releases:
         if not model_path(self.settings, row["id"]).is_file() or read_current_fingerprint(folder / "kb_index") is None:
             raise ReleaseError(409, "This release's model or index is missing on disk.")
 
-    async def _switch(self, release_id: int, previous: dict[str, Any] | None) -> None:
+    async def _switch(self, release_id: int, previous: dict[str, Any] | None, token: str) -> None:
         """Index, then each worker's model, then the live link; on a worker's failure everything goes back."""
         assert self.rasa is not None
         folder = release_dir(self.settings, release_id)
@@ -610,7 +619,7 @@ class Releases:
                 finally:
                     await self._undrain()
                 switched.append(index)
-                await self._refresh_current()
+                await self._refresh(token)
         except RasaError as exc:
             logger.error("deploy of release %s failed at Rasa worker %d: %s; switching back", release_id,
                          len(switched) + 1, exc)
@@ -668,6 +677,19 @@ class Releases:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+
+
+async def _together(*coros: Any) -> None:
+    """Run the candidate's and the live release's measurements at the same time (two cores); when one fails or the
+    training is cancelled, the other is cancelled too (its subprocess killed)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

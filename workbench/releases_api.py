@@ -8,6 +8,9 @@ origin and counted against the per-account write limit.
 | ``POST /releases`` | start a retrain (202; 409 while another retrain, deploy or rollback runs) |
 | ``GET /releases/{id}`` | one release with the gate's full report (per intent, newly failing and fixed lines) |
 | ``GET /releases/{id}/log`` | the end of its training log |
+
+Reads count against the per-account report limit (``HANDOFF_LIMIT_REPORT_READS``); the page polls only the release
+in training, every 5 s.
 | ``POST /releases/{id}/cancel`` | stop its training (the live bot never changed) |
 | ``POST /releases/{id}/deploy`` | serve it; ``{"reason"}`` required when the gate refused it (supervisors only) |
 
@@ -77,7 +80,7 @@ async def retrain(editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDe
     return JSONResponse(row, status_code=202)
 
 
-@router.get("/releases/{release_id}")
+@router.get("/releases/{release_id}", dependencies=[Depends(count_report_read)])
 async def release(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
     try:
         return await asyncio.to_thread(releases.row, release_id)
@@ -85,7 +88,7 @@ async def release(release_id: int, editor: EditorDep, releases: ReleasesDep) -> 
         raise _error(exc) from exc
 
 
-@router.get("/releases/{release_id}/log")
+@router.get("/releases/{release_id}/log", dependencies=[Depends(count_report_read)])
 async def release_log(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
     try:
         return {"log": await asyncio.to_thread(releases.log_tail, release_id)}
@@ -108,8 +111,6 @@ async def deploy(release_id: int, body: DeployIn, editor: EditorDep, releases: R
                  ) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
     try:
-        current = await asyncio.to_thread(releases.row, release_id)
-        action = "rollback" if current["status"] == "retired" else "deploy"
-        return await releases.deploy(release_id, editor, body.reason, action=action)
+        return await releases.deploy(release_id, editor, body.reason)
     except ReleaseError as exc:
         raise _error(exc) from exc

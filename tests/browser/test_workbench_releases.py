@@ -3,15 +3,17 @@ action server, the gateway): a message the bot does not understand reaches the i
 intent -> retrains from the Releases tab (stages and times shown while it runs) -> the gate measures the candidate
 against the live release (held-out NLU sets, conversation tests, retrieval dev set) and passes it -> the editor
 deploys it while ten customers keep chatting (every message answered once: none failed, none processed twice) ->
-every Rasa worker serves the new model and the same message is now understood. Then a change that removes most
-training examples is retrained and refused by the gate: an editor cannot deploy it, a supervisor only with a written
-reason. Rolling back to the first release, again under ten customers, makes the bot forget the line.
+every Rasa worker serves the new model and the same message is now understood. Rolling back to the first release,
+again under ten customers, makes the bot forget the line. With CSBOT_RELEASE_REFUSAL_TEST=1, a change that removes
+most training examples is also retrained and refused by the gate (an editor cannot deploy it, a supervisor only with a
+written reason): a second training, left out of `make test` for CI's time limit.
 
-Its own stack because it deploys models: the shared stack's other tests keep the setup model. Two trainings: about
-ten minutes. Set WEBCHAT_SCREENSHOT_DIR=docs/screenshots to refresh docs/screenshots/workbench-releases.png.
+Its own stack because it deploys models: the shared stack's other tests keep the setup model. About 15 minutes.
+Set WEBCHAT_SCREENSHOT_DIR=docs/screenshots to refresh docs/screenshots/workbench-releases.png.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -38,12 +40,12 @@ BOT_ANSWER = "I'm an automated assistant, not a person."
 
 @pytest.fixture(scope="module")
 def release_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from kb_index.layout import copy_served_build
+    from kb_index.layout import install_build
     from kb_index.settings import KBSettings
 
     var = tmp_path_factory.mktemp("release-var")
     index_dir = var / "kb_index"  # deploys switch this stack's index, never the repository's var/kb_index
-    copy_served_build(KBSettings().index_path, index_dir)
+    install_build(KBSettings().index_path, index_dir)
     shutil.copytree(ROOT / "data" / "kb", var / "kb")
     shutil.copytree(ROOT / "data" / "nlu", var / "nlu")
     running = start_stack(var, extra_env={
@@ -222,29 +224,34 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
         assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}
         assert _understood(stack), "the deployed model understands the added line"
 
-        # 4. A change that removes most training examples is refused by the gate.
-        nlu_file = Path(stack.env()["WORKBENCH_NLU_DIR"]) / "en.yml"
-        data = yaml.safe_load(nlu_file.read_text(encoding="utf-8"))
-        for block in data["nlu"]:
-            if block.get("intent") in ("order_status", "refund_status", "cancel_order", "complaint"):
-                block["examples"] = "".join(block["examples"].splitlines(keepends=True)[:2])
-        nlu_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        second = _retrain_on_the_page(page)
-        row = _wait_trained(stack, editor, second)
-        assert row["status"] == "blocked", (row["status"], row["error"])
-        failed = [c for c in row["report"]["nlu"]["rows"] if not c["passed"]]
-        assert ("nlu_macro_f1", "en") in {(c["check"], c["language"]) for c in failed}, row["report"]["nlu"]["rows"]
-        assert row["report"]["nlu"]["changes"]["en"]["newly_failing_count"] > 0
-        expect(page.locator("#release-status")).to_contain_text("refused by the gate")
-        expect(page.locator("#gate-table tbody tr.is-bad").first).to_be_visible()
-        expect(page.locator("#gate-failing li").first).to_be_visible()
-        expect(page.locator("#release-deploy")).to_be_hidden()  # an editor has no deploy button for it
-        r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=editor, json={}, timeout=30)
-        assert r.status_code == 403, r.text
-        r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=supervisor,
-                       json={"reason": "ok"}, timeout=30)
-        assert r.status_code == 422, r.text
-        assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}, "a refused release never reached Rasa"
+        # 4. A change that removes most training examples is refused by the gate (a second real training, ~6 min:
+        #    only with CSBOT_RELEASE_REFUSAL_TEST=1 - `make test` must stay inside CI's 90 minutes; the refusal rules
+        #    and the deploy refusals are tested in tests/workbench on every run).
+        second = None
+        if os.environ.get("CSBOT_RELEASE_REFUSAL_TEST") == "1":
+            nlu_file = Path(stack.env()["WORKBENCH_NLU_DIR"]) / "en.yml"
+            data = yaml.safe_load(nlu_file.read_text(encoding="utf-8"))
+            for block in data["nlu"]:
+                if block.get("intent") in ("order_status", "refund_status", "cancel_order", "complaint"):
+                    block["examples"] = "".join(block["examples"].splitlines(keepends=True)[:2])
+            nlu_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            second = _retrain_on_the_page(page)
+            row = _wait_trained(stack, editor, second)
+            assert row["status"] == "blocked", (row["status"], row["error"])
+            failed = [c for c in row["report"]["nlu"]["rows"] if not c["passed"]]
+            assert ("nlu_macro_f1", "en") in {(c["check"], c["language"]) for c in failed}, row["report"]["nlu"]["rows"]
+            assert row["report"]["nlu"]["changes"]["en"]["newly_failing_count"] > 0
+            expect(page.locator("#release-status")).to_contain_text("refused by the gate")
+            expect(page.locator("#gate-table tbody tr.is-bad").first).to_be_visible()
+            expect(page.locator("#gate-failing li").first).to_be_visible()
+            expect(page.locator("#release-deploy")).to_be_hidden()  # an editor has no deploy button for it
+            r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=editor, json={},
+                           timeout=30)
+            assert r.status_code == 403, r.text
+            r = httpx.post(f"{stack.web_url}/api/workbench/releases/{second}/deploy", headers=supervisor,
+                           json={"reason": "ok"}, timeout=30)
+            assert r.status_code == 422, r.text
+            assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}, "a refused release never reached Rasa"
 
         # 5. Roll back to the setup release: the bot forgets the line.
         listing = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()
@@ -265,8 +272,9 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
         assert set(_served_models(stack)) == {f"release-{setup['id']}.tar.gz"}
         assert not _understood(stack)
         history = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()["history"]
-        assert [(h["action"], h["release_id"]) for h in history[:4]] == [
-            ("rollback", setup["id"]), ("retrain", second), ("deploy", first), ("retrain", first)]
+        assert [(h["action"], h["release_id"]) for h in history] == [
+            ("rollback", setup["id"]), *([("retrain", second)] if second else []), ("deploy", first),
+            ("retrain", first)]
 
         # The page in Chinese.
         page.locator("#ui-lang").select_option("zh")

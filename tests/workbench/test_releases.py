@@ -23,9 +23,10 @@ import redis.asyncio as aioredis
 from bot.shared.paths import REPO_ROOT
 from conversations import keys
 from conversations.rasa_client import RasaClient
-from kb_index.layout import copy_served_build, read_current_fingerprint
+from kb_index.layout import install_build, read_current_fingerprint
 from tests.processes import free_port
 from tests.workbench.test_gate import setup_model  # noqa: F401 - the fixture
+from tests.workbench.test_inbox import copies, desk, fake_embedder, ib  # noqa: F401 - the gateway with the workbench
 from workbench import db, releases
 from workbench.db import make_engine
 from workbench.releases import ReleaseError, Releases
@@ -60,7 +61,7 @@ def world(tmp_path: Path, redis_url: str, setup_model: Path,  # noqa: F811
     from kb_index.settings import KBSettings
 
     index_dir = tmp_path / "kb_index"
-    copy_served_build(KBSettings().index_path, index_dir)
+    install_build(KBSettings().index_path, index_dir)
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE.format(python=sys.executable), encoding="utf-8")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
@@ -211,3 +212,31 @@ async def test_a_worker_that_cannot_load_the_model_puts_the_index_back(world: An
     live = next(r for r in rel.list() if r["status"] == "live")
     assert releases.served_model(world.settings.releases_path) == releases.model_path(world.settings, live["id"])
     assert await redis.get(keys.release_lock()) is None
+
+
+# --- the routes on the real gateway app (the inbox tests' ``ib`` fixture) ---------------------------------------
+
+ROUTES = [("GET", "/api/workbench/releases"), ("POST", "/api/workbench/releases"),
+          ("GET", "/api/workbench/releases/1"), ("GET", "/api/workbench/releases/1/log"),
+          ("POST", "/api/workbench/releases/1/cancel"), ("POST", "/api/workbench/releases/1/deploy")]
+
+
+@pytest.mark.desk_settings(handoff_limit_report_reads="3/minute", handoff_limit_desk_writes="3/minute")
+async def test_release_routes_need_an_editor_and_each_account_is_limited(ib) -> None:  # noqa: F811
+    ann, editor = await ib.agent("ann", "agent"), await ib.agent("eddie", "editor")
+    for method, path in ROUTES:
+        body = {} if method == "POST" else None
+        assert (await ib.http.request(method, path, json=body)).status_code == 401, path
+    for method, path in ROUTES[:2]:
+        r = await ib.http.request(method, path, json={} if method == "POST" else None, headers=ann.headers)
+        assert r.status_code == 403, path
+    # An editor polling a release, or asking to cancel/deploy one that does not exist: counted per account.
+    reads = [(await ib.http.get("/api/workbench/releases/999/log", headers=editor.headers)).status_code
+             for _ in range(5)]
+    assert reads[:3] == [404] * 3 and set(reads[3:]) == {429}
+    writes = [(await ib.http.post("/api/workbench/releases/999/cancel", headers=editor.headers)).status_code
+              for _ in range(5)]
+    assert writes[:3] == [404] * 3 and set(writes[3:]) == {429}
+    # State changes only from the gateway's own origin.
+    r = await ib.http.post("/api/workbench/releases", headers={**editor.headers, "Origin": "https://evil.example"})
+    assert r.status_code == 403

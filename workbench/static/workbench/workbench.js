@@ -654,7 +654,7 @@
   // ---------------------------------------------------------------- releases (retrain, gate, deploy, roll back)
 
   const releases = { data: null, open: null, timer: null };
-  const POLL_MS = 2000;
+  const POLL_MS = 5000; // reads count against the account's report limit
 
   function releaseProblem(err) {
     $("releases-message").textContent = err.message;
@@ -727,6 +727,7 @@
     for (const tr of $("releases-table").querySelectorAll("tbody tr")) {
       tr.classList.toggle("is-open", tr.dataset.release === String(id));
     }
+    return row;
   }
 
   function renderRelease(r, log) {
@@ -806,7 +807,17 @@
   function schedulePoll() {
     window.clearTimeout(releases.timer);
     if ($("releases-view").hidden || !releases.data || !releases.data.training) return;
-    releases.timer = window.setTimeout(() => loadReleases().catch(releaseProblem), POLL_MS);
+    releases.timer = window.setTimeout(() => pollTraining().catch(releaseProblem), POLL_MS);
+  }
+
+  // While a release trains: only its row and log; the whole list again once it has ended.
+  async function pollTraining() {
+    const id = releases.data.training;
+    if (releases.open !== id) return loadReleases();
+    const row = await openRelease(id);
+    if (row.status === "training") schedulePoll();
+    else await loadReleases();
+    return undefined;
   }
 
   async function onRetrain() {
