@@ -143,6 +143,7 @@ class Ingest:
         elif role == "bot":
             row.update(bot_source(data))
             row["text"] = REDACTOR.text(text)[:TEXT_CHARS]
+            row["arm"] = data.get("arm", "")[:40] or None
         elif role == "agent":
             row["agent_id"] = data.get("author") or None
         return [row], convs

@@ -69,7 +69,9 @@ events = Table(
     Column("stars", Integer),
     Column("text", Text),
     Column("complaint_type", String(20)),  # handoff/handoffs.py: COMPLAINT_TYPES, chosen when a complaint is closed
+    Column("arm", String(40)),  # a bot message's canary arm, "<release>:canary|control" (conversations/canary.py)
     UniqueConstraint("stream", "entry_id", name="uq_analytics_events_entry"),
+    Index("ix_analytics_events_arm", "arm"),
     Index("ix_analytics_events_conv_kind_ts", "conversation_id", "kind", "ts"),
     Index("ix_analytics_events_kind_handoff", "kind", "handoff_id"),
 )
@@ -163,6 +165,8 @@ def _add_new_columns(engine: Engine) -> None:
                 with engine.begin() as db:
                     db.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
                                        f"{column.type.compile(engine.dialect)}")
+        for index in table.indexes:  # an index over a column added here
+            index.create(engine, checkfirst=True)
 
 
 def _mark_existing_days(engine: Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from analytics import api
+from analytics import api, canary
 from analytics.consumer import AnalyticsConsumer
 from analytics.db import make_engine
 from analytics.kpis import Kpis
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def install(app: FastAPI) -> None:
+    app.state.canary_comparison = partial(canary_comparison, app)  # read by the workbench (workbench/releases_api.py)
     app.include_router(api.router)
     if not (STATIC / "index.html").exists():
         return
@@ -33,6 +35,14 @@ def install(app: FastAPI) -> None:
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+
+async def canary_comparison(app: FastAPI, release: int) -> dict[str, Any] | None:
+    """The two arms of canary ``release`` from the event record (analytics/canary.py); None without a record."""
+    engine = getattr(app.state, "analytics_engine", None)
+    if engine is None:
+        return None
+    return await asyncio.to_thread(canary.compare, engine, release)
 
 
 def start(app: FastAPI, redis: Any, settings: AnalyticsSettings | None = None) -> list[asyncio.Task[None]]:

@@ -32,7 +32,7 @@ from conversations import keys
 from conversations.clock import Clock
 from conversations.customers import CustomerLinks
 from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
-from conversations.rasa_client import RasaClient, follow_draining
+from conversations.rasa_client import RasaClient, follow_rollout
 from conversations.redis_client import connect, moving_window
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
@@ -87,7 +87,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
         app.state.throttle = Throttle(settings.redis_url, settings.client_limits())
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout_s,
                                     connect_timeout_s=settings.rasa_connect_timeout_s,
-                                    down_s=settings.rasa_worker_down_s)
+                                    down_s=settings.rasa_worker_down_s, canary_url=settings.rasa_canary_url)
         app.state.agents = AgentStore(redis, settings.handoff_session_ttl_s, settings.handoff_presence_ttl_s,
                                       settings.handoff_agent_max_concurrent, settings.handoff_login_hash_workers)
         app.state.login_guard = LoginGuard(redis, settings.redis_url, settings.handoff_login_max_failures,
@@ -113,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
             settings.handoff_undelivered_backoff_s)
         tasks = [asyncio.create_task(_sla_loop(app, settings.handoff_sla_check_interval_s)),
                  asyncio.create_task(app.state.undelivered.run_forever()),
-                 asyncio.create_task(follow_draining(redis, app.state.rasa))]
+                 asyncio.create_task(follow_rollout(redis, app.state.rasa))]
         if app.state.webhook.enabled:
             tasks.append(asyncio.create_task(app.state.webhook.run_forever()))
         tasks += _start_channels(app, redis, settings, channel_settings)

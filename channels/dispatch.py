@@ -27,7 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from channels.turns import RetryableNotice, check_silent_turn
-from conversations import metrics
+from conversations import canary, metrics
 from conversations.customers import CustomerLinks
 from conversations.messages import say, say_in
 from conversations.rasa_client import RasaClient, RasaError
@@ -148,15 +148,17 @@ async def answer(gw: Gateway, message: CustomerMessage) -> list[ChatMessage]:
         return []
     bot_text = text[: settings.web_nlu_chars]
     await tell_bot_the_customer(gw, conversation_id)
+    arm = await canary_arm(gw, conversation_id)
     try:
-        rasa_messages = await gw.rasa.send_message(conversation_id, bot_text, message.rasa_metadata())
+        rasa_messages = await gw.rasa.send_message(conversation_id, bot_text, message.rasa_metadata(),
+                                                   canary=canary.is_canary(arm))
     except RasaError as exc:
         logger.warning("bot unavailable for %s: %s", conversation_id, exc)
         # No worker received it: a retry of this message may ask again. A worker that did receive it may still
         # answer into the tracker, so that apology is final (a retry replays it instead of asking twice).
         notice = ChatMessage if exc.delivered else RetryableNotice
         return [notice(role="system", text=say("bot_unavailable", text, ui_lang))]
-    replies = bot_messages(rasa_messages)
+    replies = bot_messages(rasa_messages, arm)
     if gw.customers is not None:
         await gw.customers.link_if_verified(conversation_id)  # verified in this turn: link the channel identity
     # Nothing said: an action that failed (action server down) or a turn that needs no answer (handoff, listen)?
@@ -184,7 +186,16 @@ async def tell_bot_the_customer(gw: Gateway, conversation_id: str) -> None:
         logger.warning("could not tell the bot the linked customer of %s: %s", conversation_id, exc)
 
 
-def bot_messages(rasa_messages: list[dict[str, Any]]) -> list[ChatMessage]:
+async def canary_arm(gw: Gateway, conversation_id: str) -> str | None:
+    """The conversation's arm while a canary runs (conversations/canary.py); None without one (no Redis read)."""
+    running = getattr(gw.rasa, "canary", None)  # test doubles of the client may have none
+    if running is None:
+        return None
+    return canary.arm(running, conversation_id, await gw.store.created_at(conversation_id))
+
+
+def bot_messages(rasa_messages: list[dict[str, Any]], arm: str | None = None) -> list[ChatMessage]:
+    """The bot's messages to store; ``arm``: the canary arm that answered (kept with each for the record)."""
     out = []
     for m in rasa_messages:
         text = m.get("text") or ""
@@ -194,7 +205,10 @@ def bot_messages(rasa_messages: list[dict[str, Any]]) -> list[ChatMessage]:
             if isinstance(b, dict)
         ]
         if text or buttons:
-            out.append(ChatMessage(role="bot", text=text, buttons=buttons, source=bot_source(m)))
+            source = bot_source(m)
+            if arm:
+                source["arm"] = arm
+            out.append(ChatMessage(role="bot", text=text, buttons=buttons, source=source))
     return out
 
 

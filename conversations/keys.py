@@ -375,8 +375,15 @@ def release_lock() -> str:
 
 def rasa_draining() -> str:
     """String (EX) JSON list of Rasa worker URLs loading a new model during a deploy (workbench/releases.py): every
-    gateway sends new messages to the other workers meanwhile (conversations/rasa_client.py follow_draining)."""
+    gateway sends new messages to the other workers meanwhile (conversations/rasa_client.py follow_rollout)."""
     return f"{PREFIX}:kb:rasa_draining"
+
+
+def canary() -> str:
+    """String (JSON {release, share, started_at}, no expiry): the candidate release running as a canary - a share of
+    new conversations is answered by the canary Rasa worker (conversations/canary.py); written by the workbench
+    (workbench/releases.py), followed by every gateway (conversations/rasa_client.py follow_rollout)."""
+    return f"{PREFIX}:kb:canary"
 
 
 # ---------------------------------------------------------------------------------------------- one customer

@@ -11,8 +11,13 @@ again. Only requests that never reached a worker are resent: a worker that accep
 dropped the connection may still process it, and resending could answer the customer twice.
 
 Draining: a worker about to load a new model (a deploy, workbench/releases.py) is marked draining in Redis
-(``conversations.keys.rasa_draining``); every gateway follows that key (``follow_draining``) and sends new requests to
+(``conversations.keys.rasa_draining``); every gateway follows that key (``follow_rollout``) and sends new requests to
 the other workers meanwhile - a worker loading a model does not answer for half a minute.
+
+Canary: ``RASA_CANARY_URL`` names one more worker, outside the rotation, that an editor loads a candidate model into
+(workbench/releases.py); while a canary runs (``conversations.keys.canary``, followed by ``follow_rollout``), the
+messages of the conversations in its share (conversations/canary.py) go to it first, and fail over to the live
+workers when it cannot be reached.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from conversations import canary as canary_mod
 from conversations import keys, metrics
 
 logger = logging.getLogger(__name__)
@@ -60,16 +66,24 @@ class RasaClient:
         connect_timeout_s: float = 2.0,
         down_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        canary_url: str = "",
     ) -> None:
         self._token = token
         urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
         if not urls:
             raise ValueError("RASA_URL names no Rasa server")
         timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
-        self._workers = [httpx.AsyncClient(base_url=url, timeout=timeout) for url in urls]
+        live = len(urls)
+        if canary_url.strip():
+            urls.append(canary_url.strip().rstrip("/"))
+        # Index < live: the live workers (the rotation); index == live, when present: the canary worker.
+        self._clients = [httpx.AsyncClient(base_url=url, timeout=timeout) for url in urls]
+        self._workers = self._clients[:live]
+        self._canary_index: int | None = live if len(urls) > live else None
         self._urls = urls
         self._down_until = [0.0] * len(urls)
         self._draining: frozenset[str] = frozenset()  # workers loading a new model: used only if no other answers
+        self._canary: canary_mod.Canary | None = None
         self._inflight = [0] * len(urls)
         self._down_s = down_s
         self._clock = clock
@@ -85,18 +99,41 @@ class RasaClient:
         """The worker that serves this conversation while it is up (stable for a given list of workers)."""
         return self._workers[self._index(sender_id)]
 
-    def _order(self, sender_id: str) -> list[int]:
+    def _order(self, sender_id: str, canary: bool = False) -> list[int]:
         """Workers to try, in order: the conversation's own, then the next ones; workers marked down or draining go
-        last (tried only when every other one failed too; the first request after the pause probes them)."""
+        last (tried only when every other one failed too; the first request after the pause probes them). A canary
+        conversation's own worker is the canary worker (while it is up), then the live ones."""
         first = self._index(sender_id)
         ring = [(first + k) % len(self._workers) for k in range(len(self._workers))]
         now = self._clock()
         usable = [i for i in ring if self._down_until[i] <= now and self._urls[i] not in self._draining]
-        return usable + [i for i in ring if i not in usable]
+        order = usable + [i for i in ring if i not in usable]
+        index = self._canary_index
+        if canary and index is not None:
+            order = [index, *order] if self._down_until[index] <= now else [*order, index]
+        return order
 
     @property
     def urls(self) -> list[str]:
-        return list(self._urls)
+        """The live workers' URLs (``RASA_URL`` order; the canary worker is not one of them)."""
+        return list(self._urls[: len(self._workers)])
+
+    @property
+    def has_canary_worker(self) -> bool:
+        return self._canary_index is not None
+
+    @property
+    def canary_index(self) -> int | None:
+        """The canary worker's index for ``replace_model`` (None: ``RASA_CANARY_URL`` not set)."""
+        return self._canary_index
+
+    @property
+    def canary(self) -> canary_mod.Canary | None:
+        """The running canary as this gateway last read it (None: none, or no canary worker to route to)."""
+        return self._canary if self._canary_index is not None else None
+
+    def set_canary(self, canary: canary_mod.Canary | None) -> None:
+        self._canary = canary
 
     def set_draining(self, urls: frozenset[str] | set[str]) -> None:
         """Workers about to load a new model (a deploy): new requests go to the others while any is up."""
@@ -111,12 +148,12 @@ class RasaClient:
 
     def _mark_down(self, index: int, exc: Exception) -> None:
         if not self.is_down(index):
-            logger.warning("Rasa worker %s failed (%s): skipped for %.0f s", self._workers[index].base_url,
+            logger.warning("Rasa worker %s failed (%s): skipped for %.0f s", self._clients[index].base_url,
                            exc.__class__.__name__, self._down_s)
         self._down_until[index] = self._clock() + self._down_s
 
     async def _request(self, sender_id: str, method: str, path: str, *, resend_after_failure: bool,
-                       **kwargs: Any) -> httpx.Response:
+                       canary: bool = False, **kwargs: Any) -> httpx.Response:
         """One request, failing over to the next worker while none has received it.
 
         ``resend_after_failure``: a read (GET) may also be repeated on another worker after a worker received it
@@ -125,7 +162,7 @@ class RasaClient:
         started = time.perf_counter()
         try:
             response = await self._request_once(sender_id, method, path, resend_after_failure=resend_after_failure,
-                                                **kwargs)
+                                                canary=canary, **kwargs)
         except RasaError as exc:
             metrics.error("rasa", exc.kind)
             raise
@@ -136,10 +173,10 @@ class RasaClient:
         return response
 
     async def _request_once(self, sender_id: str, method: str, path: str, *, resend_after_failure: bool,
-                            **kwargs: Any) -> httpx.Response:
+                            canary: bool = False, **kwargs: Any) -> httpx.Response:
         problems = []
-        for index in self._order(sender_id):
-            worker = self._workers[index]
+        for index in self._order(sender_id, canary=canary):
+            worker = self._clients[index]
             self._inflight[index] += 1
             try:
                 response = await worker.request(method, path, **kwargs)
@@ -174,16 +211,17 @@ class RasaClient:
                         kind="unreachable")
 
     async def close(self) -> None:
-        for worker in self._workers:
+        for worker in self._clients:
             await worker.aclose()
 
     async def send_message(
-        self, sender_id: str, text: str, metadata: dict[str, Any] | None = None
+        self, sender_id: str, text: str, metadata: dict[str, Any] | None = None, *, canary: bool = False
     ) -> list[dict[str, Any]]:
-        """Send one customer message through Rasa's REST channel and return the bot's messages."""
+        """Send one customer message through Rasa's REST channel and return the bot's messages; ``canary``: the
+        conversation is in the running canary's share (the canary worker answers it while it is up)."""
         payload = {"sender": sender_id, "message": text, "metadata": metadata or {}}
         response = await self._request(sender_id, "POST", "/webhooks/rest/webhook", json=payload,
-                                        resend_after_failure=False)
+                                        resend_after_failure=False, canary=canary)
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
         body = response.json()
@@ -223,11 +261,12 @@ class RasaClient:
         return out
 
     async def replace_model(self, index: int, model_file: str, timeout_s: float = 120.0) -> str:
-        """Load ``model_file`` (a path the worker can read) into worker ``index`` with Rasa's model-replacement API
+        """Load ``model_file`` (a path the worker can read) into worker ``index`` (``canary_index``: the canary
+        worker) with Rasa's model-replacement API
         (``PUT /model``: the worker keeps its tracker store, lock store and action endpoint, and answers with the old
         model until the new one is loaded); returns the model file the worker reports afterwards. Raises RasaError
         when the worker refuses or cannot be reached."""
-        worker = self._workers[index]
+        worker = self._clients[index]
         try:
             response = await worker.put("/model", params={"token": self._token}, json={"model_file": model_file},
                                         timeout=timeout_s)
@@ -260,13 +299,15 @@ def _endpoint(path: str) -> str:
     return "message" if path.startswith("/webhooks/") else "other"
 
 
-async def follow_draining(redis: Any, rasa: RasaClient, interval_s: float = DRAIN_POLL_S) -> None:
-    """Keep ``rasa``'s draining workers equal to ``conversations.keys.rasa_draining`` (a background task of every
-    gateway); a Redis error leaves the last known state and is retried."""
+async def follow_rollout(redis: Any, rasa: RasaClient, interval_s: float = DRAIN_POLL_S) -> None:
+    """Keep ``rasa``'s draining workers equal to ``conversations.keys.rasa_draining`` and its canary equal to
+    ``conversations.keys.canary`` (a background task of every gateway); a Redis error leaves the last known state
+    and is retried."""
     while True:
         try:
-            raw = await redis.get(keys.rasa_draining())
+            raw, canary_raw = await redis.mget(keys.rasa_draining(), keys.canary())
             rasa.set_draining(frozenset(json.loads(raw)) if raw else frozenset())
+            rasa.set_canary(canary_mod.parse(canary_raw))
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a background follower must not die

@@ -23,6 +23,7 @@ class GatewaySettings(BaseSettings):
     | RASA_TIMEOUT_S | 20 | seconds to wait for the bot's answer |
     | RASA_CONNECT_TIMEOUT_S | 2 | a Rasa worker that does not accept the connection this fast counts as down |
     | RASA_WORKER_DOWN_S | 5 | a worker that refused or dropped a request is skipped this long, then probed again |
+    | RASA_CANARY_URL | (empty: none) | a Rasa worker outside the rotation for the workbench's canary |
     | WEB_MAX_MESSAGE_CHARS | 10000 | longer customer messages are rejected with 413 |
     | WEB_NLU_CHARS | 2000 | how much of a message the bot reads (the rest is kept for agents) |
     | WEB_CONVERSATION_TTL_S | 2592000 | conversations expire 30 days after the last message |
@@ -92,6 +93,7 @@ class GatewaySettings(BaseSettings):
     rasa_timeout_s: float = 20.0
     rasa_connect_timeout_s: float = Field(default=2.0, gt=0)
     rasa_worker_down_s: float = Field(default=5.0, ge=0)
+    rasa_canary_url: str = ""
     web_max_message_chars: int = Field(default=10_000, ge=100)
     web_nlu_chars: int = Field(default=2_000, ge=50)
     web_conversation_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)

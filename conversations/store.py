@@ -57,7 +57,8 @@ class ChatMessage:
     id: str = ""
     name: str = ""  # an agent message's (or joined notice's) display name, shown to the customer; else empty
     # A bot message's source as Rasa reported it (bot/plugins/rest_channel.py): "response" (domain response name or
-    # "") and, for a knowledge answer, "kb" ({"id", "score"}). Stored for the managers' record, never sent to pages.
+    # "") and, for a knowledge answer, "kb" ({"id", "score"}); "arm" while a canary runs (conversations/canary.py).
+    # Stored for the managers' record, never sent to pages.
     source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +79,8 @@ class ChatMessage:
             out["response"] = str(self.source["response"])
         if self.source.get("kb"):
             out["kb"] = json.dumps(self.source["kb"], ensure_ascii=False)
+        if self.source.get("arm"):
+            out["arm"] = str(self.source["arm"])
         return out
 
 
@@ -111,6 +114,14 @@ class ConversationStore:
 
     async def exists(self, conversation_id: str) -> bool:
         return bool(await self._redis.exists(keys.conversation(conversation_id)))
+
+    async def created_at(self, conversation_id: str) -> float | None:
+        """When the conversation was created (epoch seconds); None when unknown."""
+        value = await self._redis.hget(keys.conversation(conversation_id), "created_at")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
 
     async def create(self, channel: str, ui_lang: str | None, device_hash: str = "", client_ref: str = "") -> str:
         """A new conversation. ``device_hash`` binds it to one browser (see :meth:`belongs_to`); ``client_ref`` is

@@ -109,6 +109,15 @@ def rasa_model(releases_dir: Path) -> Path:
         raise SystemExit(str(exc)) from exc
 
 
+def canary_model(releases_dir: Path, canary_index: Path) -> Path:
+    """What the canary Rasa worker starts with: ``<releases>/canary`` (workbench/canary.py ``ensure_canary``: the
+    running canary's release, else the live one), its action server's index made present first."""
+    from kb_index.settings import KBSettings
+    from workbench.canary import ensure_canary
+
+    return ensure_canary(releases_dir, KBSettings().index_path, canary_index)
+
+
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -253,6 +262,7 @@ class Service:
     ready_timeout_s: float = 60.0
     umask: int | None = None
     on_ready: Callable[[], None] | None = None  # run each time an instance becomes ready (errors announced)
+    env: dict[str, str] = field(default_factory=dict)  # this service's own values over the stack's environment
     proc: subprocess.Popen | None = None
     is_ready: bool = False
     starts: int = 0
@@ -406,7 +416,8 @@ class Supervisor:
             if svc.umask is not None:
                 kwargs["umask"] = svc.umask
             proc = subprocess.Popen(
-                svc.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                svc.cmd, cwd=self.cwd, env={**self.env, **svc.env}, stdin=subprocess.DEVNULL, stdout=fd,
+                stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent(), **kwargs,  # noqa: PLW1509
             )
         finally:
@@ -538,6 +549,10 @@ class Stack:
     # channels pointed at their fake APIs with per-run demo credentials (tools/fake_phones).
     fake_phones: list[str] = field(default_factory=list)
     phones_port: int = 8010
+    # A canary Rasa worker and its action server (the workbench's canary: RASA_CANARY_URL); RASA_CANARY=0 for none.
+    canary: bool = False
+    canary_rasa_port: int = 0  # 0: 5006 + workers on the documented ports, else a free port
+    canary_action_port: int = 0
     _phone_env: dict[str, str] | None = None
     supervisor: Supervisor | None = None
     _redis_password: str | None = None
@@ -583,6 +598,26 @@ class Stack:
     def rasa_names(self) -> list[str]:
         """Service names of the Rasa workers (also their log file names): rasa, rasa2, ..."""
         return ["rasa" if i == 0 else f"rasa{i + 1}" for i in range(len(self.rasa_ports))]
+
+    def _canary_ports(self) -> tuple[int, int]:
+        if not self.canary_rasa_port:
+            documented = self.rasa_port == 5005
+            self.canary_rasa_port = 5005 + self.rasa_workers if documented else free_port()
+            self.canary_action_port = 5056 if documented else free_port()
+        return self.canary_rasa_port, self.canary_action_port
+
+    @property
+    def canary_rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self._canary_ports()[0]}"
+
+    @property
+    def canary_action_url(self) -> str:
+        return f"http://127.0.0.1:{self._canary_ports()[1]}"
+
+    @property
+    def canary_kb_dir(self) -> Path:
+        """The canary action server's KB_INDEX_DIR (workbench settings: WORKBENCH_CANARY_KB_DIR)."""
+        return self.releases_dir / "canary-kb"
 
     @property
     def phones_url(self) -> str:
@@ -638,6 +673,8 @@ class Stack:
                 "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
                 "ACTION_SERVER_TOKEN": self.action_token,
                 "RASA_URL": ",".join(self.rasa_urls),
+                "RASA_CANARY_URL": self.canary_rasa_url if self.canary else "",
+                "WORKBENCH_CANARY_KB_DIR": str(self.canary_kb_dir),
                 "RASA_TOKEN": self.rasa_token,
                 "HANDOFF_INTERNAL_TOKEN": self.internal_token,
                 "HANDOFF_URL": self.web_url,
@@ -679,6 +716,23 @@ class Stack:
             "actions", [str(APP_PY), "-m", "actions.server", "--port", str(self.action_port)],
             lambda: http_ok(f"{self.action_url}/health"), ready_timeout_s=120,
         ))
+        if self.canary:
+            rasa_port, action_port = self._canary_ports()
+            url = self.canary_rasa_url
+            out.insert(len(out) - 1, Service(
+                "rasa-canary",
+                [str(RASA_PY), "-m", "rasa", "run", "--model", str(canary_model(self.releases_dir, self.canary_kb_dir)),
+                 "--enable-api", f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port",
+                 str(rasa_port), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+                 "--cors", "http://127.0.0.1"],
+                lambda: http_ok(f"{url}/status?token={self.rasa_token}"), ready_timeout_s=300,
+                env={"ACTION_ENDPOINT_URL": f"{self.canary_action_url}/webhook"},
+            ))
+            out.append(Service(
+                "actions-canary", [str(APP_PY), "-m", "actions.server", "--port", str(action_port)],
+                lambda: http_ok(f"{self.canary_action_url}/health"), ready_timeout_s=120,
+                env={"KB_INDEX_DIR": str(self.canary_kb_dir)},
+            ))
         out.append(Service(
             "web",
             [str(APP_PY), "-m", "uvicorn", "channels.app:create_app", "--factory", "--host", "127.0.0.1",
@@ -791,7 +845,8 @@ def main() -> int:
                         help="every service on a random free port (a second copy next to a running one, tests)")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var", help="Redis data and logs (default var/)")
     args = parser.parse_args()
-    options: dict[str, Any] = {"redis_url": os.environ.get("REDIS_URL") or None, "var_dir": args.var_dir}
+    options: dict[str, Any] = {"redis_url": os.environ.get("REDIS_URL") or None, "var_dir": args.var_dir,
+                               "canary": os.environ.get("RASA_CANARY", "1") != "0"}
     if os.environ.get("FAKE_PHONES"):
         demo = fake_phones_demo()
         try:
@@ -821,7 +876,9 @@ def main() -> int:
                  else f"127.0.0.1:{stack.redis_port} (password: {stack.redis_dir}/password)")
         say(f"\n  Web chat:      {stack.web_url}/\n  Agent console: {stack.agent_url}"
             f"\n  Rasa (local):  {', '.join(stack.rasa_urls)}  (HTTP API token in this process only)"
-            f"\n  Action server: {stack.action_url}\n  Redis:         {redis}"
+            + (f"\n  Rasa canary:   {stack.canary_rasa_url} (the workbench's canary; RASA_CANARY=0: none)"
+               if stack.canary else "")
+            + f"\n  Action server: {stack.action_url}\n  Redis:         {redis}"
             f"\n  Logs:          {stack.log_dir or stack.var_dir / 'logs'}/\n"
             + "".join(f"  Fake {name + ':':<10}{stack.phones_url}/phone/{name}  (local demo phone)\n"
                       for name in stack.fake_phones)

@@ -157,6 +157,23 @@ releases = Table(
     Index("ix_workbench_releases_status", "status"),
 )
 
+# Canaries: a candidate release answering a share of new conversations (workbench/canary.py); at most one has no
+# ended_at (the running one; the routing itself is the Redis key conversations.keys.canary()).
+canaries = Table(
+    "workbench_canaries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, nullable=False),
+    Column("share", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("started_by", String(80), nullable=False),
+    Column("live_release_id", Integer),  # the control arm's release
+    Column("ended_at", Float),
+    Column("ended_by", String(80)),
+    Column("outcome", String(20)),  # promoted | aborted | replaced (another release was deployed or rolled back to)
+    Column("override_reason", Text),  # a canary of a release the gate refused: the supervisor's reason
+    Index("ix_workbench_canaries_release", "release_id"),
+)
+
 # Who did what with the releases (retrain, cancel, deploy, deploy over a failed gate with its reason, rollback).
 release_log = Table(
     "workbench_release_log", metadata,

@@ -572,6 +572,11 @@ class Releases:
             row = self.row(release_id)
             self._check_deployable(row, actor, reason)
             action = "rollback" if row["status"] == "retired" else "deploy"
+            running = await asyncio.to_thread(self.running_canary)
+            if running is not None and running["release_id"] != release_id:
+                # Another release goes live (a rollback during a canary): the canary ends first, so no customer is
+                # left on the candidate.
+                await self.end_canary(actor, "replaced")
             await self._switch(release_id, previous, token)
             now = self.clock()
             with self.engine.begin() as conn:
@@ -583,6 +588,8 @@ class Releases:
             self._log(release_id, actor, action, {
                 "from": previous["id"] if previous else None, "gate": row["gate"],
                 **({"override_reason": reason.strip()[:2000]} if row["status"] == "blocked" else {})})
+            if running is not None and running["release_id"] == release_id:
+                await self.end_canary(actor, "promoted")  # its conversations go on with the same model, now live
         finally:
             await self._release(token)
         return self.row(release_id)
@@ -655,6 +662,29 @@ class Releases:
         await self.redis.delete(keys.rasa_draining())
         self.rasa.set_draining(set())
 
+    # ------------------------------------------------------------------------------------------------ the canary
+    def running_canary(self) -> dict[str, Any] | None:
+        """The canary that runs now (workbench/canary.py starts it), or None."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(db.canaries).where(db.canaries.c.ended_at.is_(None)).order_by(
+                db.canaries.c.id.desc())).mappings().first()
+        return dict(found) if found else None
+
+    async def end_canary(self, actor: Any, outcome: str) -> dict[str, Any] | None:
+        """Stop routing conversations to the candidate (every gateway within DRAIN_POLL_S) and record how the
+        canary ended: promoted, aborted, replaced. Its conversations go on with the live release."""
+        running = await asyncio.to_thread(self.running_canary)
+        await self.redis.delete(keys.canary())
+        if self.rasa is not None:
+            self.rasa.set_canary(None)
+        if running is None:
+            return None
+        with self.engine.begin() as conn:
+            conn.execute(update(db.canaries).where(db.canaries.c.id == running["id"]).values(
+                ended_at=self.clock(), ended_by=getattr(actor, "username", str(actor)), outcome=outcome))
+        self._log(running["release_id"], actor, f"canary_{outcome}", {"share": running["share"]})
+        return running
+
     # ------------------------------------------------------------------------------------------------ housekeeping
     def _prune(self) -> None:
         """Delete the folders of releases beyond the newest WORKBENCH_KEEP_RELEASES finished ones (never the live
@@ -663,8 +693,9 @@ class Releases:
             rows = conn.execute(select(db.releases.c.id, db.releases.c.status).where(
                 db.releases.c.files_removed.is_(False)).order_by(db.releases.c.id.desc())).all()
         kept = 0
+        canary = self.running_canary()
         for release_id, status in rows:
-            if status in ("live", "training"):
+            if status in ("live", "training") or (canary is not None and canary["release_id"] == release_id):
                 continue
             kept += 1
             if kept > self.settings.keep_releases:

@@ -15,6 +15,15 @@ in training, every 5 s.
 | ``POST /releases/{id}/deploy`` | serve it; ``{"reason"}`` required when the gate refused it (supervisors only) |
 
 Deploying an earlier release is a rollback (logged as one).
+
+The canary (workbench/canary.py):
+
+| route | what |
+|---|---|
+| ``GET /canary`` | the running canary (or the last one) and its two arms compared (analytics/canary.py) |
+| ``POST /releases/{id}/canary`` | ``{"share", "reason"}``: a share of new conversations goes to this release |
+| ``POST /canary/promote`` | deploy the canary's release everywhere (``{"reason"}`` when the gate refused it) |
+| ``POST /canary/abort`` | stop it: its conversations go on with the live release |
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_read, same_origin
+from workbench import canary
 from workbench.api import SettingsDep, engine_of
 from workbench.releases import ReleaseError, Releases
 
@@ -55,6 +65,10 @@ ReleasesDep = Annotated[Releases, Depends(get_releases)]
 class DeployIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=2000)
+
+
+class CanaryIn(DeployIn):
+    share: float | None = Field(default=None, ge=0.01, le=0.5)
 
 
 def _error(exc: ReleaseError) -> HTTPException:
@@ -112,5 +126,45 @@ async def deploy(release_id: int, body: DeployIn, editor: EditorDep, releases: R
     await count_desk_write(throttle, editor)
     try:
         return await releases.deploy(release_id, editor, body.reason)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.get("/canary", dependencies=[Depends(count_report_read)])
+async def canary_state(request: Request, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
+    """The running canary, else the last one, with its arms compared (None: no record to compare from)."""
+    out = await asyncio.to_thread(canary.state, releases)
+    shown = out["running"] or await asyncio.to_thread(canary.last, releases)
+    out["shown"] = shown
+    compare = getattr(request.app.state, "canary_comparison", None)
+    out["comparison"] = await compare(shown["release_id"]) if shown and compare else None
+    return out
+
+
+@router.post("/releases/{release_id}/canary")
+async def start_canary(release_id: int, body: CanaryIn, editor: EditorDep, releases: ReleasesDep,
+                       throttle: ThrottleDep) -> dict[str, Any]:
+    await count_desk_write(throttle, editor)
+    try:
+        return await canary.start(releases, release_id, editor, body.share, body.reason)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.post("/canary/promote")
+async def promote_canary(body: DeployIn, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
+                         ) -> dict[str, Any]:
+    await count_desk_write(throttle, editor)
+    try:
+        return await canary.promote(releases, editor, body.reason)
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
+@router.post("/canary/abort")
+async def abort_canary(editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep) -> dict[str, Any]:
+    await count_desk_write(throttle, editor)
+    try:
+        return await canary.abort(releases, editor)
     except ReleaseError as exc:
         raise _error(exc) from exc

@@ -25,9 +25,12 @@
 | WORKBENCH_TRAIN_TIMEOUT_S | 3600 | a training stage running longer is stopped (the release fails) |
 | WORKBENCH_MODEL_LOAD_TIMEOUT_S | 120 | how long a Rasa worker may take to load a deployed model |
 | WORKBENCH_KEEP_RELEASES | 5 | finished releases whose files are kept besides the live one (older: no rollback) |
+| WORKBENCH_CANARY_SHARE | 0.10 | share of new conversations a canary gets unless the editor chooses (0.01-0.5) |
+| WORKBENCH_CANARY_KB_DIR | <releases>/canary-kb | the canary action server's `KB_INDEX_DIR` (a canary writes it) |
 
 The live index is the action servers' `KB_INDEX_DIR` (kb_index/settings.py); the Rasa workers are `RASA_URL` with
-`RASA_TOKEN` (conversations/settings.py). A deploy writes both, so the gateway, the action servers and the Rasa
+`RASA_TOKEN` (conversations/settings.py), the canary worker `RASA_CANARY_URL` (no canary without it). A deploy
+writes both, so the gateway, the action servers and the Rasa
 workers must share the releases folder and the index folder (one host, or a shared volume).
 
 (PostgreSQL: `postgresql+psycopg://user:pass@host/db`, any SQLAlchemy URL. "Try a question" asks the action server's
@@ -73,6 +76,12 @@ class WorkbenchSettings(BaseSettings):
     train_timeout_s: int = Field(default=3600, ge=10)
     model_load_timeout_s: float = Field(default=120.0, ge=1.0)
     keep_releases: int = Field(default=5, ge=1, le=100)
+    canary_share: float = Field(default=0.10, ge=0.01, le=0.5)
+    canary_kb_dir: Path | None = None
+
+    @property
+    def canary_kb_path(self) -> Path:
+        return _absolute(self.canary_kb_dir) if self.canary_kb_dir else self.releases_path / "canary-kb"
 
     @property
     def releases_path(self) -> Path:

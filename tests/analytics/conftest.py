@@ -21,7 +21,8 @@ PASSWORD = "dashboard test password"  # noqa: S105 - test secret
 
 
 class SilentRasa:
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         return [{"recipient_id": sender_id, "text": "ok"}]
 
     async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:

@@ -59,7 +59,8 @@ REPLIES = {
 class SourcedRasa:
     """Replies as Rasa's sourced REST channel would."""
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         return [{"recipient_id": sender_id, **m} for m in REPLIES[text]]
 
     async def append_events(self, sender_id: str, events: list) -> None:

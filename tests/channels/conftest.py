@@ -25,7 +25,8 @@ class RecordingBot:
         self.reply: Callable[[str], list[dict[str, Any]]] = lambda text: [
             {"text": f"echo:{text[:40]}", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}]
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text, "metadata": metadata})
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

@@ -40,7 +40,8 @@ class VerifyingBot(RecordingBot):
         self.store = VerificationStore(redis_url, 1800, Limits("3/15 minutes", "10/hour"))
         self.appended: list[dict[str, Any]] = []
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         if text.startswith("verify "):
             _, customer, tier = text.split()
             await self.store.remember_customer(sender_id, customer, tier)

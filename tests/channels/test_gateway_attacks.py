@@ -21,7 +21,8 @@ class RecordingRasa:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         self.texts.append(text)
         return [{"text": "ok", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}]
 

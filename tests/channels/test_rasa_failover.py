@@ -142,12 +142,12 @@ async def test_a_draining_worker_gets_no_new_messages_while_another_answers(live
     import redis.asyncio as aioredis
 
     from conversations import keys
-    from conversations.rasa_client import follow_draining
+    from conversations.rasa_client import follow_rollout
 
     other = await FakeRasa("other").start()
     client = RasaClient(f"{other.url},{live.url}")
     redis = aioredis.from_url(redis_url, decode_responses=True)
-    follower = asyncio.create_task(follow_draining(redis, client, interval_s=0.05))
+    follower = asyncio.create_task(follow_rollout(redis, client, interval_s=0.05))
     try:
         pinned = list(_pinned(client, 0, 3))
         await redis.set(keys.rasa_draining(), f'["{other.url}"]', ex=60)

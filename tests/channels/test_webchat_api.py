@@ -18,7 +18,8 @@ class StubRasa:
         self.calls: list[dict[str, Any]] = []
         self.fail = False
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text, "metadata": metadata})
         if self.fail:
             raise RasaError("Rasa unreachable: ConnectError")

@@ -59,7 +59,8 @@ class StubRasa:
         self.events: list[dict[str, Any]] = []
         self.fail = False
 
-    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
+    async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
+                           canary: bool = False) -> list[dict]:
         self.calls.append({"sender": sender_id, "text": text})
         if self.fail:
             raise RasaError("Rasa unreachable: ConnectError")
