@@ -109,13 +109,14 @@ def rasa_model(releases_dir: Path) -> Path:
         raise SystemExit(str(exc)) from exc
 
 
-def canary_model(releases_dir: Path, canary_index: Path) -> Path:
+def canary_model(releases_dir: Path, live_index: str | None, canary_index: Path) -> Path:
     """What the canary Rasa worker starts with: ``<releases>/canary`` (workbench/canary.py ``ensure_canary``: the
-    running canary's release, else the live one), its action server's index made present first."""
+    running canary's release, else the live one), its action server's index made present first (a copy of the live
+    index ``live_index``, the stack's KB_INDEX_DIR, when there is none)."""
     from kb_index.settings import KBSettings
     from workbench.canary import ensure_canary
 
-    return ensure_canary(releases_dir, KBSettings().index_path, canary_index)
+    return ensure_canary(releases_dir, Path(live_index) if live_index else KBSettings().index_path, canary_index)
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
@@ -719,9 +720,10 @@ class Stack:
         if self.canary:
             rasa_port, action_port = self._canary_ports()
             url = self.canary_rasa_url
+            model = canary_model(self.releases_dir, self.env().get("KB_INDEX_DIR"), self.canary_kb_dir)
             out.insert(len(out) - 1, Service(
                 "rasa-canary",
-                [str(RASA_PY), "-m", "rasa", "run", "--model", str(canary_model(self.releases_dir, self.canary_kb_dir)),
+                [str(RASA_PY), "-m", "rasa", "run", "--model", str(model),
                  "--enable-api", f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port",
                  str(rasa_port), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
                  "--cors", "http://127.0.0.1"],

@@ -1,9 +1,12 @@
 """The editors' loop end to end, in headless Chromium against a real stack of its own (Redis, two Rasa workers, the
-action server, the gateway): a message the bot does not understand reaches the inbox -> the editor adds it to an
-intent -> retrains from the Releases tab (stages and times shown while it runs) -> the gate measures the candidate
-against the live release (held-out NLU sets, conversation tests, retrieval dev set) and passes it -> the editor
-deploys it while ten customers keep chatting (every message answered once: none failed, none processed twice) ->
-every Rasa worker serves the new model and the same message is now understood. Rolling back to the first release,
+action server, the canary Rasa worker and its action server, the gateway): a message the bot does not understand
+reaches the inbox -> the editor adds it to an intent -> retrains from the Releases tab (stages and times shown while
+it runs) -> the gate measures the candidate against the live release (held-out NLU sets, conversation tests, retrieval
+dev set) and passes it -> the editor starts a canary at 10 %: new conversations the hash puts in the canary's share
+understand the message (sticky, at every message), the others and the conversations that started before do not; the
+page compares the two arms from the managers' record -> the editor promotes it while ten customers keep chatting
+(every message answered once: none failed, none processed twice) -> every Rasa worker serves the new model and the
+same message is now understood. Rolling back to the first release,
 again under ten customers, makes the bot forget the line. With CSBOT_RELEASE_REFUSAL_TEST=1, a change that removes
 most training examples is also retrained and refused by the gate (an editor cannot deploy it, a supervisor only with a
 written reason): a second training, left out of `make test` for CI's time limit.
@@ -48,7 +51,7 @@ def release_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     install_build(KBSettings().index_path, index_dir)
     shutil.copytree(ROOT / "data" / "kb", var / "kb")
     shutil.copytree(ROOT / "data" / "nlu", var / "nlu")
-    running = start_stack(var, extra_env={
+    running = start_stack(var, canary=True, extra_env={
         **RELAXED_CLIENT_LIMITS, "WEB_RATE_LIMIT_MESSAGES": "1000", "KB_INDEX_DIR": str(index_dir),
         "WORKBENCH_KB_DIR": str(var / "kb"), "WORKBENCH_NLU_DIR": str(var / "nlu"), "WORKBENCH_INBOX_ENABLED": "true",
         "WORKBENCH_INBOX_POLL_S": "0.2"})
@@ -66,6 +69,15 @@ def _understood(stack: Any) -> bool:
     with httpx.Client(timeout=60) as customer:
         reply = _say(stack, PHRASE, customer)
     return any(m["text"].startswith(BOT_ANSWER) for m in reply["messages"])
+
+
+def _ask(stack: Any, http: httpx.Client, conversation_id: str | None) -> tuple[str, bool]:
+    """PHRASE in a conversation (None: a new one); (its id, whether the bot understood)."""
+    r = http.post(f"{stack.web_url}/api/webchat/messages", json={
+        "conversation_id": conversation_id, "message_id": uuid.uuid4().hex, "text": PHRASE,
+        "metadata": {"ui_lang": "en"}})
+    assert r.status_code == 200, r.text
+    return r.json()["conversation_id"], any(m["text"].startswith(BOT_ANSWER) for m in r.json()["messages"])
 
 
 def _served_models(stack: Any) -> list[str]:
@@ -204,12 +216,62 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
         assert "=== kb_gate ===" in page.locator("#release-log").text_content()
         _screenshot(page, "workbench-releases.png")
 
-        # 3. Deploy while ten customers chat: every message answered, none processed twice.
+        # 3. A canary at 10 % of new conversations (the default share), started on the page.
+        from conversations import canary as routing
+
+        with httpx.Client(timeout=60) as http:
+            before, understood = _ask(stack, http, None)  # started before the canary: stays on the live model
+            assert not understood
+            expect(page.locator("#canary-share")).to_have_value("10")
+            with page.expect_response(lambda r: r.url.endswith(f"/releases/{first}/canary")) as done:
+                page.locator("#release-canary").click()
+            assert done.value.status == 200, done.value.text()
+            running = done.value.json()["running"]
+            assert running["release_id"] == first and running["share"] == 0.10
+            expect(page.locator("#canary-title")).to_contain_text(f"release {first} answers 10%")
+            assert set(_served_models(stack)) == setup_models, "the live workers keep the live model"
+            canary_model = httpx.get(f"{stack.canary_rasa_url}/status", params={"token": stack.rasa_token},
+                                     timeout=30).json()["model_file"]
+            assert canary_model.endswith(f"release-{first}.tar.gz")
+            time.sleep(1.5)  # every gateway follows the canary key within DRAIN_POLL_S
+            # New conversations: the ones the hash puts in the canary's share understand the phrase, at every
+            # message (sticky); the others do not.
+            arms: dict[str, bool] = {}
+            while sum(arms.values()) < 2 or len(arms) - sum(arms.values()) < 5:
+                assert len(arms) < 200, arms
+                cid, understood = _ask(stack, http, None)
+                in_canary = routing.bucket(first, cid) < round(running["share"] * routing.BUCKETS)
+                assert understood == in_canary, (cid, in_canary)
+                arms[cid] = in_canary
+            for cid, in_canary in list(arms.items())[:8]:
+                assert _ask(stack, http, cid)[1] == in_canary, cid
+            assert not _ask(stack, http, before)[1], "a conversation older than the canary keeps the live model"
+        canaries = sum(arms.values())
+        # The page compares the arms from the managers' record (the consumer catches up within seconds).
+        deadline = time.monotonic() + 60
+        while True:
+            cmp = httpx.get(f"{stack.web_url}/api/workbench/canary", headers=editor, timeout=30).json()["comparison"]
+            if cmp["canary"]["conversations"] >= canaries and cmp["control"]["conversations"] >= len(arms) - canaries:
+                break
+            assert time.monotonic() < deadline, cmp
+            time.sleep(1)
+        assert cmp["canary"]["conversations"] == canaries
+        # The candidate answered every canary question (bot_challenge, a flow); the live model did not understand.
+        assert cmp["canary"]["answered"]["value"] == 1.0 and cmp["canary"]["fallback"]["value"] == 0.0, cmp
+        print(f"\ncanary comparison after {len(arms)} new conversations: " + ", ".join(
+            f"{m} {cmp['canary'][m]['value']} vs {cmp['control'][m]['value']}" for m in ("answered", "fallback")))
+        assert cmp["difference"]["fallback"]["enough"] is False  # a handful of conversations proves nothing yet
+        page.locator("#releases-refresh").click()
+        expect(page.locator("#canary-table tbody tr[data-measure='fallback']")).to_contain_text("not enough data")
+        expect(page.locator("#canary-status")).to_contain_text(f"canary {canaries}")
+        _screenshot(page, "workbench-canary.png")
+
+        # 4. Promote while ten customers chat: every message answered, none processed twice.
         with Customers(stack) as customers:
             time.sleep(3)
             started = time.monotonic()
-            with page.expect_response(lambda r: r.url.endswith(f"/releases/{first}/deploy"), timeout=300_000) as done:
-                page.locator("#release-deploy").click()
+            with page.expect_response(lambda r: r.url.endswith("/canary/promote"), timeout=300_000) as done:
+                page.locator("#canary-promote").click()
             deploy_s = time.monotonic() - started
             assert done.value.status == 200, done.value.text()
             time.sleep(3)
@@ -218,13 +280,14 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
         assert customers.processed_once() == {}
         print(f"\nretrain + gate: {row['elapsed_s']:.0f} s ("
               + ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in row["stages"]) + "); "
-              f"deploy under {len(customers.threads)} customers: {deploy_s:.1f} s, {customers.messages} "
+              f"canary promoted under {len(customers.threads)} customers: {deploy_s:.1f} s, {customers.messages} "
               f"messages, {len(customers.failures)} failed, 0 processed twice")
         expect(page.locator("#releases-message")).to_contain_text(f"Release {first} is live.")
         assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}
         assert _understood(stack), "the deployed model understands the added line"
+        expect(page.locator("#canary-title")).to_contain_text("promoted")
 
-        # 4. A change that removes most training examples is refused by the gate (a second real training, ~6 min:
+        # 5. A change that removes most training examples is refused by the gate (a second real training, ~6 min:
         #    only with CSBOT_RELEASE_REFUSAL_TEST=1 - `make test` must stay inside CI's 90 minutes; the refusal rules
         #    and the deploy refusals are tested in tests/workbench on every run).
         second = None
@@ -253,7 +316,7 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
             assert r.status_code == 422, r.text
             assert set(_served_models(stack)) == {f"release-{first}.tar.gz"}, "a refused release never reached Rasa"
 
-        # 5. Roll back to the setup release: the bot forgets the line.
+        # 6. Roll back to the setup release: the bot forgets the line.
         listing = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()
         setup = next(x for x in listing["releases"] if x["kind"] == "setup")
         assert setup["status"] == "retired" and listing["live"] == first
@@ -273,8 +336,8 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
         assert not _understood(stack)
         history = httpx.get(f"{stack.web_url}/api/workbench/releases", headers=editor, timeout=30).json()["history"]
         assert [(h["action"], h["release_id"]) for h in history] == [
-            ("rollback", setup["id"]), *([("retrain", second)] if second else []), ("deploy", first),
-            ("retrain", first)]
+            ("rollback", setup["id"]), *([("retrain", second)] if second else []), ("canary_promoted", first),
+            ("deploy", first), ("canary_start", first), ("retrain", first)]
 
         # The page in Chinese.
         page.locator("#ui-lang").select_option("zh")

@@ -26,6 +26,7 @@ class FakeRasa:
         self.mode = "answer"  # answer | hang | drop | empty
         self.hang_s = 5.0
         self.tracker: dict[str, Any] = {"events": []}
+        self.model_file = "model.tar.gz"  # what /status reports; ``PUT /model`` (Rasa's model replacement) sets it
         # Awaited with each REST message before the answer (e.g. to change the owner key meanwhile).
         self.before_answer: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -89,5 +90,8 @@ class FakeRasa:
         if path.endswith("/tracker"):
             return 200, self.tracker
         if path == "/status":
-            return 200, {"model_file": "model.tar.gz"}
+            return 200, {"model_file": self.model_file}
+        if path == "/model" and method == "PUT":
+            self.model_file = str((body or {}).get("model_file") or "")
+            return 200, {}
         return 404, {"error": "not found"}

@@ -218,7 +218,9 @@ async def test_a_worker_that_cannot_load_the_model_puts_the_index_back(world: An
 
 ROUTES = [("GET", "/api/workbench/releases"), ("POST", "/api/workbench/releases"),
           ("GET", "/api/workbench/releases/1"), ("GET", "/api/workbench/releases/1/log"),
-          ("POST", "/api/workbench/releases/1/cancel"), ("POST", "/api/workbench/releases/1/deploy")]
+          ("POST", "/api/workbench/releases/1/cancel"), ("POST", "/api/workbench/releases/1/deploy"),
+          ("GET", "/api/workbench/canary"), ("POST", "/api/workbench/releases/1/canary"),
+          ("POST", "/api/workbench/canary/promote"), ("POST", "/api/workbench/canary/abort")]
 
 
 @pytest.mark.desk_settings(handoff_limit_report_reads="3/minute", handoff_limit_desk_writes="3/minute")
@@ -240,3 +242,86 @@ async def test_release_routes_need_an_editor_and_each_account_is_limited(ib) -> 
     # State changes only from the gateway's own origin.
     r = await ib.http.post("/api/workbench/releases", headers={**editor.headers, "Origin": "https://evil.example"})
     assert r.status_code == 403
+
+
+# --- the canary (workbench/canary.py) with fake Rasa workers on real sockets ---------------------------------------
+
+@pytest.fixture
+async def fleet() -> Any:
+    from tests.channels.fake_rasa import FakeRasa
+
+    workers = [await FakeRasa(name).start() for name in ("live1", "live2", "canary")]
+    client = RasaClient(f"{workers[0].url},{workers[1].url}", canary_url=workers[2].url)
+    yield SimpleNamespace(workers=workers, client=client)
+    await client.close()
+    for w in workers:
+        await w.stop()
+
+
+async def test_a_canary_loads_the_candidate_only_on_the_canary_worker_and_promote_deploys_it(
+        world: Any, redis: Any, fleet: Any) -> None:
+    from conversations import canary as routing
+    from workbench import canary
+
+    rel = _releases(world, redis, fleet.client)
+    ready = _ready_release(world, "ready")
+    live1, live2, cand = fleet.workers
+    try:
+        state = await canary.start(rel, ready, EDITOR)
+        running = state["running"]
+        assert running["release_id"] == ready and running["share"] == 0.10 and running["started_by"] == "ed"
+        model = str(releases.model_path(world.settings, ready))
+        assert cand.model_file == model and live1.model_file == live2.model_file == "model.tar.gz"
+        assert read_current_fingerprint(world.settings.canary_kb_path)["build_id"] == "candidate-build"
+        assert read_current_fingerprint(world.index_dir)["build_id"] != "candidate-build", "live index unchanged"
+        assert (canary.canary_link(world.settings.releases_path).resolve()
+                == releases.release_dir(world.settings, ready).resolve())
+        assert routing.parse(await redis.get(keys.canary())) == routing.Canary(ready, 0.10, running["started_at"])
+        with pytest.raises(ReleaseError) as refused:
+            await canary.start(rel, ready, EDITOR)
+        assert refused.value.status == 409, "one canary at a time"
+
+        state = await canary.promote(rel, EDITOR)
+        assert state["running"] is None and await redis.get(keys.canary()) is None
+        assert live1.model_file == live2.model_file == model and rel.row(ready)["status"] == "live"
+        assert canary.last(rel)["outcome"] == "promoted"
+        assert [h["action"] for h in rel.history()][:3] == ["canary_promoted", "deploy", "canary_start"]
+    finally:
+        await redis.delete(keys.canary())
+
+
+async def test_a_canary_is_refused_or_ended_when_it_must_be(world: Any, redis: Any, fleet: Any) -> None:
+    from workbench import canary
+
+    rel = _releases(world, redis, fleet.client)
+    blocked, ready = _ready_release(world, "blocked"), _ready_release(world, "ready")
+    try:
+        for actor, share, reason, status in ((EDITOR, None, "", 403), (SUPERVISOR, None, "short", 422),
+                                             (EDITOR, 0.9, "", 422)):
+            with pytest.raises(ReleaseError) as refused:
+                await canary.start(rel, blocked if share is None else ready, actor, share, reason)
+            assert refused.value.status == status
+        with pytest.raises(ReleaseError) as refused:
+            await canary.start(_releases(world, redis, RasaClient(fleet.workers[0].url)), ready, EDITOR)
+        assert refused.value.status == 409 and "RASA_CANARY_URL" in str(refused.value)
+        with pytest.raises(ReleaseError) as refused:
+            await canary.abort(rel, EDITOR)
+        assert refused.value.status == 409
+        assert await redis.get(keys.canary()) is None and fleet.workers[2].model_file == "model.tar.gz"
+
+        # A supervisor may try a refused release on a share, with a reason; an abort sends everyone back.
+        state = await canary.start(rel, blocked, SUPERVISOR, 0.25, "the gate's story test is flaky, try it")
+        assert state["running"]["override_reason"].startswith("the gate's")
+        await canary.abort(rel, EDITOR)
+        assert await redis.get(keys.canary()) is None and canary.last(rel)["outcome"] == "aborted"
+
+        # A deploy of another release (a rollback) during a canary ends the canary first.
+        await canary.start(rel, ready, EDITOR, 0.5)
+        live = next(r for r in rel.list() if r["status"] == "live")
+        other = _ready_release(world, "ready")
+        await rel.deploy(other, EDITOR)
+        assert await redis.get(keys.canary()) is None and canary.last(rel)["outcome"] == "replaced"
+        assert rel.row(other)["status"] == "live" and rel.row(live["id"])["status"] == "retired"
+        assert await redis.get(keys.release_lock()) is None
+    finally:
+        await redis.delete(keys.canary())

@@ -55,6 +55,22 @@
       action_cancel: "cancelled", action_deploy: "deployed", action_rollback: "rolled back to",
       overridden: "deployed over the gate by {by}: {reason}", elapsed: "{s} s", none_yet: "No release yet.",
       release_error: "Error: {error}",
+      canary_share: "Share of new conversations (%)", canary_start: "Try it on a share of new conversations (canary)",
+      canary_title: "Canary: release {id} answers {share} of new conversations",
+      canary_ended: "Last canary: release {id} ({outcome})", outcome_promoted: "promoted",
+      outcome_aborted: "aborted", outcome_replaced: "ended by another deploy",
+      canary_since: "Since {time}, started by {by}. Conversations: canary {c}, live {l}.",
+      canary_arm: "Canary", canary_live: "Live", canary_difference: "Difference (95 % interval)",
+      canary_verdict: "Verdict", canary_help: "Each figure counts conversations as the unit; an interval that contains 0 means the two releases cannot be told apart yet.",
+      canary_promote: "Promote: deploy it for everyone", canary_abort: "Abort the canary",
+      measure_answered: "messages answered (KB or flow)", measure_fallback: "fallback answers (lower is better)",
+      measure_handoff: "handed to a person (lower is better)", measure_csat: "CSAT (1-5)",
+      verdict_few: "not enough data yet (at least {n} per arm)", verdict_same: "no significant difference yet",
+      verdict_better: "canary better", verdict_worse: "canary worse", canary_started: "Release {id} is answering {share} of new conversations.",
+      canary_aborted: "Canary aborted: every conversation is answered by the live release.",
+      canary_promoting: "Promoting release {id}: every worker loads it in turn…", canary_none: "No canary worker is configured (RASA_CANARY_URL).",
+      action_canary_start: "started a canary of", action_canary_promoted: "promoted the canary", action_canary_aborted: "aborted the canary of",
+      action_canary_replaced: "ended (by another deploy) the canary of",
       tab_articles: "Articles", tab_inbox: "Inbox", inbox: "What the bot got wrong", inbox_sort: "Order",
       sort_frequent: "most frequent first", sort_newest: "newest first", inbox_source: "Source",
       source_all: "all sources", source_nlu_fallback: "not understood (NLU fallback)",
@@ -150,6 +166,21 @@
       history_line: "{time} · {actor} · {action}版本 {id}", action_retrain: "开始重新训练",
       action_cancel: "取消了", action_deploy: "部署了", action_rollback: "回滚到",
       overridden: "{by} 越过门禁部署：{reason}", elapsed: "{s} 秒", none_yet: "还没有版本。", release_error: "错误：{error}",
+      canary_share: "新会话比例（%）", canary_start: "先在部分新会话中试用（灰度发布）",
+      canary_title: "灰度发布：版本 {id} 回答 {share} 的新会话",
+      canary_ended: "上一次灰度：版本 {id}（{outcome}）", outcome_promoted: "已全量", outcome_aborted: "已终止",
+      outcome_replaced: "因其他部署结束",
+      canary_since: "自 {time} 起，由 {by} 发起。会话数：灰度 {c}，线上 {l}。",
+      canary_arm: "灰度", canary_live: "线上", canary_difference: "差值（95% 置信区间）", canary_verdict: "结论",
+      canary_help: "各指标以会话为单位计算；区间包含 0 表示暂时还分不出两个版本的差别。",
+      canary_promote: "全量发布：对所有会话部署", canary_abort: "终止灰度",
+      measure_answered: "已回答的消息（知识库或流程）", measure_fallback: "兜底回复（越低越好）",
+      measure_handoff: "转人工（越低越好）", measure_csat: "满意度（1-5）",
+      verdict_few: "数据还不够（每组至少 {n}）", verdict_same: "暂无显著差异", verdict_better: "灰度更好", verdict_worse: "灰度更差",
+      canary_started: "版本 {id} 正在回答 {share} 的新会话。", canary_aborted: "灰度已终止：所有会话由线上版本回答。",
+      canary_promoting: "正在全量发布版本 {id}：各工作进程依次加载…", canary_none: "没有配置灰度工作进程（RASA_CANARY_URL）。",
+      action_canary_start: "开始灰度发布", action_canary_promoted: "全量发布了灰度", action_canary_aborted: "终止了灰度",
+      action_canary_replaced: "（因其他部署）结束了灰度",
       tab_versions: "版本", feed: "内容版本", feed_kind: "显示", feed_all: "文章和意图", feed_articles: "文章",
       feed_intents: "意图", feed_imports: "包括首次导入的文件",
       feed_help: "恢复旧版本会用它的内容生成一个新版本（历史记录两者都保留）；文章按现行规则检查，期间若有人修改则拒绝恢复。",
@@ -653,8 +684,9 @@
 
   // ---------------------------------------------------------------- releases (retrain, gate, deploy, roll back)
 
-  const releases = { data: null, open: null, timer: null };
+  const releases = { data: null, canary: null, open: null, timer: null };
   const POLL_MS = 5000; // reads count against the account's report limit
+  const CANARY_POLL_MS = 15000;
 
   function releaseProblem(err) {
     $("releases-message").textContent = err.message;
@@ -675,8 +707,10 @@
   }
 
   async function loadReleases() {
-    releases.data = await api("GET", "/api/workbench/releases");
+    [releases.data, releases.canary] = await Promise.all([api("GET", "/api/workbench/releases"),
+      api("GET", "/api/workbench/canary")]);
     renderReleases();
+    renderCanary();
     const wanted = releases.open || releases.data.training || (releases.data.releases[0] || {}).id;
     if (wanted) await openRelease(wanted);
     schedulePoll();
@@ -754,6 +788,12 @@
     deploy.textContent = t(r.status === "retired" ? "rollback" : over ? "deploy_over" : "deploy");
     deploy.dataset.release = String(r.id);
     $("override-box").hidden = !(deployable && over && state.me.role === "supervisor");
+    const canary = releases.canary || {};
+    const tryable = ["ready", "blocked"].includes(r.status) && !r.files_removed && canary.available && !canary.running
+      && !(over && state.me.role !== "supervisor");
+    $("release-canary").hidden = !tryable;
+    $("canary-box").hidden = !tryable;
+    $("release-canary").dataset.release = String(r.id);
     renderGate(r.report);
     $("release-log").textContent = log || "";
   }
@@ -806,8 +846,98 @@
 
   function schedulePoll() {
     window.clearTimeout(releases.timer);
-    if ($("releases-view").hidden || !releases.data || !releases.data.training) return;
-    releases.timer = window.setTimeout(() => pollTraining().catch(releaseProblem), POLL_MS);
+    if ($("releases-view").hidden || !releases.data) return;
+    if (releases.data.training) {
+      releases.timer = window.setTimeout(() => pollTraining().catch(releaseProblem), POLL_MS);
+    } else if (releases.canary && releases.canary.running) {
+      releases.timer = window.setTimeout(() => pollCanary().catch(releaseProblem), CANARY_POLL_MS);
+    }
+  }
+
+  // While a canary runs: only its comparison.
+  async function pollCanary() {
+    releases.canary = await api("GET", "/api/workbench/canary");
+    renderCanary();
+    schedulePoll();
+  }
+
+  function renderCanary() {
+    const data = releases.canary;
+    const shown = data && data.shown;
+    $("canary").hidden = !shown;
+    if (!shown) return;
+    const running = Boolean(data.running);
+    const share = `${Math.round(shown.share * 100)}%`;
+    $("canary-title").textContent = running ? t("canary_title", { id: shown.release_id, share })
+      : t("canary_ended", { id: shown.release_id, outcome: t(`outcome_${shown.outcome}`) });
+    const cmp = data.comparison;
+    $("canary-status").textContent = t("canary_since", { time: when(shown.started_at), by: shown.started_by,
+      c: cmp ? cmp.canary.conversations : 0, l: cmp ? cmp.control.conversations : 0 });
+    const body = $("canary-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const measure of ["answered", "fallback", "handoff", "csat"]) {
+      if (!cmp) break;
+      const rate = measure !== "csat";
+      const fmt = (v) => (v === null || v === undefined ? "-" : rate ? pct(v) : v.toFixed(2));
+      const arm = (m) => `${fmt(m.value)} (n=${m.count})${m.low !== null && m.low !== undefined
+        ? ` [${fmt(m.low)}, ${fmt(m.high)}]` : ""}`;
+      const d = cmp.difference[measure];
+      const signed = (v) => (v === null ? "-" : `${v >= 0 ? "+" : ""}${rate ? (v * 100).toFixed(1) : v.toFixed(2)}`);
+      const diff = d.value === null ? "-" : `${signed(d.value)} [${signed(d.low)}, ${signed(d.high)}]`;
+      const lowerBetter = measure === "fallback" || measure === "handoff";
+      let verdict = "verdict_same";
+      if (!d.enough) verdict = "verdict_few";
+      else if (d.significant) verdict = (d.value > 0) !== lowerBetter ? "verdict_better" : "verdict_worse";
+      const tr = el("tr", verdict === "verdict_worse" ? "is-bad" : "");
+      tr.dataset.measure = measure;
+      tr.append(el("td", "", t(`measure_${measure}`)), el("td", "", arm(cmp.canary[measure])),
+        el("td", "", arm(cmp.control[measure])), el("td", "", diff),
+        el("td", "", t(verdict, { n: measure === "csat" ? cmp.min_ratings : cmp.min_conversations })));
+      body.append(tr);
+    }
+    $("canary-promote").hidden = !running;
+    $("canary-abort").hidden = !running;
+  }
+
+  async function onStartCanary() {
+    const id = Number($("release-canary").dataset.release);
+    const share = Number($("canary-share").value) / 100;
+    const button = $("release-canary");
+    button.disabled = true;
+    try {
+      await api("POST", `/api/workbench/releases/${id}/canary`, { share, reason: $("override-reason").value });
+      releaseSay(t("canary_started", { id, share: `${Math.round(share * 100)}%` }));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onPromoteCanary() {
+    const id = releases.canary.running.release_id;
+    $("canary-promote").disabled = true;
+    releaseSay(t("canary_promoting", { id }));
+    try {
+      await api("POST", "/api/workbench/canary/promote", { reason: $("override-reason").value });
+      releaseSay(t("deployed", { id }));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    } finally {
+      $("canary-promote").disabled = false;
+    }
+  }
+
+  async function onAbortCanary() {
+    try {
+      await api("POST", "/api/workbench/canary/abort");
+      releaseSay(t("canary_aborted"));
+      await loadReleases();
+    } catch (err) {
+      releaseProblem(err);
+    }
   }
 
   // While a release trains: only its row and log; the whole list again once it has ended.
@@ -1192,6 +1322,9 @@
     $("retrain").addEventListener("click", onRetrain);
     $("release-cancel").addEventListener("click", onCancelTraining);
     $("release-deploy").addEventListener("click", onDeploy);
+    $("release-canary").addEventListener("click", onStartCanary);
+    $("canary-promote").addEventListener("click", onPromoteCanary);
+    $("canary-abort").addEventListener("click", onAbortCanary);
     $("releases-refresh").addEventListener("click", () => loadReleases().catch(releaseProblem));
     $("publish").addEventListener("click", onPublish);
     $("discard").addEventListener("click", onDiscard);
