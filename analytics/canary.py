@@ -48,30 +48,41 @@ def _z() -> float:
 
 
 def ratio(parts: list[int], wholes: list[int]) -> dict[str, Any]:
-    """sum(parts) / sum(wholes) over conversations, with a delta-method interval clustered by conversation."""
+    """sum(parts) / sum(wholes) over conversations, with a delta-method interval clustered by conversation.
+
+    The delta method's variance is 0 when every conversation had the same outcome (a rate of 0 or 1 in a small
+    sample): then it would claim certainty. So the standard error is at least the Agresti-Coull one of the pooled
+    messages, and the interval contains the pooled messages' Wilson interval."""
     n, total = len(wholes), sum(wholes)
     if n == 0 or total == 0:
         return {"value": None, "low": None, "high": None, "se": None, "n": n, "count": total}
-    value = sum(parts) / total
-    se = None
-    if n >= 2:
-        mean_w = total / n
-        mean_p = sum(parts) / n
-        var_p = sum((p - mean_p) ** 2 for p in parts) / (n - 1)
-        var_w = sum((w - mean_w) ** 2 for w in wholes) / (n - 1)
-        cov = sum((p - mean_p) * (w - mean_w) for p, w in zip(parts, wholes)) / (n - 1)
-        se = math.sqrt(max(0.0, var_p - 2 * value * cov + value * value * var_w) / n) / mean_w
-    return _interval(value, se, n, total)
+    hits = sum(parts)
+    value = hits / total
+    if n < 2:
+        return {"value": value, "low": None, "high": None, "se": None, "n": n, "count": total}
+    mean_w = total / n
+    mean_p = hits / n
+    var_p = sum((p - mean_p) ** 2 for p in parts) / (n - 1)
+    var_w = sum((w - mean_w) ** 2 for w in wholes) / (n - 1)
+    cov = sum((p - mean_p) * (w - mean_w) for p, w in zip(parts, wholes)) / (n - 1)
+    se = math.sqrt(max(0.0, var_p - 2 * value * cov + value * value * var_w) / n) / mean_w
+    adjusted = (hits + 2) / (total + 4)
+    se = max(se, math.sqrt(adjusted * (1 - adjusted) / (total + 4)))
+    out = _interval(value, se, n, total)
+    wilson = stats.binomtest(hits, total).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    out["low"], out["high"] = min(out["low"], float(wilson.low)), max(out["high"], float(wilson.high))
+    return out
 
 
 def proportion(successes: int, n: int) -> dict[str, Any]:
-    """successes / n with Wilson's score interval (scipy)."""
+    """successes / n with Wilson's score interval (scipy); the standard error (for the difference) is the
+    Agresti-Coull one, which is not 0 at a rate of 0 or 1."""
     if n == 0:
         return {"value": None, "low": None, "high": None, "se": None, "n": 0, "count": 0}
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    value = successes / n
-    return {"value": value, "low": float(ci.low), "high": float(ci.high),
-            "se": math.sqrt(value * (1 - value) / n), "n": n, "count": n}
+    adjusted = (successes + 2) / (n + 4)
+    return {"value": successes / n, "low": float(ci.low), "high": float(ci.high),
+            "se": math.sqrt(adjusted * (1 - adjusted) / (n + 4)), "n": n, "count": n}
 
 
 def mean(values: list[int]) -> dict[str, Any]:

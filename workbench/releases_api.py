@@ -28,7 +28,8 @@ The canary (workbench/canary.py):
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -39,6 +40,7 @@ from workbench import canary
 from workbench.api import SettingsDep, engine_of
 from workbench.releases import ReleaseError, Releases
 
+T = TypeVar("T")
 router = APIRouter(prefix="/api/workbench", tags=["workbench releases"], dependencies=[Depends(same_origin)])
 _open_lock = asyncio.Lock()
 
@@ -75,6 +77,14 @@ def _error(exc: ReleaseError) -> HTTPException:
     return HTTPException(exc.status, str(exc))
 
 
+async def _answer(call: Awaitable[T]) -> T:
+    """The result of a releases call; its refusal (ReleaseError) as the HTTP status and message it names."""
+    try:
+        return await call
+    except ReleaseError as exc:
+        raise _error(exc) from exc
+
+
 @router.get("/releases", dependencies=[Depends(count_report_read)])
 async def list_releases(editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
     rows = await asyncio.to_thread(releases.list)
@@ -87,47 +97,31 @@ async def list_releases(editor: EditorDep, releases: ReleasesDep) -> dict[str, A
 @router.post("/releases", status_code=202)
 async def retrain(editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep) -> JSONResponse:
     await count_desk_write(throttle, editor)
-    try:
-        row = await releases.start_training(editor)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
-    return JSONResponse(row, status_code=202)
+    return JSONResponse(await _answer(releases.start_training(editor)), status_code=202)
 
 
 @router.get("/releases/{release_id}", dependencies=[Depends(count_report_read)])
 async def release(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
-    try:
-        return await asyncio.to_thread(releases.row, release_id)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(asyncio.to_thread(releases.row, release_id))
 
 
 @router.get("/releases/{release_id}/log", dependencies=[Depends(count_report_read)])
 async def release_log(release_id: int, editor: EditorDep, releases: ReleasesDep) -> dict[str, Any]:
-    try:
-        return {"log": await asyncio.to_thread(releases.log_tail, release_id)}
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return {"log": await _answer(asyncio.to_thread(releases.log_tail, release_id))}
 
 
 @router.post("/releases/{release_id}/cancel")
 async def cancel(release_id: int, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
                  ) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
-    try:
-        return await releases.cancel(release_id, editor)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(releases.cancel(release_id, editor))
 
 
 @router.post("/releases/{release_id}/deploy")
 async def deploy(release_id: int, body: DeployIn, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
                  ) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
-    try:
-        return await releases.deploy(release_id, editor, body.reason)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(releases.deploy(release_id, editor, body.reason))
 
 
 @router.get("/canary", dependencies=[Depends(count_report_read)])
@@ -145,26 +139,17 @@ async def canary_state(request: Request, editor: EditorDep, releases: ReleasesDe
 async def start_canary(release_id: int, body: CanaryIn, editor: EditorDep, releases: ReleasesDep,
                        throttle: ThrottleDep) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
-    try:
-        return await canary.start(releases, release_id, editor, body.share, body.reason)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(canary.start(releases, release_id, editor, body.share, body.reason))
 
 
 @router.post("/canary/promote")
 async def promote_canary(body: DeployIn, editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep
                          ) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
-    try:
-        return await canary.promote(releases, editor, body.reason)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(canary.promote(releases, editor, body.reason))
 
 
 @router.post("/canary/abort")
 async def abort_canary(editor: EditorDep, releases: ReleasesDep, throttle: ThrottleDep) -> dict[str, Any]:
     await count_desk_write(throttle, editor)
-    try:
-        return await canary.abort(releases, editor)
-    except ReleaseError as exc:
-        raise _error(exc) from exc
+    return await _answer(canary.abort(releases, editor))

@@ -72,6 +72,9 @@ def test_intervals_match_the_textbook_formulas() -> None:
     parts, wholes = [1] * 30 + [0] * 70, [1] * 100
     r = canary.ratio(parts, wholes)
     assert math.isclose(r["se"], math.sqrt(0.3 * 0.7 / 99))
+    # Every conversation answered: the delta method alone would say "certainly 100 %" from three conversations.
+    perfect = canary.ratio([1, 2, 1], [1, 2, 1])
+    assert perfect["value"] == 1.0 and perfect["se"] > 0.1 and perfect["low"] < 0.6
     # Messages of one conversation are not independent: all-or-nothing conversations of 5 messages have the same
     # rate but a wider interval than 500 independent messages would give.
     clustered = canary.ratio([5] * 30 + [0] * 70, [5] * 100)

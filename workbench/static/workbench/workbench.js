@@ -55,7 +55,7 @@
       action_cancel: "cancelled", action_deploy: "deployed", action_rollback: "rolled back to",
       overridden: "deployed over the gate by {by}: {reason}", elapsed: "{s} s", none_yet: "No release yet.",
       release_error: "Error: {error}",
-      canary_share: "Share of new conversations (%)", canary_start: "Try it on a share of new conversations (canary)",
+      status_canary: "in canary ({share})", canary_share: "Share of new conversations (%)", canary_start: "Try it on a share of new conversations (canary)",
       canary_title: "Canary: release {id} answers {share} of new conversations",
       canary_ended: "Last canary: release {id} ({outcome})", outcome_promoted: "promoted",
       outcome_aborted: "aborted", outcome_replaced: "ended by another deploy",
@@ -166,7 +166,7 @@
       history_line: "{time} · {actor} · {action}版本 {id}", action_retrain: "开始重新训练",
       action_cancel: "取消了", action_deploy: "部署了", action_rollback: "回滚到",
       overridden: "{by} 越过门禁部署：{reason}", elapsed: "{s} 秒", none_yet: "还没有版本。", release_error: "错误：{error}",
-      canary_share: "新会话比例（%）", canary_start: "先在部分新会话中试用（灰度发布）",
+      status_canary: "灰度中（{share}）", canary_share: "新会话比例（%）", canary_start: "先在部分新会话中试用（灰度发布）",
       canary_title: "灰度发布：版本 {id} 回答 {share} 的新会话",
       canary_ended: "上一次灰度：版本 {id}（{outcome}）", outcome_promoted: "已全量", outcome_aborted: "已终止",
       outcome_replaced: "因其他部署结束",
@@ -728,7 +728,10 @@
       link.addEventListener("click", () => openRelease(r.id).catch(releaseProblem));
       const cell = el("td");
       cell.append(link);
-      row.append(cell, el("td", `status status--${r.status}`, t(`status_${r.status}`)), el("td", "", r.created_by),
+      const trying = releases.canary && releases.canary.running && releases.canary.running.release_id === r.id;
+      const label = trying ? t("status_canary", { share: `${Math.round(releases.canary.running.share * 100)}%` })
+        : t(`status_${r.status}`);
+      row.append(cell, el("td", `status status--${trying ? "canary" : r.status}`, label), el("td", "", r.created_by),
         el("td", "", when(r.created_at)), el("td", "", t("elapsed", { s: Math.round(r.elapsed_s) })),
         el("td", "", t(`gate_${r.gate || "none"}`)));
       body.append(row);
