@@ -88,28 +88,31 @@ async def start(releases: Releases, release_id: int, actor: Any, share: float | 
         now = releases.clock()
         running = routing.Canary(release_id, share, now)
         override = reason.strip()[:2000] if row["status"] == "blocked" else None
-        with releases.engine.begin() as conn:
-            conn.execute(insert(db.canaries).values(
-                release_id=release_id, share=share, started_at=now, started_by=actor.username,
-                live_release_id=live["id"] if live else None, override_reason=override))
+        # The key first, then the record: an abort (which takes no lease) in between finds no canary and leaves the
+        # key to this start; the other order could leave routing running with its record already ended.
         await releases.redis.set(keys.canary(), running.to_json())
+        try:
+            with releases.engine.begin() as conn:
+                conn.execute(insert(db.canaries).values(
+                    release_id=release_id, share=share, started_at=now, started_by=actor.username,
+                    live_release_id=live["id"] if live else None, override_reason=override))
+        except BaseException:
+            await releases.redis.delete(keys.canary())
+            raise
         rasa.set_canary(running)
         releases._log(release_id, actor, "canary_start", {"share": share, "live": live["id"] if live else None,
                                                           **({"override_reason": override} if override else {})})
     finally:
         await releases._release(token)
-    return state(releases)
+    return await asyncio.to_thread(state, releases)
 
 
 async def abort(releases: Releases, actor: Any) -> dict[str, Any]:
-    """Stop the running canary (its conversations go on with the live release). 409 when none runs."""
-    token = await releases._acquire("canary")
-    try:
-        if await releases.end_canary(actor, "aborted") is None:
-            raise ReleaseError(409, "No canary is running.")
-    finally:
-        await releases._release(token)
-    return state(releases)
+    """Stop the running canary (its conversations go on with the live release). 409 when none runs. Takes no lease:
+    stopping a candidate that misbehaves must work while a retrain holds it."""
+    if await releases.end_canary(actor, "aborted") is None:
+        raise ReleaseError(409, "No canary is running.")
+    return await asyncio.to_thread(state, releases)
 
 
 async def promote(releases: Releases, actor: Any, reason: str = "") -> dict[str, Any]:
@@ -118,7 +121,7 @@ async def promote(releases: Releases, actor: Any, reason: str = "") -> dict[str,
     if running is None:
         raise ReleaseError(409, "No canary is running.")
     await releases.deploy(running["release_id"], actor, reason)
-    return state(releases)
+    return await asyncio.to_thread(state, releases)
 
 
 def last(releases: Releases) -> dict[str, Any] | None:

@@ -680,8 +680,11 @@ class Releases:
         if running is None:
             return None
         with self.engine.begin() as conn:
-            conn.execute(update(db.canaries).where(db.canaries.c.id == running["id"]).values(
-                ended_at=self.clock(), ended_by=getattr(actor, "username", str(actor)), outcome=outcome))
+            ended = conn.execute(update(db.canaries).where(
+                db.canaries.c.id == running["id"], db.canaries.c.ended_at.is_(None)).values(
+                ended_at=self.clock(), ended_by=getattr(actor, "username", str(actor)), outcome=outcome)).rowcount
+        if not ended:  # another gateway ended it at the same moment (an abort takes no lease)
+            return None
         self._log(running["release_id"], actor, f"canary_{outcome}", {"share": running["share"]})
         return running
 

@@ -312,7 +312,10 @@ async def test_a_canary_is_refused_or_ended_when_it_must_be(world: Any, redis: A
         # A supervisor may try a refused release on a share, with a reason; an abort sends everyone back.
         state = await canary.start(rel, blocked, SUPERVISOR, 0.25, "the gate's story test is flaky, try it")
         assert state["running"]["override_reason"].startswith("the gate's")
+        # Aborting needs no lease: it works while a retrain (or anything else) holds it.
+        await redis.set(keys.release_lock(), "retrain:elsewhere", ex=60)
         await canary.abort(rel, EDITOR)
+        await redis.delete(keys.release_lock())
         assert await redis.get(keys.canary()) is None and canary.last(rel)["outcome"] == "aborted"
 
         # A deploy of another release (a rollback) during a canary ends the canary first.
