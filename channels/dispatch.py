@@ -188,7 +188,7 @@ async def tell_bot_the_customer(gw: Gateway, conversation_id: str) -> None:
 
 async def canary_arm(gw: Gateway, conversation_id: str) -> str | None:
     """The conversation's arm while a canary runs (conversations/canary.py); None without one (no Redis read)."""
-    running = getattr(gw.rasa, "canary", None)  # test doubles of the client may have none
+    running = gw.rasa.canary
     if running is None:
         return None
     return canary.arm(running, conversation_id, await gw.store.created_at(conversation_id))

@@ -704,37 +704,18 @@ class Stack:
             out.append(Service("redis", [self._redis_binary(), str(self._redis_config())],
                                lambda: redis_ping(self.redis_port, self.redis_password), ready_timeout_s=20,
                                umask=0o077, on_ready=self._clear_rasa_locks))
-        model = str(rasa_model(self.releases_dir))
-        for name, port, url in zip(self.rasa_names, self.rasa_ports, self.rasa_urls):
-            out.append(Service(
-                name,
-                [str(RASA_PY), "-m", "rasa", "run", "--model", model, "--enable-api",
-                 f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port", str(port),
-                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"],
-                lambda url=url: http_ok(f"{url}/status?token={self.rasa_token}"), ready_timeout_s=300,
-            ))
-        out.append(Service(
-            "actions", [str(APP_PY), "-m", "actions.server", "--port", str(self.action_port)],
-            lambda: http_ok(f"{self.action_url}/health"), ready_timeout_s=120,
-        ))
+        model = rasa_model(self.releases_dir)
+        for name, port in zip(self.rasa_names, self.rasa_ports):
+            out.append(self._rasa_service(name, port, model))
         if self.canary:
-            rasa_port, action_port = self._canary_ports()
-            url = self.canary_rasa_url
-            model = canary_model(self.releases_dir, self.env().get("KB_INDEX_DIR"), self.canary_kb_dir)
-            out.insert(len(out) - 1, Service(
-                "rasa-canary",
-                [str(RASA_PY), "-m", "rasa", "run", "--model", str(model),
-                 "--enable-api", f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port",
-                 str(rasa_port), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-                 "--cors", "http://127.0.0.1"],
-                lambda: http_ok(f"{url}/status?token={self.rasa_token}"), ready_timeout_s=300,
-                env={"ACTION_ENDPOINT_URL": f"{self.canary_action_url}/webhook"},
-            ))
-            out.append(Service(
-                "actions-canary", [str(APP_PY), "-m", "actions.server", "--port", str(action_port)],
-                lambda: http_ok(f"{self.canary_action_url}/health"), ready_timeout_s=120,
-                env={"KB_INDEX_DIR": str(self.canary_kb_dir)},
-            ))
+            rasa_port, _ = self._canary_ports()
+            canary = canary_model(self.releases_dir, self.env().get("KB_INDEX_DIR"), self.canary_kb_dir)
+            out.append(self._rasa_service("rasa-canary", rasa_port, canary,
+                                          {"ACTION_ENDPOINT_URL": f"{self.canary_action_url}/webhook"}))
+        out.append(self._action_service("actions", self.action_port))
+        if self.canary:
+            out.append(self._action_service("actions-canary", self._canary_ports()[1],
+                                            {"KB_INDEX_DIR": str(self.canary_kb_dir)}))
         out.append(Service(
             "web",
             [str(APP_PY), "-m", "uvicorn", "channels.app:create_app", "--factory", "--host", "127.0.0.1",
@@ -749,6 +730,22 @@ class Stack:
                 lambda: http_ok(f"{self.phones_url}/healthz"), ready_timeout_s=60,
             ))
         return out
+
+    def _rasa_service(self, name: str, port: int, model: Path, env: dict[str, str] | None = None) -> Service:
+        """A Rasa worker on ``port`` serving ``model`` (HTTP API with this stack's token)."""
+        url = f"http://127.0.0.1:{port}"
+        return Service(
+            name,
+            [str(RASA_PY), "-m", "rasa", "run", "--model", str(model), "--enable-api",
+             f"--auth-token={self.rasa_token}", "--interface", "127.0.0.1", "--port", str(port),
+             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"],
+            lambda: http_ok(f"{url}/status?token={self.rasa_token}"), ready_timeout_s=300, env=env or {},
+        )
+
+    def _action_service(self, name: str, port: int, env: dict[str, str] | None = None) -> Service:
+        """An action server on ``port``."""
+        return Service(name, [str(APP_PY), "-m", "actions.server", "--port", str(port)],
+                       lambda: http_ok(f"http://127.0.0.1:{port}/health"), ready_timeout_s=120, env=env or {})
 
     def start(self) -> Stack:
         if self.supervisor is not None:  # started again after a stop()

@@ -21,6 +21,7 @@ PASSWORD = "dashboard test password"  # noqa: S105 - test secret
 
 
 class SilentRasa:
+    canary = None  # no canary running (RasaClient.canary)
     async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
                            canary: bool = False) -> list[dict]:
         return [{"recipient_id": sender_id, "text": "ok"}]

@@ -58,6 +58,7 @@ REPLIES = {
 
 class SourcedRasa:
     """Replies as Rasa's sourced REST channel would."""
+    canary = None  # no canary running (RasaClient.canary)
 
     async def send_message(self, sender_id: str, text: str, metadata: dict | None = None, *,
                            canary: bool = False) -> list[dict]:

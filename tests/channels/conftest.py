@@ -17,6 +17,7 @@ from conversations.settings import GatewaySettings
 
 class RecordingBot:
     """Stands in for Rasa: records every message and answers ``reply(text)`` (default: an echo with a button)."""
+    canary = None  # no canary running (RasaClient.canary)
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ API = "/api/webchat"
 
 
 class RecordingRasa:
+    canary = None  # no canary running (RasaClient.canary)
     def __init__(self) -> None:
         self.texts: list[str] = []
 

@@ -14,6 +14,7 @@ from conversations.settings import GatewaySettings
 
 
 class StubRasa:
+    canary = None  # no canary running (RasaClient.canary)
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail = False

@@ -54,6 +54,7 @@ def tracker_for(sender_id: str) -> dict[str, Any]:
 
 
 class StubRasa:
+    canary = None  # no canary running (RasaClient.canary)
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
