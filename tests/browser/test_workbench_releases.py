@@ -223,7 +223,8 @@ def test_the_editors_loop_retrain_gate_deploy_and_roll_back(release_stack: Any, 
             before, understood = _ask(stack, http, None)  # started before the canary: stays on the live model
             assert not understood
             expect(page.locator("#canary-share")).to_have_value("10")
-            with page.expect_response(lambda r: r.url.endswith(f"/releases/{first}/canary")) as done:
+            # The canary worker loads the candidate's model before the answer (tens of seconds on a busy machine).
+            with page.expect_response(lambda r: r.url.endswith(f"/releases/{first}/canary"), timeout=300_000) as done:
                 page.locator("#release-canary").click()
             assert done.value.status == 200, done.value.text()
             running = done.value.json()["running"]

@@ -59,6 +59,9 @@
       canary_title: "Canary: release {id} answers {share} of new conversations",
       canary_ended: "Last canary: release {id} ({outcome})", outcome_promoted: "promoted",
       outcome_aborted: "aborted", outcome_replaced: "ended by another deploy",
+      outcome_auto_aborted: "stopped automatically: significantly worse than the live release",
+      action_canary_auto_aborted: "stopped (significantly worse) the canary of",
+      guard_why: "{measure}: {z} standard errors worse than the live release",
       canary_since: "Since {time}, started by {by}. Conversations: canary {c}, live {l}.",
       canary_arm: "Canary", canary_live: "Live", canary_difference: "Difference (95 % interval)",
       canary_verdict: "Verdict", canary_help: "Each figure counts conversations as the unit; an interval that contains 0 means the two releases cannot be told apart yet.",
@@ -68,7 +71,7 @@
       verdict_few: "not enough data yet (at least {n} per arm)", verdict_same: "no significant difference yet",
       verdict_better: "canary better", verdict_worse: "canary worse", canary_started: "Release {id} is answering {share} of new conversations.",
       canary_aborted: "Canary aborted: every conversation is answered by the live release.",
-      canary_promoting: "Promoting release {id}: every worker loads it in turn…", canary_none: "No canary worker is configured (RASA_CANARY_URL).",
+      canary_promoting: "Promoting release {id}: every worker loads it in turn…", canary_starting: "Starting the canary: the canary worker loads release {id} (up to a minute)…", canary_none: "No canary worker is configured (RASA_CANARY_URL).",
       action_canary_start: "started a canary of", action_canary_promoted: "promoted the canary", action_canary_aborted: "aborted the canary of",
       action_canary_replaced: "ended (by another deploy) the canary of",
       tab_articles: "Articles", tab_inbox: "Inbox", inbox: "What the bot got wrong", inbox_sort: "Order",
@@ -169,7 +172,8 @@
       status_canary: "灰度中（{share}）", canary_share: "新会话比例（%）", canary_start: "先在部分新会话中试用（灰度发布）",
       canary_title: "灰度发布：版本 {id} 回答 {share} 的新会话",
       canary_ended: "上一次灰度：版本 {id}（{outcome}）", outcome_promoted: "已全量", outcome_aborted: "已终止",
-      outcome_replaced: "因其他部署结束",
+      outcome_replaced: "因其他部署结束", outcome_auto_aborted: "已自动终止：明显差于线上版本",
+      action_canary_auto_aborted: "（明显变差）自动终止了灰度", guard_why: "{measure}：比线上版本差 {z} 个标准误",
       canary_since: "自 {time} 起，由 {by} 发起。会话数：灰度 {c}，线上 {l}。",
       canary_arm: "灰度", canary_live: "线上", canary_difference: "差值（95% 置信区间）", canary_verdict: "结论",
       canary_help: "各指标以会话为单位计算；区间包含 0 表示暂时还分不出两个版本的差别。",
@@ -178,7 +182,7 @@
       measure_handoff: "转人工（越低越好）", measure_csat: "满意度（1-5）",
       verdict_few: "数据还不够（每组至少 {n}）", verdict_same: "暂无显著差异", verdict_better: "灰度更好", verdict_worse: "灰度更差",
       canary_started: "版本 {id} 正在回答 {share} 的新会话。", canary_aborted: "灰度已终止：所有会话由线上版本回答。",
-      canary_promoting: "正在全量发布版本 {id}：各工作进程依次加载…", canary_none: "没有配置灰度工作进程（RASA_CANARY_URL）。",
+      canary_promoting: "正在全量发布版本 {id}：各工作进程依次加载…", canary_starting: "正在启动灰度：灰度工作进程加载版本 {id}（最多约一分钟）…", canary_none: "没有配置灰度工作进程（RASA_CANARY_URL）。",
       action_canary_start: "开始灰度发布", action_canary_promoted: "全量发布了灰度", action_canary_aborted: "终止了灰度",
       action_canary_replaced: "（因其他部署）结束了灰度",
       tab_versions: "版本", feed: "内容版本", feed_kind: "显示", feed_all: "文章和意图", feed_articles: "文章",
@@ -752,6 +756,9 @@
       if (h.detail && h.detail.override_reason) {
         item.append(el("div", "muted", t("overridden", { by: h.actor, reason: h.detail.override_reason })));
       }
+      if (h.detail && h.detail.measure) {
+        item.append(el("div", "muted", t("guard_why", { measure: t(`measure_${h.detail.measure}`), z: h.detail.z })));
+      }
       history.append(item);
     }
   }
@@ -907,6 +914,7 @@
     const share = Number($("canary-share").value) / 100;
     const button = $("release-canary");
     button.disabled = true;
+    releaseSay(t("canary_starting", { id }));
     try {
       await api("POST", `/api/workbench/releases/${id}/canary`, { share, reason: $("override-reason").value });
       releaseSay(t("canary_started", { id, share: `${Math.round(share * 100)}%` }));
