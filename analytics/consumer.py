@@ -31,6 +31,7 @@ from bot.shared.redact import GENERIC as REDACTOR
 from bot.shared.redis_keys import PREFIX
 from bot.shared.text import detect_language
 from conversations import keys, metrics
+from conversations.redis_client import stopping
 from conversations.streams import ensure_group
 from handoff.policy import DeskPolicy
 
@@ -259,7 +260,7 @@ class AnalyticsConsumer:
         return inserted
 
     async def run_forever(self) -> None:
-        while True:
+        while not stopping():
             try:
                 if not await self.poll_once():
                     await asyncio.sleep(self.poll_s)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from analytics import db
 from analytics.live import desk_members_online
 from conversations import metrics
+from conversations.redis_client import stopping
 
 logger = logging.getLogger(__name__)
 MINUTE = 60
@@ -45,7 +46,7 @@ class PresenceSampler:
 
     async def run_forever(self) -> None:
         """Sample now (the minute this gateway started in), then a second into each following minute."""
-        while True:
+        while not stopping():
             try:
                 await self.sample_once()
             except asyncio.CancelledError:

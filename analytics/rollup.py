@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from analytics import db
 from analytics.kpis import SETTLE_S, Kpis
 from conversations import metrics
+from conversations.redis_client import stopping
 
 logger = logging.getLogger(__name__)
 ROLL_EVERY_S = 60.0
@@ -77,7 +78,7 @@ class Roller:
         return sum(self.roll_day(day, now) for day in self.due(now)[:limit])
 
     async def run_forever(self) -> None:
-        while True:
+        while not stopping():
             try:
                 rolled = await asyncio.to_thread(self.roll_due)
                 if rolled:

@@ -33,7 +33,7 @@ from conversations.clock import Clock
 from conversations.customers import CustomerLinks
 from conversations.protect import BodyLimitMiddleware, SecurityHeadersMiddleware, Throttle
 from conversations.rasa_client import RasaClient, follow_rollout
-from conversations.redis_client import connect, moving_window
+from conversations.redis_client import connect, moving_window, stopping
 from conversations.settings import GatewaySettings, get_settings
 from conversations.store import ConversationStore
 from handoff.agents import AgentStore
@@ -125,7 +125,9 @@ def create_app(settings: GatewaySettings | None = None, channel_settings: Channe
             for task in tasks:
                 task.cancel()
             # Bounded: a background loop stuck in a blocking Redis read must not keep the process from stopping.
-            await asyncio.wait(tasks, timeout=5)
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                logger.warning("background tasks still running at shutdown: %s", [t.get_coro() for t in stuck])
             await workbench.stop(app)
             await app.state.webhook.close()
             for channel in app.state.channels.values():
@@ -210,7 +212,7 @@ def _start_channels(app: FastAPI, redis: Any, settings: GatewaySettings, cs: Cha
 async def _sla_loop(app: FastAPI, interval_s: float) -> None:
     """Raise pickup-SLA alerts and complaint escalations (48 h unanswered, handoff/complaints.py); the
     state lives in Redis, so any number of gateway processes may run this."""
-    while True:
+    while not stopping():
         await asyncio.sleep(interval_s)
         try:
             await app.state.desk.check_sla()

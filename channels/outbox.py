@@ -38,6 +38,7 @@ from redis.exceptions import RedisError, ResponseError
 from channels.base import Channel, DeliveryError
 from channels.routes import ChannelRoutes
 from conversations import keys, metrics
+from conversations.redis_client import stopping
 from conversations.streams import ensure_group
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ WAIT_MS = 300  # a batch waiting for its predecessor or the rate limit is looked
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def cancelling(task: asyncio.Task[Any] | None) -> bool:
-    """True once the loop's task is being cancelled (Python 3.11; redis-py may swallow the CancelledError)."""
-    return task is not None and bool(task.cancelling())
 
 
 def consumer_name() -> str:
@@ -204,8 +200,7 @@ class OutboxWorker:
 
     async def run_forever(self, poll_s: float = 0.2, pause_s: float = 1.0) -> None:
         # Polls (no XREADGROUP BLOCK) and checks for cancellation itself, as handoff/undelivered.py does.
-        task = asyncio.current_task()
-        while not cancelling(task):
+        while not stopping():
             try:
                 if not await self.run_once():
                     await asyncio.sleep(poll_s)
@@ -244,8 +239,7 @@ class Relay:
         return handed
 
     async def run_forever(self, poll_s: float = 0.2, pause_s: float = 1.0) -> None:
-        task = asyncio.current_task()
-        while not cancelling(task):
+        while not stopping():
             try:
                 await self.run_once()
                 await asyncio.sleep(poll_s)

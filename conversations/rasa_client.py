@@ -33,6 +33,7 @@ import httpx
 
 from conversations import canary as canary_mod
 from conversations import keys, metrics
+from conversations.redis_client import stopping
 
 logger = logging.getLogger(__name__)
 DRAIN_POLL_S = 0.5  # how often each gateway reads which workers are draining
@@ -247,17 +248,18 @@ class RasaClient:
         if not 200 <= response.status_code < 300:
             raise RasaError(f"Rasa answered HTTP {response.status_code}")
 
-    async def loaded_models(self, timeout_s: float = 2.0) -> list[str | None]:
-        """The model file each worker has loaded, in ``RASA_URL`` order (None: down or no model), from Rasa's
-        ``/status`` (HTTP API, token): what ``/metrics`` reports as the running model version."""
-        out: list[str | None] = []
-        for worker in self._workers:
+    async def loaded_models(self, timeout_s: float = 2.0) -> dict[str, str | None]:
+        """The model file each worker has loaded (None: down or no model), from Rasa's ``/status`` (HTTP API,
+        token), by worker label: "0", "1"... in ``RASA_URL`` order, and "canary" for the canary worker when one is
+        configured. What ``/metrics`` reports as the running model versions."""
+        out: dict[str, str | None] = {}
+        for index, worker in enumerate(self._clients):
             try:
                 response = await worker.get("/status", params={"token": self._token}, timeout=timeout_s)
                 model = response.json().get("model_file") if 200 <= response.status_code < 300 else None
             except (httpx.HTTPError, ValueError, AttributeError):
                 model = None
-            out.append(str(model) if model else None)
+            out["canary" if index == self._canary_index else str(index)] = str(model) if model else None
         return out
 
     async def replace_model(self, index: int, model_file: str, timeout_s: float = 120.0) -> str:
@@ -303,7 +305,7 @@ async def follow_rollout(redis: Any, rasa: RasaClient, interval_s: float = DRAIN
     """Keep ``rasa``'s draining workers equal to ``conversations.keys.rasa_draining`` and its canary equal to
     ``conversations.keys.canary`` (a background task of every gateway); a Redis error leaves the last known state
     and is retried."""
-    while True:
+    while not stopping():
         try:
             raw, canary_raw = await redis.mget(keys.rasa_draining(), keys.canary())
             rasa.set_draining(frozenset(json.loads(raw)) if raw else frozenset())

@@ -15,6 +15,7 @@ dead waits for the Sentinels to promote a replica (docs/DEPLOY.md) instead of fa
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from limits.aio.storage import RedisSentinelStorage, RedisStorage
@@ -32,6 +33,14 @@ RETRIES = 3
 BACKOFF_BASE_S = 0.05  # waits 0.1, 0.2, 0.4 s: a stale connection needs one, a restarting Redis about a second
 BACKOFF_CAP_S = 0.5
 SENTINEL_TIMEOUT_S = 1.0
+
+
+def stopping() -> bool:
+    """True once the running task is being cancelled: the condition of every background loop that talks to Redis
+    (``while not stopping():``). redis-py can swallow a CancelledError that arrives during a command, so a loop that
+    relied on the exception alone kept running after its cancel and held up the process's shutdown."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def redis_options(failover: bool = False) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.shared.redact import scrub_stored
 from conversations import keys
 from conversations.messages import say_in
+from conversations.redis_client import stopping
 from conversations.store import ChatMessage, ConversationStore
 from conversations.streams import ensure_group
 from handoff.handoffs import HandoffService
@@ -166,8 +167,7 @@ class UndeliveredConsumer:
     async def run_forever(self, poll_s: float = 1.0, pause_s: float = 1.0) -> None:
         # Polls instead of XREADGROUP BLOCK, and checks for a pending cancellation itself: redis-py can swallow a
         # CancelledError that arrives during a command, which left this loop running and held up shutdown.
-        task = asyncio.current_task()
-        while task is None or not task.cancelling():
+        while not stopping():
             try:
                 if not await self.run_once(block_ms=None):
                     await asyncio.sleep(poll_s)

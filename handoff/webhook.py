@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from bot.shared.redact import scrub_stored
 from conversations import keys
+from conversations.redis_client import stopping
 
 logger = logging.getLogger(__name__)
 LOCK_S = 30
@@ -160,7 +161,7 @@ class WebhookPusher:
         return True
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
-        while True:
+        while not stopping():
             try:
                 await self.run_once()
             except (RedisError, OSError, json.JSONDecodeError) as exc:

@@ -26,7 +26,7 @@ grep -h "Correct:" var/logs/test-core.log | tail -3 || true
 step "services side (Python 3.11): shared code, actions, gateway, desk, KB, scripts, end-to-end stack, browser"
 # Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the rest of the
 # session, which async tests collected after it could not use. One session, so one stack serves e2e and browser.
-.venv-app/bin/python -m pytest -q -p no:cacheprovider tests/test_layering.py tests/bot/shared tests/nlu tests/actions tests/kb_index \
+.venv-app/bin/python -m pytest -q -p no:cacheprovider --durations=30 tests/test_layering.py tests/bot/shared tests/nlu tests/actions tests/kb_index \
     tests/channels tests/handoff tests/analytics tests/workbench tests/scripts tests/tools tests/deploy tests/e2e tests/scale tests/browser
 
 echo; echo "all tests passed in $(( $(date +%s) - start )) s"

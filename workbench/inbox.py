@@ -42,6 +42,7 @@ from bot.shared.near_duplicates import normalise
 from bot.shared.reasons import REPEATED_FAILURE
 from bot.shared.text import detect_language
 from conversations import keys
+from conversations.redis_client import stopping
 from conversations.streams import ensure_group
 from workbench import db
 from workbench.masking import mask, mask_reply
@@ -463,7 +464,7 @@ class InboxConsumer:
         return len(missing)
 
     async def run_forever(self) -> None:
-        while True:
+        while not stopping():
             try:
                 if not await self.poll_once():
                     await asyncio.sleep(self.poll_s)
