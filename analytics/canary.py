@@ -110,12 +110,12 @@ def _interval(value: float, se: float | None, n: int, count: int) -> dict[str, A
 def difference(canary: dict[str, Any], control: dict[str, Any], minimum: int) -> dict[str, Any]:
     """canary - control with a normal-approximation interval; ``significant`` only with enough data on both sides."""
     if canary["value"] is None or control["value"] is None or canary["se"] is None or control["se"] is None:
-        return {"value": None, "low": None, "high": None, "significant": False, "enough": False}
+        return {"value": None, "low": None, "high": None, "se": None, "significant": False, "enough": False}
     value = canary["value"] - control["value"]
-    half = _z() * math.sqrt(canary["se"] ** 2 + control["se"] ** 2)
+    se = math.sqrt(canary["se"] ** 2 + control["se"] ** 2)
     enough = canary["n"] >= minimum and control["n"] >= minimum
-    low, high = value - half, value + half
-    return {"value": value, "low": low, "high": high, "enough": enough,
+    low, high = value - _z() * se, value + _z() * se
+    return {"value": value, "low": low, "high": high, "se": se, "enough": enough,
             "significant": bool(enough and (low > 0 or high < 0))}
 
 

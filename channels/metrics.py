@@ -120,11 +120,15 @@ async def live_registry(app: Any) -> CollectorRegistry:
     Gauge("csbot_analytics_desk_backlog", "Desk events not yet written to the analytics record (pending + lag).",
           registry=registry).set(p + (lg or 0))
 
-    models = await app.state.rasa.loaded_models() if hasattr(app.state.rasa, "loaded_models") else []
+    models = await app.state.rasa.loaded_models() if hasattr(app.state.rasa, "loaded_models") else {}
     loaded = Gauge("csbot_rasa_model_info", "The model each Rasa worker has loaded (value 1; 'none': down or no "
-                   "model).", ["worker", "model"], registry=registry)
-    for index, model in enumerate(models):
-        loaded.labels(worker=str(index), model=model or "none").set(1)
+                   "model; worker 'canary': the canary worker, RASA_CANARY_URL).", ["worker", "model"],
+                   registry=registry)
+    for worker, model in models.items():
+        loaded.labels(worker=worker, model=model or "none").set(1)
+    running = app.state.rasa.canary
+    Gauge("csbot_canary_share", "Share of new conversations the canary worker answers (0: no canary running).",
+          registry=registry).set(running.share if running else 0.0)
     deployed = await asyncio.to_thread(_deployed_model)
     Gauge("csbot_model_deployed_info", "The model models/CURRENT names (what a restart would load; value 1).",
           ["model"], registry=registry).labels(model=deployed or "none").set(1)

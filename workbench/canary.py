@@ -17,11 +17,18 @@ yet). It ends in one of three ways:
 * **promote**: a normal deploy of the candidate to every live worker (workbench/releases.py ``deploy``), then the
   routing stops - the canary's conversations go on with the same model, now live;
 * **abort**: the routing stops; the canary's conversations go on with the live release;
-* **replaced**: an editor deploys or rolls back to another release meanwhile - the canary is aborted first.
+* **replaced**: an editor deploys or rolls back to another release meanwhile - the canary is aborted first;
+* **auto_aborted**: the guard (every gateway, every WORKBENCH_CANARY_GUARD_S) found the canary worse than the live
+  release on a measure by at least WORKBENCH_CANARY_GUARD_Z standard errors of the difference, with enough data on
+  both sides (``regression``). The page's 95 % verdicts are for an editor's judgement; the guard's bar is higher
+  (3 standard errors: about 0.13 % one-sided per look and measure) because it looks again every minute and acts on
+  its own. Stopping is the safe side: an editor can start the canary again.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,9 @@ from workbench import db
 from workbench.releases import ReleaseError, Releases, live_link, model_path, point_link, release_dir
 
 CANARY_LINK = "canary"
+GUARD = "canary guard"  # the actor of an automatic abort in the releases log
+WORSE = {"answered": -1.0, "fallback": 1.0, "handoff": 1.0, "csat": -1.0}  # the sign of a regression, per measure
+logger = logging.getLogger(__name__)
 
 
 def canary_link(releases_path: Path) -> Path:
@@ -136,3 +146,29 @@ def state(releases: Releases) -> dict[str, Any]:
     rasa = releases.rasa
     return {"running": releases.running_canary(), "available": bool(rasa is not None and rasa.canary_index is not None),
             "default_share": releases.settings.canary_share}
+
+
+def regression(comparison: dict[str, Any], z: float) -> dict[str, Any] | None:
+    """The first measure on which the canary is worse than the control by at least ``z`` standard errors of the
+    difference, with enough data on both sides (analytics/canary.py ``difference``); None when there is none."""
+    for measure, sign in WORSE.items():
+        d = (comparison.get("difference") or {}).get(measure) or {}
+        if d.get("enough") and d.get("se") and d.get("value") is not None and sign * d["value"] / d["se"] >= z:
+            return {"measure": measure, "difference": round(d["value"], 4), "z": round(sign * d["value"] / d["se"], 2)}
+    return None
+
+
+async def guard(releases: Releases, compare: Callable[[int], Awaitable[dict[str, Any] | None]]
+                ) -> dict[str, Any] | None:
+    """One look of the canary guard: the running canary is ended ("auto_aborted", audited with the measure) when
+    ``regression`` finds it worse; returns what was found when this call ended it."""
+    z = releases.settings.canary_guard_z
+    running = await asyncio.to_thread(releases.running_canary) if z > 0 else None
+    if running is None:
+        return None
+    comparison = await compare(int(running["release_id"]))
+    found = regression(comparison, z) if comparison else None
+    if found is None or await releases.end_canary(GUARD, "auto_aborted", found) is None:
+        return None
+    logger.warning("canary of release %s stopped automatically: %s", running["release_id"], found)
+    return found

@@ -169,7 +169,7 @@ canaries = Table(
     Column("live_release_id", Integer),  # the control arm's release
     Column("ended_at", Float),
     Column("ended_by", String(80)),
-    Column("outcome", String(20)),  # promoted | aborted | replaced (another release was deployed or rolled back to)
+    Column("outcome", String(20)),  # promoted | aborted | replaced (another release deployed) | auto_aborted (guard)
     Column("override_reason", Text),  # a canary of a release the gate refused: the supervisor's reason
     Index("ix_workbench_canaries_release", "release_id"),
 )

@@ -670,9 +670,11 @@ class Releases:
                 db.canaries.c.id.desc())).mappings().first()
         return dict(found) if found else None
 
-    async def end_canary(self, actor: Any, outcome: str) -> dict[str, Any] | None:
+    async def end_canary(self, actor: Any, outcome: str, detail: dict[str, Any] | None = None
+                         ) -> dict[str, Any] | None:
         """Stop routing conversations to the candidate (every gateway within DRAIN_POLL_S) and record how the
-        canary ended: promoted, aborted, replaced. Its conversations go on with the live release."""
+        canary ended: promoted, aborted, replaced, auto_aborted (the guard: ``detail`` says why). Its conversations
+        go on with the live release."""
         running = await asyncio.to_thread(self.running_canary)
         await self.redis.delete(keys.canary())
         if self.rasa is not None:
@@ -685,7 +687,7 @@ class Releases:
                 ended_at=self.clock(), ended_by=getattr(actor, "username", str(actor)), outcome=outcome)).rowcount
         if not ended:  # another gateway ended it at the same moment (an abort takes no lease)
             return None
-        self._log(running["release_id"], actor, f"canary_{outcome}", {"share": running["share"]})
+        self._log(running["release_id"], actor, f"canary_{outcome}", {"share": running["share"], **(detail or {})})
         return running
 
     # ------------------------------------------------------------------------------------------------ housekeeping

@@ -39,26 +39,30 @@ from handoff.deps import EditorDep, ThrottleDep, count_desk_write, count_report_
 from workbench import canary
 from workbench.api import SettingsDep, engine_of
 from workbench.releases import ReleaseError, Releases
+from workbench.settings import WorkbenchSettings
 
 T = TypeVar("T")
 router = APIRouter(prefix="/api/workbench", tags=["workbench releases"], dependencies=[Depends(same_origin)])
 _open_lock = asyncio.Lock()
 
 
-async def get_releases(request: Request, settings: SettingsDep) -> Releases:
+async def releases_of(app: Any, settings: WorkbenchSettings) -> Releases:
     """The process's releases object, made at first use (it runs at most one training, in this process)."""
-    releases = getattr(request.app.state, "workbench_releases", None)
+    releases = getattr(app.state, "workbench_releases", None)
     if releases is None:
         async with _open_lock:
-            releases = getattr(request.app.state, "workbench_releases", None)
+            releases = getattr(app.state, "workbench_releases", None)
             if releases is None:
                 from kb_index.settings import KBSettings
 
-                engine = await engine_of(request.app, settings)
-                releases = request.app.state.workbench_releases = Releases(
-                    engine, settings, request.app.state.redis, getattr(request.app.state, "rasa", None),
-                    KBSettings().index_path)
+                engine = await engine_of(app, settings)
+                releases = app.state.workbench_releases = Releases(
+                    engine, settings, app.state.redis, getattr(app.state, "rasa", None), KBSettings().index_path)
     return releases
+
+
+async def get_releases(request: Request, settings: SettingsDep) -> Releases:
+    return await releases_of(request.app, settings)
 
 
 ReleasesDep = Annotated[Releases, Depends(get_releases)]

@@ -27,6 +27,8 @@
 | WORKBENCH_KEEP_RELEASES | 5 | finished releases whose files are kept besides the live one (older: no rollback) |
 | WORKBENCH_CANARY_SHARE | 0.10 | share of new conversations a canary gets unless the editor chooses (0.01-0.5) |
 | WORKBENCH_CANARY_KB_DIR | <releases>/canary-kb | the canary action server's `KB_INDEX_DIR` (a canary writes it) |
+| WORKBENCH_CANARY_GUARD_Z | 3.0 | a canary this many standard errors worse on a measure is stopped (0: no guard) |
+| WORKBENCH_CANARY_GUARD_S | 60 | how often every gateway's guard looks at the running canary |
 
 The live index is the action servers' `KB_INDEX_DIR` (kb_index/settings.py); the Rasa workers are `RASA_URL` with
 `RASA_TOKEN` (conversations/settings.py), the canary worker `RASA_CANARY_URL` (no canary without it). A deploy
@@ -78,6 +80,8 @@ class WorkbenchSettings(BaseSettings):
     keep_releases: int = Field(default=5, ge=1, le=100)
     canary_share: float = Field(default=0.10, ge=0.01, le=0.5)
     canary_kb_dir: Path | None = None
+    canary_guard_z: float = Field(default=3.0, ge=0.0)
+    canary_guard_s: float = Field(default=60.0, gt=0.0)
 
     @property
     def canary_kb_path(self) -> Path:

@@ -1,6 +1,7 @@
 """How the gateway serves the workbench: ``install(app)`` adds the API, the page (/workbench) and its static files;
 ``start(app, redis)`` (in the lifespan) starts the inbox's stream consumer (workbench/inbox.py), which opens the
-workbench database; the article files are opened at the first workbench request."""
+workbench database, and the canary guard (``guard_canary``); the article files are opened at the first workbench
+request."""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from workbench import api, drafts_api, inbox_api, releases_api, versions_api
+from conversations.redis_client import stopping
+from workbench import api, canary, drafts_api, inbox_api, releases_api, versions_api
 from workbench.db import make_engine
 from workbench.inbox import Embedder, Inbox, InboxConsumer
 from workbench.settings import WorkbenchSettings
@@ -51,20 +53,35 @@ def start(app: FastAPI, redis: Any, settings: WorkbenchSettings | None = None) -
     running without it (logged; the workbench API answers 503 then)."""
     settings = settings or getattr(app.state, "workbench_settings", None) or WorkbenchSettings()
     app.state.workbench_settings = settings
+    guard = [asyncio.create_task(guard_canary(app, settings))] if settings.canary_guard_z > 0 else []
     if not settings.inbox_enabled:
-        return []
+        return guard
     try:
         engine = getattr(app.state, "workbench_engine", None) or make_engine(settings.database_url)
     except Exception:  # noqa: BLE001 - the workbench must never stop the gateway
         logger.exception("workbench database %s could not be opened; the inbox consumer is off",
                          settings.database_url)
-        return []
+        return guard
     app.state.workbench_engine = engine
     app.state.workbench_inbox = inbox = Inbox(engine, settings)  # also read by the dashboard (unanswered topics)
     consumer = InboxConsumer(redis, inbox, Embedder(settings), settings.inbox_consumer,
                              poll_s=settings.inbox_poll_s)
     app.state.workbench_inbox_consumer = consumer
-    return [asyncio.create_task(consumer.run_forever())]
+    return [*guard, asyncio.create_task(consumer.run_forever())]
+
+
+async def guard_canary(app: FastAPI, settings: WorkbenchSettings) -> None:
+    """Every WORKBENCH_CANARY_GUARD_S: stop a running canary that is significantly worse (workbench/canary.py
+    ``guard``), on the comparison the analytics record provides. Needs a canary worker (``RASA_CANARY_URL``)."""
+    while not stopping():
+        await asyncio.sleep(settings.canary_guard_s)
+        compare = getattr(app.state, "canary_comparison", None)
+        if compare is None or getattr(app.state.rasa, "canary_index", None) is None:
+            continue
+        try:
+            await canary.guard(await releases_api.releases_of(app, settings), compare)
+        except Exception:  # noqa: BLE001 - the guard must never stop the gateway; it looks again next round
+            logger.exception("canary guard failed; looking again next round")
 
 
 async def stop(app: FastAPI) -> None:

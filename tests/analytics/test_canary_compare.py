@@ -95,9 +95,11 @@ def test_a_difference_is_significant_only_with_enough_conversations_and_an_inter
     answered = report["difference"]["answered"]
     assert report["canary"]["answered"]["value"] == 0.95 and report["control"]["answered"]["value"] == 0.25
     assert answered["enough"] and answered["significant"] and answered["low"] > 0
+    se = math.hypot(report["canary"]["answered"]["se"], report["control"]["answered"]["se"])
+    assert math.isclose(answered["se"], se) and math.isclose(answered["low"], 0.7 - stats.norm.ppf(0.975) * se)
     assert report["difference"]["handoff"]["significant"] and report["difference"]["handoff"]["value"] == -0.5
-    assert report["difference"]["csat"] == {"value": None, "low": None, "high": None, "significant": False,
-                                            "enough": False}
+    assert report["difference"]["csat"] == {"value": None, "low": None, "high": None, "se": None,
+                                            "significant": False, "enough": False}
     few = canary.compare(_engine(tmp_path / "few", [r for r in rows if r["conversation_id"][1:] in
                                                      {str(i) for i in range(10)}]), 9)
     assert few["difference"]["answered"]["enough"] is False and few["difference"]["answered"]["significant"] is False

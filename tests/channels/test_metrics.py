@@ -4,6 +4,8 @@ paths themselves; queue, alerts and model values are read from Redis and Rasa wh
 the METRICS_TOKEN holder; unset, the route does not exist; every call counts against METRICS_LIMIT."""
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from channels.app import create_app
+from conversations import canary, keys
 from conversations.settings import GatewaySettings
 from tests.channels.fake_rasa import FakeRasa, closed_port
 
@@ -154,3 +157,27 @@ async def test_ten_thousand_scrapes_meet_the_limit(redis_url: str, rasa: FakeRas
 def test_a_short_token_is_refused() -> None:
     with pytest.raises(ValueError, match="METRICS_TOKEN"):
         GatewaySettings(metrics_token="short")  # noqa: S106 - test value
+
+
+async def test_the_canary_workers_model_and_share_are_reported(redis_url: str, rasa: FakeRasa) -> None:
+    candidate = await FakeRasa("canary").start()
+    candidate.model_file = "release-7.tar.gz"
+    try:
+        async for http in _gateway(redis_url, rasa.url, rasa_canary_url=candidate.url, metrics_token=METRICS_TOKEN,
+                                   metrics_limit="1000/minute"):
+            before = await scrape(http)
+            assert value(before, "csbot_rasa_model_info", worker="0", model="model.tar.gz") == 1
+            assert value(before, "csbot_rasa_model_info", worker="canary", model="release-7.tar.gz") == 1
+            assert value(before, "csbot_canary_share") == 0
+            running = canary.Canary(release=7, share=0.1, started_at=time.time())
+            await http.app.state.redis.set(keys.canary(), running.to_json())  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 5  # the gateway follows the key within DRAIN_POLL_S
+            while value(await scrape(http), "csbot_canary_share") != 0.1:
+                assert time.monotonic() < deadline, "the running canary's share never showed"
+                await asyncio.sleep(0.1)
+            await http.app.state.redis.delete(keys.canary())  # type: ignore[attr-defined]  # promoted or aborted
+            while value(await scrape(http), "csbot_canary_share") != 0:
+                assert time.monotonic() < deadline + 5, "the ended canary's share stayed"
+                await asyncio.sleep(0.1)
+    finally:
+        await candidate.stop()

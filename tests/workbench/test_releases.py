@@ -328,3 +328,60 @@ async def test_a_canary_is_refused_or_ended_when_it_must_be(world: Any, redis: A
         assert await redis.get(keys.release_lock()) is None
     finally:
         await redis.delete(keys.canary())
+
+
+async def test_the_guard_stops_a_canary_that_is_significantly_worse_and_only_then(
+        world: Any, redis: Any, fleet: Any, tmp_path: Path) -> None:
+    """The guard reads the comparison from a real analytics record (analytics/canary.py): too few conversations or
+    a difference within 3 standard errors leave the canary running; a candidate that falls back where the live
+    release answers is stopped, in the releases log with the measure, by the loop every gateway runs."""
+    from analytics import canary as comparison
+    from tests.analytics.test_canary_compare import _conversation, _engine
+    from workbench import canary
+    from workbench.wiring import guard_canary
+
+    rel = _releases(world, redis, fleet.client)
+    ready = _ready_release(world, "ready")
+
+    def record(canary_turns: list[list[str]], control_turns: list[list[str]]) -> Any:
+        rows: list[dict[str, Any]] = []
+        for i, turns in enumerate(canary_turns):
+            _conversation(rows, f"c{i}", f"{ready}:canary", turns)
+        for i, turns in enumerate(control_turns):
+            _conversation(rows, f"k{i}", f"{ready}:control", turns)
+        folder = tmp_path / f"record-{len(list(tmp_path.glob('record-*')))}"
+        folder.mkdir()
+        engine = _engine(folder, rows)
+        return lambda release: asyncio.to_thread(comparison.compare, engine, release)
+
+    try:
+        await canary.start(rel, ready, EDITOR)
+        # Not enough conversations yet, however bad: the page says so and the guard waits.
+        assert await canary.guard(rel, record([["fallback"]] * 10, [["kb"]] * 10)) is None
+        # Enough, worse at the page's 95 % but within 3 standard errors: an editor's call, not the guard's.
+        mild = record([["kb"]] * 60 + [["fallback"]] * 20, [["kb"]] * 72 + [["fallback"]] * 8)
+        cmp = await mild(ready)
+        assert cmp["difference"]["answered"]["significant"] and canary.regression(cmp, 3.0) is None, cmp
+        assert await canary.guard(rel, mild) is None
+        assert canary.state(rel)["running"]["release_id"] == ready
+
+        # Clearly worse: the loop every gateway runs stops it within its interval.
+        bad = record([["fallback", "kb"]] * 40, [["kb", "kb"]] * 40)
+        app = SimpleNamespace(state=SimpleNamespace(canary_comparison=bad, rasa=fleet.client,
+                                                    workbench_releases=rel))
+        loop = asyncio.create_task(guard_canary(app, world.settings.model_copy(update={"canary_guard_s": 0.05})))
+        deadline = time.monotonic() + 10
+        while await redis.get(keys.canary()) is not None:
+            assert time.monotonic() < deadline, "the guard never stopped the canary"
+            await asyncio.sleep(0.05)
+        loop.cancel()
+        await asyncio.wait([loop], timeout=5)
+        assert loop.done()
+        assert canary.state(rel)["running"] is None and canary.last(rel)["outcome"] == "auto_aborted"
+        entry = rel.history()[0]
+        assert entry["action"] == "canary_auto_aborted" and entry["actor"] == canary.GUARD
+        assert entry["detail"]["measure"] == "answered" and entry["detail"]["z"] >= 3.0
+        assert entry["detail"]["difference"] == -0.5
+        assert fleet.workers[0].model_file == fleet.workers[1].model_file == "model.tar.gz", "live release unchanged"
+    finally:
+        await redis.delete(keys.canary())
